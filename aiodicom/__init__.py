@@ -1,0 +1,1 @@
+"""aiodicom: asyncio-native DICOM networking."""

@@ -1,0 +1,99 @@
+"""One exception tree for everything aiodicom raises.
+
+Every error derives from :class:`DicomError`. Errors raised by the sans-IO core carry what the
+network layer needs to act on them (for a protocol error: which A-ABORT to send).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class AbortSource(IntEnum):
+    """A-ABORT source field (PS3.8 Table 9-26)."""
+
+    SERVICE_USER = 0
+    RESERVED = 1
+    SERVICE_PROVIDER = 2
+
+
+class AbortReason(IntEnum):
+    """A-ABORT reason/diag field when the source is the service provider (PS3.8 Table 9-26)."""
+
+    NOT_SPECIFIED = 0
+    UNRECOGNIZED_PDU = 1
+    UNEXPECTED_PDU = 2
+    RESERVED = 3
+    UNRECOGNIZED_PDU_PARAMETER = 4
+    UNEXPECTED_PDU_PARAMETER = 5
+    INVALID_PDU_PARAMETER_VALUE = 6
+
+
+class DicomError(Exception):
+    """Base class of every error raised by aiodicom."""
+
+
+class ProtocolError(DicomError):
+    """The peer (or, with ``local=True``, this side) broke the DICOM upper layer protocol.
+
+    ``reason`` is the A-ABORT reason to send to the peer (PS3.8 Table 9-26).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: AbortReason = AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        *,
+        local: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.local = local
+
+
+class UsageError(DicomError):
+    """The application asked for something the current association state does not allow.
+
+    Nothing was sent on the wire.
+    """
+
+
+class AssociationRejected(DicomError):
+    """The peer rejected the association (A-ASSOCIATE-RJ): ``result``, ``source`` and ``reason``."""
+
+    def __init__(self, result: int, source: int, reason: int, message: str | None = None) -> None:
+        from aiodicom.ul.items import describe_rejection
+
+        self.result = result
+        self.source = source
+        self.reason = reason
+        super().__init__(message or describe_rejection(result, source, reason))
+
+
+class AssociationAborted(DicomError):
+    """The association was aborted (A-ABORT or A-P-ABORT); ``source`` and ``reason`` when known."""
+
+    def __init__(self, message: str, source: int | None = None, reason: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
+class PeerUnreachable(DicomError, ConnectionError):
+    """No transport connection to the peer could be made (refused, unreachable, timed out)."""
+
+
+class DimseError(DicomError):
+    """A DIMSE operation failed: ``status`` is the response status (or None without a response)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StorageError(DicomError):
+    """A storage backend could not store, read or remove an instance."""
+
+
+class NoAcceptableContext(DicomError):
+    """No accepted presentation context fits the abstract/transfer syntax asked for."""
