@@ -97,3 +97,7 @@ class StorageError(DicomError):
 
 class NoAcceptableContext(DicomError):
     """No accepted presentation context fits the abstract/transfer syntax asked for."""
+
+
+class ListenError(DicomError, OSError):
+    """A server could not listen on its address (port in use, privileged port, unknown host)."""

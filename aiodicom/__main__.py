@@ -1,0 +1,5 @@
+"""``python -m aiodicom``: the same as the ``aiodicom`` command."""
+
+from aiodicom.cli import main
+
+main()

@@ -1,0 +1,190 @@
+"""The ``aiodicom`` command: one verb per service, the same option names for the same things.
+
+Every verb exits 0 on success and otherwise prints one line saying why on stderr and exits non-zero:
+1 for a DICOM failure (rejected, aborted, failure status), 2 for bad usage, 3 when the peer is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from aiodicom import __version__
+from aiodicom.errors import DicomError, PeerUnreachable
+
+app = typer.Typer(
+    name="aiodicom",
+    help="asyncio DICOM networking: echo, receive and send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_T = TypeVar("_T")
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log the protocol: contexts, PDUs, statuses.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+CallingAe = Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")]
+CalledAe = Annotated[
+    str | None, typer.Option("--called-ae", "-aec", help="The peer's AE title (default: the AE in ADDR, else ANY-SCP).")
+]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"aiodicom: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _run(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine (on uvloop when installed), mapping errors to one line and an exit status."""
+    try:
+        import uvloop
+
+        runner: Callable[[Any], Any] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(coro_fn())  # type: ignore[no-any-return]
+    except PeerUnreachable as exc:
+        raise _fail(str(exc), 3) from None
+    except DicomError as exc:
+        raise _fail(str(exc), 1) from None
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiodicom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """asyncio DICOM networking: echo, receive and send."""
+
+
+@app.command()
+def echo(
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send on one association.")] = 1,
+    calling_ae: CallingAe = "ECHO-SCU",
+    called_ae: CalledAe = None,
+    timeout: Timeout = 30.0,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Verify a peer with C-ECHO (N echoes on one association)."""
+    from aiodicom.scu import EchoScu
+
+    _setup_logging(verbose)
+    try:
+        scu = EchoScu(
+            addr,
+            calling_ae_title=calling_ae,
+            called_ae_title=called_ae,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=timeout,
+            verbose=verbose,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    result = _run(lambda: scu.echo(count))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "peer": str(scu.address),
+                    "called_ae_title": scu.called_ae_title,
+                    "count": result.count,
+                    "status": result.status,
+                    "duration_seconds": round(result.duration_seconds, 6),
+                }
+            )
+        )
+    else:
+        typer.echo(
+            f"C-ECHO to {scu.called_ae_title}@{scu.address.host}:{scu.address.port}: "
+            f"{result.count} x Success in {result.duration_seconds * 1000:.1f} ms"
+        )
+
+
+@app.command()
+def echoscp(
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")],
+    host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
+    ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "ECHO-SCP",
+    require_called_ae: Annotated[
+        bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Answer C-ECHO until interrupted."""
+    from aiodicom.scp import EchoScp
+
+    _setup_logging(verbose)
+    try:
+        scp = EchoScp(port, host, ae_title, require_called_ae_title=require_called_ae, verbose=verbose)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+    async def serve() -> None:
+        await scp.start()
+        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}", err=True)
+        await scp.serve_forever()
+
+    _run(serve)
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send.")] = 100,
+) -> None:
+    """Start a Verification SCP on a free loopback port and echo it: the quickest check that all works."""
+    from aiodicom.scp import EchoScp
+    from aiodicom.scu import EchoScu
+
+    _setup_logging(False)
+
+    async def run() -> None:
+        async with EchoScp(0, "127.0.0.1", "DEMO-SCP") as scp:
+            typer.echo(f"EchoScp listening on 127.0.0.1:{scp.port} as DEMO-SCP")
+            result = await EchoScu(f"DEMO-SCP@127.0.0.1:{scp.port}").echo(count)
+            typer.echo(
+                f"{result.count} C-ECHOs on one association: all Success, {result.duration_seconds * 1000:.1f} ms "
+                f"({result.echoes_per_second:,.0f}/s)"
+            )
+            typer.echo(f"next: aiodicom echoscp --port 11112   and   aiodicom echo ECHO-SCP@127.0.0.1:11112")
+
+    _run(run)
+
+
+def main() -> None:
+    """Entry point of the ``aiodicom`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,541 @@
+"""An established association, for either role: send and receive DIMSE messages, release, abort.
+
+Received PDVs are reassembled synchronously, in the transport's callback: commands are decoded, data set bytes
+go straight into a :class:`~aiodicom.storage.base.DatasetSink` opened for the message, and complete messages
+are queued for the service coroutine. Reading pauses while the queue is full or a sink asks to wait, so a slow
+consumer costs no memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from aiodicom.dimse import (
+    DEFAULT_MAX_SEND_PDU,
+    Command,
+    CommandField,
+    CommandReceived,
+    MessageAssembler,
+    encode_command,
+    fragment,
+    max_pdv_value,
+)
+from aiodicom.errors import (
+    AbortReason,
+    AbortSource,
+    AssociationAborted,
+    AssociationRejected,
+    DimseError,
+    NoAcceptableContext,
+    ProtocolError,
+    UsageError,
+)
+from aiodicom.net.transport import DicomProtocol
+from aiodicom.storage.base import DatasetSink, MemorySink
+from aiodicom.ul.connection import (
+    AssociationRequestRefused,
+    Connection,
+    ConnectionEvent,
+    ProviderAbort,
+    ReleaseComplete,
+)
+from aiodicom.ul.fsm import State
+from aiodicom.ul.negotiation import (
+    VERIFICATION_SOP_CLASS,
+    AcceptedContext,
+    accepted_contexts,
+    negotiated_max_pdu,
+)
+from aiodicom.ul.pdu import (
+    AAbort,
+    AAssociateAC,
+    AAssociateRJ,
+    AAssociateRQ,
+    AReleaseRP,
+    AReleaseRQ,
+    PDataTF,
+    pdata_header,
+)
+
+log = logging.getLogger("aiodicom.association")
+
+#: Complete messages queued before reading from the peer pauses.
+_QUEUE_HIGH_WATER = 4
+#: Bytes written between two waits for the transport to drain.
+_DRAIN_EVERY = 1 << 20
+
+SinkFactory = Callable[[int, Command], DatasetSink]
+Dataset = bytes | bytearray | memoryview | BinaryIO
+
+
+@dataclass(slots=True)
+class DimseMessage:
+    """A complete DIMSE message: its command and, when one followed, the sink that holds its data set.
+
+    ``error`` is set when the sink failed while the data set arrived (the rest of it was discarded).
+    """
+
+    context_id: int
+    command: Command
+    dataset: DatasetSink | None = None
+    error: Exception | None = None
+
+    @property
+    def data(self) -> bytes:
+        """The data set bytes of a message received into memory (the default sink)."""
+        if isinstance(self.dataset, MemorySink):
+            return self.dataset.data
+        raise UsageError("this message's data set was not received into memory")
+
+
+class _Discard:
+    """Swallows the rest of a data set after its sink failed."""
+
+    def write(self, data: memoryview) -> None:
+        pass
+
+    async def abort(self) -> None:
+        pass
+
+
+class Association:
+    """One association, requestor or acceptor. Made by :func:`aiodicom.connect` or by a server."""
+
+    def __init__(self, conn: Connection, *, max_send_pdu_length: int | None = None) -> None:
+        self.conn = conn
+        self.protocol: DicomProtocol | None = None
+        self.max_send_pdu_length = max_send_pdu_length
+        self.accepted: dict[int, AcceptedContext] = {}
+        self.peer_max_pdu_length = 0
+        self.sink_factory: SinkFactory = lambda context_id, command: MemorySink()
+        self._loop = asyncio.get_running_loop()
+        self._established: asyncio.Future[AAssociateAC] = self._loop.create_future()
+        self._requested: asyncio.Future[AAssociateRQ] = self._loop.create_future()
+        self._released: asyncio.Future[None] = self._loop.create_future()
+        self._error: Exception | None = None
+        self._assembler = MessageAssembler()
+        self._backlog: deque[tuple[int, bool, bool, memoryview | bytes]] = deque()
+        self._sink: DatasetSink | None = None
+        self._sink_command: tuple[int, Command] | None = None
+        self._sink_error: Exception | None = None
+        self._sink_wait = False
+        self._messages: deque[DimseMessage | None] = deque()
+        self._message_waiter: asyncio.Future[None] | None = None
+        self._queue_paused = False
+        self._send_lock = asyncio.Lock()
+        self._message_id = 0
+        self._max_value = DEFAULT_MAX_SEND_PDU - 6
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.busy = False  # a service is handling a message (a graceful stop waits for it)
+        self.stopping = False
+        for future in (self._established, self._requested, self._released):
+            future.add_done_callback(_consume_exception)
+
+    def attach(self, protocol: DicomProtocol) -> None:
+        self.protocol = protocol
+        protocol.listener = self._on_events
+        protocol.closed.add_done_callback(lambda _: self._on_closed())
+
+    # ---------------------------------------------------------------------------------- identity
+
+    @property
+    def request(self) -> AAssociateRQ:
+        assert self.conn.request is not None
+        return self.conn.request
+
+    @property
+    def calling_ae_title(self) -> str:
+        return self.request.calling_ae_title
+
+    @property
+    def called_ae_title(self) -> str:
+        return self.request.called_ae_title
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self.protocol.peer if self.protocol is not None else ("", 0)
+
+    @property
+    def is_open(self) -> bool:
+        return self._error is None and self.conn.established
+
+    def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> AcceptedContext:
+        """The first accepted context for ``abstract_syntax`` (and ``transfer_syntax`` when given)."""
+        for ctx in self.accepted.values():
+            if ctx.abstract_syntax == abstract_syntax and transfer_syntax in (None, ctx.transfer_syntax):
+                return ctx
+        wanted = abstract_syntax + (f" with transfer syntax {transfer_syntax}" if transfer_syntax else "")
+        raise NoAcceptableContext(f"the peer accepted no presentation context for {wanted}")
+
+    def next_message_id(self) -> int:
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    # ------------------------------------------------------------------------------ establishment
+
+    async def wait_established(self) -> AAssociateAC:
+        return await self._established
+
+    async def wait_request(self) -> AAssociateRQ:
+        return await self._requested
+
+    def accept(self, ac: AAssociateAC, accepted: dict[int, AcceptedContext]) -> None:
+        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`."""
+        self.accepted = accepted
+        self._set_peer_max(negotiated_max_pdu(self.request.user_information))
+        self._send_pdu(ac)
+
+    def reject(self, rj: AAssociateRJ) -> None:
+        """Acceptor: send an A-ASSOCIATE-RJ; the peer closes the connection (or ARTIM does)."""
+        self._send_pdu(rj)
+        self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
+
+    def _set_peer_max(self, peer_max: int) -> None:
+        self.peer_max_pdu_length = peer_max
+        self._max_value = max_pdv_value(peer_max, self.max_send_pdu_length)
+
+    def _send_pdu(self, pdu: AAssociateAC | AAssociateRJ | AReleaseRQ | AReleaseRP | AAbort) -> None:
+        assert self.protocol is not None
+        self.protocol.send(self.conn.send(pdu, self._loop.time()))
+
+    # --------------------------------------------------------------------------------- receiving
+
+    def _on_events(self, events: list[ConnectionEvent]) -> None:
+        for event in events:
+            if isinstance(event, PDataTF):
+                self._backlog.extend((p.context_id, p.is_command, p.is_last, p.data) for p in event.pdvs)
+                self._process_backlog()
+            elif isinstance(event, AAssociateAC):
+                self.accepted = accepted_contexts(self.request, event)
+                self._set_peer_max(negotiated_max_pdu(event.user_information))
+                _resolve(self._established, event)
+            elif isinstance(event, AAssociateRJ):
+                self._fail(AssociationRejected(event.result, event.source, event.reason))
+            elif isinstance(event, AAssociateRQ):
+                _resolve(self._requested, event)
+            elif isinstance(event, AssociationRequestRefused):
+                rj = event.rejection
+                self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
+            elif isinstance(event, AReleaseRQ):
+                self._queue(None)
+            elif isinstance(event, ReleaseComplete):
+                _resolve(self._released, None)
+                self._fail(AssociationAborted("the association was released"), released=True)
+            elif isinstance(event, AAbort):
+                who = "the peer" if event.source == AbortSource.SERVICE_USER else "the peer's upper layer"
+                self._fail(AssociationAborted(f"aborted by {who} (reason {event.reason})", event.source, event.reason))
+            elif isinstance(event, ProviderAbort):
+                self._fail(AssociationAborted(event.message, AbortSource.SERVICE_PROVIDER, event.reason))
+
+    def _process_backlog(self) -> None:
+        while self._backlog and not self._sink_wait:
+            context_id, is_command, is_last, data = self._backlog.popleft()
+            try:
+                if context_id not in self.accepted:
+                    raise ProtocolError(
+                        f"PDV for presentation context {context_id}, which was not accepted",
+                        AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                    )
+                for item in self._assembler.feed(context_id, is_command, is_last, data):
+                    if isinstance(item, CommandReceived):
+                        self._on_command(item.context_id, item.command)
+                    else:
+                        self._on_chunk(item.data, item.is_last)
+            except ProtocolError as exc:
+                self._backlog.clear()
+                self._protocol_fault(exc)
+                return
+
+    def _on_command(self, context_id: int, command: Command) -> None:
+        if not command.has_dataset:
+            self._queue(DimseMessage(context_id, command))
+            return
+        self._sink_command = (context_id, command)
+        self._sink_error = None
+        try:
+            self._sink = self.sink_factory(context_id, command)
+        except Exception as exc:  # the service could not open storage: answer it, discard the bytes
+            self._sink_error = exc
+            self._sink = _Discard()
+
+    def _on_chunk(self, data: memoryview | bytes, is_last: bool) -> None:
+        assert self._sink is not None and self._sink_command is not None
+        try:
+            pending = self._sink.write(data if isinstance(data, memoryview) else memoryview(data))
+        except Exception as exc:
+            self._sink_failed(exc)
+            pending = None
+        if is_last:
+            context_id, command = self._sink_command
+            sink = None if isinstance(self._sink, _Discard) else self._sink
+            message = DimseMessage(context_id, command, sink, self._sink_error)
+            self._sink = self._sink_command = None
+            if pending is not None:  # the last write must finish before the message is handed over
+                self._wait_for_sink(pending, then=message)
+            else:
+                self._queue(message)
+        elif pending is not None:
+            self._wait_for_sink(pending)
+
+    def _sink_failed(self, exc: Exception) -> None:
+        log.warning("data set storage failed: %s", exc)
+        if self._sink is not None and not isinstance(self._sink, _Discard):
+            self._spawn(self._sink.abort())
+        self._sink_error = exc
+        self._sink = _Discard()
+
+    def _wait_for_sink(self, pending: Awaitable[None], then: DimseMessage | None = None) -> None:
+        # Stop reading (and parsing the PDVs already received) until the sink has taken the bytes.
+        self._sink_wait = True
+        self._pause()
+
+        async def wait() -> None:
+            try:
+                await pending
+            except Exception as exc:
+                if then is not None:
+                    then.error = exc
+                else:
+                    self._sink_failed(exc)
+            finally:
+                self._sink_wait = False
+                self._resume()
+            if then is not None:
+                self._queue(then)
+            self._process_backlog()
+
+        self._spawn(wait())
+
+    def _queue(self, message: DimseMessage | None) -> None:
+        self._messages.append(message)
+        if self._message_waiter is not None and not self._message_waiter.done():
+            self._message_waiter.set_result(None)
+        if len(self._messages) >= _QUEUE_HIGH_WATER and not self._queue_paused:
+            self._queue_paused = True
+            self._pause()
+
+    def _pause(self) -> None:
+        if self.protocol is not None:
+            self.protocol.pause_reading()
+
+    def _resume(self) -> None:
+        if self.protocol is not None:
+            self.protocol.resume_reading()
+
+    async def receive(self, timeout: float | None = None) -> DimseMessage | None:
+        """The next complete DIMSE message; None when the peer asked to release the association.
+
+        Raises :class:`AssociationAborted` once the association is over, TimeoutError after ``timeout``.
+        """
+        while not self._messages:
+            if self._error is not None:
+                raise self._error
+            self._message_waiter = self._loop.create_future()
+            async with asyncio.timeout(timeout):
+                await self._message_waiter
+        message = self._messages.popleft()
+        if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
+            self._queue_paused = False
+            self._resume()
+        return message
+
+    async def receive_response(
+        self, message_id: int, command_field: CommandField, timeout: float | None = None
+    ) -> DimseMessage:
+        """The response to our request ``message_id``; anything else aborts the association."""
+        message = await self.receive(timeout)
+        if message is None:
+            self.abort()
+            raise DimseError(f"the peer asked to release the association while {command_field.name} was awaited")
+        command = message.command
+        if command.command_field != command_field or command.message_id_being_responded_to != message_id:
+            self.abort()
+            raise DimseError(
+                f"expected {command_field.name} to message {message_id}, received {command.name} "
+                f"to message {command.message_id_being_responded_to}"
+            )
+        return message
+
+    # ----------------------------------------------------------------------------------- sending
+
+    async def send(self, context_id: int, command: Command, dataset: Dataset | None = None) -> None:
+        """Send a DIMSE message: the command, then the data set fragmented to the peer's maximum PDU.
+
+        A data set is bytes (sent as memoryview slices) or a binary file read one PDV at a time.
+        """
+        if context_id not in self.accepted:
+            raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
+        async with self._send_lock:
+            self._write(fragment(context_id, True, encode_command(command), self._max_value))
+            if dataset is None:
+                return
+            if isinstance(dataset, bytes | bytearray | memoryview):
+                await self._send_bytes(context_id, memoryview(dataset))
+            else:
+                await self._send_file(context_id, dataset)
+
+    async def _send_bytes(self, context_id: int, data: memoryview) -> None:
+        step = max(self._max_value, _DRAIN_EVERY // self._max_value * self._max_value)
+        for offset in range(0, max(len(data), 1), step):
+            block = data[offset : offset + step]
+            buffers = fragment(context_id, False, block, self._max_value)
+            if offset + step < len(data):  # only the last block's last PDV is flagged last
+                buffers[-2] = _not_last(buffers[-2])
+            self._write(buffers)
+            await self._drain()
+
+    async def _send_file(self, context_id: int, source: BinaryIO) -> None:
+        size = self._max_value
+        chunk = source.read(size)
+        written = 0
+        while True:
+            following = source.read(size) if len(chunk) == size else b""
+            is_last = not following
+            self._write(fragment(context_id, False, chunk, size) if is_last else _pdv(context_id, chunk))
+            written += len(chunk)
+            if written >= _DRAIN_EVERY:
+                written = 0
+                await self._drain()
+            if is_last:
+                break
+            chunk = following
+        await self._drain()
+
+    def _write(self, buffers: list[bytes | memoryview]) -> None:
+        if self._error is not None:
+            raise self._error
+        self.conn.check_send_data()
+        assert self.protocol is not None
+        self.protocol.write(buffers)
+
+    async def _drain(self) -> None:
+        assert self.protocol is not None
+        try:
+            await self.protocol.drain()
+        except ConnectionError as exc:
+            raise self._error or AssociationAborted("the connection closed while sending") from exc
+
+    # ----------------------------------------------------------------------------------- services
+
+    async def c_echo(self, timeout: float | None = None) -> int:
+        """Send a C-ECHO-RQ on the Verification context; returns the response status."""
+        ctx = self.context_for(VERIFICATION_SOP_CLASS)
+        message_id = self.next_message_id()
+        await self.send(ctx.context_id, Command.c_echo_rq(message_id))
+        response = await self.receive_response(message_id, CommandField.C_ECHO_RSP, timeout)
+        return response.command.status or 0
+
+    # ------------------------------------------------------------------------------ release/abort
+
+    async def release(self, timeout: float = 30.0) -> None:
+        """Release the association (A-RELEASE); aborts it if the peer does not answer in ``timeout``."""
+        if self._error is not None or not self.conn.established:
+            self.close()
+            return
+        if self.conn.state is State.STA8:  # the peer asked first: answer it
+            self.answer_release()
+            await self.wait_closed(timeout)
+            return
+        self._send_pdu(AReleaseRQ())
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._released)
+        except TimeoutError:
+            log.warning("no A-RELEASE-RP from %s:%s in %.0f s: aborting", *self.peer, timeout)
+            self.abort()
+        except AssociationAborted:
+            pass
+        await self.wait_closed(timeout)
+
+    def answer_release(self) -> None:
+        """Answer the peer's A-RELEASE-RQ (after :meth:`receive` returned None)."""
+        if self.conn.state is State.STA8:
+            self._send_pdu(AReleaseRP())
+        self._fail(AssociationAborted("the association was released"), released=True)
+
+    def abort(self) -> None:
+        """Abort the association (A-ABORT, service-user) and close the connection."""
+        if self.protocol is None:
+            return
+        if self.conn.state not in (State.STA1, State.STA2, State.STA4, State.STA13):
+            self._send_pdu(AAbort(AbortSource.SERVICE_USER, 0))
+        self.protocol.close()
+        self._fail(AssociationAborted("aborted locally", AbortSource.SERVICE_USER, 0))
+
+    def stop_when_idle(self) -> None:
+        """Abort once the message being handled is answered (at once when idle): a server's graceful stop."""
+        self.stopping = True
+        if not self.busy:
+            self.abort()
+
+    def close(self) -> None:
+        if self.protocol is not None:
+            self.protocol.close()
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait for the connection to close and for sinks being aborted to finish."""
+        if self.protocol is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self.protocol.closed)
+            except TimeoutError:
+                self.protocol.abort_transport()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------------------------- ending
+
+    def _protocol_fault(self, exc: ProtocolError) -> None:
+        log.warning("aborting the association with %s:%s: %s", *self.peer, exc)
+        assert self.protocol is not None
+        events = self.conn.abort(exc.reason, str(exc), self._loop.time())
+        self.protocol.send([])
+        self._on_events(events)
+
+    def _on_closed(self) -> None:
+        self._fail(AssociationAborted("the connection closed"))
+
+    def _fail(self, exc: Exception, *, released: bool = False) -> None:
+        """The association is over: wake every waiter with ``exc`` and drop any half-received data set."""
+        if self._error is not None:
+            return
+        self._error = exc
+        if not released:
+            for future in (self._established, self._requested, self._released):
+                if not future.done():
+                    future.set_exception(exc)
+        if self._sink is not None:
+            self._spawn(self._sink.abort())
+            self._sink = None
+        if self._message_waiter is not None and not self._message_waiter.done():
+            self._message_waiter.set_result(None)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _resolve(future: asyncio.Future[object] | asyncio.Future[None] | asyncio.Future[AAssociateAC], value: object) -> None:
+    if not future.done():
+        future.set_result(value)  # type: ignore[arg-type]
+
+
+def _consume_exception(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()  # nobody may be waiting: do not log "exception never retrieved"
+
+
+def _pdv(context_id: int, chunk: bytes) -> list[bytes | memoryview]:
+    return [pdata_header(context_id, False, False, len(chunk)), chunk]
+
+
+def _not_last(header: bytes | memoryview) -> bytes:
+    raw = bytearray(header)
+    raw[11] &= ~2  # clear the "last fragment" bit of the message control header
+    return bytes(raw)

@@ -1,0 +1,162 @@
+"""``aiodicom.connect``: open an association as the requestor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from aiodicom.errors import NoAcceptableContext, PeerUnreachable
+from aiodicom.net.address import Address, parse_address, validate_ae_title
+from aiodicom.net.association import Association
+from aiodicom.net.transport import DicomProtocol
+from aiodicom.ul.connection import Connection
+from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
+from aiodicom.ul.negotiation import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    VERIFICATION_SOP_CLASS,
+    propose_contexts,
+    user_information,
+)
+from aiodicom.ul.pdu import AAssociateRQ
+
+log = logging.getLogger("aiodicom.association")
+
+DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
+
+#: A context to propose: an abstract syntax alone (with the uncompressed defaults), a pair
+#: ``(abstract syntax, transfer syntaxes)``, or a ready :class:`PresentationContextRQ`.
+ContextSpec = str | tuple[str, Sequence[str]] | PresentationContextRQ
+
+
+def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[PresentationContextRQ, ...]:
+    """Turn context specifications into numbered proposals (Verification when none are given)."""
+    if contexts is None:
+        contexts = [VERIFICATION_SOP_CLASS]
+    pairs: list[tuple[str, Sequence[str]]] = []
+    ready: list[PresentationContextRQ] = []
+    for spec in contexts:
+        if isinstance(spec, PresentationContextRQ):
+            ready.append(spec)
+        elif isinstance(spec, str):
+            pairs.append((spec, DEFAULT_TRANSFER_SYNTAXES))
+        else:
+            pairs.append((spec[0], tuple(spec[1])))
+    if ready and pairs:
+        raise ValueError("give either PresentationContextRQ objects or syntaxes, not both")
+    return tuple(ready) if ready else propose_contexts(pairs)
+
+
+async def open_association(
+    addr: str | Address | tuple[str, int],
+    *,
+    calling_ae_title: str = "AIODICOM",
+    called_ae_title: str | None = None,
+    contexts: Iterable[ContextSpec] | None = None,
+    max_pdu_length: int = 16384,
+    max_send_pdu_length: int | None = None,
+    strict: bool = False,
+    connect_timeout: float = 30.0,
+    acse_timeout: float = 30.0,
+    role_selections: Iterable[RoleSelection] = (),
+    user_identity: UserIdentityRQ | None = None,
+) -> Association:
+    """Connect and negotiate an association; the caller must release or abort it.
+
+    Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the peer
+    rejects the association, :class:`AssociationAborted` when it aborts or does not answer in ``acse_timeout``.
+    """
+    address = parse_address(addr)
+    called = validate_ae_title(called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
+    calling = validate_ae_title(calling_ae_title, "calling AE title")
+    rq = AAssociateRQ(
+        called,
+        calling,
+        build_contexts(contexts),
+        user_information(max_pdu_length, role_selections=role_selections, user_identity=user_identity),
+    )
+    loop = asyncio.get_running_loop()
+    conn = Connection("requestor", max_pdu_length=max_pdu_length, strict=strict, acse_timeout=acse_timeout)
+    conn.request(rq, loop.time())
+    assoc = Association(conn, max_send_pdu_length=max_send_pdu_length)
+
+    def factory() -> DicomProtocol:
+        protocol = DicomProtocol(conn)
+        assoc.attach(protocol)
+        return protocol
+
+    log.debug("connecting to %s as %s", address, calling)
+    try:
+        async with asyncio.timeout(connect_timeout):
+            await loop.create_connection(factory, address.host, address.port)
+    except TimeoutError as exc:
+        raise PeerUnreachable(f"{address}: no connection within {connect_timeout:g} s") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise PeerUnreachable(f"{address}: {reason.lower()}") from exc
+    try:
+        await assoc.wait_established()
+    except BaseException:
+        assoc.abort()
+        raise
+    if not assoc.accepted:
+        ac = await assoc.wait_established()
+        await assoc.release(acse_timeout)
+        reasons = sorted({PresentationContextResult.NAMES.get(pc.result, str(pc.result)) for pc in ac.presentation_contexts})
+        raise NoAcceptableContext(f"{address} accepted none of the proposed presentation contexts ({', '.join(reasons)})")
+    log.debug("association with %s established: %d contexts accepted", address, len(assoc.accepted))
+    return assoc
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    addr: str | Address | tuple[str, int],
+    *,
+    calling_ae_title: str = "AIODICOM",
+    called_ae_title: str | None = None,
+    contexts: Iterable[ContextSpec] | None = None,
+    max_pdu_length: int = 16384,
+    max_send_pdu_length: int | None = None,
+    strict: bool = False,
+    connect_timeout: float = 30.0,
+    acse_timeout: float = 30.0,
+    role_selections: Iterable[RoleSelection] = (),
+    user_identity: UserIdentityRQ | None = None,
+) -> AsyncIterator[Association]:
+    """Open an association; release it on exit, abort it on an error or a cancellation.
+
+    ``addr`` is ``host:port``, ``AE@host:port``, ``[v6]:port`` or ``AE@[v6]:port``; an AE title in it is the
+    called AE title unless ``called_ae_title`` is given. ``contexts`` defaults to Verification::
+
+        async with aiodicom.connect("PACS@127.0.0.1:11112") as assoc:
+            status = await assoc.c_echo()
+    """
+    assoc = await open_association(
+        addr,
+        calling_ae_title=calling_ae_title,
+        called_ae_title=called_ae_title,
+        contexts=contexts,
+        max_pdu_length=max_pdu_length,
+        max_send_pdu_length=max_send_pdu_length,
+        strict=strict,
+        connect_timeout=connect_timeout,
+        acse_timeout=acse_timeout,
+        role_selections=role_selections,
+        user_identity=user_identity,
+    )
+    try:
+        yield assoc
+    except BaseException:
+        assoc.abort()
+        await assoc.wait_closed(5.0)
+        raise
+    if assoc.is_open:
+        await assoc.release(acse_timeout)
+    else:
+        assoc.close()
+        await assoc.wait_closed(5.0)
+
+
+__all__ = ["build_contexts", "connect", "open_association"]

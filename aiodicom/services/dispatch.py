@@ -1,0 +1,83 @@
+"""The acceptor's message loop: receive a request, hand it to its service, repeat until release."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiodicom.dimse import Command, CommandField, Status
+from aiodicom.errors import AssociationAborted
+from aiodicom.net.association import Association, DimseMessage
+
+log = logging.getLogger("aiodicom.server")
+
+ServiceHandler = Callable[[Association, DimseMessage], Awaitable[None]]
+
+
+def failure_response(request: Command, status: int, error_comment: str | None = None) -> Command:
+    """A response to any request, with no data set: the same SOP class and instance, the given status."""
+    return Command(
+        command_field=request.command_field | 0x8000,
+        message_id_being_responded_to=request.message_id,
+        affected_sop_class_uid=request.affected_sop_class_uid,
+        affected_sop_instance_uid=request.affected_sop_instance_uid,
+        status=status,
+        error_comment=error_comment,
+    )
+
+
+async def serve_messages(
+    assoc: Association,
+    handlers: Mapping[int, ServiceHandler],
+    *,
+    idle_timeout: float | None = None,
+) -> None:
+    """Serve requests until the peer releases the association (or aborts, or stays idle too long).
+
+    A request for a service with no handler is answered 0x0211 (unrecognized operation); its data set, if
+    any, is discarded.
+    """
+    while True:
+        try:
+            message = await assoc.receive(idle_timeout)
+        except TimeoutError:
+            log.info("association with %s:%s idle for %.0f s: aborting", *assoc.peer, idle_timeout or 0)
+            assoc.abort()
+            return
+        except AssociationAborted:
+            return
+        if message is None:
+            assoc.answer_release()
+            return
+        handler = handlers.get(message.command.command_field)
+        if handler is None:
+            await _unsupported(assoc, message)
+            continue
+        assoc.busy = True
+        try:
+            await handler(assoc, message)
+        finally:
+            assoc.busy = False
+        if assoc.stopping:
+            assoc.abort()
+            return
+
+
+async def _unsupported(assoc: Association, message: DimseMessage) -> None:
+    command = message.command
+    if message.dataset is not None:
+        await message.dataset.abort()
+    if not command.is_request or command.command_field == CommandField.C_CANCEL_RQ:
+        log.debug("ignoring %s from %s:%s", command.name, *assoc.peer)
+        return
+    log.info("%s from %s:%s is not supported here", command.name, *assoc.peer)
+    await assoc.send(message.context_id, failure_response(command, Status.UNRECOGNIZED_OPERATION))
+
+
+async def handle_echo(assoc: Association, message: DimseMessage) -> None:
+    """C-ECHO SCP: every aiodicom server answers Success."""
+    assert message.command.message_id is not None
+    await assoc.send(message.context_id, Command.c_echo_rsp(message.command.message_id, 0))
+
+
+ECHO_HANDLERS: Mapping[int, ServiceHandler] = {CommandField.C_ECHO_RQ: handle_echo}

@@ -1,0 +1,463 @@
+"""One sans-IO upper-layer connection, for either role: bytes in, events out, bytes out, time passed in.
+
+The network layer feeds received bytes (``get_buffer()`` + ``buffer_updated()``, or ``receive_data()``), gets
+back events, writes whatever ``send()`` and ``data_to_send()`` return, closes the transport when
+``wants_close`` is set, and arms a timer at ``get_timer()`` that calls ``handle_timer(now)``. Every decision
+goes through :data:`aiodicom.ul.fsm.TRANSITIONS`; this module only carries out the actions.
+
+P-DATA-TF values are memoryviews into the receive buffer, valid until the next call that receives data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiodicom.errors import AbortReason, AbortSource, ProtocolError, UsageError
+from aiodicom.ul import pdu as _pdu
+from aiodicom.ul.fsm import Action, Event, State, next_state, transition
+from aiodicom.ul.pdu import (
+    PDU,
+    PDU_HEADER,
+    PDU_HEADER_LENGTH,
+    AAbort,
+    AAssociateAC,
+    AAssociateRJ,
+    AAssociateRQ,
+    AReleaseRP,
+    AReleaseRQ,
+    PDataTF,
+    decode_pdata,
+    decode_pdu,
+    encode_pdu,
+)
+
+#: Association PDUs are not bound by the advertised maximum length; they get this cap instead.
+ASSOCIATION_PDU_CAP = 1 << 20
+#: Without ``strict``, a P-DATA-TF larger than we advertised is tolerated up to this size.
+PDATA_HARD_CAP = 64 << 20
+#: Default time the requestor waits for the A-ASSOCIATE-AC/RJ, and ARTIM (PS3.8 9.1.5).
+DEFAULT_ACSE_TIMEOUT = 30.0
+DEFAULT_ARTIM_TIMEOUT = 30.0
+
+_MIN_BUFFER = 256 * 1024
+_BUFFER_BUDGET = 64 * 1024  # free space below which the buffer is compacted before the next read
+
+_PDU_EVENTS: dict[type, Event] = {
+    AAssociateAC: Event.EVT3,
+    AAssociateRJ: Event.EVT4,
+    AAssociateRQ: Event.EVT6,
+    PDataTF: Event.EVT10,
+    AReleaseRQ: Event.EVT12,
+    AReleaseRP: Event.EVT13,
+    AAbort: Event.EVT16,
+}
+_SEND_EVENTS: dict[type, Event] = {
+    AAssociateRQ: Event.EVT1,
+    AAssociateAC: Event.EVT7,
+    AAssociateRJ: Event.EVT8,
+    PDataTF: Event.EVT9,
+    AReleaseRQ: Event.EVT11,
+    AReleaseRP: Event.EVT14,
+    AAbort: Event.EVT15,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAbort:
+    """A-P-ABORT indication: the association ended without an A-ABORT from the peer's user.
+
+    ``local`` is True when this side detected the fault (and sent an A-ABORT with ``reason``); False when the
+    peer's provider aborted or the transport closed.
+    """
+
+    reason: AbortReason
+    message: str
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseComplete:
+    """The association was released (A-RELEASE confirmation, or the end of a release collision)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRequestRefused:
+    """The acceptor refused an A-ASSOCIATE-RQ by itself (AE-6): the request and the A-ASSOCIATE-RJ sent."""
+
+    request: AAssociateRQ
+    rejection: AAssociateRJ
+
+
+ConnectionEvent = PDU | ProviderAbort | ReleaseComplete | AssociationRequestRefused
+Buffers = list[bytes | bytearray | memoryview]
+
+
+class Connection:
+    """The association state machine of one transport connection (PS3.8 9.2), without I/O.
+
+    ``role`` is ``"requestor"`` or ``"acceptor"``. ``max_pdu_length`` is what this side advertises: with
+    ``strict`` a larger P-DATA-TF from the peer aborts the association; without, it is accepted up to
+    :data:`PDATA_HARD_CAP`.
+    """
+
+    def __init__(
+        self,
+        role: Literal["requestor", "acceptor"],
+        *,
+        max_pdu_length: int = 16384,
+        strict: bool = False,
+        artim_timeout: float = DEFAULT_ARTIM_TIMEOUT,
+        acse_timeout: float = DEFAULT_ACSE_TIMEOUT,
+    ) -> None:
+        if role not in ("requestor", "acceptor"):
+            raise ValueError(f"role must be 'requestor' or 'acceptor', not {role!r}")
+        self.role = role
+        self.state = State.STA1
+        self.max_pdu_length = max_pdu_length
+        self.strict = strict
+        self.artim_timeout = artim_timeout
+        self.acse_timeout = acse_timeout
+        self.wants_close = False
+        self.request: AAssociateRQ | None = None
+        self.accept: AAssociateAC | None = None
+        self._artim: float | None = None
+        self._acse_deadline: float | None = None
+        self._outgoing: Buffers = []
+        self._pending_rq: bytes | None = None
+        self._discard = False  # after a framing error the byte stream has no PDU boundaries left
+        self._buffer_size = max(_MIN_BUFFER, 2 * (max_pdu_length + PDU_HEADER_LENGTH))
+        self._buf = bytearray(self._buffer_size)
+        self._start = 0
+        self._end = 0
+
+    @property
+    def requestor(self) -> bool:
+        return self.role == "requestor"
+
+    @property
+    def established(self) -> bool:
+        """True while P-DATA may be sent (Sta6, or Sta8 after a release indication)."""
+        return self.state in (State.STA6, State.STA8)
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.STA1 and self.wants_close
+
+    # ------------------------------------------------------------------------------------- timers
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline (ARTIM, or the wait for the A-ASSOCIATE-AC), or None."""
+        deadlines = [t for t in (self._artim, self._acse_deadline) if t is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> list[ConnectionEvent]:
+        """Fire the deadlines that have passed; returns the resulting events."""
+        events: list[ConnectionEvent] = []
+        if self._acse_deadline is not None and now >= self._acse_deadline and self.state is State.STA5:
+            # No A-ASSOCIATE-AC in time: abort locally (as the user would, with Evt15 in Sta5).
+            self._acse_deadline = None
+            self._write(encode_pdu(AAbort(AbortSource.SERVICE_USER, 0)))
+            self._close()
+            events.append(ProviderAbort(AbortReason.NOT_SPECIFIED, "no answer to the A-ASSOCIATE-RQ in time", True))
+        if self._artim is not None and now >= self._artim:
+            self._artim = None
+            action = transition(self.state, Event.EVT18)
+            if action is not None:
+                events.extend(self._run(action, Event.EVT18, None, now))
+        return events
+
+    # ---------------------------------------------------------------------------------- transport
+
+    def request(self, rq: AAssociateRQ, now: float) -> None:
+        """A-ASSOCIATE request (requestor, Sta1): the RQ goes out once the transport is connected."""
+        self._step(Event.EVT1, now)
+        self.request = rq
+        self._pending_rq = encode_pdu(rq)
+
+    def connection_made(self, now: float) -> Buffers:
+        """The transport connection is open: Evt2 for the requestor, Evt5 for the acceptor."""
+        events = self._step(Event.EVT2 if self.requestor else Event.EVT5, now)
+        assert not events
+        return self.data_to_send()
+
+    def connection_lost(self, now: float) -> list[ConnectionEvent]:
+        """The transport connection closed (Evt17)."""
+        action = transition(self.state, Event.EVT17)
+        if action is None:
+            self.state = State.STA1
+            return []
+        return self._run(action, Event.EVT17, None, now)
+
+    # -------------------------------------------------------------------------------------- send
+
+    def send(self, pdu: PDU, now: float) -> Buffers:
+        """Send a PDU as the local user's primitive; returns the buffers to write.
+
+        Raises :class:`~aiodicom.errors.UsageError` (nothing sent) if the state does not allow it.
+        """
+        event = _SEND_EVENTS[type(pdu)]
+        if event is Event.EVT1:
+            raise UsageError("use request() to send an A-ASSOCIATE-RQ")
+        if event is Event.EVT15 and self.state in (State.STA1, State.STA2, State.STA13):
+            if self.state is not State.STA1:
+                self._close()  # no association to abort (yet, or any more): just close the transport
+            return []
+        self._step(event, now, pdu)
+        return self.data_to_send()
+
+    def check_send_data(self) -> None:
+        """Raise :class:`UsageError` unless P-DATA may be sent now (the fast path writes its own buffers)."""
+        if self.state is not State.STA6 and self.state is not State.STA8:
+            transition(self.state, Event.EVT9)  # raises UsageError for a blank cell
+            raise UsageError(f"P-DATA cannot be sent in {self.state.value}")
+
+    def abort(self, reason: AbortReason, message: str, now: float) -> list[ConnectionEvent]:
+        """Abort because of a fault this side found above the PDU layer (a DIMSE error): AA-8."""
+        return self._fault(ProtocolError(message, reason), now)
+
+    def data_to_send(self) -> Buffers:
+        """Buffers queued by automatic actions (A-ABORT on a fault, the RP of a release collision...)."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    # ------------------------------------------------------------------------------------ receive
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable view where the transport puts received bytes (``BufferedProtocol.get_buffer``)."""
+        if self._start == self._end:
+            self._start = self._end = 0
+            if len(self._buf) > self._buffer_size:
+                self._buf = bytearray(self._buffer_size)  # give back the room a large PDU needed
+        needed = self._needed()
+        if len(self._buf) - self._start < needed:
+            grown = bytearray(needed)  # never resize: older memoryviews may still be around
+            grown[: self._end - self._start] = self._buf[self._start : self._end]
+            self._buf, self._end, self._start = grown, self._end - self._start, 0
+        elif len(self._buf) - self._end < _BUFFER_BUDGET and self._start > 0:
+            size = self._end - self._start
+            self._buf[:size] = self._buf[self._start : self._end]
+            self._start, self._end = 0, size
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int, now: float) -> list[ConnectionEvent]:
+        """``nbytes`` were written into the view of :meth:`get_buffer`; returns the events they complete."""
+        self._end += nbytes
+        return self._parse(now)
+
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> list[ConnectionEvent]:
+        """Feed received bytes (a convenience over get_buffer/buffer_updated: copies them once)."""
+        view = memoryview(data)
+        events: list[ConnectionEvent] = []
+        while len(view):
+            target = self.get_buffer(len(view))
+            n = min(len(target), len(view))
+            target[:n] = view[:n]
+            view = view[n:]
+            events.extend(self.buffer_updated(n, now))
+        return events
+
+    def _needed(self) -> int:
+        """Room needed from ``_start`` to hold the PDU being received (its declared length is checked)."""
+        have = self._end - self._start
+        if have < PDU_HEADER_LENGTH or self._discard:
+            return PDU_HEADER_LENGTH
+        _, length = PDU_HEADER.unpack_from(self._buf, self._start)
+        return PDU_HEADER_LENGTH + length
+
+    def _parse(self, now: float) -> list[ConnectionEvent]:
+        events: list[ConnectionEvent] = []
+        buf = self._buf
+        while not self._discard and self._end - self._start >= PDU_HEADER_LENGTH:
+            pdu_type, length = PDU_HEADER.unpack_from(buf, self._start)
+            try:
+                self._check_header(pdu_type, length)
+            except ProtocolError as exc:
+                self._discard = True
+                events.extend(self._fault(exc, now))
+                break
+            end = self._start + PDU_HEADER_LENGTH + length
+            if end > self._end:
+                break
+            try:
+                if pdu_type == _pdu.P_DATA_TF:
+                    pdu: PDU = decode_pdata(memoryview(buf)[self._start + PDU_HEADER_LENGTH : end])
+                else:
+                    pdu = decode_pdu(memoryview(buf)[self._start : end])
+            except ProtocolError as exc:
+                self._start = end
+                events.extend(self._fault(exc, now))
+                continue
+            self._start = end
+            if self.state is State.STA1:
+                continue  # the connection is over; late bytes mean nothing
+            event = _PDU_EVENTS[type(pdu)]
+            action = transition(self.state, event)
+            if action is not None:
+                events.extend(self._run(action, event, pdu, now))
+        if self._discard:
+            self._start = self._end = 0
+        return events
+
+    def _check_header(self, pdu_type: int, length: int) -> None:
+        if pdu_type == _pdu.P_DATA_TF:
+            if self.strict and length > self.max_pdu_length and self.max_pdu_length:
+                raise ProtocolError(
+                    f"P-DATA-TF of {length} bytes exceeds the maximum length {self.max_pdu_length} we advertised",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+            if length > PDATA_HARD_CAP:
+                raise ProtocolError(
+                    f"P-DATA-TF of {length} bytes exceeds the {PDATA_HARD_CAP}-byte limit",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+        elif _pdu.A_ASSOCIATE_RQ <= pdu_type <= _pdu.A_ABORT:
+            if length > ASSOCIATION_PDU_CAP:
+                raise ProtocolError(
+                    f"PDU type 0x{pdu_type:02X} of {length} bytes exceeds the {ASSOCIATION_PDU_CAP}-byte limit",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+        else:
+            raise ProtocolError(f"unrecognized PDU type 0x{pdu_type:02X}", AbortReason.UNRECOGNIZED_PDU)
+
+    # ------------------------------------------------------------------------------------ actions
+
+    def _fault(self, exc: ProtocolError, now: float) -> list[ConnectionEvent]:
+        """An invalid PDU (Evt19) or a fault found above: abort as the table says for this state."""
+        action = transition(self.state, Event.EVT19)
+        if action is None:
+            return []
+        return self._run(action, Event.EVT19, exc, now)
+
+    def _step(self, event: Event, now: float, pdu: PDU | None = None) -> list[ConnectionEvent]:
+        action = transition(self.state, event)
+        if action is None:
+            return []
+        return self._run(action, event, pdu, now)
+
+    def _write(self, data: bytes) -> None:
+        self._outgoing.append(data)
+
+    def _close(self) -> None:
+        self.state = State.STA1
+        self._artim = self._acse_deadline = None
+        self.wants_close = True
+
+    def _start_artim(self, now: float) -> None:
+        self._artim = now + self.artim_timeout
+
+    def _run(self, action: Action, event: Event, arg: object, now: float) -> list[ConnectionEvent]:
+        """Carry out one action of Table 9-10 and move to its next state."""
+        events: list[ConnectionEvent] = []
+        acceptable = True
+        match action:
+            case Action.AE_1:
+                pass  # the transport connection is opened by the caller
+            case Action.AE_2:
+                assert self._pending_rq is not None
+                self._write(self._pending_rq)
+                self._pending_rq = None
+                self._acse_deadline = now + self.acse_timeout
+            case Action.AE_3:
+                assert isinstance(arg, AAssociateAC)
+                self._acse_deadline = None
+                self.accept = arg
+                events.append(arg)
+            case Action.AE_4:
+                assert isinstance(arg, AAssociateRJ)
+                events.append(arg)
+                self._close()
+            case Action.AE_5:
+                self._start_artim(now)
+            case Action.AE_6:
+                assert isinstance(arg, AAssociateRQ)
+                self._artim = None
+                self.request = arg
+                if arg.protocol_version & 1:
+                    events.append(arg)
+                else:  # the provider refuses a protocol version without bit 0 (PS3.8 9.3.2)
+                    acceptable = False
+                    rj = AAssociateRJ(1, 2, 2)
+                    self._write(encode_pdu(rj))
+                    self._start_artim(now)
+                    events.append(AssociationRequestRefused(arg, rj))
+            case Action.AE_7:
+                assert isinstance(arg, AAssociateAC)
+                self.accept = arg
+                self._write(encode_pdu(arg))
+            case Action.AE_8:
+                assert isinstance(arg, AAssociateRJ)
+                self._write(encode_pdu(arg))
+                self._start_artim(now)
+            case Action.DT_1 | Action.AR_7:
+                assert isinstance(arg, PDataTF)
+                self._write(encode_pdu(arg))
+            case Action.DT_2 | Action.AR_6:
+                assert isinstance(arg, PDataTF)
+                events.append(arg)
+            case Action.AR_1:
+                self._write(encode_pdu(AReleaseRQ()))
+            case Action.AR_2:
+                events.append(AReleaseRQ())
+            case Action.AR_3:
+                events.append(ReleaseComplete())
+                self._close()
+            case Action.AR_4:
+                self._write(encode_pdu(AReleaseRP()))
+                self._start_artim(now)
+            case Action.AR_5:
+                self._artim = None
+            case Action.AR_8:
+                # Release collision: both sides sent A-RELEASE-RQ. It runs to the end by itself:
+                # the requestor answers at once (AR-9), the acceptor answers after the peer's RP (AR-10).
+                self.state = next_state(action, requestor=self.requestor)
+                if self.requestor:
+                    return self._step(Event.EVT14, now, AReleaseRP())
+                return events
+            case Action.AR_9:
+                self._write(encode_pdu(AReleaseRP()))
+            case Action.AR_10:
+                self.state = next_state(action, requestor=self.requestor)
+                return self._step(Event.EVT14, now, AReleaseRP()) + [ReleaseComplete()]
+            case Action.AA_1:
+                if event is Event.EVT15:
+                    self._write(encode_pdu(arg if isinstance(arg, AAbort) else AAbort(AbortSource.SERVICE_USER, 0)))
+                else:  # a PDU before the A-ASSOCIATE-RQ (Sta2): the provider aborts
+                    reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
+                    self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
+                    events.append(ProviderAbort(reason, _describe_fault(arg, self.state), True))
+                self._start_artim(now)
+            case Action.AA_2:
+                self._close()
+            case Action.AA_3:
+                assert isinstance(arg, AAbort)
+                events.append(arg)
+                self._close()
+            case Action.AA_4:
+                events.append(ProviderAbort(AbortReason.NOT_SPECIFIED, "the peer closed the connection", False))
+                self._close()
+            case Action.AA_5:
+                self._close()
+            case Action.AA_6:
+                pass  # a PDU after we aborted or released: ignored
+            case Action.AA_7:
+                reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
+                self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
+            case Action.AA_8:
+                if isinstance(arg, ProtocolError):
+                    reason, message = arg.reason, str(arg)
+                else:
+                    reason = AbortReason.UNEXPECTED_PDU
+                    message = _describe_fault(arg, self.state)
+                self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
+                self._start_artim(now)
+                events.append(ProviderAbort(reason, message, True))
+        self.state = next_state(action, requestor=self.requestor, acceptable=acceptable)
+        return events
+
+
+def _describe_fault(arg: object, state: State) -> str:
+    if isinstance(arg, ProtocolError):
+        return str(arg)
+    name = _pdu.describe(arg) if isinstance(arg, tuple(_PDU_EVENTS)) else "event"  # type: ignore[arg-type]
+    return f"unexpected {name} in state {state.value} ({state.description})"

@@ -1,0 +1,196 @@
+"""Association negotiation as pure functions (PS3.8 9.3, PS3.7 Annex D.3.3).
+
+The acceptor builds its A-ASSOCIATE-AC from the request and a :class:`ContextPolicy`; the requestor reads the
+accepted contexts back from the AC. Nothing here does I/O: both sides call these and then send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiodicom.ul.items import (
+    DICOM_APPLICATION_CONTEXT,
+    AsyncOperationsWindow,
+    PresentationContextAC,
+    PresentationContextResult,
+    PresentationContextRQ,
+    RoleSelection,
+    UserInformation,
+)
+from aiodicom.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
+
+#: Our implementation class UID (PS3.7 D.3.3.2), under the UUID-derived ``2.25.`` root.
+IMPLEMENTATION_CLASS_UID = "2.25.263611565932437277038073814110543958642"
+#: Our implementation version name: at most 16 characters.
+IMPLEMENTATION_VERSION_NAME = "AIODICOM_010"
+
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+UNCOMPRESSED_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN)
+
+#: A-ASSOCIATE-RJ values (PS3.8 Table 9-21)
+REJECTED_PERMANENT = 1
+REJECTED_TRANSIENT = 2
+SOURCE_SERVICE_USER = 1
+SOURCE_ACSE = 2
+SOURCE_PRESENTATION = 3
+REASON_NO_REASON = 1
+REASON_APPLICATION_CONTEXT_NOT_SUPPORTED = 2
+REASON_CALLING_AE_NOT_RECOGNIZED = 3
+REASON_CALLED_AE_NOT_RECOGNIZED = 7
+REASON_LOCAL_LIMIT_EXCEEDED = 2  # with SOURCE_PRESENTATION
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedContext:
+    """An accepted presentation context and the roles negotiated for its SOP class.
+
+    ``scu_role`` / ``scp_role`` are the association requestor's roles: by default (no role selection) the
+    requestor is SCU only. A C-GET requestor needs ``scp_role`` to receive its C-STORE sub-operations.
+    """
+
+    context_id: int
+    abstract_syntax: str
+    transfer_syntax: str
+    scu_role: bool = True
+    scp_role: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPolicy:
+    """What an acceptor accepts: abstract syntaxes (None = any) and transfer syntaxes in our preference
+    order (None = any, taking the requestor's first proposal).
+
+    ``scp_role_classes`` are SOP classes for which the requestor may also act as SCP (None = any).
+    """
+
+    abstract_syntaxes: frozenset[str] | None = None
+    transfer_syntaxes: tuple[str, ...] | None = None
+    scp_role_classes: frozenset[str] | None = frozenset()
+
+    def choose(self, proposed: PresentationContextRQ) -> PresentationContextAC:
+        """The acceptor's answer for one proposed context (PS3.8 9.3.3.2)."""
+        cid = proposed.context_id
+        if proposed.abstract_syntax != VERIFICATION_SOP_CLASS and (
+            self.abstract_syntaxes is not None and proposed.abstract_syntax not in self.abstract_syntaxes
+        ):
+            return PresentationContextAC(cid, PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED, None)
+        if not proposed.transfer_syntaxes:
+            return PresentationContextAC(cid, PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED, None)
+        ours = self.transfer_syntaxes
+        if proposed.abstract_syntax == VERIFICATION_SOP_CLASS and ours is not None:
+            ours = ours + tuple(ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts not in ours)
+        if ours is None:
+            return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, proposed.transfer_syntaxes[0])
+        for ts in ours:
+            if ts in proposed.transfer_syntaxes:
+                return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, ts)
+        return PresentationContextAC(cid, PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED, None)
+
+
+def user_information(
+    max_pdu_length: int,
+    *,
+    role_selections: Iterable[RoleSelection] = (),
+    async_ops_window: AsyncOperationsWindow | None = None,
+    user_identity: object = None,
+) -> UserInformation:
+    """The user-information item we send: maximum length and our implementation identification always."""
+    return UserInformation.build(
+        max_length=max_pdu_length,
+        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        async_ops_window=async_ops_window,
+        role_selections=tuple(role_selections),
+        user_identity=user_identity,  # type: ignore[arg-type]
+    )
+
+
+def propose_contexts(
+    syntaxes: Iterable[tuple[str, Sequence[str]]], first_id: int = 1
+) -> tuple[PresentationContextRQ, ...]:
+    """Number ``(abstract syntax, transfer syntaxes)`` pairs as contexts 1, 3, 5... (at most 128)."""
+    contexts = tuple(
+        PresentationContextRQ(first_id + 2 * i, abstract, tuple(transfer))
+        for i, (abstract, transfer) in enumerate(syntaxes)
+    )
+    if contexts and contexts[-1].context_id > 255:
+        raise ValueError(f"{len(contexts)} presentation contexts proposed; one association holds at most 128")
+    return contexts
+
+
+def accept(
+    rq: AAssociateRQ, policy: ContextPolicy, *, max_pdu_length: int
+) -> tuple[AAssociateAC, dict[int, AcceptedContext]]:
+    """The acceptor's A-ASSOCIATE-AC for ``rq`` and the contexts it accepted, by context ID."""
+    answers = tuple(policy.choose(pc) for pc in rq.presentation_contexts)
+    proposed_roles = {r.sop_class_uid: r for r in rq.user_information.role_selections}
+    role_answers: list[RoleSelection] = []
+    for uid, role in proposed_roles.items():
+        scp_ok = policy.scp_role_classes is None or uid in policy.scp_role_classes
+        role_answers.append(RoleSelection(uid, role.scu_role, role.scp_role and scp_ok))
+    replied = {r.sop_class_uid: r for r in role_answers}
+    window = AsyncOperationsWindow(1, 1) if rq.user_information.async_ops_window is not None else None
+    ac = AAssociateAC(
+        rq.called_ae_title,
+        rq.calling_ae_title,
+        answers,
+        user_information(max_pdu_length, role_selections=role_answers, async_ops_window=window),
+    )
+    abstract = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts}
+    return ac, _accepted(answers, abstract, replied, proposed_roles)
+
+
+def accepted_contexts(rq: AAssociateRQ, ac: AAssociateAC) -> dict[int, AcceptedContext]:
+    """The requestor's view of an A-ASSOCIATE-AC: the accepted contexts with their negotiated roles.
+
+    Context results for IDs that were never proposed are ignored.
+    """
+    abstract = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts}
+    proposed_roles = {r.sop_class_uid: r for r in rq.user_information.role_selections}
+    replied = {r.sop_class_uid: r for r in ac.user_information.role_selections}
+    return _accepted(ac.presentation_contexts, abstract, replied, proposed_roles)
+
+
+def _accepted(
+    answers: Iterable[PresentationContextAC],
+    abstract: dict[int, str],
+    replied: dict[str, RoleSelection],
+    proposed: dict[str, RoleSelection],
+) -> dict[int, AcceptedContext]:
+    result: dict[int, AcceptedContext] = {}
+    for answer in answers:
+        if not answer.accepted or answer.transfer_syntax is None or answer.context_id not in abstract:
+            continue
+        uid = abstract[answer.context_id]
+        scu, scp = True, False  # default roles (PS3.7 D.3.3.4)
+        if uid in proposed and uid in replied:
+            scu = proposed[uid].scu_role and replied[uid].scu_role
+            scp = proposed[uid].scp_role and replied[uid].scp_role
+        result[answer.context_id] = AcceptedContext(answer.context_id, uid, answer.transfer_syntax, scu, scp)
+    return result
+
+
+def negotiated_max_pdu(peer_user_information: UserInformation) -> int:
+    """The peer's maximum P-DATA-TF length; 0 (or absent) means no limit."""
+    return peer_user_information.max_length or 0
+
+
+def check_request(
+    rq: AAssociateRQ,
+    *,
+    ae_title: str,
+    require_called_ae_title: bool = False,
+    allowed_calling_ae_titles: Collection[str] | None = None,
+) -> AAssociateRJ | None:
+    """The service-user checks of an A-ASSOCIATE-RQ: an A-ASSOCIATE-RJ to send, or None to go on."""
+    if rq.application_context_name != DICOM_APPLICATION_CONTEXT:
+        return AAssociateRJ(REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_APPLICATION_CONTEXT_NOT_SUPPORTED)
+    if require_called_ae_title and rq.called_ae_title != ae_title:
+        return AAssociateRJ(REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_CALLED_AE_NOT_RECOGNIZED)
+    if allowed_calling_ae_titles is not None and rq.calling_ae_title not in allowed_calling_ae_titles:
+        return AAssociateRJ(REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_CALLING_AE_NOT_RECOGNIZED)
+    return None

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on this machine. It installs the test extras and, where they are missing, the
+# real peers the interoperability tests talk to (DCMTK and Orthanc, from Debian's packages), then runs pytest.
+# Extra arguments go to pytest (e.g. `-m interop`, `-k echo`, `-x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
+
+if ! command -v storescp >/dev/null 2>&1 || ! command -v Orthanc >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq dcmtk orthanc >/dev/null
+fi
+
+exec python -m pytest "$@"
