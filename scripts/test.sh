@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
 
-if ! command -v storescp >/dev/null 2>&1 || ! command -v Orthanc >/dev/null 2>&1; then
+# dpkg, not `command -v`: pynetdicom installs programs named storescp and echoscu too.
+if ! dpkg -s dcmtk orthanc >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,69 +1,14 @@
-"""Shared fixtures: free loopback ports and real DCMTK peers (started with TCP_NODELAY=1)."""
+"""Shared fixtures: real DCMTK peers on free loopback ports."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-#: DCMTK waits on Nagle's algorithm without this: every figure and timeout would be meaningless.
-DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"peer exited with status {proc.returncode} before listening: {output}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def require_tool(name: str) -> str:
-    """The path of a peer program; the test fails (never skips) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: scripts/test.sh installs DCMTK and Orthanc", pytrace=False)
-    return path
-
-
-@dataclass
-class Peer:
-    port: int
-    out_dir: Path
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+from tests.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
 
 
 @pytest.fixture
@@ -84,11 +29,3 @@ def dcmtk_storescp(tmp_path: Path) -> Iterator[Peer]:
         yield Peer(port, out, proc)
     finally:
         stop(proc)
-
-
-def run_dcmtk(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run a DCMTK tool with TCP_NODELAY=1 and a bounded time."""
-    exe = require_tool(args[0])
-    return subprocess.run(
-        [exe, *args[1:]], env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout, check=False
-    )

@@ -1,0 +1,51 @@
+"""Sans-IO DIMSE: command sets, status codes, fragmentation into PDVs and reassembly."""
+
+from aiodicom.dimse.assemble import CommandReceived, DatasetChunk, MessageAssembler
+from aiodicom.dimse.commands import (
+    DATASET_PRESENT,
+    NO_DATASET,
+    Command,
+    CommandField,
+    InvalidCommand,
+    Priority,
+    decode_command,
+    encode_command,
+)
+from aiodicom.dimse.fragment import DEFAULT_MAX_SEND_PDU, fragment, max_pdv_value
+from aiodicom.dimse.status import (
+    SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
+    Status,
+    StatusCategory,
+    category,
+    is_failure,
+    is_pending,
+    is_success,
+    is_warning,
+    status_name,
+)
+
+__all__ = [
+    "DATASET_PRESENT",
+    "DEFAULT_MAX_SEND_PDU",
+    "NO_DATASET",
+    "SUB_OPERATIONS_COMPLETE_WITH_FAILURES",
+    "Command",
+    "CommandField",
+    "CommandReceived",
+    "DatasetChunk",
+    "InvalidCommand",
+    "MessageAssembler",
+    "Priority",
+    "Status",
+    "StatusCategory",
+    "category",
+    "decode_command",
+    "encode_command",
+    "fragment",
+    "is_failure",
+    "is_pending",
+    "is_success",
+    "is_warning",
+    "max_pdv_value",
+    "status_name",
+]

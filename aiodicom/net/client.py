@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
@@ -79,7 +80,7 @@ async def open_association(
     )
     loop = asyncio.get_running_loop()
     conn = Connection("requestor", max_pdu_length=max_pdu_length, strict=strict, acse_timeout=acse_timeout)
-    conn.request(rq, loop.time())
+    conn.associate(rq, loop.time())
     assoc = Association(conn, max_send_pdu_length=max_send_pdu_length)
 
     def factory() -> DicomProtocol:
@@ -94,8 +95,8 @@ async def open_association(
     except TimeoutError as exc:
         raise PeerUnreachable(f"{address}: no connection within {connect_timeout:g} s") from exc
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise PeerUnreachable(f"{address}: {reason.lower()}") from exc
+        reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
+        raise PeerUnreachable(f"cannot connect to {address}: {reason.lower()}") from exc
     try:
         await assoc.wait_established()
     except BaseException:

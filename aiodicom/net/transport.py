@@ -46,8 +46,7 @@ class DicomProtocol(asyncio.BufferedProtocol):
     # ---------------------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
         set_nodelay(transport)
         peer = transport.get_extra_info("peername")
         if peer:

@@ -169,7 +169,7 @@ class Connection:
 
     # ---------------------------------------------------------------------------------- transport
 
-    def request(self, rq: AAssociateRQ, now: float) -> None:
+    def associate(self, rq: AAssociateRQ, now: float) -> None:
         """A-ASSOCIATE request (requestor, Sta1): the RQ goes out once the transport is connected."""
         self._step(Event.EVT1, now)
         self.request = rq
@@ -198,7 +198,7 @@ class Connection:
         """
         event = _SEND_EVENTS[type(pdu)]
         if event is Event.EVT1:
-            raise UsageError("use request() to send an A-ASSOCIATE-RQ")
+            raise UsageError("use associate() to send an A-ASSOCIATE-RQ")
         if event is Event.EVT15 and self.state in (State.STA1, State.STA2, State.STA13):
             if self.state is not State.STA1:
                 self._close()  # no association to abort (yet, or any more): just close the transport

@@ -1,0 +1,125 @@
+"""Filesystem storage: a temporary file in ``out_dir``, renamed into place only when complete and accepted.
+
+Writes are plain blocking writes on the event loop (the page cache absorbs them quickly); ``fsync`` of the
+file and of its directory, which can take milliseconds to seconds, runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from enum import Enum
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from aiodicom.errors import StorageError
+
+log = logging.getLogger("aiodicom.storage")
+
+_WRITE_BUFFER = 1 << 20
+
+
+class Duplicates(str, Enum):
+    """What to do when an instance with the same path is stored again."""
+
+    REPLACE = "replace"  # atomically, with a warning in the log
+    KEEP = "keep"  # keep the first copy, drop the new one (answered success)
+    REJECT = "reject"  # keep the first copy, answer a failure
+
+
+class FileSink:
+    """One instance being written to a temporary file; :meth:`commit` renames it to its final path."""
+
+    def __init__(self, storage: FilesystemStorage) -> None:
+        self.storage = storage
+        fd, name = tempfile.mkstemp(dir=storage.out_dir, prefix=".incoming-", suffix=".part")
+        self.temp_path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.temp_path}: {exc.strerror or exc}") from exc
+        self.size += len(data)
+
+    async def commit(self, relative_path: str | Path) -> Path:
+        """Close, sync (when the storage says so) and rename into ``out_dir / relative_path``.
+
+        Returns the final path. Raises :class:`StorageError` (the temporary file is removed) on failure and
+        :class:`FileExistsError` when the duplicate policy is ``reject`` and the path exists.
+        """
+        target = self.storage.out_dir / relative_path
+        try:
+            self._file.flush()
+            if self.storage.fsync:
+                await anyio.to_thread.run_sync(os.fsync, self._file.fileno(), limiter=self.storage.limiter)
+            self._file.close()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                policy = self.storage.duplicates
+                if policy is not Duplicates.REPLACE:
+                    self._discard()
+                    if policy is Duplicates.REJECT:
+                        raise FileExistsError(f"{target} exists already")
+                    log.warning("%s exists already: kept the first copy", target)
+                    return target
+                log.warning("%s exists already: replaced by the new copy", target)
+            os.replace(self.temp_path, target)
+            if self.storage.fsync:
+                await anyio.to_thread.run_sync(_fsync_dir, target.parent, limiter=self.storage.limiter)
+        except OSError as exc:
+            self._discard()
+            if isinstance(exc, FileExistsError):
+                raise
+            raise StorageError(f"cannot store {target}: {exc.strerror or exc}") from exc
+        return target
+
+    async def abort(self) -> None:
+        self._discard()
+
+    def _discard(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self.temp_path.unlink(missing_ok=True)
+
+
+class FilesystemStorage:
+    """Instances under ``out_dir``; ``fsync=True`` syncs each file and its directory before commit returns."""
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        duplicates: Duplicates | str = Duplicates.REPLACE,
+        max_threads: int = 8,
+    ) -> None:
+        self.out_dir = Path(out_dir).resolve()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.duplicates = Duplicates(duplicates.lower() if isinstance(duplicates, str) else duplicates)
+        self.limiter = anyio.CapacityLimiter(max_threads)
+
+    def open(self) -> FileSink:
+        try:
+            return FileSink(self)
+        except OSError as exc:
+            raise StorageError(f"cannot create a file in {self.out_dir}: {exc.strerror or exc}") from exc
+
+    def describe(self, path: Path) -> str:
+        return str(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

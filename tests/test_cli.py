@@ -1,0 +1,70 @@
+"""The ``aiodicom`` command through its real entry point (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+from tests.peers import free_port, stop, wait_for_port
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aiodicom", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("aiodicom ")
+
+
+def test_demo_runs_and_exits_zero() -> None:
+    proc = run("demo", "--count", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert "20 C-ECHOs" in proc.stdout
+
+
+def test_echo_refused_exits_3_with_one_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run("echo", f"127.0.0.1:{port}")
+    assert proc.returncode == 3
+    assert proc.stderr.count("\n") == 1 and "refused" in proc.stderr
+
+
+def test_bad_address_exits_2() -> None:
+    proc = run("echo", "no-port-here")
+    assert proc.returncode == 2
+    assert "host:port" in proc.stderr
+
+
+def test_echo_rejected_and_json() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiodicom", "echoscp", "--port", str(port), "--host", "127.0.0.1",
+         "--ae-title", "MINE", "--require-called-ae"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, server)  # type: ignore[arg-type]
+        rejected = run("echo", f"OTHER@127.0.0.1:{port}")
+        assert rejected.returncode == 1
+        assert "rejected" in rejected.stderr and "called-AE-title-not-recognized" in rejected.stderr
+        ok = run("echo", f"MINE@127.0.0.1:{port}", "--count", "4", "--json")
+        assert ok.returncode == 0, ok.stderr
+        payload = json.loads(ok.stdout)
+        assert payload["count"] == 4 and payload["status"] == 0 and payload["called_ae_title"] == "MINE"
+    finally:
+        stop(server)  # type: ignore[arg-type]
+
+
+def test_echoscp_port_in_use_exits_non_zero() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        proc = run("echoscp", "--port", str(sock.getsockname()[1]), "--host", "127.0.0.1")
+    assert proc.returncode != 0 and "already in use" in proc.stderr
