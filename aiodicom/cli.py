@@ -32,9 +32,12 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log the protocol
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 CallingAe = Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")]
 CalledAe = Annotated[
-    str | None, typer.Option("--called-ae", "-aec", help="The peer's AE title (default: the AE in ADDR, else ANY-SCP).")
+    str | None,
+    typer.Option("--called-ae", "-aec", help="The peer's AE title (default: the AE in ADDR, else ANY-SCP)."),
 ]
-Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")]
+Timeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -88,7 +91,9 @@ def main_options(
 @app.command()
 def echo(
     addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send on one association.")] = 1,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send on one association.")
+    ] = 1,
     calling_ae: CallingAe = "ECHO-SCU",
     called_ae: CalledAe = None,
     timeout: Timeout = 30.0,
@@ -133,7 +138,9 @@ def echo(
 
 @app.command()
 def echoscp(
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")],
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")
+    ],
     host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
     ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "ECHO-SCP",
     require_called_ae: Annotated[
@@ -173,10 +180,11 @@ def demo(
             typer.echo(f"EchoScp listening on 127.0.0.1:{scp.port} as DEMO-SCP")
             result = await EchoScu(f"DEMO-SCP@127.0.0.1:{scp.port}").echo(count)
             typer.echo(
-                f"{result.count} C-ECHOs on one association: all Success, {result.duration_seconds * 1000:.1f} ms "
+                f"{result.count} C-ECHOs on one association: all Success, "
+                f"{result.duration_seconds * 1000:.1f} ms "
                 f"({result.echoes_per_second:,.0f}/s)"
             )
-            typer.echo(f"next: aiodicom echoscp --port 11112   and   aiodicom echo ECHO-SCP@127.0.0.1:11112")
+            typer.echo("next: aiodicom echoscp --port 11112   and   aiodicom echo ECHO-SCP@127.0.0.1:11112")
 
     _run(run)
 

@@ -1,7 +1,7 @@
 """Per-instance event dispatch: handlers may be plain functions or coroutine functions.
 
-Every server or client owns its own :class:`EventEmitter`, so two servers in one process never see each other's
-events. A handler that raises is logged and never breaks the association that emitted the event.
+Every server or client owns its own :class:`EventEmitter`, so two servers in one process never see each
+other's events. A handler that raises is logged and never breaks the association that emitted the event.
 """
 
 from __future__ import annotations

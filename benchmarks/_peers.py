@@ -23,7 +23,7 @@ def free_port() -> int:
 
 def tool(name: str) -> str:
     """DCMTK's program (pynetdicom installs same-named ones: take the one that says it is DCMTK)."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+    for directory in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
         path = shutil.which(name, path=directory)
         if path:
             probe = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
@@ -50,7 +50,9 @@ def dcmtk_storescp(*extra: str) -> Iterator[int]:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.Popen(
             [tool("storescp"), "--aetitle", "STORESCP", "--output-directory", out, *extra, str(port)],
-            env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_for_port(port)

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 
-import aiodicom
 from _peers import dcmtk_storescp, free_port, loops, run_on
+
+import aiodicom
 
 VERIFICATION = "1.2.840.10008.1.1"
 

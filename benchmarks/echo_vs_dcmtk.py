@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 
-import aiodicom
 from _peers import DCMTK_ENV, dcmtk_storescp, loops, run_on, tool
+
+import aiodicom
 
 
 def best(samples: list[float]) -> float:
@@ -33,7 +34,8 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(
                 [tool("echoscu"), "-aec", "STORESCP", "--repeat", str(args.count), "127.0.0.1", str(port)],
-                env=DCMTK_ENV, check=True,
+                env=DCMTK_ENV,
+                check=True,
             )
             dcmtk.append(time.perf_counter() - started)
         ours: dict[str, float] = {}
@@ -47,8 +49,17 @@ def main() -> None:
         for _ in range(args.rounds):
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "aiodicom", "echo", f"STORESCP@127.0.0.1:{port}", "--count", str(args.count)],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "aiodicom",
+                    "echo",
+                    f"STORESCP@127.0.0.1:{port}",
+                    "--count",
+                    str(args.count),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             cli.append(time.perf_counter() - started)
         ours["aiodicom echo (command, interpreter start included)"] = best(cli)

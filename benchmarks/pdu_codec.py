@@ -51,7 +51,12 @@ def main() -> None:
             their_pdata.encode,
             20000,
         ),
-        ("A-ASSOCIATE-RQ 128 contexts decode", lambda: decode_pdu(rq_bytes), lambda: A_ASSOCIATE_RQ().decode(rq_bytes), 300),
+        (
+            "A-ASSOCIATE-RQ 128 contexts decode",
+            lambda: decode_pdu(rq_bytes),
+            lambda: A_ASSOCIATE_RQ().decode(rq_bytes),
+            300,
+        ),
         ("A-ASSOCIATE-RQ 128 contexts encode", lambda: encode_pdu(rq), their_rq.encode, 300),
     ]
     print(f"PDU codec, operations per second ({len(rq_bytes)}-byte A-ASSOCIATE-RQ):")

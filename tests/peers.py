@@ -41,11 +41,13 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 def find_dcmtk(name: str) -> str | None:
     """The DCMTK program ``name`` on PATH, skipping same-named programs of other packages (pynetdicom
     installs a ``storescp`` and an ``echoscu`` of its own)."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/usr/local/bin"]:
+    for directory in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin", "/usr/local/bin"]:
         candidate = shutil.which(name, path=directory)
         if candidate is None:
             continue
-        probe = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        probe = subprocess.run(
+            [candidate, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
         if "dcmtk" in (probe.stdout + probe.stderr).lower():
             return candidate
     return None
@@ -55,7 +57,9 @@ def require_tool(name: str) -> str:
     """The path of a DCMTK program; the test fails (never skips) when it is missing."""
     path = find_dcmtk(name)
     if path is None:
-        pytest.fail(f"DCMTK's {name} is not installed: scripts/test.sh installs DCMTK and Orthanc", pytrace=False)
+        pytest.fail(
+            f"DCMTK's {name} is not installed: scripts/test.sh installs DCMTK and Orthanc", pytrace=False
+        )
     return path
 
 

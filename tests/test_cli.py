@@ -12,7 +12,11 @@ from tests.peers import free_port, stop, wait_for_port
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aiodicom", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "aiodicom", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -45,9 +49,21 @@ def test_bad_address_exits_2() -> None:
 def test_echo_rejected_and_json() -> None:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "aiodicom", "echoscp", "--port", str(port), "--host", "127.0.0.1",
-         "--ae-title", "MINE", "--require-called-ae"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "aiodicom",
+            "echoscp",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--ae-title",
+            "MINE",
+            "--require-called-ae",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, server)  # type: ignore[arg-type]

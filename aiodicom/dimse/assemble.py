@@ -59,7 +59,8 @@ class MessageAssembler:
         if self._expecting_dataset:
             if is_command:
                 raise ProtocolError(
-                    "command fragment received while a data set was expected", AbortReason.UNEXPECTED_PDU_PARAMETER
+                    "command fragment received while a data set was expected",
+                    AbortReason.UNEXPECTED_PDU_PARAMETER,
                 )
             if is_last:
                 self._expecting_dataset = False
@@ -67,7 +68,8 @@ class MessageAssembler:
             return [DatasetChunk(context_id, data, is_last)]
         if not is_command:
             raise ProtocolError(
-                "data set fragment received without a command announcing it", AbortReason.UNEXPECTED_PDU_PARAMETER
+                "data set fragment received without a command announcing it",
+                AbortReason.UNEXPECTED_PDU_PARAMETER,
             )
         self._context_id = context_id
         if len(self._command) + len(data) > self.max_command_bytes:

@@ -263,9 +263,9 @@ _FIELDS = [f.name for f in fields(Command) if f.name in _ELEMENTS]
 
 def _encode_value(vr: str, value: object) -> bytes:
     if vr == _US:
-        return _U16.pack(value)  # type: ignore[arg-type]
+        return _U16.pack(value)
     if vr == _UL:
-        return _U32.pack(value)  # type: ignore[arg-type]
+        return _U32.pack(value)
     if vr == _AT:
         return b"".join(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in value)  # type: ignore[attr-defined]
     raw = str(value).encode("ascii")
@@ -291,7 +291,9 @@ def encode_command(cmd: Command) -> bytes:
 def _decode_value(vr: str, raw: memoryview, tag: int) -> object:
     if vr == _US:
         if len(raw) != 2:
-            raise InvalidCommand(f"command element ({tag >> 16:04X},{tag & 0xFFFF:04X}) US of length {len(raw)}")
+            raise InvalidCommand(
+                f"command element ({tag >> 16:04X},{tag & 0xFFFF:04X}) US of length {len(raw)}"
+            )
         return _U16.unpack(raw)[0]
     if vr == _AT:
         if len(raw) % 4:
@@ -320,7 +322,9 @@ def decode_command(data: bytes | bytearray | memoryview) -> Command:
         if group != 0:
             raise InvalidCommand(f"element ({group:04X},{element:04X}) outside group 0000 in a command set")
         if length > end - offset:
-            raise InvalidCommand(f"command element (0000,{element:04X}) of length {length} overruns the command")
+            raise InvalidCommand(
+                f"command element (0000,{element:04X}) of length {length} overruns the command"
+            )
         raw = view[offset : offset + length]
         offset += length
         if element == 0:

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from aiodicom.dimse import (
     DEFAULT_MAX_SEND_PDU,
@@ -228,7 +228,11 @@ class Association:
                 self._fail(AssociationAborted("the association was released"), released=True)
             elif isinstance(event, AAbort):
                 who = "the peer" if event.source == AbortSource.SERVICE_USER else "the peer's upper layer"
-                self._fail(AssociationAborted(f"aborted by {who} (reason {event.reason})", event.source, event.reason))
+                self._fail(
+                    AssociationAborted(
+                        f"aborted by {who} (reason {event.reason})", event.source, event.reason
+                    )
+                )
             elif isinstance(event, ProviderAbort):
                 self._fail(AssociationAborted(event.message, AbortSource.SERVICE_PROVIDER, event.reason))
 
@@ -351,7 +355,9 @@ class Association:
         message = await self.receive(timeout)
         if message is None:
             self.abort()
-            raise DimseError(f"the peer asked to release the association while {command_field.name} was awaited")
+            raise DimseError(
+                f"the peer asked to release the association while {command_field.name} was awaited"
+            )
         command = message.command
         if command.command_field != command_field or command.message_id_being_responded_to != message_id:
             self.abort()
@@ -521,12 +527,12 @@ class Association:
         task.add_done_callback(self._tasks.discard)
 
 
-def _resolve(future: asyncio.Future[object] | asyncio.Future[None] | asyncio.Future[AAssociateAC], value: object) -> None:
+def _resolve(future: asyncio.Future[Any], value: object) -> None:
     if not future.done():
-        future.set_result(value)  # type: ignore[arg-type]
+        future.set_result(value)
 
 
-def _consume_exception(future: asyncio.Future[object]) -> None:
+def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # nobody may be waiting: do not log "exception never retrieved"
 

@@ -67,7 +67,8 @@ async def open_association(
     """Connect and negotiate an association; the caller must release or abort it.
 
     Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the peer
-    rejects the association, :class:`AssociationAborted` when it aborts or does not answer in ``acse_timeout``.
+    rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
+    ``acse_timeout``.
     """
     address = parse_address(addr)
     called = validate_ae_title(called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
@@ -105,8 +106,15 @@ async def open_association(
     if not assoc.accepted:
         ac = await assoc.wait_established()
         await assoc.release(acse_timeout)
-        reasons = sorted({PresentationContextResult.NAMES.get(pc.result, str(pc.result)) for pc in ac.presentation_contexts})
-        raise NoAcceptableContext(f"{address} accepted none of the proposed presentation contexts ({', '.join(reasons)})")
+        reasons = sorted(
+            {
+                PresentationContextResult.NAMES.get(pc.result, str(pc.result))
+                for pc in ac.presentation_contexts
+            }
+        )
+        raise NoAcceptableContext(
+            f"{address} accepted none of the proposed presentation contexts ({', '.join(reasons)})"
+        )
     log.debug("association with %s established: %d contexts accepted", address, len(assoc.accepted))
     return assoc
 

@@ -100,7 +100,8 @@ class DicomServer:
                 raise ListenError(exc.errno, f"cannot listen on {where}: the port is already in use") from exc
             if exc.errno == errno.EACCES:
                 raise ListenError(
-                    exc.errno, f"cannot listen on {where}: ports below 1024 need privileges (try a port above 1024)"
+                    exc.errno,
+                    f"cannot listen on {where}: ports below 1024 need privileges (try a port above 1024)",
                 ) from exc
             raise ListenError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
 
@@ -144,7 +145,10 @@ class DicomServer:
 
     def _new_connection(self) -> DicomProtocol:
         conn = Connection(
-            "acceptor", max_pdu_length=self.max_pdu_length, strict=self.strict, artim_timeout=self.artim_timeout
+            "acceptor",
+            max_pdu_length=self.max_pdu_length,
+            strict=self.strict,
+            artim_timeout=self.artim_timeout,
         )
         assoc = Association(conn, max_send_pdu_length=self.max_send_pdu_length)
         protocol = DicomProtocol(conn)
@@ -164,7 +168,11 @@ class DicomServer:
         host, port = assoc.peer
         self.log.info(
             "association request from %s:%s: calling AE %r, called AE %r, %d contexts",
-            host, port, rq.calling_ae_title, rq.called_ae_title, len(rq.presentation_contexts),
+            host,
+            port,
+            rq.calling_ae_title,
+            rq.called_ae_title,
+            len(rq.presentation_contexts),
         )
         rj = check_request(
             rq,
@@ -182,8 +190,12 @@ class DicomServer:
         ac, accepted = accept(rq, self.policy, max_pdu_length=self.max_pdu_length)
         for proposed, answer in zip(rq.presentation_contexts, ac.presentation_contexts, strict=True):
             self.log.debug(
-                "context %d %s: %s", proposed.context_id, proposed.abstract_syntax,
-                answer.transfer_syntax if answer.accepted else PresentationContextResult.NAMES.get(answer.result),
+                "context %d %s: %s",
+                proposed.context_id,
+                proposed.abstract_syntax,
+                answer.transfer_syntax
+                if answer.accepted
+                else PresentationContextResult.NAMES.get(answer.result),
             )
         self.associations.add(assoc)
         try:

@@ -1,4 +1,4 @@
-"""The asyncio side of one connection: a ``BufferedProtocol`` that drives :class:`aiodicom.ul.connection.Connection`.
+"""The asyncio side of one connection: a ``BufferedProtocol`` driving a sans-IO ``Connection``.
 
 Bytes are received straight into the connection's buffer (``recv_into``), events go to a listener
 synchronously, outgoing buffers go out with ``writelines``. ARTIM and the A-ASSOCIATE-AC wait are deadlines
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Sequence
+
 from aiodicom.ul.connection import Buffers, Connection, ConnectionEvent
 
 log = logging.getLogger("aiodicom.net")

@@ -6,10 +6,11 @@ file and of its directory, which can take milliseconds to seconds, runs in a wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import anyio
@@ -22,7 +23,7 @@ log = logging.getLogger("aiodicom.storage")
 _WRITE_BUFFER = 1 << 20
 
 
-class Duplicates(str, Enum):
+class Duplicates(StrEnum):
     """What to do when an instance with the same path is stored again."""
 
     REPLACE = "replace"  # atomically, with a warning in the log
@@ -83,10 +84,8 @@ class FileSink:
         self._discard()
 
     def _discard(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._file.close()
-        except OSError:
-            pass
         self.temp_path.unlink(missing_ok=True)
 
 

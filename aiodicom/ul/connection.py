@@ -159,7 +159,9 @@ class Connection:
             self._acse_deadline = None
             self._write(encode_pdu(AAbort(AbortSource.SERVICE_USER, 0)))
             self._close()
-            events.append(ProviderAbort(AbortReason.NOT_SPECIFIED, "no answer to the A-ASSOCIATE-RQ in time", True))
+            events.append(
+                ProviderAbort(AbortReason.NOT_SPECIFIED, "no answer to the A-ASSOCIATE-RQ in time", True)
+            )
         if self._artim is not None and now >= self._artim:
             self._artim = None
             action = transition(self.state, Event.EVT18)
@@ -263,7 +265,7 @@ class Connection:
         if have < PDU_HEADER_LENGTH or self._discard:
             return PDU_HEADER_LENGTH
         _, length = PDU_HEADER.unpack_from(self._buf, self._start)
-        return PDU_HEADER_LENGTH + length
+        return PDU_HEADER_LENGTH + int(length)
 
     def _parse(self, now: float) -> list[ConnectionEvent]:
         events: list[ConnectionEvent] = []
@@ -303,7 +305,7 @@ class Connection:
         if pdu_type == _pdu.P_DATA_TF:
             if self.strict and length > self.max_pdu_length and self.max_pdu_length:
                 raise ProtocolError(
-                    f"P-DATA-TF of {length} bytes exceeds the maximum length {self.max_pdu_length} we advertised",
+                    f"P-DATA-TF of {length} bytes exceeds our maximum length ({self.max_pdu_length})",
                     AbortReason.INVALID_PDU_PARAMETER_VALUE,
                 )
             if length > PDATA_HARD_CAP:
@@ -314,7 +316,7 @@ class Connection:
         elif _pdu.A_ASSOCIATE_RQ <= pdu_type <= _pdu.A_ABORT:
             if length > ASSOCIATION_PDU_CAP:
                 raise ProtocolError(
-                    f"PDU type 0x{pdu_type:02X} of {length} bytes exceeds the {ASSOCIATION_PDU_CAP}-byte limit",
+                    f"PDU type 0x{pdu_type:02X} of {length} bytes exceeds the limit ({ASSOCIATION_PDU_CAP})",
                     AbortReason.INVALID_PDU_PARAMETER_VALUE,
                 )
         else:
@@ -418,10 +420,12 @@ class Connection:
                 self._write(encode_pdu(AReleaseRP()))
             case Action.AR_10:
                 self.state = next_state(action, requestor=self.requestor)
-                return self._step(Event.EVT14, now, AReleaseRP()) + [ReleaseComplete()]
+                return [*self._step(Event.EVT14, now, AReleaseRP()), ReleaseComplete()]
             case Action.AA_1:
                 if event is Event.EVT15:
-                    self._write(encode_pdu(arg if isinstance(arg, AAbort) else AAbort(AbortSource.SERVICE_USER, 0)))
+                    self._write(
+                        encode_pdu(arg if isinstance(arg, AAbort) else AAbort(AbortSource.SERVICE_USER, 0))
+                    )
                 else:  # a PDU before the A-ASSOCIATE-RQ (Sta2): the provider aborts
                     reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
                     self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
@@ -434,7 +438,9 @@ class Connection:
                 events.append(arg)
                 self._close()
             case Action.AA_4:
-                events.append(ProviderAbort(AbortReason.NOT_SPECIFIED, "the peer closed the connection", False))
+                events.append(
+                    ProviderAbort(AbortReason.NOT_SPECIFIED, "the peer closed the connection", False)
+                )
                 self._close()
             case Action.AA_5:
                 self._close()

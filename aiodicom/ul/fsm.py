@@ -273,7 +273,9 @@ def to_mermaid() -> str:
     """The state diagram as Mermaid ``stateDiagram-v2`` text, drawn from :data:`TRANSITIONS`."""
     edges: dict[tuple[State, State], list[str]] = {}
     for (state, event), action in TRANSITIONS.items():
-        targets = {next_state(action, requestor=r, acceptable=a) for r in (True, False) for a in (True, False)}
+        targets = {
+            next_state(action, requestor=r, acceptable=a) for r in (True, False) for a in (True, False)
+        }
         for target in sorted(targets, key=lambda s: int(s.value[3:])):
             edges.setdefault((state, target), []).append(f"{event.value} / {action.value}")
     lines = ["stateDiagram-v2"]

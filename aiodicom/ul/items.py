@@ -312,7 +312,9 @@ class SOPClassExtendedNegotiation:
     application_info: bytes
 
     def encode(self, out: bytearray) -> None:
-        _item(out, SOP_CLASS_EXTENDED, _pack_u16_field(encode_uid(self.sop_class_uid)) + self.application_info)
+        _item(
+            out, SOP_CLASS_EXTENDED, _pack_u16_field(encode_uid(self.sop_class_uid)) + self.application_info
+        )
 
     @classmethod
     def decode(cls, data: memoryview) -> SOPClassExtendedNegotiation:

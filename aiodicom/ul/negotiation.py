@@ -29,7 +29,11 @@ VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-UNCOMPRESSED_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN)
+UNCOMPRESSED_TRANSFER_SYNTAXES = (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+)
 
 #: A-ASSOCIATE-RJ values (PS3.8 Table 9-21)
 REJECTED_PERMANENT = 1
@@ -84,7 +88,9 @@ class ContextPolicy:
         if proposed.abstract_syntax == VERIFICATION_SOP_CLASS and ours is not None:
             ours = ours + tuple(ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts not in ours)
         if ours is None:
-            return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, proposed.transfer_syntaxes[0])
+            return PresentationContextAC(
+                cid, PresentationContextResult.ACCEPTANCE, proposed.transfer_syntaxes[0]
+            )
         for ts in ours:
             if ts in proposed.transfer_syntaxes:
                 return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, ts)

@@ -177,7 +177,9 @@ def pdata_header(context_id: int, is_command: bool, is_last: bool, value_length:
 def _decode_associate(pdu_type: int, body: memoryview) -> AAssociateRQ | AAssociateAC:
     name = "A-ASSOCIATE-RQ" if pdu_type == A_ASSOCIATE_RQ else "A-ASSOCIATE-AC"
     if len(body) < _ASSOC_FIXED.size:
-        raise ProtocolError(f"{name} is shorter than its fixed fields", AbortReason.INVALID_PDU_PARAMETER_VALUE)
+        raise ProtocolError(
+            f"{name} is shorter than its fixed fields", AbortReason.INVALID_PDU_PARAMETER_VALUE
+        )
     version, called, calling = _ASSOC_FIXED.unpack_from(body)
     app_context: str | None = None
     user_info: UserInformation | None = None
@@ -188,7 +190,9 @@ def _decode_associate(pdu_type: int, body: memoryview) -> AAssociateRQ | AAssoci
     for item_type, value in iter_items(body[_ASSOC_FIXED.size :], name):
         if item_type == APPLICATION_CONTEXT:
             if app_context is not None:
-                raise ProtocolError(f"{name} has two application context items", AbortReason.UNEXPECTED_PDU_PARAMETER)
+                raise ProtocolError(
+                    f"{name} has two application context items", AbortReason.UNEXPECTED_PDU_PARAMETER
+                )
             app_context = decode_uid(value)
         elif item_type == wanted:
             if pdu_type == A_ASSOCIATE_RQ:
@@ -197,7 +201,9 @@ def _decode_associate(pdu_type: int, body: memoryview) -> AAssociateRQ | AAssoci
                 ac_contexts.append(PresentationContextAC.decode(value))
         elif item_type == USER_INFORMATION:
             if user_info is not None:
-                raise ProtocolError(f"{name} has two user information items", AbortReason.UNEXPECTED_PDU_PARAMETER)
+                raise ProtocolError(
+                    f"{name} has two user information items", AbortReason.UNEXPECTED_PDU_PARAMETER
+                )
             user_info = UserInformation.decode(value)
         elif item_type == unwanted:
             raise ProtocolError(
@@ -228,7 +234,8 @@ def decode_pdata(body: memoryview) -> PDataTF:
         length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
         if length < 2 or offset + 4 + length > end:
             raise ProtocolError(
-                f"PDV item length {length} does not fit its P-DATA-TF", AbortReason.INVALID_PDU_PARAMETER_VALUE
+                f"PDV item length {length} does not fit its P-DATA-TF",
+                AbortReason.INVALID_PDU_PARAMETER_VALUE,
             )
         if context_id % 2 == 0:
             raise ProtocolError(
@@ -237,7 +244,9 @@ def decode_pdata(body: memoryview) -> PDataTF:
             )
         # bits 2-7 of the message control header are reserved: not checked (PS3.8 E.2)
         pdvs.append(
-            PresentationDataValue(context_id, bool(control & 1), bool(control & 2), body[offset + 6 : offset + 4 + length])
+            PresentationDataValue(
+                context_id, bool(control & 1), bool(control & 2), body[offset + 6 : offset + 4 + length]
+            )
         )
         offset += 4 + length
     return PDataTF(tuple(pdvs))
@@ -254,7 +263,8 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     pdu_type, length = PDU_HEADER.unpack_from(view)
     if len(view) != PDU_HEADER_LENGTH + length:
         raise ProtocolError(
-            f"PDU type 0x{pdu_type:02X} declares {length} bytes but {len(view) - PDU_HEADER_LENGTH} were given",
+            f"PDU type 0x{pdu_type:02X} declares {length} bytes, "
+            f"but {len(view) - PDU_HEADER_LENGTH} were given",
             AbortReason.INVALID_PDU_PARAMETER_VALUE,
         )
     body = view[PDU_HEADER_LENGTH:]
@@ -265,7 +275,8 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     if pdu_type in (A_ASSOCIATE_RJ, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT):
         if length != 4:
             raise ProtocolError(
-                f"PDU type 0x{pdu_type:02X} has length {length}, not 4", AbortReason.INVALID_PDU_PARAMETER_VALUE
+                f"PDU type 0x{pdu_type:02X} has length {length}, not 4",
+                AbortReason.INVALID_PDU_PARAMETER_VALUE,
             )
         if pdu_type == A_ASSOCIATE_RJ:
             return AAssociateRJ(body[1], body[2], body[3])

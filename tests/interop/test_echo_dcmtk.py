@@ -45,7 +45,9 @@ async def test_our_echo_against_dcmtk_storescp(dcmtk_storescp: Peer) -> None:
 
 
 async def test_low_level_association_against_dcmtk(dcmtk_storescp: Peer) -> None:
-    async with aiodicom.connect(dcmtk_storescp.address, called_ae_title="STORESCP", max_pdu_length=65536) as assoc:
+    async with aiodicom.connect(
+        dcmtk_storescp.address, called_ae_title="STORESCP", max_pdu_length=65536
+    ) as assoc:
         assert assoc.accepted and assoc.peer_max_pdu_length > 0
         assert await assoc.c_echo() == 0
         assert await assoc.c_echo() == 0
@@ -54,7 +56,10 @@ async def test_low_level_association_against_dcmtk(dcmtk_storescp: Peer) -> None
 def test_cli_echo_against_dcmtk_storescp(dcmtk_storescp: Peer) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "aiodicom", "echo", f"STORESCP@{dcmtk_storescp.address}", "--count", "3"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "3 x Success" in proc.stdout
@@ -64,14 +69,19 @@ def test_dcmtk_echoscu_against_cli_echoscp() -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "aiodicom", "echoscp", "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, server)
         exe = require_tool("echoscu")
         proc = subprocess.run(
-            [exe, "-aec", "ECHO-SCP", "127.0.0.1", str(port)], env=DCMTK_ENV, capture_output=True, text=True,
-            timeout=60, check=False,
+            [exe, "-aec", "ECHO-SCP", "127.0.0.1", str(port)],
+            env=DCMTK_ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:

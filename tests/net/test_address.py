@@ -21,7 +21,9 @@ def test_parse_address(text: str, expected: Address) -> None:
     assert parse_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["host", "host:", ":104", "host:0", "host:70000", "@host:1", "::1:104", "[::1]104"])
+@pytest.mark.parametrize(
+    "text", ["host", "host:", ":104", "host:0", "host:70000", "@host:1", "::1:104", "[::1]104"]
+)
 def test_bad_addresses_name_the_forms(text: str) -> None:
     with pytest.raises(ValueError, match="address"):
         parse_address(text)

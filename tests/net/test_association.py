@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import aiodicom
-from aiodicom.errors import AbortReason, AssociationAborted, AssociationRejected, NoAcceptableContext, PeerUnreachable
+from aiodicom.errors import (
+    AbortReason,
+    AssociationAborted,
+    AssociationRejected,
+    NoAcceptableContext,
+    PeerUnreachable,
+)
 from aiodicom.ul.negotiation import ContextPolicy, accept
 from aiodicom.ul.pdu import AAbort, AReleaseRP, AReleaseRQ, decode_pdu, encode_pdu
 
@@ -83,11 +89,13 @@ async def test_calling_ae_title_not_allowed_is_rejected() -> None:
 
 
 async def test_association_limit_rejects_transiently() -> None:
-    async with aiodicom.EchoScp(0, "127.0.0.1", max_associations=1) as scp:
-        async with aiodicom.connect(f"127.0.0.1:{scp.port}"):
-            with pytest.raises(AssociationRejected) as info:
-                await aiodicom.EchoScu(f"127.0.0.1:{scp.port}").echo()
-            assert (info.value.result, info.value.source, info.value.reason) == (2, 3, 2)
+    async with (
+        aiodicom.EchoScp(0, "127.0.0.1", max_associations=1) as scp,
+        aiodicom.connect(f"127.0.0.1:{scp.port}"),
+    ):
+        with pytest.raises(AssociationRejected) as info:
+            await aiodicom.EchoScu(f"127.0.0.1:{scp.port}").echo()
+        assert (info.value.result, info.value.source, info.value.reason) == (2, 3, 2)
 
 
 async def test_no_acceptable_context(echo_scp: aiodicom.EchoScp) -> None:
@@ -100,7 +108,9 @@ async def test_unsupported_service_is_answered_not_dropped(echo_scp: aiodicom.Ec
     from aiodicom.dimse import Command, CommandField
 
     async with aiodicom.connect(f"ECHO-SCP@127.0.0.1:{echo_scp.port}") as assoc:
-        await assoc.send(1, Command.c_find_rq(7, "1.2.840.10008.1.1"), b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ")
+        await assoc.send(
+            1, Command.c_find_rq(7, "1.2.840.10008.1.1"), b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "
+        )
         response = await assoc.receive_response(7, CommandField.C_FIND_RSP, timeout=5)
         assert response.command.status == 0x0211
         assert await assoc.c_echo() == 0  # the association goes on

@@ -97,7 +97,9 @@ class Pair:
 def test_associate_exchange_and_release(byte_by_byte: bool) -> None:
     pair = Pair()
     pair.associate(byte_by_byte)
-    pdata = PDataTF((PresentationDataValue(1, True, True, b"\x01\x02"), PresentationDataValue(1, False, False, b"ab")))
+    pdata = PDataTF(
+        (PresentationDataValue(1, True, True, b"\x01\x02"), PresentationDataValue(1, False, False, b"ab"))
+    )
     pair.to_acceptor(joined(pair.req.send(pdata, pair.now)), byte_by_byte)
     assert pair.acc_events == [pdata]
     pair.acc_events.clear()
@@ -117,7 +119,9 @@ def test_trailing_bytes_wait_for_the_next_pdu() -> None:
     data = encode_pdu(PDataTF((PresentationDataValue(1, True, True, b"xy"),)))
     events = pair.acc.receive_data(data + data[:7], pair.now)
     assert len(events) == 1
-    assert pair.acc.receive_data(data[7:], pair.now) == [PDataTF((PresentationDataValue(1, True, True, b"xy"),))]
+    assert pair.acc.receive_data(data[7:], pair.now) == [
+        PDataTF((PresentationDataValue(1, True, True, b"xy"),))
+    ]
 
 
 def test_release_collision_runs_to_the_end_on_both_roles() -> None:
@@ -308,7 +312,9 @@ _PDUS = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(
     role=st.sampled_from(["requestor", "acceptor"]),
-    steps=st.lists(st.one_of(_PDUS.map(encode_pdu), st.binary(min_size=6, max_size=40), st.just(b"timer")), max_size=12),
+    steps=st.lists(
+        st.one_of(_PDUS.map(encode_pdu), st.binary(min_size=6, max_size=40), st.just(b"timer")), max_size=12
+    ),
 )
 def test_any_sequence_of_input_leaves_a_valid_state(role: str, steps: list[bytes]) -> None:
     conn = Connection(role)  # type: ignore[arg-type]
