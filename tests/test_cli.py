@@ -84,3 +84,12 @@ def test_echoscp_port_in_use_exits_non_zero() -> None:
         sock.listen()
         proc = run("echoscp", "--port", str(sock.getsockname()[1]), "--host", "127.0.0.1")
     assert proc.returncode != 0 and "already in use" in proc.stderr
+
+
+def test_echo_timeout_exits_non_zero_with_one_line() -> None:
+    with socket.socket() as sock:  # accepts connections (backlog) and never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        proc = run("echo", f"127.0.0.1:{sock.getsockname()[1]}", "--timeout", "0.5")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no answer" in proc.stderr

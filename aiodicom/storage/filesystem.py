@@ -40,6 +40,16 @@ class FileSink:
         self.temp_path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
         self.size = 0
+        self.meta_length = 0  # bytes of file meta written first, when the owner writes one
+
+    def flush(self) -> None:
+        """Make everything written so far visible to readers of :attr:`temp_path`."""
+        self._file.flush()
+
+    def reopen(self) -> None:
+        """Follow a new file that replaced :attr:`temp_path` (after a rewrite), appending to it."""
+        self._file.close()
+        self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         try:

@@ -216,3 +216,13 @@ async def test_graceful_stop_aborts_idle_associations() -> None:
 async def test_port_in_use_is_a_clear_error(echo_scp: aiodicom.EchoScp) -> None:
     with pytest.raises(aiodicom.ListenError, match="already in use"):
         await aiodicom.EchoScp(echo_scp.port, "127.0.0.1").start()
+
+
+async def test_idle_association_is_aborted_by_the_server() -> None:
+    async with (
+        aiodicom.EchoScp(0, "127.0.0.1", idle_timeout=0.3) as scp,
+        aiodicom.connect(f"127.0.0.1:{scp.port}") as assoc,
+    ):
+        await asyncio.sleep(1.0)
+        with pytest.raises(AssociationAborted):
+            await assoc.c_echo(timeout=5)

@@ -1,0 +1,175 @@
+"""Data set helpers for received instances: UID checks, tag values as DICOM strings, file meta, tag changes.
+
+pydicom parses only the elements before Pixel Data; the pixel data stays on disk, untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _at_pixel_data, dcmread, read_dataset
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
+
+log = logging.getLogger("aiodicom.dataset")
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ"}
+
+
+def validate_uid(value: str, what: str = "UID") -> str:
+    """A UID fit to become part of a path or key: trailing NUL/space stripped, digits and dots, <= 64 chars.
+
+    Raises ValueError otherwise. Components with leading zeros are accepted with a warning (real peers
+    send them).
+    """
+    uid = str(value).rstrip("\x00 ")
+    if not uid or len(uid) > 64 or not _UID.fullmatch(uid):
+        raise ValueError(f"invalid {what} {value!r}")
+    if any(len(part) > 1 and part.startswith("0") for part in uid.split(".")):
+        log.warning("%s %s has a component with a leading zero", what, uid)
+    return uid
+
+
+def tag_string(elem: DataElement) -> str | None:
+    """The DICOM string form of a value (PN ``DOE^JOHN``, multi-values joined with ``\\``); None for bulk
+    data and sequences, which are not extracted."""
+    if elem.VR in _BINARY_VRS:
+        return None
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(_one(v) for v in value)
+    return _one(value)
+
+
+def _one(value: Any) -> str:
+    original = getattr(value, "original_string", None)
+    if isinstance(original, bytes):
+        return original.decode("latin-1").strip()
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip()
+    return str(value)
+
+
+def extract(ds: Dataset, keywords: Iterable[str], custom: Iterable[tuple[int, str]] = ()) -> dict[str, str]:
+    """Tag values by keyword (and custom tags by name); a tag absent from the data set is absent here."""
+    tags: dict[str, str] = {}
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is not None and tag in ds:
+            text = tag_string(ds[tag])
+            if text is not None:
+                tags[keyword] = text
+    for tag, name in custom:
+        if tag in ds:
+            text = tag_string(ds[tag])
+            if text is not None:
+                tags[name] = text
+    return tags
+
+
+def read_leading(fp: BinaryIO, offset: int, transfer_syntax_uid: str) -> tuple[Dataset, int]:
+    """Parse a data set that starts at ``offset`` up to Pixel Data; returns the data set and the offset where
+    Pixel Data (or the end) starts. Group 0002 elements wrongly inside the data set stay in it, to be seen.
+
+    A deflated data set is inflated whole by pydicom (such data sets are small in practice); its pixel
+    offset is None.
+    """
+    syntax = UID(transfer_syntax_uid)
+    fp.seek(offset)
+    if syntax.is_deflated:
+        deflated: Dataset = dcmread(fp, stop_before_pixels=True, force=True)
+        return deflated, -1
+    ds = read_dataset(fp, syntax.is_implicit_VR, syntax.is_little_endian, stop_when=_at_pixel_data)
+    return ds, fp.tell()
+
+
+def build_file_meta(
+    *,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax_uid: str,
+    implementation_class_uid: str,
+    implementation_version_name: str,
+    source_ae_title: str | None = None,
+    sending_ae_title: str | None = None,
+    receiving_ae_title: str | None = None,
+) -> bytes:
+    """Preamble, ``DICM`` and group 0002 (PS3.10 7.1), explicit VR little endian with its group length."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = UID(implementation_class_uid)
+    meta.ImplementationVersionName = implementation_version_name
+    if source_ae_title:
+        meta.SourceApplicationEntityTitle = source_ae_title
+    if sending_ae_title:
+        meta.SendingApplicationEntityTitle = sending_ae_title
+    if receiving_ae_title:
+        meta.ReceivingApplicationEntityTitle = receiving_ae_title
+    out = DicomBytesIO()
+    out.write(bytes(128) + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    return bytes(out.getvalue())
+
+
+def apply_changes(ds: Dataset, changes: Mapping[str, str | None], custom: Mapping[str, int]) -> bool:
+    """Merge a hook's answer into ``ds``: a changed value is written, ``""`` writes an empty value, None
+    removes the element, a new keyword is added. Returns True when a stored value really changed."""
+    changed = False
+    for key, value in changes.items():
+        tag = custom.get(key) or tag_for_keyword(key)
+        if tag is None:
+            raise ValueError(
+                f"the hook returned {key!r}, which is neither a DICOM keyword nor a custom tag name"
+            )
+        if value is None:
+            if tag in ds:
+                del ds[tag]
+                changed = True
+            continue
+        if tag in ds:
+            if tag_string(ds[tag]) == value:
+                continue
+            ds[tag].value = value
+        else:
+            ds.add_new(tag, dictionary_VR(tag) if key not in custom else "LO", value)
+        changed = True
+    return changed
+
+
+def encode_leading(ds: Dataset, transfer_syntax_uid: str) -> bytes:
+    """Encode the leading elements in the data set's transfer syntax, without group 0002 and group lengths."""
+    syntax = UID(transfer_syntax_uid)
+    for elem in list(ds):
+        if elem.tag.group == 0x0002 or elem.tag.element == 0x0000:
+            del ds[elem.tag]
+    out = DicomBytesIO()
+    out.is_little_endian = syntax.is_little_endian
+    out.is_implicit_VR = syntax.is_implicit_VR
+    write_dataset(out, ds)
+    return bytes(out.getvalue())
+
+
+def has_group_0002(ds: Dataset) -> bool:
+    """True when a sender wrongly put file meta elements inside the data set."""
+    return any(elem.tag.group == 0x0002 for elem in ds)
+
+
+def copy_rest(source: BinaryIO, offset: int, target: BinaryIO, chunk: int = 1 << 20) -> None:
+    """Copy ``source`` from ``offset`` to its end into ``target``."""
+    source.seek(offset)
+    while block := source.read(chunk):
+        target.write(block)
