@@ -177,7 +177,7 @@ def get_common_tag_sets() -> dict[str, list[str]]:
 
 
 def combine_tags(*lists: Iterable[str] | Iterable[Iterable[str]]) -> list[str]:
-    """Join tag lists, dropping duplicates in order; one list of lists (``combine_tags([a, b])``) works too."""
+    """Join tag lists without duplicates, in order; ``combine_tags([a, b])`` works too."""
     if len(lists) == 1:
         items = list(lists[0])
         if items and not isinstance(items[0], str):
