@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import os
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from aiodicom.dimse import CommandField, Status
+from aiodicom.events import EventEmitter
 from aiodicom.net.association import Association
 from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ECHO_HANDLERS, serve_messages
-from aiodicom.ul.negotiation import ContextPolicy
+from aiodicom.services.dispatch import ECHO_HANDLERS, ServiceHandler, handle_echo, serve_messages
+from aiodicom.services.store import Hook, StoredInstance, StoreService
+from aiodicom.services.studies import StudyTracker
+from aiodicom.storage.filesystem import FilesystemStorage
+from aiodicom.tags import (
+    normalize_custom_tags,
+    normalize_option,
+    resolve_transfer_syntax,
+    storage_sop_classes,
+    validate_keywords,
+)
+from aiodicom.ul.negotiation import UNCOMPRESSED_TRANSFER_SYNTAXES, ContextPolicy
 
 log = logging.getLogger("aiodicom.scp")
 
@@ -51,3 +66,230 @@ class EchoScp(DicomServer):
 
     async def _serve_association(self, assoc: Association) -> None:
         await serve_messages(assoc, ECHO_HANDLERS, idle_timeout=self.idle_timeout)
+
+
+# ------------------------------------------------------------------------------------------- StoreScp
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStarted:
+    host: str
+    port: int
+    ae_title: str
+
+    @property
+    def message(self) -> str:
+        return f"listening on {self.host}:{self.port} as {self.ae_title}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    peer_host: str
+    peer_port: int
+    calling_ae_title: str
+    called_ae_title: str
+
+    @property
+    def message(self) -> str:
+        return f"association from {self.calling_ae_title} at {self.peer_host}:{self.peer_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreErrorEvent:
+    error: Exception
+    message: str
+    peer: str
+    sop_instance_uid: str | None
+
+
+_EVENTS = ("server_started", "connection", "file_stored", "study_completed", "error")
+_ABSTRACT_MODES = ("all_storage", "all", "custom")
+_TRANSFER_MODES = ("all", "uncompressed_only", "custom")
+
+
+class StoreScp(DicomServer):
+    """A C-STORE SCP that streams every instance to ``{out_dir}/{Study}/{Series}/{SOP}.dcm``.
+
+    Instances are written PDV by PDV to a temporary file and renamed into place only when complete, checked
+    and accepted (``fsync=True`` syncs file and directory first). Hooks and event handlers may be plain
+    functions or coroutine functions::
+
+        scp = StoreScp(port=11112, out_dir="./received", extract_tags=["PatientName", "Modality"])
+
+        @scp.on_before_store
+        async def anonymize(tags: dict[str, str]) -> dict[str, str]:
+            return {**tags, "PatientName": "ANONYMOUS"}
+
+        scp.on_study_completed(lambda study: print(study.message))
+        async with scp:
+            await asyncio.Event().wait()
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host: str | None = "0.0.0.0",
+        ae_title: str = "STORE-SCP",
+        out_dir: str | os.PathLike[str] | None = None,
+        storage_backend: str = "filesystem",
+        s3_config: object = None,
+        store_with_file_meta: bool = True,
+        strict: bool = False,
+        max_pdu_length: int = 16384,
+        extract_tags: Sequence[str] | None = None,
+        extract_custom_tags: Iterable[Any] | None = None,
+        study_timeout: float = 30.0,
+        abstract_syntax_mode: str = "all_storage",
+        abstract_syntaxes: Iterable[str] | None = None,
+        transfer_syntax_mode: str = "all",
+        transfer_syntaxes: Iterable[str] | None = None,
+        verbose: bool = False,
+        *,
+        fsync: bool = True,
+        duplicates: str = "replace",
+        allowed_calling_ae_titles: Collection[str] | None = None,
+        require_called_ae_title: bool = False,
+        max_associations: int = 64,
+        idle_timeout: float | None = 300.0,
+        artim_timeout: float = 30.0,
+        hook_timeout: float = 30.0,
+        coercion_status: int = 0xB000,
+    ) -> None:
+        backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
+        if backend != "filesystem":
+            raise ValueError("the S3 backend is not available yet: use storage_backend='filesystem'")
+        if out_dir is None:
+            raise ValueError("out_dir is required for the filesystem backend")
+        keywords = validate_keywords(extract_tags or ())
+        custom = normalize_custom_tags(extract_custom_tags, keywords)
+        super().__init__(
+            self._serve_association,
+            port=port,
+            host=host,
+            ae_title=ae_title,
+            policy=_policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes),
+            max_pdu_length=max_pdu_length,
+            strict=strict,
+            max_associations=max_associations,
+            artim_timeout=artim_timeout,
+            require_called_ae_title=require_called_ae_title,
+            allowed_calling_ae_titles=allowed_calling_ae_titles,
+            logger=logging.getLogger("aiodicom.scp"),
+        )
+        self.idle_timeout = idle_timeout
+        self.storage = FilesystemStorage(out_dir, fsync=fsync, duplicates=duplicates)
+        self.out_dir = self.storage.out_dir
+        self._events = EventEmitter(_EVENTS)
+        self._hook: Hook | None = None
+        self.studies = StudyTracker(study_timeout, lambda study: self._events.emit("study_completed", study))
+        self.service = StoreService(
+            self.storage,
+            ae_title=self.ae_title,
+            store_with_file_meta=store_with_file_meta,
+            extract_tags=keywords,
+            custom_tags=[(c.tag, c.name) for c in custom],
+            hook=lambda: self._hook,
+            hook_timeout=hook_timeout,
+            coercion_status=coercion_status,
+            on_stored=self._stored,
+            on_failure=self._failed,
+        )
+        self._handlers: dict[int, ServiceHandler] = {
+            CommandField.C_STORE_RQ: self.service.handle,
+            CommandField.C_ECHO_RQ: handle_echo,
+        }
+        if verbose:
+            logging.getLogger("aiodicom").setLevel(logging.INFO)
+
+    # ---------------------------------------------------------------------------------- registration
+
+    def on_before_store(self, hook: Hook) -> Hook:
+        """Register the hook (also usable as a decorator): ``dict -> dict`` over the extracted tags."""
+        if not callable(hook):
+            raise TypeError("on_before_store takes a function")
+        self._hook = hook
+        return hook
+
+    def on_file_stored(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self._events.on("file_stored", handler)
+
+    def on_study_completed(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self._events.on("study_completed", handler)
+
+    def on_server_started(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self._events.on("server_started", handler)
+
+    def on_connection(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self._events.on("connection", handler)
+
+    def on_error(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self._events.on("error", handler)
+
+    def events(self) -> AsyncIterator[object]:
+        """Every event (ServerStarted, ConnectionOpened, StoredInstance, StudyCompleted, StoreErrorEvent)."""
+        return self._events.stream()
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        was_serving = self.is_serving
+        await super().start()
+        if not was_serving:
+            event = ServerStarted(self.host or "*", self.port, self.ae_title)
+            self.log.info(event.message)
+            self._events.emit("server_started", event)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Finish the instances in flight, stop, and flush the studies still pending."""
+        await super().stop(timeout)
+        self.studies.flush()
+        await self._events.drain()
+
+    async def _serve_association(self, assoc: Association) -> None:
+        host, port = assoc.peer
+        self._events.emit(
+            "connection", ConnectionOpened(host, port, assoc.calling_ae_title, assoc.called_ae_title)
+        )
+        assoc.sink_factory = self.service.sink_factory(assoc)
+        await serve_messages(
+            assoc,
+            self._handlers,
+            idle_timeout=self.idle_timeout,
+            unsupported_status=Status.SOP_CLASS_NOT_SUPPORTED,
+        )
+
+    def _stored(self, instance: StoredInstance, assoc: Association) -> None:
+        self.log.info("%s from %s", instance.message, assoc.calling_ae_title)
+        self._events.emit("file_stored", instance)
+        self.studies.add(instance)
+
+    def _failed(
+        self, error: Exception, message: str, assoc: Association, sop_instance_uid: str | None
+    ) -> None:
+        host, port = assoc.peer
+        self._events.emit("error", StoreErrorEvent(error, message, f"{host}:{port}", sop_instance_uid))
+
+
+def _policy(
+    abstract_mode: str,
+    abstract_syntaxes: Iterable[str] | None,
+    transfer_mode: str,
+    transfer_syntaxes: Iterable[str] | None,
+) -> ContextPolicy:
+    abstract_mode = normalize_option(abstract_mode, _ABSTRACT_MODES, "abstract_syntax_mode")
+    transfer_mode = normalize_option(transfer_mode, _TRANSFER_MODES, "transfer_syntax_mode")
+    if abstract_mode == "custom" and not abstract_syntaxes:
+        raise ValueError("abstract_syntax_mode='custom' needs abstract_syntaxes")
+    if transfer_mode == "custom" and not transfer_syntaxes:
+        raise ValueError("transfer_syntax_mode='custom' needs transfer_syntaxes")
+    abstract: frozenset[str] | None = {
+        "all_storage": frozenset(storage_sop_classes()),
+        "all": None,
+        "custom": frozenset(abstract_syntaxes or ()),
+    }[abstract_mode]
+    transfer: tuple[str, ...] | None = {
+        "all": None,
+        "uncompressed_only": UNCOMPRESSED_TRANSFER_SYNTAXES,
+        "custom": tuple(resolve_transfer_syntax(ts) for ts in transfer_syntaxes or ()),
+    }[transfer_mode]
+    return ContextPolicy(abstract_syntaxes=abstract, transfer_syntaxes=transfer)

@@ -293,3 +293,38 @@ def normalize_option(value: str, choices: Iterable[str], what: str) -> str:
         if key == choice.replace("_", ""):
             return choice
     raise ValueError(f"{what} must be one of {', '.join(options)}, not {value!r}")
+
+
+_DOCUMENT_SYNTAX_NAMES = {
+    "implicitvrlittleendian": "1.2.840.10008.1.2",
+    "explicitvrlittleendian": "1.2.840.10008.1.2.1",
+    "explicitvrbigendian": "1.2.840.10008.1.2.2",
+    "deflatedexplicitvrlittleendian": "1.2.840.10008.1.2.1.99",
+    "jpegbaseline": "1.2.840.10008.1.2.4.50",
+    "jpegextended": "1.2.840.10008.1.2.4.51",
+    "jpeglossless": "1.2.840.10008.1.2.4.70",
+    "jpeglslossless": "1.2.840.10008.1.2.4.80",
+    "jpeglslossy": "1.2.840.10008.1.2.4.81",
+    "jpeg2000lossless": "1.2.840.10008.1.2.4.90",
+    "jpeg2000": "1.2.840.10008.1.2.4.91",
+    "rlelossless": "1.2.840.10008.1.2.5",
+}
+
+
+def resolve_transfer_syntax(name: str) -> str:
+    """A transfer syntax UID from a UID, a pydicom keyword (``JPEGBaseline8Bit``) or the reference documents'
+    names (``JPEGBaseline``, ``JPEG2000Lossless``...), case-insensitively."""
+    text = str(name).strip()
+    if re.fullmatch(r"[0-9.]+", text):
+        if UID_dictionary.get(text, ("", ""))[1] != "Transfer Syntax":
+            raise ValueError(f"{text} is not a transfer syntax UID known to pydicom")
+        return text
+    key = re.sub(r"[^a-z0-9]", "", text.lower())
+    if key in _DOCUMENT_SYNTAX_NAMES:
+        return _DOCUMENT_SYNTAX_NAMES[key]
+    for uid, (_name, kind, _info, _retired, keyword) in UID_dictionary.items():
+        if kind == "Transfer Syntax" and keyword.lower() == key:
+            return uid
+    raise ValueError(
+        f"unknown transfer syntax {name!r}: give a UID, a pydicom keyword or a name like JPEGBaseline"
+    )

@@ -9,7 +9,9 @@ consumer costs no memory.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from aiodicom.errors import (
     ProtocolError,
     UsageError,
 )
+from aiodicom.files import read_header
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.storage.base import DatasetSink, MemorySink
 from aiodicom.ul.connection import (
@@ -435,6 +438,45 @@ class Association:
         await self.send(ctx.context_id, Command.c_echo_rq(message_id))
         response = await self.receive_response(message_id, CommandField.C_ECHO_RSP, timeout)
         return response.command.status or 0
+
+    async def c_store(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        priority: int = 0,
+        move_originator_ae_title: str | None = None,
+        move_originator_message_id: int | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Send one instance (a file path, or the bytes of a file) with C-STORE; returns the response status.
+
+        The data set goes out as it is in the file, PDV by PDV, on a context accepted for its SOP class and
+        transfer syntax (:class:`NoAcceptableContext` otherwise).
+        """
+        if isinstance(source, bytes | bytearray | memoryview):
+            header = read_header(io.BytesIO(source))
+            dataset: Dataset = memoryview(source)[header.data_offset :]
+        else:
+            header = read_header(source)
+            dataset = open(source, "rb")  # noqa: SIM115
+            dataset.seek(header.data_offset)
+        try:
+            ctx = self.context_for(header.sop_class_uid, header.transfer_syntax_uid)
+            message_id = self.next_message_id()
+            command = Command.c_store_rq(
+                message_id,
+                header.sop_class_uid,
+                header.sop_instance_uid,
+                priority,
+                move_originator_ae_title,
+                move_originator_message_id,
+            )
+            await self.send(ctx.context_id, command, dataset)
+        finally:
+            if not isinstance(dataset, bytes | bytearray | memoryview):
+                dataset.close()
+        response = await self.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
+        return response.command.status if response.command.status is not None else 0xC000
 
     # ------------------------------------------------------------------------------ release/abort
 

@@ -31,11 +31,12 @@ async def serve_messages(
     handlers: Mapping[int, ServiceHandler],
     *,
     idle_timeout: float | None = None,
+    unsupported_status: int = Status.UNRECOGNIZED_OPERATION,
 ) -> None:
     """Serve requests until the peer releases the association (or aborts, or stays idle too long).
 
-    A request for a service with no handler is answered 0x0211 (unrecognized operation); its data set, if
-    any, is discarded.
+    A request for a service with no handler is answered ``unsupported_status`` (0x0211, unrecognized
+    operation, by default); its data set, if any, is discarded.
     """
     while True:
         try:
@@ -51,7 +52,7 @@ async def serve_messages(
             return
         handler = handlers.get(message.command.command_field)
         if handler is None:
-            await _unsupported(assoc, message)
+            await _unsupported(assoc, message, unsupported_status)
             continue
         assoc.busy = True
         try:
@@ -63,7 +64,7 @@ async def serve_messages(
             return
 
 
-async def _unsupported(assoc: Association, message: DimseMessage) -> None:
+async def _unsupported(assoc: Association, message: DimseMessage, status: int) -> None:
     command = message.command
     if message.dataset is not None:
         await message.dataset.abort()
@@ -71,7 +72,7 @@ async def _unsupported(assoc: Association, message: DimseMessage) -> None:
         log.debug("ignoring %s from %s:%s", command.name, *assoc.peer)
         return
     log.info("%s from %s:%s is not supported here", command.name, *assoc.peer)
-    await assoc.send(message.context_id, failure_response(command, Status.UNRECOGNIZED_OPERATION))
+    await assoc.send(message.context_id, failure_response(command, status))
 
 
 async def handle_echo(assoc: Association, message: DimseMessage) -> None:

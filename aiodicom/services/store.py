@@ -31,6 +31,7 @@ from aiodicom.errors import DicomError, StorageError
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.storage.base import DatasetSink, MemorySink
 from aiodicom.storage.filesystem import FileSink, FilesystemStorage
+from aiodicom.tags import DEFAULT_TAGS
 from aiodicom.ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 log = logging.getLogger("aiodicom.store")
@@ -63,6 +64,10 @@ class StoredInstance:
     study_instance_uid: str
     series_instance_uid: str
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return f"stored {self.sop_instance_uid} as {self.file}"
 
 
 @dataclass
@@ -174,10 +179,12 @@ class StoreService:
         except ValueError as exc:
             await sink.abort()
             return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))
-        tags = extract(ds, self.extract_tags, self.custom_tags)
+        hook = self.hook()
+        # a hook with nothing configured to extract sees the default tag set
+        keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
+        tags = extract(ds, keywords, self.custom_tags)
         rewrite = has_group_0002(ds)
         coerced = False
-        hook = self.hook()
         if hook is not None:
             try:
                 changes = await asyncio.wait_for(_call(hook, dict(tags)), self.hook_timeout)
@@ -198,10 +205,8 @@ class StoreService:
                     assoc, command, Status.CANNOT_UNDERSTAND, "on_before_store returned no dict"
                 )
             delta = {k: v for k, v in changes.items() if tags.get(k, _MISSING) != v}
-            if (
-                delta.get("SOPInstanceUID", sop) != sop
-                or ("SOPInstanceUID" in delta
-                and delta["SOPInstanceUID"] is None)
+            if delta.get("SOPInstanceUID", sop) != sop or (
+                "SOPInstanceUID" in delta and delta["SOPInstanceUID"] is None
             ):
                 await sink.abort()
                 return self._refuse(
@@ -222,7 +227,7 @@ class StoreService:
                 rewrite = True
                 study = str(ds.StudyInstanceUID)
                 series = str(ds.SeriesInstanceUID)
-                tags = extract(ds, self.extract_tags, self.custom_tags)
+                tags = extract(ds, keywords, self.custom_tags)
         if rewrite:
             await anyio.to_thread.run_sync(
                 self._rewrite,
