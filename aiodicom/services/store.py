@@ -272,7 +272,7 @@ class StoreService:
                 replacement.meta_length = meta_length
                 replacement.write(encode_leading(ds, transfer_syntax))
                 copy_rest(fp, pixel_offset, replacement._file)
-                replacement.flush()
+                replacement._file.close()
             except Exception:
                 replacement._discard()
                 raise
