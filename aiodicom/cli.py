@@ -166,6 +166,94 @@ def echoscp(
 
 
 @app.command()
+def storescp(
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")
+    ],
+    out_dir: Annotated[str, typer.Option("--out-dir", "-o", help="Where instances are stored.")],
+    host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
+    ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "STORE-SCP",
+    extract_tags: Annotated[
+        list[str] | None,
+        typer.Option("--extract-tags", "-t", help="Keywords to extract (repeat, or comma-separated)."),
+    ] = None,
+    study_timeout: Annotated[
+        float, typer.Option("--study-timeout", help="Seconds of quiet that complete a study.")
+    ] = 30.0,
+    no_fsync: Annotated[
+        bool, typer.Option("--no-fsync", help="Do not sync each file before answering.")
+    ] = False,
+    require_called_ae: Annotated[
+        bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
+    ] = False,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Receive instances (C-STORE) into OUT_DIR/study/series/instance.dcm until interrupted."""
+    from aiodicom.scp import StoreScp
+
+    _setup_logging(verbose)
+    keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
+    try:
+        scp = StoreScp(
+            port,
+            host,
+            ae_title,
+            out_dir,
+            extract_tags=keywords,
+            study_timeout=study_timeout,
+            fsync=not no_fsync,
+            require_called_ae_title=require_called_ae,
+            max_pdu_length=max_pdu,
+            verbose=verbose,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+    def show(kind: str, text: str, payload: dict[str, Any]) -> None:
+        typer.echo(json.dumps({"event": kind, **payload}) if as_json else text)
+
+    scp.on_file_stored(
+        lambda e: show(
+            "file_stored",
+            f"stored {e.file}",
+            {
+                "file": e.file,
+                "sop_instance_uid": e.sop_instance_uid,
+                "sop_class_uid": e.sop_class_uid,
+                "study_instance_uid": e.study_instance_uid,
+                "series_instance_uid": e.series_instance_uid,
+                "tags": e.tags,
+            },
+        )
+    )
+    scp.on_study_completed(
+        lambda e: show(
+            "study_completed",
+            e.message,
+            {
+                "study_instance_uid": e.study_instance_uid,
+                "series": len(e.series),
+                "instances": e.instance_count,
+                "tags": e.tags,
+            },
+        )
+    )
+    scp.on_error(lambda e: typer.echo(f"error: {e.message}", err=True))
+
+    async def serve() -> None:
+        await scp.start()
+        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {scp.out_dir}", err=True)
+        try:
+            await scp.serve_forever()
+        finally:
+            await scp.stop()
+
+    _run(serve)
+
+
+@app.command()
 def demo(
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send.")] = 100,
 ) -> None:
