@@ -5,18 +5,19 @@ pydicom parses only the elements before Pixel Data; the pixel data stays on disk
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
-from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _at_pixel_data, dcmread, read_dataset
-from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.filewriter import write_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
@@ -95,6 +96,42 @@ def read_leading(fp: BinaryIO, offset: int, transfer_syntax_uid: str) -> tuple[D
     return ds, fp.tell()
 
 
+def _short(tag: int, vr: bytes, value: str, pad: bytes) -> bytes:
+    raw = value.encode("ascii")
+    if len(raw) % 2:
+        raw += pad
+    return struct.pack("<HH2sH", 0x0002, tag, vr, len(raw)) + raw
+
+
+_PIXEL_TAGS_LE = {struct.pack("<HH", 0x7FE0, e) for e in (0x0008, 0x0009, 0x0010)}
+_PIXEL_TAGS_BE = {struct.pack(">HH", 0x7FE0, e) for e in (0x0008, 0x0009, 0x0010)}
+
+
+def read_leading_from(
+    head: bytes | bytearray, total: int, transfer_syntax_uid: str
+) -> tuple[Dataset, int] | None:
+    """Parse the leading elements from the first bytes of a data set of ``total`` bytes.
+
+    Returns the data set and the offset of Pixel Data (or the end), or None when ``head`` does not hold all
+    the leading elements (the caller then reads the file).
+    """
+    syntax = UID(transfer_syntax_uid)
+    if syntax.is_deflated:
+        return None
+    fp = io.BytesIO(head)
+    try:
+        ds = read_dataset(fp, syntax.is_implicit_VR, syntax.is_little_endian, stop_when=_at_pixel_data)
+    except Exception:  # a truncated element at the end of the copy
+        return None
+    position = fp.tell()
+    if position == total == len(head):
+        return ds, position
+    pixel_tags = _PIXEL_TAGS_LE if syntax.is_little_endian else _PIXEL_TAGS_BE
+    if bytes(head[position : position + 4]) in pixel_tags:
+        return ds, position
+    return None
+
+
 def build_file_meta(
     *,
     sop_class_uid: str,
@@ -106,23 +143,27 @@ def build_file_meta(
     sending_ae_title: str | None = None,
     receiving_ae_title: str | None = None,
 ) -> bytes:
-    """Preamble, ``DICM`` and group 0002 (PS3.10 7.1), explicit VR little endian with its group length."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
-    meta.ImplementationClassUID = UID(implementation_class_uid)
-    meta.ImplementationVersionName = implementation_version_name
-    if source_ae_title:
-        meta.SourceApplicationEntityTitle = source_ae_title
-    if sending_ae_title:
-        meta.SendingApplicationEntityTitle = sending_ae_title
-    if receiving_ae_title:
-        meta.ReceivingApplicationEntityTitle = receiving_ae_title
-    out = DicomBytesIO()
-    out.write(bytes(128) + b"DICM")
-    write_file_meta_info(out, meta, enforce_standard=True)
-    return bytes(out.getvalue())
+    """Preamble, ``DICM`` and group 0002 (PS3.10 7.1), explicit VR little endian with its group length.
+
+    Written by hand: it runs once per received instance.
+    """
+    elements = [
+        struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01",
+        _short(0x0002, b"UI", sop_class_uid, b"\x00"),
+        _short(0x0003, b"UI", sop_instance_uid, b"\x00"),
+        _short(0x0010, b"UI", transfer_syntax_uid, b"\x00"),
+        _short(0x0012, b"UI", implementation_class_uid, b"\x00"),
+        _short(0x0013, b"SH", implementation_version_name, b" "),
+    ]
+    for element, title in (
+        (0x0016, source_ae_title),
+        (0x0017, sending_ae_title),
+        (0x0018, receiving_ae_title),
+    ):
+        if title:
+            elements.append(_short(element, b"AE", title, b" "))
+    body = b"".join(elements)
+    return bytes(128) + b"DICM" + struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
 def apply_changes(ds: Dataset, changes: Mapping[str, str | None], custom: Mapping[str, int]) -> bool:
@@ -165,7 +206,18 @@ def encode_leading(ds: Dataset, transfer_syntax_uid: str) -> bytes:
 
 def has_group_0002(ds: Dataset) -> bool:
     """True when a sender wrongly put file meta elements inside the data set."""
-    return any(elem.tag.group == 0x0002 for elem in ds)
+    return any(tag >> 16 == 0x0002 for tag in ds.keys())
+
+
+def raw_text(ds: Dataset, tag: int) -> str:
+    """A string value without pydicom's conversion and validation (fast, for UIDs and codes)."""
+    elem = ds.get_item(tag)
+    if elem is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").rstrip("\x00 ")
+    return str(value).rstrip("\x00 ")
 
 
 def copy_rest(source: BinaryIO, offset: int, target: BinaryIO, chunk: int = 1 << 20) -> None:

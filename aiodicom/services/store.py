@@ -23,7 +23,9 @@ from aiodicom.dataset import (
     encode_leading,
     extract,
     has_group_0002,
+    raw_text,
     read_leading,
+    read_leading_from,
     validate_uid,
 )
 from aiodicom.dimse import Command, CommandField, Status, status_name
@@ -41,6 +43,8 @@ Hook = Callable[[dict[str, str]], Awaitable[Mapping[str, str | None]] | Mapping[
 #: Tags always parsed: they place and check the instance.
 _PLACEMENT = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _ERROR_COMMENT_LIMIT = 64
+#: Bytes of each data set kept in memory to parse its leading elements without reading the file back.
+_HEAD_BYTES = 64 * 1024
 
 
 class StoreRejected(DicomError):
@@ -129,6 +133,7 @@ class StoreService:
                 except Exception:
                     sink._discard()
                     raise
+            sink.keep_head(_HEAD_BYTES)
             return sink
 
         return open_sink
@@ -157,12 +162,16 @@ class StoreService:
     async def _store(self, assoc: Association, message: DimseMessage, sink: FileSink) -> _Outcome:
         command = message.command
         transfer_syntax = assoc.accepted[message.context_id].transfer_syntax
-        sink.flush()
-        meta_length = sink.meta_length if self.store_with_file_meta else 0
-        with open(sink.temp_path, "rb") as fp:
-            ds, pixel_offset = read_leading(fp, meta_length, transfer_syntax)
-        sop_instance = str(ds.get("SOPInstanceUID", "")).rstrip("\x00 ")
-        sop_class = str(ds.get("SOPClassUID", "")).rstrip("\x00 ")
+        meta_length = sink.meta_length
+        parsed = read_leading_from(sink.head, sink.size - meta_length, transfer_syntax)
+        if parsed is None:  # the leading elements are longer than the copy kept in memory: read the file
+            sink.flush()
+            with open(sink.temp_path, "rb") as fp:
+                ds, pixel_offset = read_leading(fp, meta_length, transfer_syntax)
+        else:
+            ds, pixel_offset = parsed[0], meta_length + parsed[1]
+        sop_instance = raw_text(ds, 0x00080018)
+        sop_class = raw_text(ds, 0x00080016)
         if sop_instance != command.affected_sop_instance_uid or sop_class != command.affected_sop_class_uid:
             await sink.abort()
             return self._refuse(
@@ -173,8 +182,8 @@ class StoreService:
                 f"{command.affected_sop_class_uid!r} / {command.affected_sop_instance_uid!r}",
             )
         try:
-            study = validate_uid(str(ds.get("StudyInstanceUID", "")), "Study Instance UID")
-            series = validate_uid(str(ds.get("SeriesInstanceUID", "")), "Series Instance UID")
+            study = validate_uid(raw_text(ds, 0x0020000D), "Study Instance UID")
+            series = validate_uid(raw_text(ds, 0x0020000E), "Series Instance UID")
             sop = validate_uid(sop_instance, "SOP Instance UID")
         except ValueError as exc:
             await sink.abort()
@@ -264,6 +273,7 @@ class StoreService:
         """Write the leading elements again (changed, without stray group 0002); the rest is copied as is."""
         if pixel_offset < 0:
             raise StorageError("changing tags of a deflated data set is not supported")
+        sink.flush()
         with open(sink.temp_path, "rb") as fp:
             head = fp.read(meta_length)
             replacement = sink.storage.open()

@@ -41,6 +41,12 @@ class FileSink:
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
         self.size = 0
         self.meta_length = 0  # bytes of file meta written first, when the owner writes one
+        self.head = bytearray()  # the first bytes after the meta, kept to parse the leading elements
+        self._head_room = 0
+
+    def keep_head(self, size: int) -> None:
+        """Keep a copy of the next ``size`` bytes written (the start of the data set) in :attr:`head`."""
+        self._head_room = size
 
     def flush(self) -> None:
         """Make everything written so far visible to readers of :attr:`temp_path`."""
@@ -52,6 +58,10 @@ class FileSink:
         self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._head_room:
+            piece = data[: self._head_room]
+            self.head += piece
+            self._head_room -= len(piece)
         try:
             self._file.write(data)
         except OSError as exc:
