@@ -206,7 +206,8 @@ def encode_leading(ds: Dataset, transfer_syntax_uid: str) -> bytes:
 
 def has_group_0002(ds: Dataset) -> bool:
     """True when a sender wrongly put file meta elements inside the data set."""
-    return any(tag >> 16 == 0x0002 for tag in ds.keys())
+    # keys, not elements: iterating a Dataset converts every raw element
+    return any(tag >> 16 == 0x0002 for tag in ds.keys())  # noqa: SIM118
 
 
 def raw_text(ds: Dataset, tag: int) -> str:

@@ -242,6 +242,7 @@ class StoreScp(DicomServer):
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish the instances in flight, stop, and flush the studies still pending."""
         await super().stop(timeout)
+        self.storage.close()
         self.studies.flush()
         await self._events.drain()
 

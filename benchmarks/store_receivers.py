@@ -87,7 +87,8 @@ def run(name: str, command: list[str], folder: Path, out: Path, port: int) -> tu
     try:
         wait_for_port(port)
         started = time.perf_counter()
-        subprocess.run([tool("storescu"), "+sd", "-aec", "STORE-SCP", "127.0.0.1", str(port), str(folder)],
+        source = ["+sd", str(folder)] if folder.is_dir() else [str(folder)]
+        subprocess.run([tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), *source],
                        env=DCMTK_ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         seconds = time.perf_counter() - started
         rss = peak_rss_mb(receiver.pid)
@@ -96,7 +97,7 @@ def run(name: str, command: list[str], folder: Path, out: Path, port: int) -> tu
         receiver.wait(30)
     if "pynetdicom" not in name:  # pynetdicom's --ignore receives without writing
         stored = sum(1 for p in out.rglob("*") if p.is_file())
-        expected = sum(1 for _ in folder.iterdir())
+        expected = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 1
         if stored != expected:
             raise RuntimeError(f"{name} stored {stored} of {expected} files")
     return seconds, rss
@@ -129,7 +130,8 @@ def main() -> None:
             folder.mkdir()
             make_instance(folder / "huge.dcm", 512, 512, 2048, generate_uid(), generate_uid())
         port = free_port()
-        seconds, rss = run("aiodicom StoreScp", receivers(out, port)["aiodicom StoreScp"], folder, out, port)
+        huge = folder / "huge.dcm"
+        seconds, rss = run("aiodicom StoreScp", receivers(out, port)["aiodicom StoreScp"], huge, out, port)
         size = (folder / "huge.dcm").stat().st_size / 1e6
         print(f"  one {size:.0f} MB instance into aiodicom StoreScp: {size / seconds:.0f} MB/s, peak RSS {rss:.0f} MB")
     shutil.rmtree(out, ignore_errors=True)

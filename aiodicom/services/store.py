@@ -276,7 +276,7 @@ class StoreService:
         sink.flush()
         with open(sink.temp_path, "rb") as fp:
             head = fp.read(meta_length)
-            replacement = sink.storage.open()
+            replacement = sink.storage.open_sync()
             try:
                 replacement.write(head)
                 replacement.meta_length = meta_length

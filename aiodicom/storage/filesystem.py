@@ -6,6 +6,8 @@ file and of its directory, which can take milliseconds to seconds, runs in a wor
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -21,6 +23,7 @@ from aiodicom.errors import StorageError
 log = logging.getLogger("aiodicom.storage")
 
 _WRITE_BUFFER = 1 << 20
+_SPARES = 2
 
 
 class Duplicates(StrEnum):
@@ -34,9 +37,8 @@ class Duplicates(StrEnum):
 class FileSink:
     """One instance being written to a temporary file; :meth:`commit` renames it to its final path."""
 
-    def __init__(self, storage: FilesystemStorage) -> None:
+    def __init__(self, storage: FilesystemStorage, fd: int, name: str) -> None:
         self.storage = storage
-        fd, name = tempfile.mkstemp(dir=storage.out_dir, prefix=".incoming-", suffix=".part")
         self.temp_path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
         self.size = 0
@@ -125,12 +127,61 @@ class FilesystemStorage:
         self.fsync = fsync
         self.duplicates = Duplicates(duplicates.lower() if isinstance(duplicates, str) else duplicates)
         self.limiter = anyio.CapacityLimiter(max_threads)
+        # Temporary files created ahead of need by a worker thread: creating a file can block for a
+        # while on a busy disk, and the event loop should not wait for it.
+        self._spares: collections.deque[tuple[int, str]] = collections.deque()
+        self._refilling = False
+        self._closed = False
+        self.temp_dir = self.out_dir / ".incoming"
+        self.temp_dir.mkdir(exist_ok=True)
 
     def open(self) -> FileSink:
+        """A new temporary file in ``out_dir`` for one instance."""
         try:
-            return FileSink(self)
+            fd, name = self._spares.popleft() if self._spares else self._create()
         except OSError as exc:
             raise StorageError(f"cannot create a file in {self.out_dir}: {exc.strerror or exc}") from exc
+        if not self._closed:
+            self._refill()
+        return FileSink(self, fd, name)
+
+    def open_sync(self) -> FileSink:
+        """A new temporary file, created by the calling thread (for work already off the event loop)."""
+        return FileSink(self, *self._create())
+
+    def _create(self) -> tuple[int, str]:
+        return tempfile.mkstemp(dir=self.temp_dir, suffix=".part")
+
+    def _refill(self) -> None:
+        if self._refilling or len(self._spares) >= _SPARES:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._refilling = True
+
+        def create() -> None:
+            try:
+                while len(self._spares) < _SPARES and not self._closed:
+                    self._spares.append(self._create())
+                if self._closed:
+                    self.close()
+            except OSError as exc:
+                log.warning("cannot create temporary files in %s: %s", self.out_dir, exc)
+            finally:
+                self._refilling = False
+
+        loop.run_in_executor(None, create)
+
+    def close(self) -> None:
+        """Remove the temporary files created ahead of need."""
+        self._closed = True
+        while self._spares:
+            fd, name = self._spares.popleft()
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
     def describe(self, path: Path) -> str:
         return str(path)

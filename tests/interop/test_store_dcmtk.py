@@ -93,7 +93,7 @@ async def test_dcmtk_storescu_many_files_from_a_directory(tmp_path: Path) -> Non
         assert code == 0, out
     received = sorted(scp.out_dir.rglob("*.dcm"))
     assert len(received) == 40
-    assert not list(scp.out_dir.glob(".incoming-*"))
+    assert not list((scp.out_dir / ".incoming").iterdir())  # nothing left behind once stopped
 
 
 async def test_pynetdicom_storescu_into_store_scp(tmp_path: Path) -> None:
