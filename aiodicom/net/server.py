@@ -70,15 +70,14 @@ class DicomServer:
         self.log = logger
         self.associations: set[Association] = set()
         self._server: asyncio.Server | None = None
+        self._bound_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     @property
     def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
-            return self.requested_port
-        return int(self._server.sockets[0].getsockname()[1])
+        """The bound port (useful with port 0); it stays known after :meth:`stop`."""
+        return self._bound_port or self.requested_port
 
     @property
     def is_serving(self) -> bool:
@@ -104,6 +103,7 @@ class DicomServer:
                     f"cannot listen on {where}: ports below 1024 need privileges (try a port above 1024)",
                 ) from exc
             raise ListenError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        self._bound_port = int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
         await self.start()
