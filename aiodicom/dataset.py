@@ -108,9 +108,10 @@ _PIXEL_TAGS_BE = {struct.pack(">HH", 0x7FE0, e) for e in (0x0008, 0x0009, 0x0010
 
 
 def read_leading_from(
-    head: bytes | bytearray, total: int, transfer_syntax_uid: str
+    head: bytes | bytearray, total: int | None, transfer_syntax_uid: str
 ) -> tuple[Dataset, int] | None:
-    """Parse the leading elements from the first bytes of a data set of ``total`` bytes.
+    """Parse the leading elements from the first bytes of a data set of ``total`` bytes (None: not known
+    yet, so only reaching Pixel Data counts).
 
     Returns the data set and the offset of Pixel Data (or the end), or None when ``head`` does not hold all
     the leading elements (the caller then reads the file).

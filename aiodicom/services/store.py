@@ -134,9 +134,44 @@ class StoreService:
                     sink._discard()
                     raise
             sink.keep_head(_HEAD_BYTES)
+            if self.hook() is not None:
+                sink.head_watcher = self._early_hook(sink, assoc.accepted[context_id].transfer_syntax)
             return sink
 
         return open_sink
+
+    def _early_hook(
+        self, sink: FileSink, transfer_syntax: str
+    ) -> Callable[[bytearray], Awaitable[None] | None]:
+        """Run the hook as soon as the elements before Pixel Data have arrived; reading pauses meanwhile."""
+
+        def watch(head: bytearray) -> Awaitable[None] | None:
+            parsed = read_leading_from(head, None, transfer_syntax)
+            hook = self.hook()
+            if parsed is None or hook is None:
+                return None
+            ds, offset = parsed
+            keywords = self.extract_tags or DEFAULT_TAGS
+            tags = extract(ds, keywords, self.custom_tags)
+            task = asyncio.ensure_future(self._run_hook(hook, tags))
+            sink.state = (ds, offset, keywords, tags, task)
+            return asyncio.ensure_future(_settled(task))
+
+        return watch
+
+    async def _run_hook(self, hook: Hook, tags: dict[str, str]) -> Mapping[str, str | None] | _Outcome:
+        """The hook's answer, or the failure to send: its exceptions never escape."""
+        try:
+            changes = await asyncio.wait_for(_call(hook, dict(tags)), self.hook_timeout)
+        except StoreRejected as exc:
+            return _Outcome(exc.status, str(exc))
+        except TimeoutError:
+            return _Outcome(Status.CANNOT_UNDERSTAND, "on_before_store timed out")
+        except Exception as exc:
+            return _Outcome(Status.CANNOT_UNDERSTAND, f"on_before_store failed: {exc}")
+        if not isinstance(changes, Mapping):
+            return _Outcome(Status.CANNOT_UNDERSTAND, "on_before_store returned no dict")
+        return changes
 
     async def handle(self, assoc: Association, message: DimseMessage) -> None:
         """Answer one C-STORE-RQ (its data set is complete in ``message.dataset``)."""
@@ -163,7 +198,11 @@ class StoreService:
         command = message.command
         transfer_syntax = assoc.accepted[message.context_id].transfer_syntax
         meta_length = sink.meta_length
-        parsed = read_leading_from(sink.head, sink.size - meta_length, transfer_syntax)
+        early = sink.state
+        if early is not None:  # parsed, and the hook run, while the data set was arriving
+            parsed: tuple[Dataset, int] | None = early[0], early[1]
+        else:
+            parsed = read_leading_from(sink.head, sink.size - meta_length, transfer_syntax)
         if parsed is None:  # the leading elements are longer than the copy kept in memory: read the file
             sink.flush()
             with open(sink.temp_path, "rb") as fp:
@@ -189,30 +228,22 @@ class StoreService:
             await sink.abort()
             return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))
         hook = self.hook()
-        # a hook with nothing configured to extract sees the default tag set
-        keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
-        tags = extract(ds, keywords, self.custom_tags)
+        answer: Mapping[str, str | None] | _Outcome | None = None
+        if early is not None:
+            keywords, tags, answer = early[2], early[3], early[4].result()
+        else:
+            # a hook with nothing configured to extract sees the default tag set
+            keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
+            tags = extract(ds, keywords, self.custom_tags)
+            if hook is not None:
+                answer = await self._run_hook(hook, tags)
         rewrite = has_group_0002(ds)
         coerced = False
-        if hook is not None:
-            try:
-                changes = await asyncio.wait_for(_call(hook, dict(tags)), self.hook_timeout)
-            except StoreRejected as exc:
-                await sink.abort()
-                return self._refuse(assoc, command, exc.status, str(exc))
-            except TimeoutError:
-                await sink.abort()
-                return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, "on_before_store timed out")
-            except Exception as exc:
-                await sink.abort()
-                return self._refuse(
-                    assoc, command, Status.CANNOT_UNDERSTAND, f"on_before_store failed: {exc}"
-                )
-            if not isinstance(changes, Mapping):
-                await sink.abort()
-                return self._refuse(
-                    assoc, command, Status.CANNOT_UNDERSTAND, "on_before_store returned no dict"
-                )
+        if isinstance(answer, _Outcome):
+            await sink.abort()
+            return self._refuse(assoc, command, answer.status, answer.comment or "refused")
+        if answer is not None:
+            changes = answer
             delta = {k: v for k, v in changes.items() if tags.get(k, _MISSING) != v}
             if delta.get("SOPInstanceUID", sop) != sop or (
                 "SOPInstanceUID" in delta and delta["SOPInstanceUID"] is None
@@ -291,6 +322,10 @@ class StoreService:
 
 
 _MISSING = object()
+
+
+async def _settled(task: asyncio.Future[Any]) -> None:
+    await asyncio.wait([task])
 
 
 async def _call(hook: Hook, tags: dict[str, str]) -> Any:

@@ -12,8 +12,10 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -45,6 +47,10 @@ class FileSink:
         self.meta_length = 0  # bytes of file meta written first, when the owner writes one
         self.head = bytearray()  # the first bytes after the meta, kept to parse the leading elements
         self._head_room = 0
+        #: Called with :attr:`head` each time it grows, until it returns an awaitable (which pauses the
+        #: association's reading until done) or is removed: the owner's early look at the leading elements.
+        self.head_watcher: Callable[[bytearray], Awaitable[None] | None] | None = None
+        self.state: Any = None  # what the owner learnt from the head (parsed leading elements...)
 
     def keep_head(self, size: int) -> None:
         """Keep a copy of the next ``size`` bytes written (the start of the data set) in :attr:`head`."""
@@ -59,16 +65,22 @@ class FileSink:
         self._file.close()
         self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._head_room:
-            piece = data[: self._head_room]
-            self.head += piece
-            self._head_room -= len(piece)
+    def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
         try:
             self._file.write(data)
         except OSError as exc:
             raise StorageError(f"cannot write {self.temp_path}: {exc.strerror or exc}") from exc
         self.size += len(data)
+        if self._head_room:
+            piece = data[: self._head_room]
+            self.head += piece
+            self._head_room -= len(piece)
+            if self.head_watcher is not None:
+                pending = self.head_watcher(self.head)
+                if pending is not None or not self._head_room:
+                    self.head_watcher = None
+                return pending
+        return None
 
     async def commit(self, relative_path: str | Path) -> Path:
         """Close, sync (when the storage says so) and rename into ``out_dir / relative_path``.

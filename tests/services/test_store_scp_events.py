@@ -154,3 +154,27 @@ async def test_full_disk_answers_out_of_resources_and_keeps_serving(tmp_path: Pa
             assert statuses[0] == 0 and 0xA700 in statuses
             assert errors
         assert partial_files(disk) == []
+
+
+async def test_hook_runs_on_the_leading_elements_and_reading_pauses_meanwhile(tmp_path: Path) -> None:
+    liver = get_testdata_file("liver_1frame.dcm")  # 37 KB, Pixel Data starts within the first 2 KB
+    total = Path(liver).stat().st_size
+    sizes: list[int] = []
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False, max_pdu_length=4096) as scp:
+
+        @scp.on_before_store
+        async def hook(tags: dict[str, str]) -> dict[str, str]:
+            (assoc,) = scp.associations
+            sizes.append(assoc._sink.size)  # type: ignore[union-attr]
+            await asyncio.sleep(0.3)
+            sizes.append(assoc._sink.size)  # type: ignore[union-attr]
+            return {**tags, "PatientName": "EARLY^HOOK"}
+
+        async with aiodicom.connect(
+            f"127.0.0.1:{scp.port}", contexts=contexts_for([liver]), max_pdu_length=4096
+        ) as assoc:
+            assert await assoc.c_store(liver) == 0xB000
+    assert sizes[0] < total / 2 and sizes[1] == sizes[0]  # early, and nothing more was read while it ran
+    ds = pydicom.dcmread(stored_path(tmp_path, liver))
+    assert ds.PatientName == "EARLY^HOOK"
+    assert ds.PixelData == pydicom.dcmread(liver).PixelData
