@@ -1,4 +1,4 @@
-"""StoreScp: events and their stream, duplicates, custom tags, file meta off, stray group 0002, a full disk."""
+"""StoreScp: events, duplicates, custom tags, file meta off, stray group 0002, a full disk, early hook."""
 
 from __future__ import annotations
 
@@ -109,9 +109,11 @@ async def test_group_0002_inside_the_data_set_is_dropped(tmp_path: Path) -> None
     stray = b"\x02\x00\x13\x00SH\x06\x00STRAY "  # (0002,0013) in the data set, where it does not belong
     raw = tmp_path / "raw.dcm"
     raw.write_bytes(source[: header.data_offset] + stray + source[header.data_offset :])
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
-        async with aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=contexts_for([CT])) as assoc:
-            assert await assoc.c_store(str(raw)) == 0
+    async with (
+        StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp,
+        aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=contexts_for([CT])) as assoc,
+    ):
+        assert await assoc.c_store(str(raw)) == 0
     written = stored_path(scp.out_dir, CT).read_bytes()
     assert b"STRAY" not in written
     assert written.endswith(source[header.data_offset :])  # everything else exactly as sent
