@@ -180,3 +180,36 @@ async def test_hook_runs_on_the_leading_elements_and_reading_pauses_meanwhile(tm
     ds = pydicom.dcmread(stored_path(tmp_path, liver))
     assert ds.PatientName == "EARLY^HOOK"
     assert ds.PixelData == pydicom.dcmread(liver).PixelData
+
+
+@pytest.mark.parametrize(
+    ("options", "accepted_jpeg", "accepted_unknown"),
+    [
+        ({}, True, False),
+        ({"transfer_syntax_mode": "UncompressedOnly"}, False, False),
+        ({"abstract_syntax_mode": "all"}, True, True),
+        (
+            {
+                "abstract_syntax_mode": "custom",
+                "abstract_syntaxes": ["1.2.840.10008.5.1.4.1.1.7"],
+                "transfer_syntax_mode": "custom",
+                "transfer_syntaxes": ["JPEGBaseline"],
+            },
+            True,
+            False,
+        ),
+    ],
+)
+async def test_negotiation_modes(
+    tmp_path: Path, options: dict[str, object], accepted_jpeg: bool, accepted_unknown: bool
+) -> None:
+    jpeg = ("1.2.840.10008.5.1.4.1.1.7", ["1.2.840.10008.1.2.4.50"])
+    unknown = ("1.2.3.4.5.6.7", ["1.2.840.10008.1.2"])
+    async with (
+        StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False, **options) as scp,  # type: ignore[arg-type]
+        aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=[jpeg, unknown, "1.2.840.10008.1.1"]) as assoc,
+    ):
+        abstracts = {c.abstract_syntax for c in assoc.accepted.values()}
+        assert (jpeg[0] in abstracts) == accepted_jpeg
+        assert (unknown[0] in abstracts) == accepted_unknown
+        assert "1.2.840.10008.1.1" in abstracts  # Verification is always accepted
