@@ -26,8 +26,19 @@ from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import connect
 from aiodicom.net.server import DicomServer
-from aiodicom.scp import EchoScp
+from aiodicom.scp import ConnectionOpened, EchoScp, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.scu import EchoResult, EchoScu
+from aiodicom.services.store import StoredInstance, StoreRejected
+from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
+from aiodicom.tags import (
+    CustomTag,
+    combine_tags,
+    create_custom_tag,
+    get_available_tag_names,
+    get_common_sop_classes,
+    get_common_tag_sets,
+    get_common_transfer_syntaxes,
+)
 
 __all__ = [
     "AbortReason",
@@ -36,6 +47,8 @@ __all__ = [
     "Association",
     "AssociationAborted",
     "AssociationRejected",
+    "ConnectionOpened",
+    "CustomTag",
     "DicomError",
     "DicomServer",
     "DimseError",
@@ -43,13 +56,27 @@ __all__ = [
     "EchoResult",
     "EchoScp",
     "EchoScu",
+    "InstanceSummary",
     "ListenError",
     "NoAcceptableContext",
     "PeerUnreachable",
     "ProtocolError",
+    "SeriesSummary",
+    "ServerStarted",
     "StorageError",
+    "StoreErrorEvent",
+    "StoreRejected",
+    "StoreScp",
+    "StoredInstance",
+    "StudyCompleted",
     "UsageError",
     "__version__",
+    "combine_tags",
     "connect",
+    "create_custom_tag",
+    "get_available_tag_names",
+    "get_common_sop_classes",
+    "get_common_tag_sets",
+    "get_common_transfer_syntaxes",
     "parse_address",
 ]

@@ -328,3 +328,93 @@ def resolve_transfer_syntax(name: str) -> str:
     raise ValueError(
         f"unknown transfer syntax {name!r}: give a UID, a pydicom keyword or a name like JPEGBaseline"
     )
+
+
+def _uids(*keywords: str) -> list[str]:
+    by_keyword = {entry[4]: uid for uid, entry in UID_dictionary.items()}
+    return [by_keyword[k] for k in keywords]
+
+
+_SOP_CLASSES: dict[str, tuple[str, ...]] = {
+    "ct": ("CTImageStorage", "EnhancedCTImageStorage", "LegacyConvertedEnhancedCTImageStorage"),
+    "mr": (
+        "MRImageStorage",
+        "EnhancedMRImageStorage",
+        "EnhancedMRColorImageStorage",
+        "LegacyConvertedEnhancedMRImageStorage",
+        "MRSpectroscopyStorage",
+    ),
+    "ultrasound": ("UltrasoundImageStorage", "UltrasoundMultiFrameImageStorage", "EnhancedUSVolumeStorage"),
+    "pet": (
+        "PositronEmissionTomographyImageStorage",
+        "EnhancedPETImageStorage",
+        "LegacyConvertedEnhancedPETImageStorage",
+        "NuclearMedicineImageStorage",
+    ),
+    "xray": (
+        "ComputedRadiographyImageStorage",
+        "DigitalXRayImageStorageForPresentation",
+        "DigitalXRayImageStorageForProcessing",
+        "XRayAngiographicImageStorage",
+        "EnhancedXAImageStorage",
+        "XRayRadiofluoroscopicImageStorage",
+        "EnhancedXRFImageStorage",
+    ),
+    "mammography": (
+        "DigitalMammographyXRayImageStorageForPresentation",
+        "DigitalMammographyXRayImageStorageForProcessing",
+        "BreastTomosynthesisImageStorage",
+    ),
+    "secondary_capture": (
+        "SecondaryCaptureImageStorage",
+        "MultiFrameSingleBitSecondaryCaptureImageStorage",
+        "MultiFrameGrayscaleByteSecondaryCaptureImageStorage",
+        "MultiFrameGrayscaleWordSecondaryCaptureImageStorage",
+        "MultiFrameTrueColorSecondaryCaptureImageStorage",
+    ),
+    "radiation_therapy": (
+        "RTImageStorage",
+        "RTDoseStorage",
+        "RTStructureSetStorage",
+        "RTPlanStorage",
+        "RTIonPlanStorage",
+        "RTBeamsTreatmentRecordStorage",
+    ),
+    "documents": ("EncapsulatedPDFStorage", "EncapsulatedCDAStorage", "EncapsulatedSTLStorage"),
+    "structured_reports": (
+        "BasicTextSRStorage",
+        "EnhancedSRStorage",
+        "ComprehensiveSRStorage",
+        "Comprehensive3DSRStorage",
+        "KeyObjectSelectionDocumentStorage",
+    ),
+}
+_IMAGING = ("ct", "mr", "ultrasound", "pet", "xray", "mammography", "secondary_capture")
+
+_TRANSFER_SYNTAXES: dict[str, tuple[str, ...]] = {
+    "uncompressed": ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian", "ExplicitVRBigEndian"),
+    "jpeg": ("JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGLossless", "JPEGLosslessSV1"),
+    "jpeg_ls": ("JPEGLSLossless", "JPEGLSNearLossless"),
+    "jpeg2000": ("JPEG2000Lossless", "JPEG2000", "HTJ2KLossless", "HTJ2KLosslessRPCL", "HTJ2K"),
+    "rle": ("RLELossless",),
+    "mpeg": ("MPEG2MPML", "MPEG2MPHL", "MPEG4HP41", "MPEG4HP41BD", "HEVCMP51", "HEVCM10P51"),
+}
+
+
+def get_common_sop_classes() -> dict[str, list[str]]:
+    """SOP class UIDs by family: ct, mr, ultrasound, pet, xray, mammography, secondary_capture,
+    radiation_therapy, documents, structured_reports, all_imaging, and all (every storage class)."""
+    groups = {name: _uids(*keywords) for name, keywords in _SOP_CLASSES.items()}
+    groups["all_imaging"] = combine_tags(*(groups[name] for name in _IMAGING))
+    groups["all"] = storage_sop_classes()
+    return groups
+
+
+def get_common_transfer_syntaxes() -> dict[str, list[str]]:
+    """Transfer syntaxes by family: uncompressed, jpeg, jpeg_ls, jpeg2000, rle, mpeg, all_compressed, all."""
+    groups = {name: _uids(*keywords) for name, keywords in _TRANSFER_SYNTAXES.items()}
+    groups["all_compressed"] = combine_tags(
+        *(groups[n] for n in ("jpeg", "jpeg_ls", "jpeg2000", "rle", "mpeg"))
+    )
+    groups["all"] = combine_tags(groups["uncompressed"], ["1.2.840.10008.1.2.1.99"], groups["all_compressed"])
+    return groups

@@ -106,3 +106,40 @@ def test_levels_and_options() -> None:
     assert resolve_transfer_syntax("1.2.840.10008.1.2.5") == UID("1.2.840.10008.1.2.5")
     with pytest.raises(ValueError):
         resolve_transfer_syntax("1.2.3.4")
+
+
+def test_sop_class_and_transfer_syntax_groups() -> None:
+    from aiodicom.tags import get_common_sop_classes, get_common_transfer_syntaxes
+
+    classes = get_common_sop_classes()
+    assert list(classes) == [
+        "ct",
+        "mr",
+        "ultrasound",
+        "pet",
+        "xray",
+        "mammography",
+        "secondary_capture",
+        "radiation_therapy",
+        "documents",
+        "structured_reports",
+        "all_imaging",
+        "all",
+    ]
+    assert "1.2.840.10008.5.1.4.1.1.2" in classes["ct"] and set(classes["ct"]) <= set(classes["all_imaging"])
+    assert set(classes["all_imaging"]) <= set(classes["all"])
+    syntaxes = get_common_transfer_syntaxes()
+    assert list(syntaxes) == [
+        "uncompressed",
+        "jpeg",
+        "jpeg_ls",
+        "jpeg2000",
+        "rle",
+        "mpeg",
+        "all_compressed",
+        "all",
+    ]
+    assert syntaxes["uncompressed"] == ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"]
+    assert all(UID(u).is_transfer_syntax for group in syntaxes.values() for u in group)
+    assert not any(UID(u).is_compressed for u in syntaxes["uncompressed"])
+    assert all(UID(u).is_compressed for u in syntaxes["all_compressed"])
