@@ -37,7 +37,7 @@ from aiodicom.errors import (
     ProtocolError,
     UsageError,
 )
-from aiodicom.files import read_header
+from aiodicom.files import InstanceHeader, read_header
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.storage.base import DatasetSink, MemorySink
 from aiodicom.ul.connection import (
@@ -447,6 +447,7 @@ class Association:
         move_originator_ae_title: str | None = None,
         move_originator_message_id: int | None = None,
         timeout: float | None = None,
+        header: InstanceHeader | None = None,
     ) -> int:
         """Send one instance (a file path, or the bytes of a file) with C-STORE; returns the response status.
 
@@ -454,10 +455,10 @@ class Association:
         transfer syntax (:class:`NoAcceptableContext` otherwise).
         """
         if isinstance(source, bytes | bytearray | memoryview):
-            header = read_header(io.BytesIO(source))
+            header = header or read_header(io.BytesIO(source))
             dataset: Dataset = memoryview(source)[header.data_offset :]
         else:
-            header = read_header(source)
+            header = header or read_header(source)
             dataset = open(source, "rb")  # noqa: SIM115
             dataset.seek(header.data_offset)
         try:

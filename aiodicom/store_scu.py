@@ -1,0 +1,505 @@
+"""StoreScu: a concurrent, throttled batch sender that streams each file from disk, PDV by PDV."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import pydicom
+
+from aiodicom.dimse import is_success, is_warning, status_name
+from aiodicom.errors import AssociationRejected, DicomError, DimseError, NoAcceptableContext, PeerUnreachable
+from aiodicom.events import EventEmitter
+from aiodicom.files import InstanceHeader, read_header
+from aiodicom.net.address import Address, parse_address, validate_ae_title
+from aiodicom.net.association import Association
+from aiodicom.net.client import open_association
+from aiodicom.tags import resolve_transfer_syntax
+from aiodicom.ul.negotiation import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    UNCOMPRESSED_TRANSFER_SYNTAXES,
+)
+
+log = logging.getLogger("aiodicom.scu")
+
+_MAX_CONTEXTS = 128
+_EVENTS = ("transfer_started", "file_sending", "file_sent", "file_error", "transfer_completed")
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    total_files: int
+
+    @property
+    def message(self) -> str:
+        return f"sending {self.total_files} files"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSending:
+    file: str
+    sop_instance_uid: str
+    sop_class_uid: str
+
+    @property
+    def message(self) -> str:
+        return f"sending {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSent:
+    file: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    status: int
+    duration_seconds: float
+
+    @property
+    def message(self) -> str:
+        return f"sent {self.file}: {status_name(self.status)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    file: str
+    error: str
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    file_transfer_syntax: str | None = None
+    status: int | None = None
+
+    @property
+    def message(self) -> str:
+        return f"failed to send {self.file}: {self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCompleted:
+    total_files: int
+    successful: int
+    failed: int
+    warnings: int
+    duration_seconds: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.successful} of {self.total_files} files sent ({self.warnings} with warnings), "
+            f"{self.failed} failed, in {self.duration_seconds:.2f} s"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    file: str
+    sop_instance_uid: str | None
+    status: int | None
+    error: str | None
+
+
+@dataclass
+class SendResult:
+    """``successful`` counts success and warning statuses; ``successful + failed == total_files``."""
+
+    total_files: int = 0
+    successful: int = 0
+    failed: int = 0
+    warnings: list[tuple[str, str | None, int, str]] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    files: list[FileOutcome] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------- items
+
+
+@dataclass
+class _Item:
+    name: str
+    path: str | None = None
+    data: bytes | None = None
+    header: InstanceHeader | None = None
+    error: str | None = None
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """DICOM by content: a Part 10 preamble, or a data set that starts with group 0002 or 0008."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    if head[128:132] == b"DICM":
+        return True
+    return len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x00\x10"
+
+
+class StoreScu:
+    """Send files with C-STORE over ``concurrency`` associations pulling from one queue::
+
+    scu = StoreScu("PACS@10.0.0.5:104", concurrency=4)
+    scu.add_folder("./study")
+    result = await scu.send(on_file_sent=lambda e: print(e.message))
+    """
+
+    def __init__(
+        self,
+        addr: str | Address,
+        calling_ae_title: str = "STORE-SCU",
+        called_ae_title: str | None = None,
+        max_pdu_length: int = 16384,
+        concurrency: int = 1,
+        throttle_delay_ms: int = 0,
+        transfer_syntax: str | None = None,
+        s3_config: object = None,
+        verbose: bool = False,
+        *,
+        max_send_pdu_length: int | None = None,
+        connect_timeout: float = 30.0,
+        acse_timeout: float = 30.0,
+        dimse_timeout: float | None = 60.0,
+        fail_first: bool = False,
+        never_transcode: bool = True,
+        retries: int = 0,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        if s3_config is not None:
+            raise ValueError("the S3 source is not available yet")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if throttle_delay_ms < 0:
+            raise ValueError("throttle_delay_ms cannot be negative")
+        self.address = parse_address(addr)
+        self.calling_ae_title = validate_ae_title(calling_ae_title, "calling AE title")
+        self.called_ae_title = validate_ae_title(
+            called_ae_title or self.address.ae_title or "ANY-SCP", "called AE title"
+        )
+        self.max_pdu_length = max_pdu_length
+        self.max_send_pdu_length = max_send_pdu_length
+        self.concurrency = concurrency
+        self.throttle_delay_ms = throttle_delay_ms
+        self.transfer_syntax = resolve_transfer_syntax(transfer_syntax) if transfer_syntax else None
+        self.connect_timeout, self.acse_timeout, self.dimse_timeout = (
+            connect_timeout,
+            acse_timeout,
+            dimse_timeout,
+        )
+        self.fail_first = fail_first
+        self.never_transcode = never_transcode
+        self.retries, self.retry_backoff = retries, retry_backoff
+        self._items: list[_Item] = []
+        self._events = EventEmitter(_EVENTS)
+        if verbose:
+            logging.getLogger("aiodicom").setLevel(logging.INFO)
+
+    # ---------------------------------------------------------------------------------------- queue
+
+    def add_file(self, path: str | os.PathLike[str]) -> None:
+        """Queue one file (with or without a Part 10 header)."""
+        self._items.append(_Item(str(path), path=str(path)))
+
+    def add_folder(self, path: str | os.PathLike[str]) -> int:
+        """Queue every DICOM file under ``path``, recursively, whatever its extension; returns how many.
+
+        DICOMDIR and files that are not DICOM by content are skipped.
+        """
+        root = Path(path)
+        if not root.is_dir():
+            raise ValueError(f"{root} is not a folder")
+        added = 0
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            if file.name.upper() == "DICOMDIR" or not _looks_like_dicom(file):
+                log.debug("skipping %s: not a DICOM instance", file)
+                continue
+            self.add_file(file)
+            added += 1
+        return added
+
+    add_directory = add_folder
+
+    def add_file_from_memory(self, data: bytes, name: str | None = None) -> None:
+        """Queue an instance held in memory (the bytes of a file)."""
+        self._items.append(_Item(name or f"memory-{len(self._items) + 1}", data=bytes(data)))
+
+    def clean(self) -> None:
+        """Empty the queue (files stay queued after :meth:`send` so that it can be called again)."""
+        self._items.clear()
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    # ------------------------------------------------------------------------------------------ send
+
+    def send_events(self) -> AsyncIterator[object]:
+        """The events of the next sends, as a stream (TransferStarted ... TransferCompleted)."""
+        return self._events.stream()
+
+    async def send(
+        self,
+        on_transfer_started: Callable[[TransferStarted], Any] | None = None,
+        on_file_sending: Callable[[FileSending], Any] | None = None,
+        on_file_sent: Callable[[FileSent], Any] | None = None,
+        on_file_error: Callable[[FileError], Any] | None = None,
+        on_transfer_completed: Callable[[TransferCompleted], Any] | None = None,
+    ) -> SendResult:
+        """Send every queued file. Raises :class:`PeerUnreachable` or :class:`AssociationRejected` when no
+        association can be established at all; other failures are per file, in the result."""
+        callbacks = {
+            "transfer_started": on_transfer_started,
+            "file_sending": on_file_sending,
+            "file_sent": on_file_sent,
+            "file_error": on_file_error,
+            "transfer_completed": on_transfer_completed,
+        }
+        run = _Run(self, callbacks)
+        return await run.go()
+
+    def _emit(self, name: str, payload: object, callbacks: dict[str, Any]) -> list[Any]:
+        self._events.emit(name, payload)
+        callback = callbacks.get(name)
+        if callback is None:
+            return []
+        result = callback(payload)
+        return [result] if inspect.isawaitable(result) else []
+
+
+class _Run:
+    """One call of :meth:`StoreScu.send`."""
+
+    def __init__(self, scu: StoreScu, callbacks: dict[str, Any]) -> None:
+        self.scu = scu
+        self.callbacks = callbacks
+        self.result = SendResult()
+        self.started = time.perf_counter()
+        self.connected = False
+        self.first_error: BaseException | None = None
+
+    async def emit(self, name: str, payload: object) -> None:
+        for pending in self.scu._emit(name, payload, self.callbacks):
+            await pending
+
+    async def go(self) -> SendResult:
+        items = list(self.scu._items)
+        self.result.total_files = len(items)
+        await self.emit("transfer_started", TransferStarted(len(items)))
+        await anyio.to_thread.run_sync(_read_headers, items)
+        ready = []
+        for item in items:
+            if item.header is None:
+                await self.fail(item, item.error or "not a DICOM instance")
+            else:
+                ready.append(item)
+        try:
+            for plan in _plans(ready, self.scu.transfer_syntax):
+                await self.send_plan(plan)
+        finally:
+            self.result.duration_seconds = time.perf_counter() - self.started
+        if (
+            ready
+            and not self.connected
+            and isinstance(self.first_error, PeerUnreachable | AssociationRejected)
+        ):
+            raise self.first_error
+        r = self.result
+        await self.emit(
+            "transfer_completed",
+            TransferCompleted(r.total_files, r.successful, r.failed, len(r.warnings), r.duration_seconds),
+        )
+        return r
+
+    async def send_plan(self, plan: tuple[list[tuple[str, list[str]]], list[_Item]]) -> None:
+        contexts, items = plan
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        workers = min(self.scu.concurrency, len(items))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self.worker(contexts, queue))
+        while not queue.empty():  # every worker gave up: nothing is silently lost
+            await self.fail(queue.get_nowait(), f"no association: {self.first_error}")
+
+    async def connect(self, contexts: list[tuple[str, list[str]]]) -> Association | None:
+        scu = self.scu
+        for attempt in range(scu.retries + 1):
+            try:
+                assoc = await open_association(
+                    scu.address,
+                    calling_ae_title=scu.calling_ae_title,
+                    called_ae_title=scu.called_ae_title,
+                    contexts=contexts,
+                    max_pdu_length=scu.max_pdu_length,
+                    max_send_pdu_length=scu.max_send_pdu_length,
+                    connect_timeout=scu.connect_timeout,
+                    acse_timeout=scu.acse_timeout,
+                )
+            except (DicomError, OSError) as exc:
+                self.first_error = self.first_error or exc
+                log.warning("association with %s failed: %s", scu.address, exc)
+                if attempt < scu.retries:
+                    await asyncio.sleep(scu.retry_backoff * 2**attempt)
+                continue
+            self.connected = True
+            log.info(
+                "association with %s established: %d contexts accepted", scu.address, len(assoc.accepted)
+            )
+            return assoc
+        return None
+
+    async def worker(self, contexts: list[tuple[str, list[str]]], queue: asyncio.Queue[_Item]) -> None:
+        assoc: Association | None = None
+        try:
+            while not queue.empty():
+                if assoc is None or not assoc.is_open:
+                    assoc = await self.connect(contexts)
+                    if assoc is None:
+                        return
+                item = queue.get_nowait()
+                await self.send_one(assoc, item)
+                if self.scu.throttle_delay_ms and not queue.empty():
+                    await asyncio.sleep(self.scu.throttle_delay_ms / 1000)
+        finally:
+            if assoc is not None and assoc.is_open:
+                await assoc.release(self.scu.acse_timeout)
+
+    async def send_one(self, assoc: Association, item: _Item) -> None:
+        header = item.header
+        assert header is not None
+        await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
+        began = time.perf_counter()
+        try:
+            syntax, payload = await self.payload(assoc, item)
+            status = await assoc.c_store(
+                payload,
+                timeout=self.scu.dimse_timeout,
+                header=header if payload is item.path or payload is item.data else None,
+            )
+        except (DicomError, OSError, ValueError) as exc:
+            await self.fail(item, str(exc))
+            return
+        if is_success(status) or is_warning(status):
+            self.result.successful += 1
+            if is_warning(status):
+                self.result.warnings.append((item.name, header.sop_instance_uid, status, status_name(status)))
+            self.result.files.append(FileOutcome(item.name, header.sop_instance_uid, status, None))
+            event = FileSent(
+                item.name,
+                header.sop_instance_uid,
+                header.sop_class_uid,
+                syntax,
+                status,
+                time.perf_counter() - began,
+            )
+            log.info("%s", event.message)
+            await self.emit("file_sent", event)
+        else:
+            await self.fail(item, status_name(status), status)
+
+    async def payload(self, assoc: Association, item: _Item) -> tuple[str, str | bytes]:
+        """The transfer syntax to use and what to send: the file as it is, or converted when the peer accepted
+        only another uncompressed syntax."""
+        header = item.header
+        assert header is not None
+        wanted = self.scu.transfer_syntax or header.transfer_syntax_uid
+        accepted = {
+            c.transfer_syntax for c in assoc.accepted.values() if c.abstract_syntax == header.sop_class_uid
+        }
+        source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
+        if wanted == header.transfer_syntax_uid and wanted in accepted:
+            return wanted, source
+        targets = (
+            [wanted]
+            if self.scu.transfer_syntax
+            else [ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts in accepted]
+        )
+        if wanted in accepted and self.scu.transfer_syntax:
+            targets = [wanted]
+        if header.transfer_syntax_uid in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            for target in targets:
+                if target in UNCOMPRESSED_TRANSFER_SYNTAXES and target in accepted:
+                    data = await anyio.to_thread.run_sync(_convert, source, target)
+                    return target, data
+        raise NoAcceptableContext(
+            f"the peer accepted {', '.join(sorted(accepted)) or 'no transfer syntax'} for this SOP class, "
+            f"the file is {header.transfer_syntax_uid}; converting compressed data is not supported yet"
+        )
+
+    async def fail(self, item: _Item, error: str, status: int | None = None) -> None:
+        header = item.header
+        self.result.failed += 1
+        uid = header.sop_instance_uid if header else None
+        self.result.files.append(FileOutcome(item.name, uid, status, error))
+        event = FileError(
+            item.name,
+            error,
+            uid,
+            header.sop_class_uid if header else None,
+            header.transfer_syntax_uid if header else None,
+            status,
+        )
+        log.warning("%s", event.message)
+        await self.emit("file_error", event)
+        if self.scu.fail_first:
+            raise DimseError(event.message, status)
+
+
+def _read_headers(items: Iterable[_Item]) -> None:
+    for item in items:
+        try:
+            item.header = read_header(item.path if item.path is not None else io.BytesIO(item.data or b""))
+        except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError) as exc:
+            item.error = f"cannot read {item.name}: {exc}"
+        except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
+            item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
+
+
+def _plans(items: list[_Item], forced: str | None) -> list[tuple[list[tuple[str, list[str]]], list[_Item]]]:
+    """Group files into associations of at most 128 presentation contexts.
+
+    Each (SOP class, transfer syntax) of the batch is a context of its own (acceptors choose by their own
+    preference within one context); each SOP class also gets an uncompressed fallback context.
+    """
+    by_class: dict[str, list[_Item]] = {}
+    for item in items:
+        assert item.header is not None
+        by_class.setdefault(item.header.sop_class_uid, []).append(item)
+    plans: list[tuple[list[tuple[str, list[str]]], list[_Item]]] = []
+    contexts: list[tuple[str, list[str]]] = []
+    members: list[_Item] = []
+    for sop_class, group in by_class.items():
+        syntaxes = [forced] if forced else list(dict.fromkeys(i.header.transfer_syntax_uid for i in group))  # type: ignore[union-attr]
+        wanted = [(sop_class, [ts]) for ts in syntaxes]
+        fallback = [ts for ts in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN) if ts not in syntaxes]
+        if fallback:
+            wanted.append((sop_class, fallback))
+        if len(contexts) + len(wanted) > _MAX_CONTEXTS and contexts:
+            plans.append((contexts, members))
+            contexts, members = [], []
+        contexts.extend(wanted)
+        members.extend(group)
+    if contexts:
+        plans.append((contexts, members))
+    return plans
+
+
+def _convert(source: str | bytes, target: str) -> bytes:
+    """Re-encode an uncompressed instance in another uncompressed syntax (lossless)."""
+    ds = pydicom.dcmread(source if isinstance(source, str) else io.BytesIO(source), force=True)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(target)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
