@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -251,6 +252,125 @@ def storescp(
             await scp.stop()
 
     _run(serve)
+
+
+@app.command()
+def store(
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
+    paths: Annotated[list[str], typer.Argument(help="Files or folders (searched recursively).")],
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", min=1, help="Associations in parallel.")
+    ] = 1,
+    throttle_ms: Annotated[
+        int, typer.Option("--throttle-ms", min=0, help="Wait between files, per association.")
+    ] = 0,
+    transfer_syntax: Annotated[
+        str | None,
+        typer.Option("--transfer-syntax", help="Force a syntax (UID, keyword or a name like JPEGBaseline)."),
+    ] = None,
+    calling_ae: CallingAe = "STORE-SCU",
+    called_ae: CalledAe = None,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    timeout: Timeout = 30.0,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Send files with C-STORE; exits non-zero when any file failed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.table import Table
+
+    from aiodicom.store_scu import StoreScu
+
+    _setup_logging(verbose)
+    try:
+        scu = StoreScu(
+            addr,
+            calling_ae,
+            called_ae,
+            max_pdu,
+            concurrency,
+            throttle_ms,
+            transfer_syntax,
+            verbose=verbose,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=timeout,
+        )
+        for path in paths:
+            if os.path.isdir(path):
+                scu.add_folder(path)
+            elif os.path.exists(path):
+                scu.add_file(path)
+            else:
+                raise ValueError(f"{path}: no such file or folder")
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    console = Console(stderr=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    )
+
+    async def run() -> Any:
+        total_files, finished = scu.queued, 0
+        with progress:
+            task = progress.add_task(f"0/{total_files} files", total=scu.queued_bytes)
+
+            def done(event: Any) -> None:
+                nonlocal finished
+                finished += 1
+                size = os.path.getsize(event.file) if os.path.isfile(event.file) else 0
+                progress.update(task, advance=size, description=f"{finished}/{total_files} files")
+
+            def failed(event: Any) -> None:
+                done(event)
+                console.print(f"[red]{event.message}[/red]")
+
+            return await scu.send(on_file_sent=done, on_file_error=failed)
+
+    result = _run(run)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "total_files": result.total_files,
+                    "successful": result.successful,
+                    "failed": result.failed,
+                    "warnings": len(result.warnings),
+                    "duration_seconds": round(result.duration_seconds, 3),
+                    "files": [
+                        {
+                            "file": f.file,
+                            "sop_instance_uid": f.sop_instance_uid,
+                            "status": f.status,
+                            "error": f.error,
+                        }
+                        for f in result.files
+                    ],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"C-STORE to {scu.called_ae_title}@{scu.address.host}:{scu.address.port}")
+        for column in ("files", "successful", "warnings", "failed", "seconds", "files/s"):
+            table.add_column(column, justify="right")
+        rate = result.total_files / result.duration_seconds if result.duration_seconds else 0.0
+        table.add_row(
+            str(result.total_files),
+            str(result.successful),
+            str(len(result.warnings)),
+            str(result.failed),
+            f"{result.duration_seconds:.2f}",
+            f"{rate:.1f}",
+        )
+        Console().print(table)
+    if result.failed:
+        raise _fail(f"{result.failed} of {result.total_files} files failed", 1)
 
 
 @app.command()
