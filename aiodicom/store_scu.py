@@ -240,7 +240,19 @@ class StoreScu:
 
     @property
     def queued(self) -> int:
+        """Files waiting to be sent."""
         return len(self._items)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their total size on disk or in memory."""
+        total = 0
+        for item in self._items:
+            if item.data is not None:
+                total += len(item.data)
+            elif item.path is not None and os.path.isfile(item.path):
+                total += os.path.getsize(item.path)
+        return total
 
     # ------------------------------------------------------------------------------------------ send
 
