@@ -380,7 +380,10 @@ class _Run:
                     assoc = await self.connect(contexts)
                     if assoc is None:
                         return
-                item = queue.get_nowait()
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:  # the other workers took the rest while this one connected
+                    break
                 await self.send_one(assoc, item)
                 if self.scu.throttle_delay_ms and not queue.empty():
                     await asyncio.sleep(self.scu.throttle_delay_ms / 1000)

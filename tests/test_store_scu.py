@@ -1,0 +1,228 @@
+"""StoreScu against aiodicom's StoreScp (and DCMTK's storescp) over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from aiodicom.errors import DimseError, PeerUnreachable
+from aiodicom.files import read_header
+from aiodicom.scp import StoreScp
+from aiodicom.store_scu import FileError, FileSent, StoreScu, TransferStarted
+from aiodicom.tags import storage_sop_classes
+from tests.peers import Peer
+
+FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm"]
+
+
+def copies(folder: Path, count: int, name: str = "CT_small.dcm") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = pydicom.dcmread(get_testdata_file(name))
+    paths = []
+    for i in range(count):
+        ds.SOPInstanceUID = generate_uid()
+        path = folder / f"img{i:04d}"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def stored(out: Path, path: str | Path) -> Path:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return out / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+
+
+async def test_files_arrive_byte_for_byte_and_events_fire(tmp_path: Path) -> None:
+    paths = [get_testdata_file(name) for name in FILES]
+    events: list[object] = []
+    async with StoreScp(0, "127.0.0.1", "STORE-SCP", tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"STORE-SCP@127.0.0.1:{scp.port}", concurrency=2)
+        for path in paths:
+            scu.add_file(path)
+
+        async def async_sent(event: FileSent) -> None:
+            await asyncio.sleep(0)
+            events.append(event)
+
+        result = await scu.send(on_transfer_started=events.append, on_file_sent=async_sent)
+    assert (result.total_files, result.successful, result.failed, result.warnings) == (5, 5, 0, [])
+    assert sum(isinstance(e, TransferStarted) for e in events) == 1
+    assert sorted(e.file for e in events if isinstance(e, FileSent)) == sorted(paths)
+    for path in paths:
+        header = read_header(path)
+        assert stored(scp.out_dir, path).read_bytes().endswith(Path(path).read_bytes()[header.data_offset :])
+    assert scu.queued == 5  # still queued: send() may be called again
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 16])
+async def test_concurrency(tmp_path: Path, concurrency: int) -> None:
+    paths = copies(tmp_path / "src", 40)
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False, max_associations=32) as scp:
+        peak = 0
+
+        def count(event: object) -> None:
+            nonlocal peak
+            peak = max(peak, len(scp.associations))
+
+        scp.on_file_stored(count)
+        scu = StoreScu(f"127.0.0.1:{scp.port}", concurrency=concurrency)
+        assert scu.add_folder(tmp_path / "src") == 40
+        result = await scu.send()
+    assert result.successful == 40 and result.failed == 0
+    assert all(stored(scp.out_dir, p).exists() for p in paths)
+    assert peak <= concurrency and (concurrency == 1 or peak > 1)
+
+
+async def test_throttling_spaces_the_sends(tmp_path: Path) -> None:
+    copies(tmp_path / "src", 5)
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        times: list[float] = []
+        scp.on_file_stored(lambda event: times.append(time.monotonic()))
+        scu = StoreScu(f"127.0.0.1:{scp.port}", throttle_delay_ms=150)
+        scu.add_folder(tmp_path / "src")
+        result = await scu.send()
+    assert result.successful == 5
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.14
+
+
+async def test_warnings_failures_and_the_batch_goes_on(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    copies(src, 3)
+    (src / "notes.txt").write_text("not DICOM")  # skipped by add_folder
+    (src / "DICOMDIR").write_bytes(bytes(128) + b"DICM")  # skipped by add_folder
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00garbage")  # looks like DICOM
+    mr = get_testdata_file("MR_small.dcm")
+    async with StoreScp(
+        0,
+        "127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        abstract_syntax_mode="custom",
+        abstract_syntaxes=["1.2.840.10008.5.1.4.1.1.2"],
+    ) as scp:
+        scp.on_before_store(lambda tags: {**tags, "PatientName": "COERCED"})
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        assert scu.add_folder(src) == 3
+        scu.add_file(broken)
+        scu.add_file(mr)  # the SCP accepts no MR context
+        scu.add_file_from_memory(Path(get_testdata_file("CT_small.dcm")).read_bytes(), name="from-memory")
+        errors: list[FileError] = []
+        result = await scu.send(on_file_error=errors.append)
+    assert result.total_files == 6 and result.successful == 4 and result.failed == 2
+    assert len(result.warnings) == 4 and all(w[2] == 0xB000 for w in result.warnings)
+    assert {e.file for e in errors} == {str(broken), mr}
+    assert "cannot read" in next(e.error for e in errors if e.file == str(broken))
+
+
+async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) -> None:
+    classes = storage_sop_classes()[:70]  # 70 classes x (own syntax + fallback) = 140 contexts
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, uid in enumerate(classes):
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.save_as(src / f"{i}.dcm", enforce_file_format=True)
+    async with StoreScp(
+        0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False, abstract_syntax_mode="all"
+    ) as scp:
+        opened = 0
+
+        def count(event: object) -> None:
+            nonlocal opened
+            opened += 1
+
+        scp.on_connection(count)
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(src)
+        result = await scu.send()
+    assert result.successful == 70 and result.failed == 0 and opened == 2
+
+
+async def test_peer_abort_mid_batch_loses_nothing(tmp_path: Path) -> None:
+    copies(tmp_path / "src", 10)
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        calls = 0
+
+        def abort_third(tags: dict[str, str]) -> dict[str, str]:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                (assoc,) = scp.associations
+                assoc.abort()
+            return tags
+
+        scp.on_before_store(abort_third)
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        result = await scu.send()
+    assert result.successful + result.failed == result.total_files == 10
+    assert result.failed == 1 and result.successful == 9  # the rest went on a new association
+
+
+async def test_uncompressed_fallback_is_converted(tmp_path: Path) -> None:
+    ct = get_testdata_file("CT_small.dcm")  # explicit VR little endian
+    async with StoreScp(
+        0,
+        "127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        transfer_syntax_mode="custom",
+        transfer_syntaxes=["ImplicitVRLittleEndian"],
+    ) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(ct)
+        sent: list[FileSent] = []
+        result = await scu.send(on_file_sent=sent.append)
+    assert result.successful == 1 and sent[0].transfer_syntax_uid == "1.2.840.10008.1.2"
+    received = pydicom.dcmread(stored(scp.out_dir, ct))
+    assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert received.PixelData == pydicom.dcmread(ct).PixelData
+
+
+async def test_nothing_reachable_raises_and_fail_first_raises(tmp_path: Path) -> None:
+    scu = StoreScu("127.0.0.1:1")
+    scu.add_file(get_testdata_file("CT_small.dcm"))
+    with pytest.raises(PeerUnreachable):
+        await scu.send()
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}", fail_first=True)
+        scu.add_file(tmp_path / "missing.dcm")
+        scu.add_file(get_testdata_file("CT_small.dcm"))
+        with pytest.raises(DimseError, match="missing"):
+            await scu.send()
+
+
+def test_bad_construction() -> None:
+    with pytest.raises(ValueError):
+        StoreScu("127.0.0.1:104", calling_ae_title="WAY-TOO-LONG-AE-TITLE")
+    with pytest.raises(ValueError):
+        StoreScu("127.0.0.1:104", concurrency=0)
+    with pytest.raises(ValueError):
+        StoreScu("127.0.0.1:104", transfer_syntax="NoSuchSyntax")
+
+
+@pytest.mark.interop
+async def test_into_dcmtk_storescp(dcmtk_storescp: Peer, tmp_path: Path) -> None:
+    paths = [get_testdata_file(name) for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm")]
+    scu = StoreScu(f"STORESCP@{dcmtk_storescp.address}", concurrency=2)
+    for path in paths:
+        scu.add_file(path)
+    result = await scu.send()
+    assert result.successful == 3
+    received = {pydicom.dcmread(p).SOPInstanceUID: p for p in dcmtk_storescp.out_dir.iterdir()}
+    for path in paths:
+        want = pydicom.dcmread(path)
+        got = pydicom.dcmread(received[want.SOPInstanceUID])
+        for elem in want:
+            if elem.tag.element != 0 and elem.tag != 0xFFFCFFFC:  # DCMTK drops group lengths and padding
+                assert got[elem.tag].value == elem.value
