@@ -28,6 +28,77 @@ class InstanceHeader:
     has_file_meta: bool
 
 
+_LONG_VRS = frozenset(
+    (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")
+)
+_ELEMENT = struct.Struct("<HH2sH")
+_U32 = struct.Struct("<I")
+_FAST_SYNTAXES = frozenset(
+    (
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.5",
+    )
+)
+
+
+def _element(head: bytes, pos: int, explicit: bool) -> tuple[int, int, int, int]:
+    """(group, element, header length, value length) of the element at ``pos`` (little endian)."""
+    group, element, vr, short = _ELEMENT.unpack_from(head, pos)
+    if not explicit:
+        return group, element, 8, _U32.unpack_from(head, pos + 4)[0]
+    if vr in _LONG_VRS:
+        return group, element, 12, _U32.unpack_from(head, pos + 8)[0]
+    return group, element, 8, short
+
+
+def _fast_header(head: bytes) -> InstanceHeader | None:
+    """The header of a little endian instance whose group 0008 starts plainly; None to use the full parser."""
+    try:
+        pos = 132 if head[128:132] == b"DICM" else 0
+        syntax = None
+        meta_start = pos
+        while pos + 8 <= len(head):
+            group, element, header, length = _element(head, pos, True)
+            if group != 0x0002:
+                break
+            if element == 0x0010:
+                syntax = head[pos + header : pos + header + length].rstrip(b"\x00 ").decode("ascii")
+            pos += header + length
+        has_meta = pos > meta_start
+        if syntax is None:
+            if has_meta or len(head) < pos + 8:
+                return None
+            syntax = (
+                EXPLICIT_VR_LITTLE_ENDIAN if head[pos + 4 : pos + 6].isalpha() else IMPLICIT_VR_LITTLE_ENDIAN
+            )
+        if syntax not in _FAST_SYNTAXES:
+            return None
+        explicit = syntax != IMPLICIT_VR_LITTLE_ENDIAN
+        offset = pos
+        found: dict[int, str] = {}
+        while pos + 8 <= len(head) and len(found) < 2:
+            group, element, header, length = _element(head, pos, explicit)
+            if group > 0x0008 or length == 0xFFFFFFFF:
+                break
+            if group == 0x0008 and element in (0x0016, 0x0018):
+                found[element] = head[pos + header : pos + header + length].rstrip(b"\x00 ").decode("ascii")
+            pos += header + length
+        if len(found) < 2 or not found[0x0016] or not found[0x0018]:
+            return None
+        return InstanceHeader(found[0x0016], found[0x0018], syntax, offset, has_meta)
+    except (struct.error, UnicodeDecodeError):
+        return None
+
+
 def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
     """Read an instance's header. Raises ValueError when the file is not a DICOM instance."""
     if isinstance(source, str | os.PathLike):
@@ -35,6 +106,18 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
             return read_header(file)
     fp = source
     start = fp.tell()
+    fast = _fast_header(fp.read(16384))
+    if fast is not None:
+        if start:
+            fast = InstanceHeader(
+                fast.sop_class_uid,
+                fast.sop_instance_uid,
+                fast.transfer_syntax_uid,
+                fast.data_offset + start,
+                fast.has_file_meta,
+            )
+        return fast
+    fp.seek(start)
     head = fp.read(132)
     has_meta = head[128:132] == b"DICM"
     if has_meta:

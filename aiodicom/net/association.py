@@ -71,6 +71,8 @@ log = logging.getLogger("aiodicom.association")
 _QUEUE_HIGH_WATER = 4
 #: Bytes written between two waits for the transport to drain.
 _DRAIN_EVERY = 1 << 20
+#: Bytes of a file read (and written) at once when sending it.
+_FILE_BLOCK = 256 * 1024
 
 SinkFactory = Callable[[int, Command], DatasetSink]
 Dataset = bytes | bytearray | memoryview | BinaryIO
@@ -399,21 +401,21 @@ class Association:
             await self._drain()
 
     async def _send_file(self, context_id: int, source: BinaryIO) -> None:
+        # Read blocks of whole PDVs and write each block with one writelines: far fewer system calls than
+        # one write per PDV. A new block per read: a transport may keep the buffers until they are sent.
         size = self._max_value
-        chunk = source.read(size)
-        written = 0
+        block_size = max(size, _FILE_BLOCK // size * size)
+        block = source.read(block_size)
         while True:
-            following = source.read(size) if len(chunk) == size else b""
-            is_last = not following
-            self._write(fragment(context_id, False, chunk, size) if is_last else _pdv(context_id, chunk))
-            written += len(chunk)
-            if written >= _DRAIN_EVERY:
-                written = 0
-                await self._drain()
-            if is_last:
-                break
-            chunk = following
-        await self._drain()
+            following = source.read(block_size) if len(block) == block_size else b""
+            buffers = fragment(context_id, False, block, size)
+            if following:
+                buffers[-2] = _not_last(buffers[-2])
+            self._write(buffers)
+            await self._drain()
+            if not following:
+                return
+            block = following
 
     def _write(self, buffers: list[bytes | memoryview]) -> None:
         if self._error is not None:
