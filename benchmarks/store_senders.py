@@ -5,7 +5,7 @@
 All senders send the same generated data sets (see store_receivers.py) to one DCMTK storescp that forks per
 association and receives without storing (`--fork --ignore`), so that the sender is what is measured; all DCMTK
 processes run with TCP_NODELAY=1. aiodicom runs as the `aiodicom store` command (interpreter start included)
-at concurrency 1 and 4; DCMTK storescu and pynetdicom's storescu send on one association. Peak RSS is the
+and as a library (StoreScu.send() timed alone), at concurrency 1 and 4; DCMTK storescu and pynetdicom's storescu send on one association. Peak RSS is the
 sender's VmHWM.
 """
 
@@ -34,6 +34,24 @@ def measure(command: list[str]) -> tuple[float, float]:
     if proc.returncode:
         raise RuntimeError(f"{command[0]} failed: {err[-500:]}")
     return seconds, int(err.strip().splitlines()[-1]) / 1024
+
+
+def in_process(port: int, folder: Path, concurrency: int) -> tuple[float, float]:
+    """aiodicom StoreScu used as a library (no interpreter start), on uvloop when installed."""
+    code = (
+        "import sys, time, resource\n"
+        "from aiodicom.store_scu import StoreScu\n"
+        "from _peers import run_on, loops\n"
+        f"scu = StoreScu('STORE-SCP@127.0.0.1:{port}', concurrency={concurrency})\n"
+        f"scu.add_folder({str(folder)!r})\n"
+        "started = time.perf_counter()\n"
+        "result = run_on(loops()[-1], scu.send())\n"
+        "assert result.failed == 0, result\n"
+        "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).parent).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main() -> None:
@@ -69,6 +87,11 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, command in senders.items():
                     seconds, rss = measure(command)
+                    old = best.get(name)
+                    best[name] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
+                for concurrency in (1, 4):
+                    name = f"aiodicom StoreScu (library), c={concurrency}"
+                    seconds, rss = in_process(port, folder, concurrency)
                     old = best.get(name)
                     best[name] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
             reference, slow = best["DCMTK storescu"][0], best["pynetdicom storescu"][0]
