@@ -30,6 +30,15 @@ from aiodicom.scp import ConnectionOpened, EchoScp, ServerStarted, StoreErrorEve
 from aiodicom.scu import EchoResult, EchoScu
 from aiodicom.services.store import StoredInstance, StoreRejected
 from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
+from aiodicom.store_scu import (
+    FileError,
+    FileSending,
+    FileSent,
+    SendResult,
+    StoreScu,
+    TransferCompleted,
+    TransferStarted,
+)
 from aiodicom.tags import (
     CustomTag,
     combine_tags,
@@ -56,19 +65,26 @@ __all__ = [
     "EchoResult",
     "EchoScp",
     "EchoScu",
+    "FileError",
+    "FileSending",
+    "FileSent",
     "InstanceSummary",
     "ListenError",
     "NoAcceptableContext",
     "PeerUnreachable",
     "ProtocolError",
+    "SendResult",
     "SeriesSummary",
     "ServerStarted",
     "StorageError",
     "StoreErrorEvent",
     "StoreRejected",
     "StoreScp",
+    "StoreScu",
     "StoredInstance",
     "StudyCompleted",
+    "TransferCompleted",
+    "TransferStarted",
     "UsageError",
     "__version__",
     "combine_tags",

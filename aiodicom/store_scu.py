@@ -24,6 +24,7 @@ from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
 from aiodicom.tags import resolve_transfer_syntax
+from aiodicom.ul.items import UserIdentityRQ, UserIdentityType
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -175,6 +176,12 @@ class StoreScu:
         never_transcode: bool = True,
         retries: int = 0,
         retry_backoff: float = 1.0,
+        username: str | None = None,
+        password: str | None = None,
+        kerberos_ticket: bytes | None = None,
+        saml_assertion: str | None = None,
+        jwt: str | None = None,
+        identity_response_requested: bool = False,
     ) -> None:
         if s3_config is not None:
             raise ValueError("the S3 source is not available yet")
@@ -200,6 +207,9 @@ class StoreScu:
         self.fail_first = fail_first
         self.never_transcode = never_transcode
         self.retries, self.retry_backoff = retries, retry_backoff
+        self.user_identity = _identity(
+            username, password, kerberos_ticket, saml_assertion, jwt, identity_response_requested
+        )
         self._items: list[_Item] = []
         self._events = EventEmitter(_EVENTS)
         if verbose:
@@ -358,6 +368,7 @@ class _Run:
                     max_send_pdu_length=scu.max_send_pdu_length,
                     connect_timeout=scu.connect_timeout,
                     acse_timeout=scu.acse_timeout,
+                    user_identity=scu.user_identity,
                 )
             except (DicomError, OSError) as exc:
                 self.first_error = self.first_error or exc
@@ -369,6 +380,13 @@ class _Run:
             log.info(
                 "association with %s established: %d contexts accepted", scu.address, len(assoc.accepted)
             )
+            if log.isEnabledFor(logging.INFO):
+                for proposal in assoc.request.presentation_contexts:
+                    ctx = assoc.accepted.get(proposal.context_id)
+                    verdict = f"accepted with {_uid_name(ctx.transfer_syntax)}" if ctx else "rejected"
+                    log.info(
+                        "context %d %s: %s", proposal.context_id, _uid_name(proposal.abstract_syntax), verdict
+                    )
             return assoc
         return None
 
@@ -470,6 +488,40 @@ class _Run:
         await self.emit("file_error", event)
         if self.scu.fail_first:
             raise DimseError(event.message, status)
+
+
+def _identity(
+    username: str | None,
+    password: str | None,
+    kerberos: bytes | None,
+    saml: str | None,
+    jwt: str | None,
+    response: bool,
+) -> UserIdentityRQ | None:
+    """The user identity sub-item (PS3.7 D.3.3.7) for the one credential given."""
+    given = [x is not None for x in (username, kerberos, saml, jwt)]
+    if sum(given) > 1:
+        raise ValueError(
+            "give one user identity: username (and password), kerberos_ticket, saml_assertion or jwt"
+        )
+    if password is not None and username is None:
+        raise ValueError("a password needs a username")
+    if username is not None:
+        kind = UserIdentityType.USERNAME_PASSWORD if password is not None else UserIdentityType.USERNAME
+        return UserIdentityRQ(kind, username.encode("utf-8"), (password or "").encode("utf-8"), response)
+    if kerberos is not None:
+        return UserIdentityRQ(UserIdentityType.KERBEROS, kerberos, b"", response)
+    if saml is not None:
+        return UserIdentityRQ(UserIdentityType.SAML, saml.encode("utf-8"), b"", response)
+    if jwt is not None:
+        return UserIdentityRQ(UserIdentityType.JWT, jwt.encode("ascii"), b"", response)
+    return None
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    return str(UID(uid).name) or uid
 
 
 def _read_headers(items: Iterable[_Item]) -> None:

@@ -226,3 +226,101 @@ async def test_into_dcmtk_storescp(dcmtk_storescp: Peer, tmp_path: Path) -> None
         for elem in want:
             if elem.tag.element != 0 and elem.tag != 0xFFFCFFFC:  # DCMTK drops group lengths and padding
                 assert got[elem.tag].value == elem.value
+
+
+async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
+    from tests.peers import free_port
+
+    port = free_port()
+    ct = get_testdata_file("CT_small.dcm")
+    scp = StoreScp(port, "127.0.0.1", out_dir=tmp_path, fsync=False)
+    identities: list[object] = []
+
+    def capture(tags: dict[str, str]) -> dict[str, str]:
+        (assoc,) = scp.associations
+        identities.append(assoc.request.user_information.user_identity_rq)
+        return tags
+
+    scp.on_before_store(capture)
+    scu = StoreScu(f"127.0.0.1:{port}", username="alice", password="s3cret", retries=3, retry_backoff=0.2)
+    scu.add_file(ct)
+    streamed: list[str] = []
+
+    async def consume() -> None:
+        async for event in scu.send_events():
+            streamed.append(type(event).__name__)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    sending = asyncio.create_task(scu.send())
+    await asyncio.sleep(0.3)  # the first attempt is refused: nothing listens yet
+    async with scp:
+        result = await sending
+    consumer.cancel()
+    assert result.successful == 1
+    assert streamed == ["TransferStarted", "FileSending", "FileSent", "TransferCompleted"]
+    identity = identities[0]
+    assert (
+        identity is not None and identity.primary_field == b"alice" and identity.secondary_field == b"s3cret"
+    )  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="one user identity"):
+        StoreScu("127.0.0.1:104", username="a", jwt="x.y.z")
+
+
+def test_store_command(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.peers import free_port, stop, wait_for_port
+
+    port = free_port()
+    src = tmp_path / "src"
+    copies(src, 5)
+    (src / "readme.txt").write_text("skipped")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiodicom",
+            "storescp",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--no-fsync",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, server)  # type: ignore[arg-type]
+        ok = subprocess.run(
+            [sys.executable, "-m", "aiodicom", "store", f"127.0.0.1:{port}", str(src), "-j", "2", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout)["successful"] == 5
+        bad = subprocess.run(
+            [sys.executable, "-m", "aiodicom", "store", f"127.0.0.1:{port}", str(src / "readme.txt")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert bad.returncode == 1 and "1 of 1 files failed" in bad.stderr
+        table = subprocess.run(
+            [sys.executable, "-m", "aiodicom", "store", f"127.0.0.1:{port}", str(src)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert table.returncode == 0 and "successful" in table.stdout
+    finally:
+        stop(server)  # type: ignore[arg-type]
