@@ -29,3 +29,37 @@ def dcmtk_storescp(tmp_path: Path) -> Iterator[Peer]:
         yield Peer(port, out, proc)
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """Orthanc with its own storage, DICOM and HTTP ports on 127.0.0.1; yields (dicom_port, http_port)."""
+    import json
+    import shutil
+
+    exe = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    if not Path(exe).exists():
+        pytest.fail("Orthanc is not installed: scripts/test.sh installs it", pytrace=False)
+    dicom_port, http_port = free_port(), free_port()
+    config = {
+        "Name": "aiodicom-test",
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "StorageDirectory": str(tmp_path / "orthanc-storage"),
+        "IndexDirectory": str(tmp_path / "orthanc-index"),
+        "DicomCheckCalledAet": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomAlwaysAllowStore": True,
+        "Plugins": [],
+    }
+    path = tmp_path / "orthanc.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([exe, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(dicom_port, proc, timeout=30)
+        wait_for_port(http_port, proc, timeout=30)
+        yield dicom_port, http_port
+    finally:
+        stop(proc)

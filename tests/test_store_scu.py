@@ -324,3 +324,35 @@ def test_store_command(tmp_path: Path) -> None:
         assert table.returncode == 0 and "successful" in table.stdout
     finally:
         stop(server)  # type: ignore[arg-type]
+
+
+@pytest.mark.interop
+async def test_into_orthanc(orthanc: tuple[int, int], tmp_path: Path) -> None:
+    import json
+    import urllib.request
+    from io import BytesIO
+
+    dicom_port, http_port = orthanc
+    paths = [get_testdata_file(name) for name in ("CT_small.dcm", "MR_small.dcm", "SC_rgb_jpeg_dcmtk.dcm")]
+    scu = StoreScu(f"ORTHANC@127.0.0.1:{dicom_port}", concurrency=2)
+    for path in paths:
+        scu.add_file(path)
+    result = await scu.send()
+    assert result.successful == 3 and result.failed == 0
+
+    def get(url: str) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{url}", timeout=10) as response:
+            return bytes(response.read())
+
+    ids = json.loads(await asyncio.to_thread(get, "/instances"))
+    assert len(ids) == 3
+    received = {}
+    for instance in ids:
+        ds = pydicom.dcmread(BytesIO(await asyncio.to_thread(get, f"/instances/{instance}/file")))
+        received[ds.SOPInstanceUID] = ds
+    for path in paths:
+        want = pydicom.dcmread(path)
+        got = received[want.SOPInstanceUID]
+        for elem in want:
+            if elem.tag.element != 0 and elem.tag != 0xFFFCFFFC:
+                assert got[elem.tag].value == elem.value, elem.tag
