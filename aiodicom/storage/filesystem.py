@@ -195,9 +195,6 @@ class FilesystemStorage:
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
-    def describe(self, path: Path) -> str:
-        return str(path)
-
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
