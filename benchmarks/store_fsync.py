@@ -19,10 +19,18 @@ from store_receivers import make_set, run
 
 def orthanc_command(work: Path, port: int) -> list[str]:
     config = {
-        "Name": "bench", "DicomAet": "STORE-SCP", "DicomPort": port, "HttpPort": free_port(),
-        "StorageDirectory": str(work / "storage"), "IndexDirectory": str(work / "index"),
-        "DicomCheckCalledAet": False, "StorageCompression": False, "SyncStorageArea": True,
-        "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
+        "Name": "bench",
+        "DicomAet": "STORE-SCP",
+        "DicomPort": port,
+        "HttpPort": free_port(),
+        "StorageDirectory": str(work / "storage"),
+        "IndexDirectory": str(work / "index"),
+        "DicomCheckCalledAet": False,
+        "StorageCompression": False,
+        "SyncStorageArea": True,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomAlwaysAllowStore": True,
         "Plugins": [],
     }
     path = work / "orthanc.json"
@@ -48,8 +56,18 @@ def main() -> None:
         for _ in range(args.rounds):
             port = free_port()
             commands = {
-                "aiodicom StoreScp (fsync)": [sys.executable, "-m", "aiodicom", "storescp", "--port", str(port),
-                                              "--host", "127.0.0.1", "--out-dir", str(out)],
+                "aiodicom StoreScp (fsync)": [
+                    sys.executable,
+                    "-m",
+                    "aiodicom",
+                    "storescp",
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                    "--out-dir",
+                    str(out),
+                ],
                 "Orthanc": orthanc_command(Path(tempfile.mkdtemp(dir=root)), port),
             }
             for name, command in commands.items():
@@ -58,8 +76,10 @@ def main() -> None:
                 best[name] = min(seconds, best.get(name, seconds))
         reference = best["Orthanc"]
         for name, seconds in best.items():
-            print(f"  {set_name:<9} {name:<28} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
-                  f"{reference / seconds:10.2f}x")
+            print(
+                f"  {set_name:<9} {name:<28} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
+                f"{reference / seconds:10.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@
 
 Data sets (generated once into a temporary directory, explicit VR little endian CT images):
 small 1,000 x ~130 KB, typical 200 x ~0.5 MB, large 4 x ~100 MB. Every receiver runs as its own process
-without fsync (DCMTK does not sync; `aiodicom storescp --no-fsync`), after a `sync`, best of 3; the sender is one `storescu +sd` on one
-association, all DCMTK processes with TCP_NODELAY=1. Peak RSS is each receiver's VmHWM. ``--huge`` also sends
-one 1 GB instance to aiodicom and reports its peak RSS (target: under 100 MB). Then aiodicom with fsync=True
-beside Orthanc, which syncs by default, is left to `benchmarks/store_fsync.py`.
+without fsync (DCMTK does not sync; `aiodicom storescp --no-fsync`), after a `sync`, best of 3; the
+sender is one `storescu +sd` on one association, all DCMTK processes with TCP_NODELAY=1. Peak RSS is
+each receiver's VmHWM. ``--huge`` also sends one 1 GB instance to aiodicom and reports its peak RSS
+(target: under 100 MB). Then aiodicom with fsync=True beside Orthanc, which syncs by default, is
+left to `benchmarks/store_fsync.py`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _peers import DCMTK_ENV, free_port, tool, wait_for_port
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-from _peers import DCMTK_ENV, free_port, tool, wait_for_port
 
 SETS = {"small": (1000, 256, 256, 1), "typical": (200, 512, 512, 1), "large": (4, 512, 512, 200)}
 
@@ -59,7 +59,7 @@ def make_set(root: Path, name: str) -> Path:
     template = first.read_bytes()
     old_uid = template[template.index(b"1.2.826.0.1.3680043") :].split(b"\x00")[0].split(b"\x02")[0]
     for i in range(1, count):  # same size, new SOP Instance UID of the same length
-        uid = (old_uid[: -8] + f"{i:08d}".encode())
+        uid = old_uid[:-8] + f"{i:08d}".encode()
         (folder / f"{i:06d}.dcm").write_bytes(template.replace(old_uid, uid))
     return folder
 
@@ -73,11 +73,40 @@ def peak_rss_mb(pid: int) -> float:
 
 def receivers(out: Path, port: int) -> dict[str, list[str]]:
     return {
-        "aiodicom StoreScp": [sys.executable, "-m", "aiodicom", "storescp", "--port", str(port), "--host", "127.0.0.1",
-                              "--out-dir", str(out), "--no-fsync", "--max-pdu", "16384"],
-        "DCMTK storescp": [tool("storescp"), "--aetitle", "STORE-SCP", "--output-directory", str(out), str(port)],
-        "pynetdicom storescp": [sys.executable, "-m", "pynetdicom", "storescp", "-aet", "STORE-SCP", "-od", str(out),
-                                str(port)],
+        "aiodicom StoreScp": [
+            sys.executable,
+            "-m",
+            "aiodicom",
+            "storescp",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--out-dir",
+            str(out),
+            "--no-fsync",
+            "--max-pdu",
+            "16384",
+        ],
+        "DCMTK storescp": [
+            tool("storescp"),
+            "--aetitle",
+            "STORE-SCP",
+            "--output-directory",
+            str(out),
+            str(port),
+        ],
+        "pynetdicom storescp": [
+            sys.executable,
+            "-m",
+            "pynetdicom",
+            "storescp",
+            "-aet",
+            "STORE-SCP",
+            "-od",
+            str(out),
+            str(port),
+        ],
     }
 
 
@@ -90,8 +119,13 @@ def run(name: str, command: list[str], folder: Path, out: Path, port: int) -> tu
         wait_for_port(port)
         started = time.perf_counter()
         source = ["+sd", str(folder)] if folder.is_dir() else [str(folder)]
-        subprocess.run([tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), *source],
-                       env=DCMTK_ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), *source],
+            env=DCMTK_ENV,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - started
         rss = peak_rss_mb(receiver.pid)
     finally:
@@ -114,7 +148,10 @@ def main() -> None:
     root = Path(args.data or tempfile.mkdtemp(prefix="aiodicom-bench-"))
     out = root / "received"
     print(f"receiving with DCMTK storescu +sd as the sender, no fsync; data in {root}")
-    print(f"  {'set':<9} {'receiver':<22} {'files/s':>9} {'MB/s':>8} {'peak RSS':>9} {'vs DCMTK':>9} {'vs pynetdicom':>14}")
+    print(
+        f"  {'set':<9} {'receiver':<22} {'files/s':>9} {'MB/s':>8} {'peak RSS':>9}"
+        f" {'vs DCMTK':>9} {'vs pynetdicom':>14}"
+    )
     for set_name in args.sets.split(","):
         folder = make_set(root, set_name)
         files = sorted(folder.iterdir())
@@ -127,8 +164,10 @@ def main() -> None:
                 results[name] = (min(seconds, best[0]), max(rss, best[1])) if best else (seconds, rss)
         reference, slow = results["DCMTK storescp"][0], results["pynetdicom storescp"][0]
         for name, (seconds, rss) in results.items():
-            print(f"  {set_name:<9} {name:<22} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
-                  f"{rss:7.0f}MB {reference / seconds:8.2f}x {slow / seconds:13.1f}x")
+            print(
+                f"  {set_name:<9} {name:<22} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
+                f"{rss:7.0f}MB {reference / seconds:8.2f}x {slow / seconds:13.1f}x"
+            )
     if args.huge:
         folder = root / "huge"
         if not folder.exists():
@@ -138,7 +177,10 @@ def main() -> None:
         huge = folder / "huge.dcm"
         seconds, rss = run("aiodicom StoreScp", receivers(out, port)["aiodicom StoreScp"], huge, out, port)
         size = (folder / "huge.dcm").stat().st_size / 1e6
-        print(f"  one {size:.0f} MB instance into aiodicom StoreScp: {size / seconds:.0f} MB/s, peak RSS {rss:.0f} MB")
+        print(
+            f"  one {size:.0f} MB instance into aiodicom StoreScp: {size / seconds:.0f} MB/s,"
+            f" peak RSS {rss:.0f} MB"
+        )
     shutil.rmtree(out, ignore_errors=True)
 
 

@@ -2,11 +2,11 @@
 
     python benchmarks/store_senders.py [--sets small,typical,large] [--rounds 2]
 
-All senders send the same generated data sets (see store_receivers.py) to one DCMTK storescp that forks per
-association and receives without storing (`--fork --ignore`), so that the sender is what is measured; all DCMTK
-processes run with TCP_NODELAY=1. aiodicom runs as the `aiodicom store` command (interpreter start included)
-and as a library (StoreScu.send() timed alone), at concurrency 1 and 4; DCMTK storescu and pynetdicom's storescu send on one association. Peak RSS is the
-sender's VmHWM.
+All senders send the same generated data sets (see store_receivers.py) to one DCMTK storescp that
+forks per association and receives without storing (`--fork --ignore`), so that the sender is what is
+measured; all DCMTK processes run with TCP_NODELAY=1. aiodicom runs as the `aiodicom store` command
+(interpreter start included) and as a library (StoreScu.send() timed alone), at concurrency 1 and 4;
+DCMTK storescu and pynetdicom's storescu send on one association. Peak RSS is the sender's VmHWM.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def measure(command: list[str]) -> tuple[float, float]:
     """Wall time and peak RSS (MB) of a command."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        ["/usr/bin/time", "-f", "%M", *command], env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ["/usr/bin/time", "-f", "%M", *command],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     _, err = proc.communicate()
@@ -49,8 +52,9 @@ def in_process(port: int, folder: Path, concurrency: int) -> tuple[float, float]
         "assert result.failed == 0, result\n"
         "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         cwd=Path(__file__).parent).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -64,24 +68,65 @@ def main() -> None:
     port = free_port()
     receiver = subprocess.Popen(
         [tool("storescp"), "--fork", "--ignore", "--aetitle", "STORE-SCP", str(port)],
-        env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port)
         print("sending to DCMTK storescp --fork --ignore, best of", args.rounds)
-        print(f"  {'set':<9} {'sender':<32} {'files/s':>9} {'MB/s':>8} {'peak RSS':>9} {'vs DCMTK':>9} {'vs pynetdicom':>14}")
+        print(
+            f"  {'set':<9} {'sender':<32} {'files/s':>9} {'MB/s':>8} {'peak RSS':>9}"
+            f" {'vs DCMTK':>9} {'vs pynetdicom':>14}"
+        )
         for set_name in args.sets.split(","):
             folder = make_set(root, set_name)
             files = list(folder.iterdir())
             megabytes = sum(p.stat().st_size for p in files) / 1e6
             senders = {
-                "aiodicom store, concurrency 1": [sys.executable, "-m", "aiodicom", "store", "--called-ae",
-                                                  "STORE-SCP", f"127.0.0.1:{port}", str(folder)],
-                "aiodicom store, concurrency 4": [sys.executable, "-m", "aiodicom", "store", "-j", "4",
-                                                  "--called-ae", "STORE-SCP", f"127.0.0.1:{port}", str(folder)],
-                "DCMTK storescu": [tool("storescu"), "+sd", "-aec", "STORE-SCP", "127.0.0.1", str(port), str(folder)],
-                "pynetdicom storescu": [sys.executable, "-m", "pynetdicom", "storescu", "-r", "-aec", "STORE-SCP",
-                                        "127.0.0.1", str(port), str(folder)],
+                "aiodicom store, concurrency 1": [
+                    sys.executable,
+                    "-m",
+                    "aiodicom",
+                    "store",
+                    "--called-ae",
+                    "STORE-SCP",
+                    f"127.0.0.1:{port}",
+                    str(folder),
+                ],
+                "aiodicom store, concurrency 4": [
+                    sys.executable,
+                    "-m",
+                    "aiodicom",
+                    "store",
+                    "-j",
+                    "4",
+                    "--called-ae",
+                    "STORE-SCP",
+                    f"127.0.0.1:{port}",
+                    str(folder),
+                ],
+                "DCMTK storescu": [
+                    tool("storescu"),
+                    "+sd",
+                    "-aec",
+                    "STORE-SCP",
+                    "127.0.0.1",
+                    str(port),
+                    str(folder),
+                ],
+                "pynetdicom storescu": [
+                    sys.executable,
+                    "-m",
+                    "pynetdicom",
+                    "storescu",
+                    "-r",
+                    "-aec",
+                    "STORE-SCP",
+                    "127.0.0.1",
+                    str(port),
+                    str(folder),
+                ],
             }
             best: dict[str, tuple[float, float]] = {}
             for _ in range(args.rounds):
@@ -96,8 +141,10 @@ def main() -> None:
                     best[name] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
             reference, slow = best["DCMTK storescu"][0], best["pynetdicom storescu"][0]
             for name, (seconds, rss) in best.items():
-                print(f"  {set_name:<9} {name:<32} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
-                      f"{rss:7.0f}MB {reference / seconds:8.2f}x {slow / seconds:13.1f}x")
+                print(
+                    f"  {set_name:<9} {name:<32} {len(files) / seconds:9.1f} {megabytes / seconds:8.1f} "
+                    f"{rss:7.0f}MB {reference / seconds:8.2f}x {slow / seconds:13.1f}x"
+                )
     finally:
         receiver.terminate()
         receiver.wait(10)

@@ -1,7 +1,7 @@
 """Regenerate the association state diagram in docs/architecture.md from aiodicom/ul/fsm.py.
 
-    python docs/gen_fsm.py           # rewrite the diagram between the markers
-    python docs/gen_fsm.py --check   # exit 1 when the page is stale
+python docs/gen_fsm.py           # rewrite what lies between the fsm:begin and fsm:end markers
+python docs/gen_fsm.py --check   # exit 1 if the page is stale (tests/ul/test_fsm.py runs this)
 """
 
 from __future__ import annotations
@@ -16,24 +16,29 @@ BEGIN, END = "<!-- fsm:begin -->", "<!-- fsm:end -->"
 
 
 def render() -> str:
-    rows = "\n".join(f"| {state.value} | {state.description} |" for state in State)
-    return f"{BEGIN}\n```mermaid\n{to_mermaid()}```\n\n| State | Meaning |\n|---|---|\n{rows}\n{END}"
+    """The generated block, markers included: the Mermaid diagram, then the states and what they mean."""
+    rows = "".join(f"| {state.value} | {state.description} |\n" for state in State)
+    return f"{BEGIN}\n```mermaid\n{to_mermaid()}```\n\n| State | Meaning |\n|---|---|\n{rows}{END}"
 
 
 def updated(text: str) -> str:
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    return text[:start] + render() + text[end:]
+    """``text`` with the block between the markers regenerated."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the page needs the markers {BEGIN} and {END}, in that order")
+    return text[:start] + render() + text[end + len(END) :]
 
 
-def main(argv: list[str]) -> int:
-    text = PAGE.read_text()
+def main(argv: list[str], page: Path = PAGE) -> int:
+    text = page.read_text(encoding="utf-8")
     new = updated(text)
     if "--check" in argv:
         if new != text:
-            print(f"{PAGE} is stale: run python docs/gen_fsm.py", file=sys.stderr)
+            print(f"{page} is stale: run python docs/gen_fsm.py", file=sys.stderr)
             return 1
         return 0
-    PAGE.write_text(new)
+    if new != text:
+        page.write_text(new, encoding="utf-8")
     return 0
 
 

@@ -1,7 +1,8 @@
 """PDVs -> DIMSE messages: the command is decoded once complete; data set bytes pass through chunk by chunk.
 
-No files, no buffers of data set bytes: the caller routes each :class:`DatasetChunk` to a sink. Only the
-command (small, bounded by ``max_command_bytes``) is accumulated.
+No files and no buffering of data set bytes: the caller routes each :class:`DatasetChunk` to a sink. Only the
+command (small, bounded by ``max_command_bytes``) is accumulated. Messages are not interleaved: all the
+fragments of one message come before any of the next, on one presentation context (PS3.7 6.3.1).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ class CommandReceived:
 
 @dataclass(frozen=True, slots=True)
 class DatasetChunk:
-    """Part of a data set, in order; a memoryview valid only until the caller's receive buffer is reused."""
+    """The value of one data set PDV, in order; ``is_last`` on the message's final one.
+
+    ``data`` is the PDV value as fed, not copied: a memoryview is valid only until the caller's receive
+    buffer is reused, so consume or copy it before the next read.
+    """
 
     context_id: int
     data: memoryview | bytes
@@ -40,6 +45,7 @@ class MessageAssembler:
 
     @property
     def expecting_dataset(self) -> bool:
+        """True between a command that announced a data set and the data set's last PDV."""
         return self._expecting_dataset
 
     @property
@@ -50,7 +56,12 @@ class MessageAssembler:
     def feed(
         self, context_id: int, is_command: bool, is_last: bool, data: memoryview | bytes
     ) -> list[CommandReceived | DatasetChunk]:
-        """Take one PDV; return the events it completes. Raises ProtocolError on a misplaced PDV."""
+        """Take one PDV (a P-DATA-TF may hold several: feed each); return the events it completes.
+
+        Raises :class:`~aiodicom.errors.ProtocolError` (reason UNEXPECTED_PDU_PARAMETER) for a PDV out of
+        place, and :class:`~aiodicom.dimse.commands.InvalidCommand` for a command set that is too large or
+        cannot be decoded.
+        """
         if self._context_id is not None and context_id != self._context_id:
             raise ProtocolError(
                 f"PDV for presentation context {context_id} inside a message on context {self._context_id}",
@@ -67,13 +78,11 @@ class MessageAssembler:
                 self._context_id = None
             return [DatasetChunk(context_id, data, is_last)]
         if not is_command:
-            raise ProtocolError(
-                "data set fragment received without a command announcing it",
-                AbortReason.UNEXPECTED_PDU_PARAMETER,
-            )
-        self._context_id = context_id
+            what = "before its command was complete" if self._command else "without a command announcing it"
+            raise ProtocolError(f"data set fragment received {what}", AbortReason.UNEXPECTED_PDU_PARAMETER)
         if len(self._command) + len(data) > self.max_command_bytes:
             raise InvalidCommand(f"command set larger than {self.max_command_bytes} bytes")
+        self._context_id = context_id
         if not is_last:
             self._command += data
             return []
@@ -81,8 +90,8 @@ class MessageAssembler:
         if self._command:
             self._command += data
             raw = self._command
-        command = decode_command(raw)
-        self._command = bytearray()
+            self._command = bytearray()
+        command = decode_command(raw)  # a command in one PDV, the common case, is not accumulated first
         if command.has_dataset:
             self._expecting_dataset = True
         else:

@@ -1,14 +1,16 @@
-"""DIMSE command sets (PS3.7 section 9.3 and 10.3): group 0000, implicit VR little endian, group length first.
+"""DIMSE command sets (PS3.7 9.3 and Annex E): group 0000, implicit VR little endian, group length first.
 
 Hand-written with ``struct``: a command is encoded and decoded once per message, on the hot path of every
-C-STORE, so it does not go through a general data set parser.
+C-STORE, so it does not go through pydicom's general data set codec.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from enum import IntEnum
+from operator import attrgetter
+from typing import Any
 
 from aiodicom.errors import AbortReason, ProtocolError
 
@@ -21,7 +23,7 @@ class InvalidCommand(ProtocolError):
 
 
 class CommandField(IntEnum):
-    """(0000,0100) Command Field values of the composite services."""
+    """(0000,0100) Command Field values of the composite services (PS3.7 E.1)."""
 
     C_STORE_RQ = 0x0001
     C_STORE_RSP = 0x8001
@@ -37,53 +39,73 @@ class CommandField(IntEnum):
 
 
 class Priority(IntEnum):
+    """(0000,0700) Priority."""
+
     MEDIUM = 0
     HIGH = 1
     LOW = 2
 
 
-#: (0000,0800) Command Data Set Type: no data set follows. Any other value means one follows.
+#: (0000,0800) Command Data Set Type: no data set follows. Any other value means one follows (PS3.7 E.1).
 NO_DATASET = 0x0101
-#: What we send when a data set follows (the value DCMTK and pynetdicom send).
+#: What we write when a data set follows: DCMTK (DIMSE_DATASET_PRESENT) and pynetdicom both send 0x0001.
 DATASET_PRESENT = 0x0001
 
-_US, _UL, _UI, _AE, _LO, _AT = "US", "UL", "UI", "AE", "LO", "AT"
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 
-# Command Data Set Type is the Command's ``data_set_type``; the rest map to fields of the same meaning.
-_ELEMENTS: dict[str, tuple[int, str]] = {
-    "affected_sop_class_uid": (0x00000002, _UI),
-    "requested_sop_class_uid": (0x00000003, _UI),
-    "command_field": (0x00000100, _US),
-    "message_id": (0x00000110, _US),
-    "message_id_being_responded_to": (0x00000120, _US),
-    "move_destination": (0x00000600, _AE),
-    "priority": (0x00000700, _US),
-    "data_set_type": (0x00000800, _US),
-    "status": (0x00000900, _US),
-    "offending_elements": (0x00000901, _AT),
-    "error_comment": (0x00000902, _LO),
-    "error_id": (0x00000903, _US),
-    "affected_sop_instance_uid": (0x00001000, _UI),
-    "requested_sop_instance_uid": (0x00001001, _UI),
-    "remaining": (0x00001020, _US),
-    "completed": (0x00001021, _US),
-    "failed": (0x00001022, _US),
-    "warning": (0x00001023, _US),
-    "move_originator_ae_title": (0x00001030, _AE),
-    "move_originator_message_id": (0x00001031, _US),
+#: Group 0000 element number -> (Command attribute, VR), in ascending tag order. (0000,0800) is the
+#: ``has_dataset`` flag; requested SOP class/instance (N-services only) are left to ``extra``.
+ELEMENTS: dict[int, tuple[str, str]] = {
+    0x0002: ("affected_sop_class_uid", "UI"),
+    0x0100: ("command_field", "US"),
+    0x0110: ("message_id", "US"),
+    0x0120: ("message_id_being_responded_to", "US"),
+    0x0600: ("move_destination", "AE"),
+    0x0700: ("priority", "US"),
+    0x0800: ("has_dataset", "US"),
+    0x0900: ("status", "US"),
+    0x0901: ("offending_elements", "AT"),
+    0x0902: ("error_comment", "LO"),
+    0x0903: ("error_id", "US"),
+    0x1000: ("affected_sop_instance_uid", "UI"),
+    0x1020: ("remaining", "US"),
+    0x1021: ("completed", "US"),
+    0x1022: ("failed", "US"),
+    0x1023: ("warning", "US"),
+    0x1030: ("move_originator_ae_title", "AE"),
+    0x1031: ("move_originator_message_id", "US"),
 }
-_BY_TAG = {tag: (name, vr) for name, (tag, vr) in _ELEMENTS.items()}
+
 _ELEMENT_HEADER = struct.Struct("<HHI")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_GROUP_LENGTH_HEADER = _ELEMENT_HEADER.pack(0, 0, 4)
+_DATA_SET_TYPE = {
+    True: _ELEMENT_HEADER.pack(0, 0x0800, 2) + _U16.pack(DATASET_PRESENT),
+    False: _ELEMENT_HEADER.pack(0, 0x0800, 2) + _U16.pack(NO_DATASET),
+}
+# Kinds, compared as ints on the hot path rather than VR strings
+_K_US, _K_DS, _K_UI, _K_AE, _K_LO, _K_AT = range(6)  # US-valued kinds first: ``kind <= _K_DS``
+_KIND = {"US": _K_US, "UI": _K_UI, "AE": _K_AE, "LO": _K_LO, "AT": _K_AT}
+# (element, kind, header of a 2-byte value) per ELEMENTS entry, for the encoder
+_LAYOUT = tuple(
+    (element, _K_DS if name == "has_dataset" else _KIND[vr], _ELEMENT_HEADER.pack(0, element, 2))
+    for element, (name, vr) in ELEMENTS.items()
+)
+_VALUES = attrgetter(*(name for name, _ in ELEMENTS.values()))
 
-_NAMES = {
+_SERVICES = {
     0x0001: "C-STORE",
     0x0010: "C-GET",
     0x0020: "C-FIND",
     0x0021: "C-MOVE",
     0x0030: "C-ECHO",
-    0x0FFF: "C-CANCEL",
+    0x0100: "N-EVENT-REPORT",
+    0x0110: "N-GET",
+    0x0120: "N-SET",
+    0x0130: "N-ACTION",
+    0x0140: "N-CREATE",
+    0x0150: "N-DELETE",
 }
 
 
@@ -91,8 +113,10 @@ _NAMES = {
 class Command:
     """One DIMSE command set. Fields that are None are absent from the encoding.
 
-    ``extra`` keeps any other group-0000 element as ``(tag, raw value)`` so that decoding and encoding
-    round-trip; the group length is always recomputed.
+    ``has_dataset`` is (0000,0800), always encoded: 0x0101 when False, 0x0001 when True; any value but
+    0x0101 decodes as True. ``extra`` keeps any other group-0000 element as ``(element, raw value)``, sorted
+    by element, so that decoding then encoding gives back the same bytes; the group length (0000,0000) is
+    always recomputed.
     """
 
     command_field: int
@@ -100,10 +124,8 @@ class Command:
     message_id_being_responded_to: int | None = None
     affected_sop_class_uid: str | None = None
     affected_sop_instance_uid: str | None = None
-    requested_sop_class_uid: str | None = None
-    requested_sop_instance_uid: str | None = None
     priority: int | None = None
-    data_set_type: int = NO_DATASET
+    has_dataset: bool = False
     status: int | None = None
     move_destination: str | None = None
     move_originator_ae_title: str | None = None
@@ -115,12 +137,7 @@ class Command:
     error_comment: str | None = None
     error_id: int | None = None
     offending_elements: tuple[int, ...] | None = None
-    extra: tuple[tuple[int, bytes], ...] = field(default=())
-
-    @property
-    def has_dataset(self) -> bool:
-        """True when a data set follows the command (any Command Data Set Type but 0x0101)."""
-        return self.data_set_type != NO_DATASET
+    extra: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def is_request(self) -> bool:
@@ -132,23 +149,26 @@ class Command:
 
     @property
     def name(self) -> str:
-        base = _NAMES.get(self.command_field & 0x7FFF, f"command 0x{self.command_field:04X}")
+        """E.g. ``C-STORE-RQ``; usable as the ``service`` of :func:`~aiodicom.dimse.status.status_name`."""
         if self.command_field == CommandField.C_CANCEL_RQ:
             return "C-CANCEL-RQ"
-        return f"{base}-{'RSP' if self.is_response else 'RQ'}"
+        service = _SERVICES.get(self.command_field & 0x7FFF)
+        if service is None:
+            return f"unknown command 0x{self.command_field:04X}"
+        return f"{service}-{'RSP' if self.command_field & 0x8000 else 'RQ'}"
 
     # ---------------------------------------------------------------------------- constructors
 
     @classmethod
     def c_echo_rq(cls, message_id: int) -> Command:
-        return cls(CommandField.C_ECHO_RQ, message_id, affected_sop_class_uid="1.2.840.10008.1.1")
+        return cls(CommandField.C_ECHO_RQ, message_id, affected_sop_class_uid=VERIFICATION_SOP_CLASS)
 
     @classmethod
     def c_echo_rsp(cls, message_id_being_responded_to: int, status: int = 0) -> Command:
         return cls(
             CommandField.C_ECHO_RSP,
             message_id_being_responded_to=message_id_being_responded_to,
-            affected_sop_class_uid="1.2.840.10008.1.1",
+            affected_sop_class_uid=VERIFICATION_SOP_CLASS,
             status=status,
         )
 
@@ -168,14 +188,14 @@ class Command:
             affected_sop_class_uid=sop_class_uid,
             affected_sop_instance_uid=sop_instance_uid,
             priority=priority,
-            data_set_type=DATASET_PRESENT,
+            has_dataset=True,
             move_originator_ae_title=move_originator_ae_title,
             move_originator_message_id=move_originator_message_id,
         )
 
     @classmethod
     def c_store_rsp(cls, rq: Command, status: int, error_comment: str | None = None) -> Command:
-        """The response to a C-STORE-RQ: echoes its SOP class and instance (PS3.7 9.3.1.2)."""
+        """The response to a C-STORE-RQ: echoes its SOP class and instance (PS3.7 Table 9.3-2)."""
         return cls(
             CommandField.C_STORE_RSP,
             message_id_being_responded_to=rq.message_id,
@@ -192,17 +212,18 @@ class Command:
             message_id,
             affected_sop_class_uid=sop_class_uid,
             priority=priority,
-            data_set_type=DATASET_PRESENT,
+            has_dataset=True,
         )
 
     @classmethod
     def c_find_rsp(cls, rq: Command, status: int, has_dataset: bool = False) -> Command:
+        """A C-FIND-RSP; a pending one carries an identifier (``has_dataset``)."""
         return cls(
             CommandField.C_FIND_RSP,
             message_id_being_responded_to=rq.message_id,
             affected_sop_class_uid=rq.affected_sop_class_uid,
             status=status,
-            data_set_type=DATASET_PRESENT if has_dataset else NO_DATASET,
+            has_dataset=has_dataset,
         )
 
     @classmethod
@@ -212,7 +233,23 @@ class Command:
             message_id,
             affected_sop_class_uid=sop_class_uid,
             priority=priority,
-            data_set_type=DATASET_PRESENT,
+            has_dataset=True,
+        )
+
+    @classmethod
+    def c_get_rsp(
+        cls,
+        rq: Command,
+        status: int,
+        remaining: int | None = None,
+        completed: int | None = None,
+        failed: int | None = None,
+        warning: int | None = None,
+        has_dataset: bool = False,
+    ) -> Command:
+        """A C-GET-RSP with the sub-operation counts; a failed one may carry a data set (PS3.4 C.4.3.1.3)."""
+        return cls._retrieve_rsp(
+            CommandField.C_GET_RSP, rq, status, remaining, completed, failed, warning, has_dataset
         )
 
     @classmethod
@@ -224,25 +261,40 @@ class Command:
             message_id,
             affected_sop_class_uid=sop_class_uid,
             priority=priority,
-            data_set_type=DATASET_PRESENT,
+            has_dataset=True,
             move_destination=move_destination,
         )
 
     @classmethod
-    def retrieve_rsp(
+    def c_move_rsp(
         cls,
         rq: Command,
         status: int,
-        *,
         remaining: int | None = None,
         completed: int | None = None,
         failed: int | None = None,
         warning: int | None = None,
         has_dataset: bool = False,
     ) -> Command:
-        """A C-GET-RSP or C-MOVE-RSP (by the request's command field) with sub-operation counts."""
+        """A C-MOVE-RSP with the sub-operation counts; a failed one may carry a data set (PS3.4 C.4.2.1.3)."""
+        return cls._retrieve_rsp(
+            CommandField.C_MOVE_RSP, rq, status, remaining, completed, failed, warning, has_dataset
+        )
+
+    @classmethod
+    def _retrieve_rsp(
+        cls,
+        command_field: int,
+        rq: Command,
+        status: int,
+        remaining: int | None,
+        completed: int | None,
+        failed: int | None,
+        warning: int | None,
+        has_dataset: bool,
+    ) -> Command:
         return cls(
-            rq.command_field | 0x8000,
+            command_field,
             message_id_being_responded_to=rq.message_id,
             affected_sop_class_uid=rq.affected_sop_class_uid,
             status=status,
@@ -250,7 +302,7 @@ class Command:
             completed=completed,
             failed=failed,
             warning=warning,
-            data_set_type=DATASET_PRESENT if has_dataset else NO_DATASET,
+            has_dataset=has_dataset,
         )
 
     @classmethod
@@ -258,82 +310,126 @@ class Command:
         return cls(CommandField.C_CANCEL_RQ, message_id_being_responded_to=message_id_being_responded_to)
 
 
-_FIELDS = [f.name for f in fields(Command) if f.name in _ELEMENTS]
+# ---------------------------------------------------------------------------------------------- encode
 
 
-def _encode_value(vr: str, value: object) -> bytes:
-    if vr == _US:
-        return _U16.pack(value)
-    if vr == _UL:
-        return _U32.pack(value)
-    if vr == _AT:
-        return b"".join(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in value)  # type: ignore[attr-defined]
-    raw = str(value).encode("ascii")
-    if len(raw) % 2:
-        raw += b"\x00" if vr == _UI else b" "
-    return raw
+def _text(element: int, kind: int, value: str) -> bytes:
+    # Error comments are free text (possibly an exception message): never fail a response over one
+    raw = value.encode("ascii", "replace" if kind == _K_LO else "strict")
+    if len(raw) & 1:
+        raw += b"\x00" if kind == _K_UI else b" "  # UIDs pad with NUL, other strings with a space
+    return _ELEMENT_HEADER.pack(0, element, len(raw)) + raw
+
+
+def _tags(element: int, tags: tuple[int, ...]) -> bytes:
+    halves = [half for tag in tags for half in (tag >> 16, tag & 0xFFFF)]
+    return _ELEMENT_HEADER.pack(0, element, 2 * len(halves)) + struct.pack(f"<{len(halves)}H", *halves)
 
 
 def encode_command(cmd: Command) -> bytes:
-    """Encode a command set: (0000,0000) group length, then the present elements in tag order."""
-    elements: list[tuple[int, bytes]] = []
-    for name in _FIELDS:
-        value = getattr(cmd, name)
-        if value is not None:
-            tag, vr = _ELEMENTS[name]
-            elements.append((tag, _encode_value(vr, value)))
-    elements.extend(cmd.extra)
-    elements.sort(key=lambda e: e[0])
-    body = b"".join(_ELEMENT_HEADER.pack(0, tag & 0xFFFF, len(raw)) + raw for tag, raw in elements)
-    return _ELEMENT_HEADER.pack(0, 0, 4) + _U32.pack(len(body)) + body
+    """Encode a command set: (0000,0000) group length, then the present elements in ascending tag order.
 
-
-def _decode_value(vr: str, raw: memoryview, tag: int) -> object:
-    if vr == _US:
-        if len(raw) != 2:
-            raise InvalidCommand(
-                f"command element ({tag >> 16:04X},{tag & 0xFFFF:04X}) US of length {len(raw)}"
-            )
-        return _U16.unpack(raw)[0]
-    if vr == _AT:
-        if len(raw) % 4:
-            raise InvalidCommand("Offending Element (0000,0901) is not a list of tags")
-        pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
-        return tuple((pairs[i] << 16) | pairs[i + 1] for i in range(0, len(pairs), 2))
+    Values are written as given (no length checks). Raises ValueError for a value that does not fit its
+    VR: an integer out of range for US, a non-ASCII UID or AE title, an ``extra`` element that is known.
+    """
+    parts: list[bytes] = []
     try:
-        return bytes(raw).decode("ascii").rstrip("\x00 ")
-    except UnicodeDecodeError:
-        # Error comments from some peers carry non-ASCII text: keep it readable rather than fail
-        return bytes(raw).decode("latin-1").rstrip("\x00 ")
+        for (element, kind, us_header), value in zip(_LAYOUT, _VALUES(cmd), strict=True):
+            if value is None:
+                continue
+            if kind == _K_US:
+                parts.append(us_header + _U16.pack(value))
+            elif kind == _K_DS:
+                parts.append(_DATA_SET_TYPE[bool(value)])
+            elif kind == _K_AT:
+                parts.append(_tags(element, value))
+            else:
+                parts.append(_text(element, kind, value))
+    except struct.error as exc:
+        raise ValueError(f"{cmd.name}: value out of range ({exc})") from exc
+    if cmd.extra:
+        parts = _merge_extra(parts, cmd.extra)
+    body = b"".join(parts)
+    return _GROUP_LENGTH_HEADER + _U32.pack(len(body)) + body
+
+
+def _merge_extra(parts: list[bytes], extra: tuple[tuple[int, bytes], ...]) -> list[bytes]:
+    for element, _ in extra:
+        if not 0 < element <= 0xFFFF or element in ELEMENTS:
+            raise ValueError(f"extra element 0x{element:08X} is not an unknown group 0000 element")
+    merged = [(_U16.unpack_from(part, 2)[0], part) for part in parts]
+    merged += [(element, _ELEMENT_HEADER.pack(0, element, len(raw)) + raw) for element, raw in extra]
+    merged.sort(key=lambda item: item[0])
+    return [part for _, part in merged]
+
+
+# ---------------------------------------------------------------------------------------------- decode
+
+_FIELDS = [f.name for f in fields(Command)]
+# element -> (index of the Command field, kind), and Command's defaults as positional arguments, for the
+# decoder; command_field is first and required
+_DECODE = {
+    element: (_FIELDS.index(name), _K_DS if name == "has_dataset" else _KIND[vr])
+    for element, (name, vr) in ELEMENTS.items()
+}
+_DEFAULTS: tuple[Any, ...] = tuple(None if f.default is MISSING else f.default for f in fields(Command))
 
 
 def decode_command(data: bytes | bytearray | memoryview) -> Command:
-    """Decode a command set. Raises :class:`InvalidCommand` for a malformed one."""
-    view = memoryview(data)
-    end = len(view)
+    """Decode a command set. Raises :class:`InvalidCommand` for a malformed one.
+
+    The group length is not required, and its value is not checked; unknown group-0000 elements go to
+    ``extra``. An element outside group 0000, a truncated element, a repeated element, a US value that is
+    not 2 bytes long, or a missing Command Field (0000,0100) is an error.
+    """
+    buf = data if isinstance(data, bytes) else bytes(data)  # a command is small; bytes index fastest
+    end = len(buf)
     offset = 0
-    values: dict[str, object] = {}
+    values: list[Any] = list(_DEFAULTS)  # positional arguments of Command, filled in by field index
+    seen = 0  # a bit per field index, to catch repeated elements
     extra: list[tuple[int, bytes]] = []
+    unpack = _ELEMENT_HEADER.unpack_from
     while offset < end:
         if end - offset < 8:
-            raise InvalidCommand(f"command set truncated at byte {offset}")
-        group, element, length = _ELEMENT_HEADER.unpack_from(view, offset)
-        offset += 8
+            raise InvalidCommand(f"command set truncated at byte {offset} (an element header needs 8)")
+        group, element, length = unpack(buf, offset)
+        start = offset + 8
+        offset = start + length
         if group != 0:
             raise InvalidCommand(f"element ({group:04X},{element:04X}) outside group 0000 in a command set")
-        if length > end - offset:
+        if offset > end:
             raise InvalidCommand(
                 f"command element (0000,{element:04X}) of length {length} overruns the command"
             )
-        raw = view[offset : offset + length]
-        offset += length
-        if element == 0:
-            continue  # group length: recomputed on encoding, not needed to parse
-        known = _BY_TAG.get(element)
+        known = _DECODE.get(element)
         if known is None:
-            extra.append((element, bytes(raw)))
+            if element:  # the group length is recomputed on encoding
+                extra.append((element, buf[start:offset]))
+            continue
+        index, kind = known
+        if seen >> index & 1:
+            raise InvalidCommand(f"command element (0000,{element:04X}) appears twice")
+        seen |= 1 << index
+        if kind <= _K_DS:
+            if length != 2:
+                raise InvalidCommand(f"command element (0000,{element:04X}) is US but {length} bytes long")
+            number = buf[start] | buf[start + 1] << 8
+            values[index] = number if kind == _K_US else number != NO_DATASET
+        elif kind == _K_AT:
+            if length % 4:
+                raise InvalidCommand(f"Offending Element (0000,0901) of {length} bytes is not a list of tags")
+            halves = struct.unpack_from(f"<{length // 2}H", buf, start)
+            values[index] = tuple(halves[i] << 16 | halves[i + 1] for i in range(0, len(halves), 2))
         else:
-            values[known[0]] = _decode_value(known[1], raw, element)
-    if "command_field" not in values:
+            try:
+                text = buf[start:offset].decode("ascii")
+            except UnicodeDecodeError:
+                # Some peers put non-ASCII text in error comments: keep it readable rather than abort
+                text = buf[start:offset].decode("latin-1")
+            # AE titles: leading spaces are not significant either (PS3.5 6.2)
+            values[index] = text.strip("\x00 ") if kind == _K_AE else text.rstrip("\x00 ")
+    if not seen & 1:
         raise InvalidCommand("command set without a Command Field (0000,0100)")
-    return Command(extra=tuple(extra), **values)  # type: ignore[arg-type]
+    if extra:
+        values[-1] = tuple(extra)
+    return Command(*values)

@@ -1,21 +1,32 @@
-"""DIMSE message -> PDVs: each P-DATA-TF carries one PDV whose value is at most the peer's maximum minus 6."""
+"""DIMSE message -> PDVs: each P-DATA-TF we send carries one PDV, whose value fills the peer's maximum.
+
+A peer's maximum length (PS3.8 D.1) bounds the variable field of a P-DATA-TF, i.e. the PDU length without its
+6-byte header. One PDV item in it costs 4 bytes of item length and 2 of message control header, so a PDV
+value may be the maximum minus 6.
+
+Streaming a data set from a file needs no helper: read ``max_value`` bytes at a time and write
+``pdata_header(context_id, False, is_last, len(chunk))`` followed by the chunk, or hand blocks of several
+PDVs to :func:`fragment` with ``last=False`` for all but the final block.
+"""
 
 from __future__ import annotations
 
 from aiodicom.ul.pdu import pdata_header
 
-#: The largest P-DATA-TF we send to a peer that advertises 0 ("unlimited"), so memory stays bounded.
+#: The largest P-DATA-TF we send to a peer that advertises 0, "unlimited", so memory stays bounded.
 DEFAULT_MAX_SEND_PDU = 262144
 
-# A P-DATA-TF's length counts one PDV item: 4 bytes of item length, 2 of header, then the value.
 _PDV_OVERHEAD = 6
 
 
 def max_pdv_value(peer_max_pdu: int, max_send_pdu: int | None = None) -> int:
-    """The largest PDV value to send: the peer's maximum PDU length (capped by ``max_send_pdu``) minus 6.
+    """The largest PDV value to send: the peer's maximum PDU length, capped by ``max_send_pdu``, minus 6.
 
-    A peer maximum of 0 means unlimited: ``max_send_pdu`` or :data:`DEFAULT_MAX_SEND_PDU` applies.
+    A peer maximum of 0 means unlimited: ``max_send_pdu`` or :data:`DEFAULT_MAX_SEND_PDU` applies. Raises
+    ValueError for a negative length, or a maximum under 7 (a PDV that carries no byte).
     """
+    if peer_max_pdu < 0 or (max_send_pdu is not None and max_send_pdu < 0):
+        raise ValueError(f"negative maximum PDU length ({peer_max_pdu}, {max_send_pdu})")
     limit = peer_max_pdu or max_send_pdu or DEFAULT_MAX_SEND_PDU
     if max_send_pdu:
         limit = min(limit, max_send_pdu)
@@ -25,19 +36,34 @@ def max_pdv_value(peer_max_pdu: int, max_send_pdu: int | None = None) -> int:
 
 
 def fragment(
-    context_id: int, is_command: bool, data: bytes | bytearray | memoryview, max_value: int
+    context_id: int,
+    is_command: bool,
+    data: bytes | bytearray | memoryview,
+    max_value: int,
+    *,
+    last: bool = True,
 ) -> list[bytes | memoryview]:
-    """Buffers for ``writelines``: a 12-byte P-DATA-TF header then a slice of ``data`` (not copied), per PDV.
+    """Buffers for ``writelines``: per PDV, a 12-byte P-DATA-TF header then a slice of ``data`` (no copy).
 
-    The last PDV has the "last fragment" bit set; empty data gives one empty last PDV.
+    Each value is at most ``max_value`` bytes. The final PDV has the "last fragment" bit set unless
+    ``last`` is False (``data`` is one block of a longer data set). Empty data gives one empty PDV.
+    The slices share ``data``'s buffer: it must stay unchanged until they are written.
     """
+    if max_value < 1:
+        raise ValueError(f"a PDV value of at most {max_value} bytes carries nothing")
     view = memoryview(data)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")  # slice by bytes, whatever the exporter's format
     total = len(view)
     if total <= max_value:
-        return [pdata_header(context_id, is_command, True, total), view]
+        return [pdata_header(context_id, is_command, last, total), view]
     buffers: list[bytes | memoryview] = []
-    for offset in range(0, total, max_value):
-        chunk = view[offset : offset + max_value]
-        buffers.append(pdata_header(context_id, is_command, offset + max_value >= total, len(chunk)))
-        buffers.append(chunk)
+    append = buffers.append
+    full = pdata_header(context_id, is_command, False, max_value)  # every PDV but the final one
+    final = total - (total - 1) % max_value - 1  # the final PDV's offset
+    for offset in range(0, final, max_value):
+        append(full)
+        append(view[offset : offset + max_value])
+    append(pdata_header(context_id, is_command, last, total - final))
+    append(view[final:])
     return buffers

@@ -1,6 +1,7 @@
-"""DIMSE status codes and their categories (PS3.7 Annex C, PS3.4 B.2.3, C.4).
+"""DIMSE status codes: categories and readable names (PS3.7 Annex C, PS3.4 B.2.3, C.4.1-C.4.3).
 
-Warnings are 0x0001, 0xBxxx, 0x0107 and 0x0116: they count as warnings, not failures.
+Warnings are 0x0001, 0x0107, 0x0116 and 0xB000-0xBFFF; 0xFF00/0xFF01 are pending, 0xFE00 cancel, 0x0000
+success, and every other value a failure (PS3.7 C.1).
 """
 
 from __future__ import annotations
@@ -17,21 +18,18 @@ class StatusCategory(Enum):
 
 
 class Status(IntEnum):
-    """Named status codes used by the composite services."""
+    """Named status codes of the composite services; aliases share a value with another service's name."""
 
     SUCCESS = 0x0000
-    WARNING_REQUESTED_OPTIONAL_ATTRIBUTES_NOT_SUPPORTED = 0x0001
+    # warnings
+    REQUESTED_OPTIONAL_ATTRIBUTES_NOT_SUPPORTED = 0x0001
     ATTRIBUTE_LIST_ERROR = 0x0107
     ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
-    COERCION_OF_DATA_ELEMENTS = 0xB000  # C-STORE; for C-GET/C-MOVE: sub-operations complete with failures
+    COERCION_OF_DATA_ELEMENTS = 0xB000  # C-STORE
+    SUB_OPERATIONS_COMPLETE_WITH_FAILURES = 0xB000  # C-GET, C-MOVE: an alias of the above
     ELEMENTS_DISCARDED = 0xB006
     DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING = 0xB007
-    OUT_OF_RESOURCES = 0xA700
-    OUT_OF_RESOURCES_MATCHES = 0xA701
-    OUT_OF_RESOURCES_SUB_OPERATIONS = 0xA702
-    MOVE_DESTINATION_UNKNOWN = 0xA801
-    DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-    CANNOT_UNDERSTAND = 0xC000
+    # failures
     INVALID_ATTRIBUTE_VALUE = 0x0106
     PROCESSING_FAILURE = 0x0110
     NO_SUCH_SOP_INSTANCE = 0x0112
@@ -46,78 +44,121 @@ class Status(IntEnum):
     UNRECOGNIZED_OPERATION = 0x0211
     MISTYPED_ARGUMENT = 0x0212
     RESOURCE_LIMITATION = 0x0213
+    OUT_OF_RESOURCES = 0xA700
+    OUT_OF_RESOURCES_MATCHES = 0xA701  # C-GET, C-MOVE: unable to calculate number of matches
+    OUT_OF_RESOURCES_SUB_OPERATIONS = 0xA702  # C-GET, C-MOVE: unable to perform sub-operations
+    MOVE_DESTINATION_UNKNOWN = 0xA801
+    DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    DATASET_MISMATCH = 0xA900  # an alias of the above
+    CANNOT_UNDERSTAND = 0xC000
+    # cancel, pending
     CANCEL = 0xFE00
     PENDING = 0xFF00
-    PENDING_WARNING = 0xFF01
+    PENDING_WARNING = 0xFF01  # C-FIND: matches continue, some optional keys not supported
 
 
-#: C-GET/C-MOVE final status: the sub-operations completed, some with failures (a warning).
-SUB_OPERATIONS_COMPLETE_WITH_FAILURES = 0xB000
+#: C-GET/C-MOVE final status: the sub-operations completed, one or more with failures or warnings.
+SUB_OPERATIONS_COMPLETE_WITH_FAILURES = Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES
 
 _NAMES: dict[int, str] = {
     0x0000: "Success",
-    0x0001: "Warning: Requested optional attributes not supported",
-    0x0106: "Failure: Invalid attribute value",
+    0x0001: "Warning: Requested optional Attributes are not supported",
+    0x0105: "Failure: No such Attribute",
+    0x0106: "Failure: Invalid Attribute value",
     0x0107: "Warning: Attribute list error",
     0x0110: "Failure: Processing failure",
-    0x0112: "Failure: No such SOP instance",
+    0x0111: "Failure: Duplicate SOP Instance",
+    0x0112: "Failure: No such SOP Instance",
+    0x0113: "Failure: No such event type",
+    0x0114: "Failure: No such argument",
+    0x0115: "Failure: Invalid argument value",
     0x0116: "Warning: Attribute value out of range",
     0x0117: "Failure: Invalid object instance",
-    0x0118: "Failure: No such SOP class",
-    0x0119: "Failure: Class-instance conflict",
-    0x0120: "Failure: Missing attribute",
-    0x0121: "Failure: Missing attribute value",
-    0x0122: "Refused: SOP class not supported",
-    0x0124: "Refused: Not authorized",
+    0x0118: "Failure: No such SOP Class",
+    0x0119: "Failure: Class-Instance conflict",
+    0x0120: "Failure: Missing Attribute",
+    0x0121: "Failure: Missing Attribute value",
+    0x0122: "Refused: SOP Class not supported",
+    0x0123: "Failure: No such action",
+    0x0124: "Refused: Not Authorized",
     0x0210: "Failure: Duplicate invocation",
     0x0211: "Failure: Unrecognized operation",
     0x0212: "Failure: Mistyped argument",
     0x0213: "Failure: Resource limitation",
-    0xA700: "Refused: Out of resources",
-    0xA701: "Refused: Out of resources (unable to calculate number of matches)",
-    0xA702: "Refused: Out of resources (unable to perform sub-operations)",
-    0xA801: "Refused: Move destination unknown",
-    0xA900: "Error: Data set does not match SOP class",
-    0xB000: "Warning: Coercion of data elements",
-    0xB006: "Warning: Elements discarded",
-    0xB007: "Warning: Data set does not match SOP class",
-    0xC000: "Error: Cannot understand",
+    0xA701: "Refused: Out of Resources - Unable to calculate number of matches",
+    0xA702: "Refused: Out of Resources - Unable to perform sub-operations",
+    0xA801: "Refused: Move Destination unknown",
+    0xB000: "Warning: Coercion of Data Elements",
+    0xB006: "Warning: Elements Discarded",
+    0xB007: "Warning: Data Set Does Not Match SOP Class",
     0xFE00: "Cancel",
     0xFF00: "Pending",
-    0xFF01: "Pending (optional keys not supported)",
+    0xFF01: "Pending: Optional Keys not supported",
 }
-_RETRIEVE_NAMES = {0xB000: "Warning: Sub-operations complete, one or more failures"}
+
+# Wording that depends on the service (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)
+_QUERY_RETRIEVE_NAMES: dict[int, str] = {
+    0xA900: "Error: Identifier Does Not Match SOP Class",
+    0xFE00: "Cancel: Terminated due to a Cancel request",
+}
+_SERVICE_NAMES: dict[str, dict[int, str]] = {
+    "C-FIND": {
+        **_QUERY_RETRIEVE_NAMES,
+        0xFF00: "Pending: Matches are continuing",
+        0xFF01: "Pending: Matches are continuing - Optional Keys not supported",
+    },
+    "C-GET": {
+        **_QUERY_RETRIEVE_NAMES,
+        0xB000: "Warning: Sub-operations Complete - One or more Failures or Warnings",
+        0xFF00: "Pending: Sub-operations are continuing",
+    },
+}
+_SERVICE_NAMES["C-MOVE"] = _SERVICE_NAMES["C-GET"]
+
+# Ranges named by their first value: 0xA7xx, 0xA9xx and 0xCxxx (PS3.4 Table B.2-1)
+_RANGES: tuple[tuple[int, int, str], ...] = (
+    (0xA700, 0xA7FF, "Refused: Out of Resources"),
+    (0xA900, 0xA9FF, "Error: Data Set Does Not Match SOP Class"),
+    (0xC000, 0xCFFF, "Failure: Cannot understand"),
+)
+_QUERY_RETRIEVE_CXXX = "Failure: Unable to process"
 
 
 def category(status: int) -> StatusCategory:
-    """The category of a status code."""
+    """The category of a status code (PS3.7 C.1)."""
     if status == 0x0000:
         return StatusCategory.SUCCESS
-    if status in (0xFF00, 0xFF01):
+    if status == 0xFF00 or status == 0xFF01:
         return StatusCategory.PENDING
     if status == 0xFE00:
         return StatusCategory.CANCEL
-    if status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF:
+    if 0xB000 <= status <= 0xBFFF or status in (0x0001, 0x0107, 0x0116):
         return StatusCategory.WARNING
     return StatusCategory.FAILURE
 
 
 def status_name(status: int, service: str | None = None) -> str:
-    """A readable name, e.g. ``Refused: Out of resources``; ``service`` ("C-GET"...) picks the wording."""
-    if service in ("C-GET", "C-MOVE") and status in _RETRIEVE_NAMES:
-        return _RETRIEVE_NAMES[status]
+    """A readable name, e.g. ``Refused: Out of Resources``.
+
+    ``service`` ("C-STORE", "C-FIND", "C-GET", "C-MOVE"; a command name such as "C-MOVE-RSP" works too)
+    picks the service's wording where it differs, e.g. 0xB000 for C-GET/C-MOVE.
+    """
+    if service is not None:
+        service = service.upper().removesuffix("-RSP").removesuffix("-RQ")
+        specific = _SERVICE_NAMES.get(service)
+        if specific is not None:
+            name = specific.get(status)
+            if name is not None:
+                return name
+            if 0xC000 <= status <= 0xCFFF:
+                return _QUERY_RETRIEVE_CXXX
     name = _NAMES.get(status)
     if name is not None:
         return name
-    kind = category(status)
-    if kind is StatusCategory.FAILURE:
-        if 0xA700 <= status <= 0xA7FF:
-            return f"Refused: Out of resources (0x{status:04X})"
-        if 0xA900 <= status <= 0xA9FF:
-            return f"Error: Data set does not match SOP class (0x{status:04X})"
-        if 0xC000 <= status <= 0xCFFF:
-            return f"Error: Cannot understand (0x{status:04X})"
-    return f"{kind.value}: status 0x{status:04X}"
+    for low, high, range_name in _RANGES:
+        if low <= status <= high:
+            return range_name
+    return f"Unknown status 0x{status:04X} ({category(status).value.lower()})"
 
 
 def is_success(status: int) -> bool:
@@ -133,4 +174,4 @@ def is_failure(status: int) -> bool:
 
 
 def is_pending(status: int) -> bool:
-    return category(status) is StatusCategory.PENDING
+    return status == 0xFF00 or status == 0xFF01

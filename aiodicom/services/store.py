@@ -259,7 +259,7 @@ class StoreService:
                 for key in ("StudyInstanceUID", "SeriesInstanceUID"):
                     if key in delta:
                         delta[key] = validate_uid(str(delta[key]), key)
-                coerced = apply_changes(ds, delta, self.custom_by_name)
+                ds, coerced = apply_changes(ds, tags, delta, custom=self.custom_by_name)
             except ValueError as exc:
                 await sink.abort()
                 return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))

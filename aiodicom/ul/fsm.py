@@ -1,7 +1,8 @@
-"""The DICOM upper layer state machine: PS3.8 section 9.2, Table 9-10, as data.
+"""The DICOM upper layer state machine of PS3.8 section 9.2, as data: Table 9-10 and Tables 9-1 to 9-9.
 
-:data:`TRANSITIONS` holds exactly the 123 cells the standard defines, keyed by (state, event). Carrying out an
-action (sending a PDU, starting ARTIM...) is :mod:`aiodicom.ul.connection`'s job; this module only decides.
+:data:`TRANSITIONS` holds exactly the 123 cells that Table 9-10 fills in, keyed by (state, event), and
+:data:`NEXT_STATE` the next state that Tables 9-6 to 9-9 give each action. This module only decides; carrying
+out an action (writing a PDU, arming ARTIM, closing the transport) is :mod:`aiodicom.ul.connection`'s job.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from aiodicom.errors import UsageError
 
 
 class State(Enum):
-    """The 13 states of PS3.8 Table 9-10."""
+    """The 13 states of PS3.8 9.2.1 (Tables 9-1 to 9-5)."""
 
     STA1 = "Sta1"
     STA2 = "Sta2"
@@ -34,7 +35,7 @@ class State(Enum):
 
 
 class Event(Enum):
-    """The 19 events of PS3.8 Table 9-10."""
+    """The 19 events, the rows of PS3.8 Table 9-10."""
 
     EVT1 = "Evt1"
     EVT2 = "Evt2"
@@ -62,7 +63,7 @@ class Event(Enum):
 
 
 class Action(Enum):
-    """The actions of PS3.8 Tables 9-6 to 9-9."""
+    """The 28 actions of PS3.8 9.2.2 (Tables 9-6 to 9-9)."""
 
     AE_1 = "AE-1"
     AE_2 = "AE-2"
@@ -101,16 +102,16 @@ class Action(Enum):
 _STATE_TEXT = {
     State.STA1: "Idle",
     State.STA2: "Transport connection open (awaiting A-ASSOCIATE-RQ PDU)",
-    State.STA3: "Awaiting local A-ASSOCIATE response primitive",
-    State.STA4: "Awaiting transport connection opening to complete",
+    State.STA3: "Awaiting local A-ASSOCIATE response primitive (from local user)",
+    State.STA4: "Awaiting transport connection opening to complete (from local transport service)",
     State.STA5: "Awaiting A-ASSOCIATE-AC or A-ASSOCIATE-RJ PDU",
     State.STA6: "Association established and ready for data transfer",
     State.STA7: "Awaiting A-RELEASE-RP PDU",
-    State.STA8: "Awaiting local A-RELEASE response primitive",
-    State.STA9: "Release collision requestor side; awaiting A-RELEASE response",
+    State.STA8: "Awaiting local A-RELEASE response primitive (from local user)",
+    State.STA9: "Release collision requestor side; awaiting A-RELEASE response (from local user)",
     State.STA10: "Release collision acceptor side; awaiting A-RELEASE-RP PDU",
     State.STA11: "Release collision requestor side; awaiting A-RELEASE-RP PDU",
-    State.STA12: "Release collision acceptor side; awaiting A-RELEASE response primitive",
+    State.STA12: "Release collision acceptor side; awaiting A-RELEASE response primitive (from local user)",
     State.STA13: "Awaiting transport connection close indication (association no longer exists)",
 }
 
@@ -142,15 +143,15 @@ _ACTION_TEXT = {
     Action.AE_3: "Issue A-ASSOCIATE confirmation (accept) primitive",
     Action.AE_4: "Issue A-ASSOCIATE confirmation (reject) primitive and close transport connection",
     Action.AE_5: "Issue transport connection response primitive; start ARTIM timer",
-    Action.AE_6: "Stop ARTIM timer; if A-ASSOCIATE-RQ acceptable by service-provider, issue A-ASSOCIATE "
-    "indication primitive, otherwise issue A-ASSOCIATE-RJ PDU and start ARTIM timer",
+    Action.AE_6: "Stop ARTIM timer; if the A-ASSOCIATE-RQ is acceptable by the service-provider, issue "
+    "A-ASSOCIATE indication primitive, otherwise issue A-ASSOCIATE-RJ PDU and start ARTIM timer",
     Action.AE_7: "Send A-ASSOCIATE-AC PDU",
     Action.AE_8: "Send A-ASSOCIATE-RJ PDU and start ARTIM timer",
     Action.DT_1: "Send P-DATA-TF PDU",
     Action.DT_2: "Send P-DATA indication primitive",
     Action.AR_1: "Send A-RELEASE-RQ PDU",
     Action.AR_2: "Issue A-RELEASE indication primitive",
-    Action.AR_3: "Issue A-RELEASE confirmation primitive and close transport connection",
+    Action.AR_3: "Issue A-RELEASE confirmation primitive, and close transport connection",
     Action.AR_4: "Issue A-RELEASE-RP PDU and start ARTIM timer",
     Action.AR_5: "Stop ARTIM timer",
     Action.AR_6: "Issue P-DATA indication",
@@ -160,54 +161,166 @@ _ACTION_TEXT = {
     Action.AR_10: "Issue A-RELEASE confirmation primitive",
     Action.AA_1: "Send A-ABORT PDU (service-user source) and start (or restart) ARTIM timer",
     Action.AA_2: "Stop ARTIM timer if running; close transport connection",
-    Action.AA_3: "Issue A-ABORT or A-P-ABORT indication and close transport connection",
+    Action.AA_3: "Issue A-ABORT (service-user abort) or A-P-ABORT (service-provider abort) indication "
+    "and close transport connection",
     Action.AA_4: "Issue A-P-ABORT indication primitive",
     Action.AA_5: "Stop ARTIM timer",
     Action.AA_6: "Ignore PDU",
     Action.AA_7: "Send A-ABORT PDU",
-    Action.AA_8: "Send A-ABORT PDU (service-provider source), issue A-P-ABORT indication, start ARTIM timer",
+    Action.AA_8: "Send A-ABORT PDU (service-provider source), issue an A-P-ABORT indication, "
+    "and start ARTIM timer",
 }
 
 S, E, A = State, Event, Action
-_ASSOCIATED = (S.STA6, S.STA7, S.STA8, S.STA9, S.STA10, S.STA11, S.STA12)
-_CONNECTED = (S.STA3, S.STA5, *_ASSOCIATED)  # states with a connection where an unexpected PDU aborts (AA-8)
 
-
-def _row(event: Event, cells: dict[State, Action]) -> dict[tuple[State, Event], Action]:
-    return {(state, event): action for state, action in cells.items()}
-
-
-def _unexpected(event: Event, sta2: Action, sta13: Action, **overrides: Action) -> dict[State, Action]:
-    """A PDU row: AA-1 in Sta2, AA-8 while connected, the given action in Sta13, overrides by state name."""
-    cells = {S.STA2: sta2, **{state: A.AA_8 for state in _CONNECTED}, S.STA13: sta13}
-    cells.update({State[name]: action for name, action in overrides.items()})
-    return cells
-
-
-#: PS3.8 Table 9-10: (state, event) -> action, for the 123 cells the standard defines.
+#: PS3.8 Table 9-10, row by row: (state, event) -> action for the 123 cells the standard fills in.
 TRANSITIONS: dict[tuple[State, Event], Action] = {
-    **_row(E.EVT1, {S.STA1: A.AE_1}),
-    **_row(E.EVT2, {S.STA4: A.AE_2}),
-    **_row(E.EVT3, _unexpected(E.EVT3, A.AA_1, A.AA_6, STA5=A.AE_3)),
-    **_row(E.EVT4, _unexpected(E.EVT4, A.AA_1, A.AA_6, STA5=A.AE_4)),
-    **_row(E.EVT5, {S.STA1: A.AE_5}),
-    **_row(E.EVT6, _unexpected(E.EVT6, A.AE_6, A.AA_7)),
-    **_row(E.EVT7, {S.STA3: A.AE_7}),
-    **_row(E.EVT8, {S.STA3: A.AE_8}),
-    **_row(E.EVT9, {S.STA6: A.DT_1, S.STA8: A.AR_7}),
-    **_row(E.EVT10, _unexpected(E.EVT10, A.AA_1, A.AA_6, STA6=A.DT_2, STA7=A.AR_6)),
-    **_row(E.EVT11, {S.STA6: A.AR_1}),
-    **_row(E.EVT12, _unexpected(E.EVT12, A.AA_1, A.AA_6, STA6=A.AR_2, STA7=A.AR_8)),
-    **_row(E.EVT13, _unexpected(E.EVT13, A.AA_1, A.AA_6, STA7=A.AR_3, STA10=A.AR_10, STA11=A.AR_3)),
-    **_row(E.EVT14, {S.STA8: A.AR_4, S.STA9: A.AR_9, S.STA12: A.AR_4}),
-    **_row(E.EVT15, {S.STA3: A.AA_1, S.STA4: A.AA_2, S.STA5: A.AA_1, **{s: A.AA_1 for s in _ASSOCIATED}}),
-    **_row(E.EVT16, {S.STA2: A.AA_2, **{s: A.AA_3 for s in _CONNECTED}, S.STA13: A.AA_2}),
-    **_row(E.EVT17, {S.STA2: A.AA_5, S.STA4: A.AA_4, **{s: A.AA_4 for s in _CONNECTED}, S.STA13: A.AR_5}),
-    **_row(E.EVT18, {S.STA2: A.AA_2, S.STA13: A.AA_2}),
-    **_row(E.EVT19, _unexpected(E.EVT19, A.AA_1, A.AA_7)),
+    # Evt1: A-ASSOCIATE request (local user)
+    (S.STA1, E.EVT1): A.AE_1,
+    # Evt2: transport connection confirm
+    (S.STA4, E.EVT2): A.AE_2,
+    # Evt3: A-ASSOCIATE-AC PDU
+    (S.STA2, E.EVT3): A.AA_1,
+    (S.STA3, E.EVT3): A.AA_8,
+    (S.STA5, E.EVT3): A.AE_3,
+    (S.STA6, E.EVT3): A.AA_8,
+    (S.STA7, E.EVT3): A.AA_8,
+    (S.STA8, E.EVT3): A.AA_8,
+    (S.STA9, E.EVT3): A.AA_8,
+    (S.STA10, E.EVT3): A.AA_8,
+    (S.STA11, E.EVT3): A.AA_8,
+    (S.STA12, E.EVT3): A.AA_8,
+    (S.STA13, E.EVT3): A.AA_6,
+    # Evt4: A-ASSOCIATE-RJ PDU
+    (S.STA2, E.EVT4): A.AA_1,
+    (S.STA3, E.EVT4): A.AA_8,
+    (S.STA5, E.EVT4): A.AE_4,
+    (S.STA6, E.EVT4): A.AA_8,
+    (S.STA7, E.EVT4): A.AA_8,
+    (S.STA8, E.EVT4): A.AA_8,
+    (S.STA9, E.EVT4): A.AA_8,
+    (S.STA10, E.EVT4): A.AA_8,
+    (S.STA11, E.EVT4): A.AA_8,
+    (S.STA12, E.EVT4): A.AA_8,
+    (S.STA13, E.EVT4): A.AA_6,
+    # Evt5: transport connection indication
+    (S.STA1, E.EVT5): A.AE_5,
+    # Evt6: A-ASSOCIATE-RQ PDU
+    (S.STA2, E.EVT6): A.AE_6,
+    (S.STA3, E.EVT6): A.AA_8,
+    (S.STA5, E.EVT6): A.AA_8,
+    (S.STA6, E.EVT6): A.AA_8,
+    (S.STA7, E.EVT6): A.AA_8,
+    (S.STA8, E.EVT6): A.AA_8,
+    (S.STA9, E.EVT6): A.AA_8,
+    (S.STA10, E.EVT6): A.AA_8,
+    (S.STA11, E.EVT6): A.AA_8,
+    (S.STA12, E.EVT6): A.AA_8,
+    (S.STA13, E.EVT6): A.AA_7,
+    # Evt7: A-ASSOCIATE response primitive (accept)
+    (S.STA3, E.EVT7): A.AE_7,
+    # Evt8: A-ASSOCIATE response primitive (reject)
+    (S.STA3, E.EVT8): A.AE_8,
+    # Evt9: P-DATA request primitive
+    (S.STA6, E.EVT9): A.DT_1,
+    (S.STA8, E.EVT9): A.AR_7,
+    # Evt10: P-DATA-TF PDU
+    (S.STA2, E.EVT10): A.AA_1,
+    (S.STA3, E.EVT10): A.AA_8,
+    (S.STA5, E.EVT10): A.AA_8,
+    (S.STA6, E.EVT10): A.DT_2,
+    (S.STA7, E.EVT10): A.AR_6,
+    (S.STA8, E.EVT10): A.AA_8,
+    (S.STA9, E.EVT10): A.AA_8,
+    (S.STA10, E.EVT10): A.AA_8,
+    (S.STA11, E.EVT10): A.AA_8,
+    (S.STA12, E.EVT10): A.AA_8,
+    (S.STA13, E.EVT10): A.AA_6,
+    # Evt11: A-RELEASE request primitive
+    (S.STA6, E.EVT11): A.AR_1,
+    # Evt12: A-RELEASE-RQ PDU
+    (S.STA2, E.EVT12): A.AA_1,
+    (S.STA3, E.EVT12): A.AA_8,
+    (S.STA5, E.EVT12): A.AA_8,
+    (S.STA6, E.EVT12): A.AR_2,
+    (S.STA7, E.EVT12): A.AR_8,
+    (S.STA8, E.EVT12): A.AA_8,
+    (S.STA9, E.EVT12): A.AA_8,
+    (S.STA10, E.EVT12): A.AA_8,
+    (S.STA11, E.EVT12): A.AA_8,
+    (S.STA12, E.EVT12): A.AA_8,
+    (S.STA13, E.EVT12): A.AA_6,
+    # Evt13: A-RELEASE-RP PDU
+    (S.STA2, E.EVT13): A.AA_1,
+    (S.STA3, E.EVT13): A.AA_8,
+    (S.STA5, E.EVT13): A.AA_8,
+    (S.STA6, E.EVT13): A.AA_8,
+    (S.STA7, E.EVT13): A.AR_3,
+    (S.STA8, E.EVT13): A.AA_8,
+    (S.STA9, E.EVT13): A.AA_8,
+    (S.STA10, E.EVT13): A.AR_10,
+    (S.STA11, E.EVT13): A.AR_3,
+    (S.STA12, E.EVT13): A.AA_8,
+    (S.STA13, E.EVT13): A.AA_6,
+    # Evt14: A-RELEASE response primitive
+    (S.STA8, E.EVT14): A.AR_4,
+    (S.STA9, E.EVT14): A.AR_9,
+    (S.STA12, E.EVT14): A.AR_4,
+    # Evt15: A-ABORT request primitive
+    (S.STA3, E.EVT15): A.AA_1,
+    (S.STA4, E.EVT15): A.AA_2,
+    (S.STA5, E.EVT15): A.AA_1,
+    (S.STA6, E.EVT15): A.AA_1,
+    (S.STA7, E.EVT15): A.AA_1,
+    (S.STA8, E.EVT15): A.AA_1,
+    (S.STA9, E.EVT15): A.AA_1,
+    (S.STA10, E.EVT15): A.AA_1,
+    (S.STA11, E.EVT15): A.AA_1,
+    (S.STA12, E.EVT15): A.AA_1,
+    # Evt16: A-ABORT PDU
+    (S.STA2, E.EVT16): A.AA_2,
+    (S.STA3, E.EVT16): A.AA_3,
+    (S.STA5, E.EVT16): A.AA_3,
+    (S.STA6, E.EVT16): A.AA_3,
+    (S.STA7, E.EVT16): A.AA_3,
+    (S.STA8, E.EVT16): A.AA_3,
+    (S.STA9, E.EVT16): A.AA_3,
+    (S.STA10, E.EVT16): A.AA_3,
+    (S.STA11, E.EVT16): A.AA_3,
+    (S.STA12, E.EVT16): A.AA_3,
+    (S.STA13, E.EVT16): A.AA_2,
+    # Evt17: transport connection closed indication
+    (S.STA2, E.EVT17): A.AA_5,
+    (S.STA3, E.EVT17): A.AA_4,
+    (S.STA4, E.EVT17): A.AA_4,
+    (S.STA5, E.EVT17): A.AA_4,
+    (S.STA6, E.EVT17): A.AA_4,
+    (S.STA7, E.EVT17): A.AA_4,
+    (S.STA8, E.EVT17): A.AA_4,
+    (S.STA9, E.EVT17): A.AA_4,
+    (S.STA10, E.EVT17): A.AA_4,
+    (S.STA11, E.EVT17): A.AA_4,
+    (S.STA12, E.EVT17): A.AA_4,
+    (S.STA13, E.EVT17): A.AR_5,
+    # Evt18: ARTIM timer expired (it runs only in Sta2 and Sta13)
+    (S.STA2, E.EVT18): A.AA_2,
+    (S.STA13, E.EVT18): A.AA_2,
+    # Evt19: unrecognized or invalid PDU
+    (S.STA2, E.EVT19): A.AA_1,
+    (S.STA3, E.EVT19): A.AA_8,
+    (S.STA5, E.EVT19): A.AA_8,
+    (S.STA6, E.EVT19): A.AA_8,
+    (S.STA7, E.EVT19): A.AA_8,
+    (S.STA8, E.EVT19): A.AA_8,
+    (S.STA9, E.EVT19): A.AA_8,
+    (S.STA10, E.EVT19): A.AA_8,
+    (S.STA11, E.EVT19): A.AA_8,
+    (S.STA12, E.EVT19): A.AA_8,
+    (S.STA13, E.EVT19): A.AA_7,
 }
 
-#: The state each action leads to; None where it depends on context (AE-6, AR-8): see :func:`next_state`.
+#: The next state each action gives (Tables 9-6 to 9-9); None where it depends on more than the action
+#: (AE-6 on whether the A-ASSOCIATE-RQ is acceptable, AR-8 on the role): see :func:`next_state`.
 NEXT_STATE: dict[Action, State | None] = {
     A.AE_1: S.STA4,
     A.AE_2: S.STA5,
@@ -239,15 +352,19 @@ NEXT_STATE: dict[Action, State | None] = {
     A.AA_8: S.STA13,
 }
 
-#: Requests and responses of the local user: in a blank cell they are usage errors.
+#: Requests and responses of the local user: in a blank cell, the application's mistake.
 LOCAL_PRIMITIVES = frozenset({E.EVT1, E.EVT7, E.EVT8, E.EVT9, E.EVT11, E.EVT14, E.EVT15})
-#: Events raised by a PDU from the peer.
+#: Events raised by something the peer sent (a PDU, or bytes that do not make one: Evt19).
 PDU_EVENTS = frozenset({E.EVT3, E.EVT4, E.EVT6, E.EVT10, E.EVT12, E.EVT13, E.EVT16, E.EVT19})
 
 
 def next_state(action: Action, *, requestor: bool, acceptable: bool = True) -> State:
-    """The state after ``action``. AE-6 goes to Sta3 when the A-ASSOCIATE-RQ is acceptable, else Sta13;
-    AR-8 (release collision) goes to Sta9 for the association requestor and Sta10 for the acceptor."""
+    """The state after ``action``.
+
+    AE-6 goes to Sta3 when the A-ASSOCIATE-RQ is acceptable, else to Sta13 (the provider sends an
+    A-ASSOCIATE-RJ and starts ARTIM). AR-8 (release collision) goes to Sta9 for the association requestor and
+    to Sta10 for the acceptor. Every other action has one next state and ignores both flags.
+    """
     state = NEXT_STATE[action]
     if state is not None:
         return state
@@ -257,31 +374,42 @@ def next_state(action: Action, *, requestor: bool, acceptable: bool = True) -> S
 
 
 def transition(state: State, event: Event) -> Action | None:
-    """The action for ``event`` in ``state``, or None when there is nothing to do.
+    """The action Table 9-10 gives ``event`` in ``state``; None means nothing to do.
 
-    A local primitive in a blank cell raises :class:`~aiodicom.errors.UsageError` (nothing goes on the wire).
-    The other blank cells cannot carry a PDU from a live peer (Sta1 and Sta4 have no open connection) or are a
-    stale timer or transport notice: they are ignored.
+    The standard leaves the other cells blank and says nothing about them, so:
+
+    - a local primitive (:data:`LOCAL_PRIMITIVES`) in a blank cell raises :class:`~aiodicom.errors.UsageError`
+      and nothing goes on the wire;
+    - a PDU event is blank only in Sta1 and Sta4, where no transport connection is open to a peer that could
+      have sent it: ignored;
+    - Evt18 outside Sta2 and Sta13 is a stale ARTIM deadline, and Evt2, Evt5, Evt17 elsewhere are transport
+      notices with nothing left to act on: ignored.
     """
     action = TRANSITIONS.get((state, event))
     if action is None and event in LOCAL_PRIMITIVES:
-        raise UsageError(f"{event.description} is not allowed in {state.value} ({state.description})")
+        raise UsageError(
+            f"{event.description} ({event.value}) is not allowed in {state.value} ({state.description})"
+        )
     return action
 
 
 def to_mermaid() -> str:
-    """The state diagram as Mermaid ``stateDiagram-v2`` text, drawn from :data:`TRANSITIONS`."""
+    """Table 9-10 as a Mermaid ``stateDiagram-v2``, one edge per (state, next state), labels "event / action".
+
+    AE-6 and AR-8 are drawn to both of their possible next states. The output is deterministic.
+    """
+    order = {state: index for index, state in enumerate(State)}
     edges: dict[tuple[State, State], list[str]] = {}
     for (state, event), action in TRANSITIONS.items():
         targets = {
             next_state(action, requestor=r, acceptable=a) for r in (True, False) for a in (True, False)
         }
-        for target in sorted(targets, key=lambda s: int(s.value[3:])):
+        for target in targets:
             edges.setdefault((state, target), []).append(f"{event.value} / {action.value}")
     lines = ["stateDiagram-v2"]
-    for state in State:
-        lines.append(f"    {state.name}: {state.value} {state.description}")
+    # Mermaid reads ';' as the end of a statement, so the descriptions get commas instead
+    lines += [f"    {s.name}: {s.value} {s.description.replace(';', ',')}" for s in State]
     lines.append("    [*] --> STA1")
-    for (source, target), labels in edges.items():
-        lines.append(f"    {source.name} --> {target.name}: {', '.join(labels)}")
+    for source, target in sorted(edges, key=lambda pair: (order[pair[0]], order[pair[1]])):
+        lines.append(f"    {source.name} --> {target.name}: {', '.join(edges[source, target])}")
     return "\n".join(lines) + "\n"

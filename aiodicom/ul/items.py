@@ -256,11 +256,12 @@ class ImplementationVersionName:
     name: str
 
     def encode(self, out: bytearray) -> None:
-        _item(out, IMPLEMENTATION_VERSION_NAME, self.name.encode("ascii"))
+        _item(out, IMPLEMENTATION_VERSION_NAME, self.name.encode("latin-1"))
 
     @classmethod
     def decode(cls, data: memoryview) -> ImplementationVersionName:
-        return cls(bytes(data).decode("ascii", "replace").rstrip("\x00 "))
+        # informative only: decoded losslessly (latin-1) rather than tested, so that it re-encodes
+        return cls(bytes(data).decode("latin-1").rstrip("\x00 "))
 
 
 @dataclass(frozen=True, slots=True)

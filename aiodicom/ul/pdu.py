@@ -41,12 +41,15 @@ _ASSOC_FIXED = struct.Struct(">Hxx16s16s32x")
 
 
 def _ae(value: memoryview) -> str:
-    # AE titles are padded with spaces; leading and trailing spaces are not significant (PS3.5 6.2)
-    return bytes(value).decode("ascii", "replace").strip(" \x00")
+    # AE titles are padded with spaces; leading and trailing spaces are not significant (PS3.5 6.2).
+    # Decoded losslessly (latin-1), so that a title is never tested here (the AC's fields are reserved)
+    # and whatever was received can be echoed back (the AC repeats the RQ's titles) or re-encoded.
+    # Titles given by the application are checked by aiodicom.net.address.validate_ae_title.
+    return bytes(value).decode("latin-1").strip(" \x00")
 
 
 def _pad_ae(title: str) -> bytes:
-    raw = title.encode("ascii")
+    raw = title.encode("latin-1")
     if len(raw) > 16:
         raise ValueError(f"AE title {title!r} is longer than 16 characters")
     return raw.ljust(16, b" ")
@@ -261,6 +264,8 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     if len(view) < PDU_HEADER_LENGTH:
         raise ProtocolError("PDU is shorter than its 6-byte header", AbortReason.INVALID_PDU_PARAMETER_VALUE)
     pdu_type, length = PDU_HEADER.unpack_from(view)
+    if not A_ASSOCIATE_RQ <= pdu_type <= A_ABORT:
+        raise ProtocolError(f"unrecognized PDU type 0x{pdu_type:02X}", AbortReason.UNRECOGNIZED_PDU)
     if len(view) != PDU_HEADER_LENGTH + length:
         raise ProtocolError(
             f"PDU type 0x{pdu_type:02X} declares {length} bytes, "
@@ -272,18 +277,17 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
         return decode_pdata(body)
     if pdu_type in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC):
         return _decode_associate(pdu_type, body)
-    if pdu_type in (A_ASSOCIATE_RJ, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT):
-        if length != 4:
-            raise ProtocolError(
-                f"PDU type 0x{pdu_type:02X} has length {length}, not 4",
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-            )
-        if pdu_type == A_ASSOCIATE_RJ:
-            return AAssociateRJ(body[1], body[2], body[3])
-        if pdu_type == A_ABORT:
-            return AAbort(body[2], body[3])
-        return AReleaseRQ() if pdu_type == A_RELEASE_RQ else AReleaseRP()
-    raise ProtocolError(f"unrecognized PDU type 0x{pdu_type:02X}", AbortReason.UNRECOGNIZED_PDU)
+    # A-ASSOCIATE-RJ, A-RELEASE-RQ, A-RELEASE-RP, A-ABORT: 4 bytes
+    if length != 4:
+        raise ProtocolError(
+            f"PDU type 0x{pdu_type:02X} has length {length}, not 4",
+            AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        )
+    if pdu_type == A_ASSOCIATE_RJ:
+        return AAssociateRJ(body[1], body[2], body[3])
+    if pdu_type == A_ABORT:
+        return AAbort(body[2], body[3])
+    return AReleaseRQ() if pdu_type == A_RELEASE_RQ else AReleaseRP()
 
 
 def describe(pdu: PDU) -> str:

@@ -1,0 +1,154 @@
+"""A hook's tag changes merged into the leading elements, and those elements encoded again.
+
+Only the leading elements (before Pixel Data) are ever re-encoded: the receiver writes them in place of
+the received ones and copies the rest of the data set as received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.tag import BaseTag
+
+from .prefix import syntax_encoding
+from .uids import validate_uid
+from .values import tag_string
+
+__all__ = ["apply_changes", "encode_leading"]
+
+_NO_CUSTOM: Mapping[str, int] = {}
+#: Binary integer VRs and their ranges.
+_INTEGERS = {
+    "US": (0, 0xFFFF),
+    "SS": (-0x8000, 0x7FFF),
+    "UL": (0, 0xFFFFFFFF),
+    "SL": (-0x80000000, 0x7FFFFFFF),
+    "UV": (0, 0xFFFFFFFFFFFFFFFF),
+    "SV": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
+}
+_FLOATS = frozenset({"FL", "FD"})
+#: Values a string cannot express: items and bytes.
+_NOT_TEXT = frozenset({"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW"})
+
+
+def apply_changes(
+    ds: Dataset,
+    original: Mapping[str, str | None],
+    changes: Mapping[str, str | None],
+    *,
+    custom: Mapping[str, int] = _NO_CUSTOM,
+) -> tuple[Dataset, bool]:
+    """Merge a hook's answer into ``ds`` (changed in place and returned) and say whether a value changed.
+
+    ``original`` is what the hook was given, ``changes`` what it returned, ``custom`` maps custom tag
+    names to tags. Per key of ``changes``: a value equal to the one the hook was given leaves the element
+    untouched; another string is written (``""`` writes an empty value, ``\\`` separates values, numbers
+    are converted for binary VRs); None removes the element; a keyword (or custom name) not in the data set
+    is added, with the dictionary's VR (``LO`` for a tag the dictionary does not know). A changed UID is
+    validated (:func:`validate_uid`). Raises ValueError for an unknown name, a value the VR cannot hold,
+    or a string for a sequence or a bytes value, leaving the changes made so far in ``ds``.
+    """
+    changed = False
+    for key, value in changes.items():
+        if key in original and original[key] == value:
+            continue
+        tag = custom[key] if key in custom else tag_for_keyword(key)
+        if tag is None:
+            raise ValueError(f"{key!r} is neither a DICOM keyword nor a custom tag name")
+        if value is None:
+            if tag in ds:
+                del ds[tag]
+                changed = True
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: a tag value is a str or None, not {type(value).__name__}")
+        if tag in ds:
+            old = tag_string(ds[tag])
+            if old is not None and old.rstrip("\x00 ") == value.rstrip("\x00 "):
+                continue
+            vr = ds[tag].VR
+        else:
+            vr = _dictionary_vr(tag, value)
+        ds[tag] = _element(tag, vr, value, key)
+        changed = True
+    return ds, changed
+
+
+def _dictionary_vr(tag: int, value: str) -> str:
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:  # a private or unknown tag: a string value is LO, the usual private text VR
+        return "LO"
+    if vr == "US or SS":
+        return "SS" if "-" in value else "US"
+    if vr == "US or OW":
+        return "US"
+    return str(vr)
+
+
+def _element(tag: int, vr: str, value: str, key: str) -> DataElement:
+    """A new element holding ``value`` (a DICOM string) for ``vr``."""
+    if vr in _NOT_TEXT:
+        raise ValueError(f"{key} ({vr}) cannot be set from a string")
+    if vr == "US or SS":
+        vr = "SS" if "-" in value else "US"
+    parts = value.split("\\") if value else []
+    converted: list[str] | list[int] | list[float]
+    try:
+        if vr == "UI":
+            converted = [validate_uid(part, key) if part.strip("\x00 ") else "" for part in parts]
+        elif vr in _INTEGERS:
+            low, high = _INTEGERS[vr]
+            integers = [int(part) for part in parts]
+            if any(not low <= number <= high for number in integers):
+                raise ValueError(f"out of range for {vr}")
+            converted = integers
+        elif vr in _FLOATS:
+            converted = [float(part) for part in parts]
+        elif vr == "AT":
+            converted = [int(part.strip("() ").replace(",", ""), 16) for part in parts]
+        else:
+            return DataElement(tag, vr, value)  # pydicom splits values, converts IS/DS, validates
+        if not converted:
+            return DataElement(tag, vr, None)
+        return DataElement(tag, vr, converted[0] if len(converted) == 1 else converted)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{key}: {value!r} is not a valid {vr} value ({exc})") from exc
+
+
+def encode_leading(ds: Dataset, transfer_syntax: str) -> bytes:
+    """The elements of ``ds`` encoded in ``transfer_syntax``, without group 0002 and group lengths.
+
+    A data set read from bytes is encoded with the VR encoding it was read with: that is the transfer
+    syntax's, unless the sender encoded its data set otherwise (see :attr:`LeadingElements.is_implicit_VR`),
+    in which case the re-encoded elements match the rest of the data set, still in that encoding.
+    Elements left as pydicom read them are written back as they were; changed ones are encoded in the
+    data set's Specific Character Set (every text value is, when that changed). ``ds`` is not modified.
+    For Deflated Explicit VR Little Endian this returns the inflated encoding: the caller deflates the
+    whole data set again (these bytes, then the rest as inflated) with ``zlib.compressobj(wbits=-15)``.
+    """
+    implicit, little, _ = syntax_encoding(transfer_syntax)
+    was_implicit, was_little = ds.original_encoding
+    if was_implicit is not None and was_little == little:
+        implicit = was_implicit
+    # keys, not elements: iterating a Dataset would convert every raw element
+    kept: dict[BaseTag, DataElement | RawDataElement] = {
+        tag: ds.get_item(tag)
+        for tag in ds.keys()  # noqa: SIM118
+        if tag >> 16 != 0x0002 and tag & 0xFFFF
+    }
+    leading = Dataset(kept)
+    leading.set_original_encoding(was_implicit, was_little, ds.original_character_set)
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = implicit
+    fp.is_little_endian = little
+    try:
+        write_dataset(fp, leading)
+    except Exception as exc:  # pydicom's encoders raise many kinds on values they cannot encode
+        raise ValueError(f"cannot encode the leading elements: {exc}") from exc
+    return bytes(fp.getvalue())

@@ -1,0 +1,28 @@
+"""UID checks: a UID becomes part of a path or an object key, so it is validated first."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+__all__ = ["validate_uid"]
+
+log = logging.getLogger("aiodicom.dataset")
+
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def validate_uid(value: str, what: str = "UID") -> str:
+    """``value`` with trailing NUL and space padding stripped, if it is a UID (PS3.5 9.1).
+
+    Digits and dots only (``^[0-9]+(\\.[0-9]+)*$``), at most 64 characters; anything else (empty, ``..``,
+    letters, ``/``) raises ValueError naming ``what``. A component with a leading zero breaks PS3.5 but
+    real peers send them: it is accepted with a warning on the ``aiodicom.dataset`` logger.
+    """
+    uid = str(value).rstrip("\x00 ")
+    if not uid or len(uid) > 64 or not _UID.fullmatch(uid):
+        shown = uid if len(uid) <= 80 else uid[:77] + "..."
+        raise ValueError(f"invalid {what} {shown!r}: digits and dots, at most 64 characters")
+    if any(len(part) > 1 and part[0] == "0" for part in uid.split(".")):
+        log.warning("%s %s has a component with a leading zero", what, uid)
+    return uid
