@@ -189,6 +189,38 @@ async def test_uncompressed_fallback_is_converted(tmp_path: Path) -> None:
     assert received.PixelData == pydicom.dcmread(ct).PixelData
 
 
+async def test_forced_transfer_syntax(tmp_path: Path) -> None:
+    ct = get_testdata_file("CT_small.dcm")  # explicit VR little endian
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}", transfer_syntax="ImplicitVRLittleEndian")
+        scu.add_file(ct)
+        result = await scu.send()
+    assert result.successful == 1
+    received = pydicom.dcmread(stored(scp.out_dir, ct))
+    assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert received.PixelData == pydicom.dcmread(ct).PixelData
+
+
+async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_error(tmp_path: Path) -> None:
+    jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")  # JPEG Baseline
+    ct = get_testdata_file("CT_small.dcm")
+    async with StoreScp(
+        0,
+        "127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        transfer_syntax_mode="uncompressed_only",
+    ) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(jpeg)
+        scu.add_file(ct)
+        result = await scu.send()
+    assert result.successful == 1 and result.failed == 1 and result.total_files == 2
+    (error,) = [f.error for f in result.files if f.error]
+    assert "1.2.840.10008.1.2.4.50" in error and "1.2.840.10008.1.2" in error
+    assert not list((tmp_path / "out").rglob("*.dcm"))[1:]  # only the CT arrived
+
+
 async def test_nothing_reachable_raises_and_fail_first_raises(tmp_path: Path) -> None:
     scu = StoreScu("127.0.0.1:1")
     scu.add_file(get_testdata_file("CT_small.dcm"))
