@@ -1,5 +1,6 @@
-"""The C-STORE acceptor: each instance streams to a temporary file, is checked, passes the hook, then is
-renamed into ``{study}/{series}/{sop}.dcm`` and answered.
+"""The C-STORE acceptor: each instance streams into a storage backend's sink, is checked, passes the hook,
+is placed at ``{study}/{series}/{sop}.dcm`` (as soon as its leading elements are known), committed and
+answered.
 """
 
 from __future__ import annotations
@@ -7,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -19,7 +18,6 @@ from pydicom import Dataset
 from aiodicom.dataset import (
     apply_changes,
     build_file_meta,
-    copy_rest,
     encode_leading,
     extract,
     has_group_0002,
@@ -31,8 +29,7 @@ from aiodicom.dataset import (
 from aiodicom.dimse import Command, CommandField, Status, status_name
 from aiodicom.errors import DicomError, StorageError
 from aiodicom.net.association import Association, DimseMessage
-from aiodicom.storage.base import DatasetSink, MemorySink
-from aiodicom.storage.filesystem import FileSink, FilesystemStorage
+from aiodicom.storage.base import DatasetSink, InstanceSink, MemorySink, Storage
 from aiodicom.tags import DEFAULT_TAGS
 from aiodicom.ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -43,8 +40,6 @@ Hook = Callable[[dict[str, str]], Awaitable[Mapping[str, str | None]] | Mapping[
 #: Tags always parsed: they place and check the instance.
 _PLACEMENT = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _ERROR_COMMENT_LIMIT = 64
-#: Bytes of each data set kept in memory to parse its leading elements without reading the file back.
-_HEAD_BYTES = 64 * 1024
 
 
 class StoreRejected(DicomError):
@@ -80,12 +75,24 @@ class _Outcome:
     comment: str | None = None
 
 
+@dataclass
+class _Placement:
+    relative_path: str
+    rewrite: bool
+    coerced: bool
+    sop: str
+    sop_class: str
+    study: str
+    series: str
+    tags: dict[str, str]
+
+
 class StoreService:
     """What a StoreScp does with each C-STORE-RQ. ``on_stored`` is called for each stored instance."""
 
     def __init__(
         self,
-        storage: FilesystemStorage,
+        storage: Storage,
         *,
         ae_title: str,
         store_with_file_meta: bool = True,
@@ -110,51 +117,55 @@ class StoreService:
         self.on_failure = on_failure
 
     def sink_factory(self, assoc: Association) -> Callable[[int, Command], DatasetSink]:
-        """Open a temporary file (with its file meta) for each C-STORE data set; memory for anything else."""
+        """Open a backend sink (with the file meta written first) for each C-STORE data set; memory for
+        anything else."""
 
         def open_sink(context_id: int, command: Command) -> DatasetSink:
             if command.command_field != CommandField.C_STORE_RQ:
                 return MemorySink()
-            sink = self.storage.open()
+            transfer_syntax = assoc.accepted[context_id].transfer_syntax
+            meta = b""
             if self.store_with_file_meta:
+                meta = build_file_meta(
+                    sop_class_uid=command.affected_sop_class_uid or "",
+                    sop_instance_uid=command.affected_sop_instance_uid or "",
+                    transfer_syntax_uid=transfer_syntax,
+                    implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+                    implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                    source_ae_title=assoc.calling_ae_title,
+                    sending_ae_title=assoc.calling_ae_title,
+                    receiving_ae_title=self.ae_title,
+                )
+            sink = self.storage.open()
+            if meta:
                 try:
-                    meta = build_file_meta(
-                        sop_class_uid=command.affected_sop_class_uid or "",
-                        sop_instance_uid=command.affected_sop_instance_uid or "",
-                        transfer_syntax_uid=assoc.accepted[context_id].transfer_syntax,
-                        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-                        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-                        source_ae_title=assoc.calling_ae_title,
-                        sending_ae_title=assoc.calling_ae_title,
-                        receiving_ae_title=self.ae_title,
-                    )
                     sink.write(meta)
-                    sink.meta_length = len(meta)
                 except Exception:
-                    sink._discard()
+                    _discard_later(sink)
                     raise
-            sink.keep_head(_HEAD_BYTES)
-            if self.hook() is not None:
-                sink.head_watcher = self._early_hook(sink, assoc.accepted[context_id].transfer_syntax)
+                sink.meta_length = len(meta)
+            sink.keep_head(self.storage.head_bytes)
+            if self.hook() is not None or self.storage.streams:
+                sink.head_watcher = self._early(assoc, command, sink, transfer_syntax)
             return sink
 
         return open_sink
 
-    def _early_hook(
-        self, sink: FileSink, transfer_syntax: str
+    def _early(
+        self, assoc: Association, command: Command, sink: InstanceSink, transfer_syntax: str
     ) -> Callable[[bytearray], Awaitable[None] | None]:
-        """Run the hook as soon as the elements before Pixel Data have arrived; reading pauses meanwhile."""
+        """Decide the instance's place (checks, hook) as soon as the elements before Pixel Data have
+        arrived, so a streaming backend can start; reading from the association pauses meanwhile."""
 
         def watch(head: bytearray) -> Awaitable[None] | None:
             parsed = read_leading_from(head, None, transfer_syntax)
-            hook = self.hook()
-            if parsed is None or hook is None:
+            if parsed is None:
                 return None
             ds, offset = parsed
-            keywords = self.extract_tags or DEFAULT_TAGS
-            tags = extract(ds, keywords, self.custom_tags)
-            task = asyncio.ensure_future(self._run_hook(hook, tags))
-            sink.state = (ds, offset, keywords, tags, task)
+            task = asyncio.ensure_future(
+                self._place(assoc, command, sink, ds, sink.meta_length + offset, transfer_syntax)
+            )
+            sink.state = task
             return asyncio.ensure_future(_settled(task))
 
         return watch
@@ -178,7 +189,7 @@ class StoreService:
         command = message.command
         sink = message.dataset
         outcome: _Outcome
-        if message.error is not None or not isinstance(sink, FileSink):
+        if message.error is not None or not isinstance(sink, InstanceSink):
             error = message.error or StorageError("no data set received")
             self.on_failure(error, f"storage failed: {error}", assoc, command.affected_sop_instance_uid)
             outcome = _Outcome(Status.OUT_OF_RESOURCES, _comment(error))
@@ -187,32 +198,66 @@ class StoreService:
         else:
             try:
                 outcome = await self._store(assoc, message, sink)
-            except Exception as exc:  # never leave a temporary file behind, never kill the association
+            except Exception as exc:  # never leave anything half-stored behind, never kill the association
                 await sink.abort()
                 log.exception("storing %s failed", command.affected_sop_instance_uid)
                 self.on_failure(exc, f"storage failed: {exc}", assoc, command.affected_sop_instance_uid)
                 outcome = _Outcome(Status.OUT_OF_RESOURCES, _comment(exc))
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
 
-    async def _store(self, assoc: Association, message: DimseMessage, sink: FileSink) -> _Outcome:
+    async def _store(self, assoc: Association, message: DimseMessage, sink: InstanceSink) -> _Outcome:
         command = message.command
         transfer_syntax = assoc.accepted[message.context_id].transfer_syntax
-        meta_length = sink.meta_length
-        early = sink.state
-        if early is not None:  # parsed, and the hook run, while the data set was arriving
-            parsed: tuple[Dataset, int] | None = early[0], early[1]
+        early: asyncio.Future[_Placement | _Outcome] | None = sink.state
+        if early is not None:  # placed while the data set was arriving
+            decided = await early
         else:
-            parsed = read_leading_from(sink.head, sink.size - meta_length, transfer_syntax)
-        if parsed is None:  # the leading elements are longer than the copy kept in memory: read the file
-            sink.flush()
-            with open(sink.temp_path, "rb") as fp:
-                ds, pixel_offset = read_leading(fp, meta_length, transfer_syntax)
-        else:
-            ds, pixel_offset = parsed[0], meta_length + parsed[1]
+            parsed = read_leading_from(sink.head, sink.size - sink.meta_length, transfer_syntax)
+            if parsed is None:  # the leading elements are longer than the copy kept in memory
+                with sink.reader() as fp:
+                    ds, pixel_offset = read_leading(fp, sink.meta_length, transfer_syntax)
+            else:
+                ds, pixel_offset = parsed[0], sink.meta_length + parsed[1]
+            decided = await self._place(assoc, command, sink, ds, pixel_offset, transfer_syntax)
+        if isinstance(decided, _Outcome):
+            await sink.abort()
+            return decided
+        try:
+            location = await sink.commit()
+        except FileExistsError as exc:
+            return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, str(exc))
+        p = decided
+        instance = StoredInstance(location, p.sop, p.sop_class, transfer_syntax, p.study, p.series, p.tags)
+        self.on_stored(instance, assoc)
+        status = self.coercion_status if p.coerced else Status.SUCCESS
+        return _Outcome(status, "values coerced by the receiver" if p.coerced and status else None)
+
+    async def _place(
+        self,
+        assoc: Association,
+        command: Command,
+        sink: InstanceSink,
+        ds: Dataset,
+        pixel_offset: int,
+        transfer_syntax: str,
+    ) -> _Placement | _Outcome:
+        """Decide where the instance goes (or why it is refused) and tell the sink."""
+        decided = await self._decide(assoc, command, ds)
+        if isinstance(decided, _Outcome):
+            return decided
+        leading = None
+        if decided.rewrite:  # only the elements before Pixel Data are written again
+            if pixel_offset < 0:
+                raise StorageError("changing tags of a deflated data set is not supported")
+            leading = await anyio.to_thread.run_sync(encode_leading, ds, transfer_syntax)
+        await sink.place(decided.relative_path, leading, pixel_offset)
+        return decided
+
+    async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | _Outcome:
+        """Check the leading elements against the command, run the hook and merge its changes."""
         sop_instance = raw_text(ds, 0x00080018)
         sop_class = raw_text(ds, 0x00080016)
         if sop_instance != command.affected_sop_instance_uid or sop_class != command.affected_sop_class_uid:
-            await sink.abort()
             return self._refuse(
                 assoc,
                 command,
@@ -225,30 +270,21 @@ class StoreService:
             series = validate_uid(raw_text(ds, 0x0020000E), "Series Instance UID")
             sop = validate_uid(sop_instance, "SOP Instance UID")
         except ValueError as exc:
-            await sink.abort()
             return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))
         hook = self.hook()
-        answer: Mapping[str, str | None] | _Outcome | None = None
-        if early is not None:
-            keywords, tags, answer = early[2], early[3], early[4].result()
-        else:
-            # a hook with nothing configured to extract sees the default tag set
-            keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
-            tags = extract(ds, keywords, self.custom_tags)
-            if hook is not None:
-                answer = await self._run_hook(hook, tags)
+        # a hook with nothing configured to extract sees the default tag set
+        keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
+        tags = extract(ds, keywords, self.custom_tags)
+        answer = await self._run_hook(hook, tags) if hook is not None else None
+        if isinstance(answer, _Outcome):
+            return self._refuse(assoc, command, answer.status, answer.comment or "refused")
         rewrite = has_group_0002(ds)
         coerced = False
-        if isinstance(answer, _Outcome):
-            await sink.abort()
-            return self._refuse(assoc, command, answer.status, answer.comment or "refused")
         if answer is not None:
-            changes = answer
-            delta = {k: v for k, v in changes.items() if tags.get(k, _MISSING) != v}
+            delta = {k: v for k, v in answer.items() if tags.get(k, _MISSING) != v}
             if delta.get("SOPInstanceUID", sop) != sop or (
                 "SOPInstanceUID" in delta and delta["SOPInstanceUID"] is None
             ):
-                await sink.abort()
                 return self._refuse(
                     assoc,
                     command,
@@ -261,31 +297,15 @@ class StoreService:
                         delta[key] = validate_uid(str(delta[key]), key)
                 ds, coerced = apply_changes(ds, tags, delta, custom=self.custom_by_name)
             except ValueError as exc:
-                await sink.abort()
                 return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))
             if coerced:
                 rewrite = True
                 study = str(ds.StudyInstanceUID)
                 series = str(ds.SeriesInstanceUID)
                 tags = extract(ds, keywords, self.custom_tags)
-        if rewrite:
-            await anyio.to_thread.run_sync(
-                self._rewrite,
-                sink,
-                ds,
-                meta_length,
-                pixel_offset,
-                transfer_syntax,
-                limiter=self.storage.limiter,
-            )
-        try:
-            path = await sink.commit(Path(study) / series / f"{sop}.dcm")
-        except FileExistsError as exc:
-            return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, str(exc))
-        instance = StoredInstance(str(path), sop, sop_class, transfer_syntax, study, series, tags)
-        self.on_stored(instance, assoc)
-        status = self.coercion_status if coerced else Status.SUCCESS
-        return _Outcome(status, "values coerced by the receiver" if coerced and status else None)
+        return _Placement(
+            f"{study}/{series}/{sop}.dcm", rewrite, coerced, sop, sop_class, study, series, tags
+        )
 
     def _refuse(self, assoc: Association, command: Command, status: int, reason: str) -> _Outcome:
         log.warning(
@@ -297,28 +317,6 @@ class StoreService:
         )
         self.on_failure(StorageError(reason), reason, assoc, command.affected_sop_instance_uid)
         return _Outcome(status, reason[:_ERROR_COMMENT_LIMIT])
-
-    def _rewrite(
-        self, sink: FileSink, ds: Dataset, meta_length: int, pixel_offset: int, transfer_syntax: str
-    ) -> None:
-        """Write the leading elements again (changed, without stray group 0002); the rest is copied as is."""
-        if pixel_offset < 0:
-            raise StorageError("changing tags of a deflated data set is not supported")
-        sink.flush()
-        with open(sink.temp_path, "rb") as fp:
-            head = fp.read(meta_length)
-            replacement = sink.storage.open_sync()
-            try:
-                replacement.write(head)
-                replacement.meta_length = meta_length
-                replacement.write(encode_leading(ds, transfer_syntax))
-                copy_rest(fp, pixel_offset, replacement._file)
-                replacement._file.close()
-            except Exception:
-                replacement._discard()
-                raise
-        os.replace(replacement.temp_path, sink.temp_path)
-        sink.reopen()
 
 
 _MISSING = object()
@@ -333,6 +331,15 @@ async def _call(hook: Hook, tags: dict[str, str]) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _discard_later(sink: InstanceSink) -> None:
+    task = asyncio.ensure_future(sink.abort())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
 
 
 def _comment(exc: BaseException) -> str:

@@ -11,16 +11,18 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
 
 from aiodicom.errors import StorageError
+from aiodicom.storage.base import InstanceSink
 
 log = logging.getLogger("aiodicom.storage")
 
@@ -36,60 +38,47 @@ class Duplicates(StrEnum):
     REJECT = "reject"  # keep the first copy, answer a failure
 
 
-class FileSink:
+class FileSink(InstanceSink):
     """One instance being written to a temporary file; :meth:`commit` renames it to its final path."""
 
     def __init__(self, storage: FilesystemStorage, fd: int, name: str) -> None:
+        super().__init__()
         self.storage = storage
         self.temp_path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
-        self.size = 0
-        self.meta_length = 0  # bytes of file meta written first, when the owner writes one
-        self.head = bytearray()  # the first bytes after the meta, kept to parse the leading elements
-        self._head_room = 0
-        #: Called with :attr:`head` each time it grows, until it returns an awaitable (which pauses the
-        #: association's reading until done) or is removed: the owner's early look at the leading elements.
-        self.head_watcher: Callable[[bytearray], Awaitable[None] | None] | None = None
-        self.state: Any = None  # what the owner learnt from the head (parsed leading elements...)
-
-    def keep_head(self, size: int) -> None:
-        """Keep a copy of the next ``size`` bytes written (the start of the data set) in :attr:`head`."""
-        self._head_room = size
-
-    def flush(self) -> None:
-        """Make everything written so far visible to readers of :attr:`temp_path`."""
-        self._file.flush()
-
-    def reopen(self) -> None:
-        """Follow a new file that replaced :attr:`temp_path` (after a rewrite), appending to it."""
-        self._file.close()
-        self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._target: Path | None = None
+        self._leading: tuple[bytes, int] | None = None
+        self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
+        if self._closed:
+            return None
         try:
             self._file.write(data)
         except OSError as exc:
             raise StorageError(f"cannot write {self.temp_path}: {exc.strerror or exc}") from exc
-        self.size += len(data)
-        if self._head_room:
-            piece = data[: self._head_room]
-            self.head += piece
-            self._head_room -= len(piece)
-            if self.head_watcher is not None:
-                pending = self.head_watcher(self.head)
-                if pending is not None or not self._head_room:
-                    self.head_watcher = None
-                return pending
-        return None
+        return self._watch_head(data)
 
-    async def commit(self, relative_path: str | Path) -> Path:
-        """Close, sync (when the storage says so) and rename into ``out_dir / relative_path``.
+    def reader(self) -> BinaryIO:
+        self._file.flush()
+        return open(self.temp_path, "rb")
 
-        Returns the final path. Raises :class:`StorageError` (the temporary file is removed) on failure and
-        :class:`FileExistsError` when the duplicate policy is ``reject`` and the path exists.
+    async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
+        self._target = self.storage.out_dir / relative_path
+        self._leading = (leading, leading_end) if leading is not None else None
+
+    async def commit(self) -> str:
+        """Rewrite the leading elements if asked, sync (when the storage says so), rename into place.
+
+        Raises :class:`StorageError` (the temporary file is removed) on failure and :class:`FileExistsError`
+        when the duplicate policy is ``reject`` and the path exists.
         """
-        target = self.storage.out_dir / relative_path
+        target = self._target
+        if target is None:
+            raise StorageError("commit() before place()")
         try:
+            if self._leading is not None:
+                await anyio.to_thread.run_sync(self._rewrite, *self._leading, limiter=self.storage.limiter)
             self._file.flush()
             if self.storage.fsync:
                 await anyio.to_thread.run_sync(os.fsync, self._file.fileno(), limiter=self.storage.limiter)
@@ -102,7 +91,7 @@ class FileSink:
                     if policy is Duplicates.REJECT:
                         raise FileExistsError(f"{target} exists already")
                     log.warning("%s exists already: kept the first copy", target)
-                    return target
+                    return str(target)
                 log.warning("%s exists already: replaced by the new copy", target)
             os.replace(self.temp_path, target)
             if self.storage.fsync:
@@ -112,12 +101,36 @@ class FileSink:
             if isinstance(exc, FileExistsError):
                 raise
             raise StorageError(f"cannot store {target}: {exc.strerror or exc}") from exc
-        return target
+        except BaseException:
+            self._discard()
+            raise
+        return str(target)
+
+    def _rewrite(self, leading: bytes, leading_end: int) -> None:
+        """Write the file again with new leading elements; the rest is copied as it is (in a thread)."""
+        self._file.flush()
+        with open(self.temp_path, "rb") as fp:
+            meta = fp.read(self.meta_length)
+            fd, name = self.storage._create()
+            try:
+                with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
+                    out.write(meta)
+                    out.write(leading)
+                    fp.seek(leading_end)
+                    shutil.copyfileobj(fp, out, 1 << 20)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+                raise
+        os.replace(name, self.temp_path)
+        self._file.close()
+        self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
     async def abort(self) -> None:
         self._discard()
 
     def _discard(self) -> None:
+        self._closed = True
         with contextlib.suppress(OSError):
             self._file.close()
         self.temp_path.unlink(missing_ok=True)
@@ -125,6 +138,12 @@ class FileSink:
 
 class FilesystemStorage:
     """Instances under ``out_dir``; ``fsync=True`` syncs each file and its directory before commit returns."""
+
+    #: Whether sinks need their place before the data set is complete (to stream it out).
+    streams = False
+    #: Bytes at the start of each data set kept in memory to parse its leading elements without reading
+    #: the file back.
+    head_bytes = 64 * 1024
 
     def __init__(
         self,
@@ -157,10 +176,6 @@ class FilesystemStorage:
             self._refill()
         return FileSink(self, fd, name)
 
-    def open_sync(self) -> FileSink:
-        """A new temporary file, created by the calling thread (for work already off the event loop)."""
-        return FileSink(self, *self._create())
-
     def _create(self) -> tuple[int, str]:
         return tempfile.mkstemp(dir=self.temp_dir, suffix=".part")
 
@@ -185,6 +200,13 @@ class FilesystemStorage:
                 self._refilling = False
 
         loop.run_in_executor(None, create)
+
+    async def start(self) -> None:
+        """Nothing to check: ``out_dir`` was created with the storage."""
+
+    def location(self, relative_path: str) -> str:
+        """Where an instance placed at ``relative_path`` is stored."""
+        return str(self.out_dir / relative_path)
 
     def close(self) -> None:
         """Remove the temporary files created ahead of need."""
