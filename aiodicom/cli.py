@@ -36,6 +36,30 @@ CalledAe = Annotated[
     str | None,
     typer.Option("--called-ae", "-aec", help="The peer's AE title (default: the AE in ADDR, else ANY-SCP)."),
 ]
+S3BucketOpt = Annotated[
+    str | None,
+    typer.Option("--s3-bucket", help="Use this S3 bucket (credentials from the environment or profile)."),
+]
+S3EndpointOpt = Annotated[
+    str | None, typer.Option("--s3-endpoint", help="S3-compatible endpoint URL (MinIO, Ceph, R2...).")
+]
+S3PrefixOpt = Annotated[str, typer.Option("--s3-prefix", help="Key prefix in the bucket.")]
+S3RegionOpt = Annotated[str | None, typer.Option("--s3-region", help="Region (default: environment).")]
+
+
+def _s3_config(bucket: str | None, endpoint: str | None, prefix: str, region: str | None) -> Any:
+    if bucket is None:
+        if endpoint is not None:
+            raise _fail("--s3-endpoint needs --s3-bucket", 2)
+        return None
+    from aiodicom.storage.s3 import S3Config
+
+    try:
+        return S3Config(bucket, region=region, endpoint=endpoint, prefix=prefix)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+
 Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")
 ]
@@ -171,7 +195,9 @@ def storescp(
     port: Annotated[
         int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")
     ],
-    out_dir: Annotated[str, typer.Option("--out-dir", "-o", help="Where instances are stored.")],
+    out_dir: Annotated[
+        str | None, typer.Option("--out-dir", "-o", help="Where instances are stored (filesystem).")
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
     ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "STORE-SCP",
     extract_tags: Annotated[
@@ -188,20 +214,30 @@ def storescp(
         bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
     ] = False,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    s3_bucket: S3BucketOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_prefix: S3PrefixOpt = "",
+    s3_region: S3RegionOpt = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
-    """Receive instances (C-STORE) into OUT_DIR/study/series/instance.dcm until interrupted."""
+    """Receive instances (C-STORE) into OUT_DIR/study/series/instance.dcm (or an S3 bucket) until
+    interrupted."""
     from aiodicom.scp import StoreScp
 
     _setup_logging(verbose)
     keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
+    s3 = _s3_config(s3_bucket, s3_endpoint, s3_prefix, s3_region)
+    if s3 is None and out_dir is None:
+        raise _fail("give --out-dir (or --s3-bucket)", 2)
     try:
         scp = StoreScp(
             port,
             host,
             ae_title,
             out_dir,
+            storage_backend="s3" if s3 else "filesystem",
+            s3_config=s3,
             extract_tags=keywords,
             study_timeout=study_timeout,
             fsync=not no_fsync,
@@ -245,7 +281,8 @@ def storescp(
 
     async def serve() -> None:
         await scp.start()
-        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {scp.out_dir}", err=True)
+        where = scp.out_dir or scp.storage.location("")
+        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
         try:
             await scp.serve_forever()
         finally:

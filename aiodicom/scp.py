@@ -15,6 +15,7 @@ from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import ECHO_HANDLERS, ServiceHandler, handle_echo, serve_messages
 from aiodicom.services.store import Hook, StoredInstance, StoreService
 from aiodicom.services.studies import StudyTracker
+from aiodicom.storage.base import Storage
 from aiodicom.storage.filesystem import FilesystemStorage
 from aiodicom.tags import (
     normalize_custom_tags,
@@ -156,10 +157,17 @@ class StoreScp(DicomServer):
         coercion_status: int = 0xB000,
     ) -> None:
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
-        if backend != "filesystem":
-            raise ValueError("the S3 backend is not available yet: use storage_backend='filesystem'")
-        if out_dir is None:
+        self.storage: Storage
+        if backend == "s3":
+            if s3_config is None:
+                raise ValueError("storage_backend='s3' needs s3_config (an S3Config or a dict with a bucket)")
+            from aiodicom.storage.s3 import S3Storage
+
+            self.storage = S3Storage(s3_config)  # type: ignore[arg-type]
+        elif out_dir is None:
             raise ValueError("out_dir is required for the filesystem backend")
+        else:
+            self.storage = FilesystemStorage(out_dir, fsync=fsync, duplicates=duplicates)
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
         super().__init__(
@@ -177,8 +185,8 @@ class StoreScp(DicomServer):
             logger=logging.getLogger("aiodicom.scp"),
         )
         self.idle_timeout = idle_timeout
-        self.storage = FilesystemStorage(out_dir, fsync=fsync, duplicates=duplicates)
-        self.out_dir = self.storage.out_dir
+        #: Where instances go: the resolved ``out_dir``, or None with S3.
+        self.out_dir = self.storage.out_dir if isinstance(self.storage, FilesystemStorage) else None
         self._events = EventEmitter(_EVENTS)
         self._hook: Hook | None = None
         self.studies = StudyTracker(study_timeout, lambda study: self._events.emit("study_completed", study))
@@ -233,6 +241,8 @@ class StoreScp(DicomServer):
 
     async def start(self) -> None:
         was_serving = self.is_serving
+        if not was_serving:
+            await self.storage.start()  # an unreachable bucket fails here, not at the first instance
         await super().start()
         if not was_serving:
             event = ServerStarted(self.host or "*", self.port, self.ae_title)
@@ -242,7 +252,7 @@ class StoreScp(DicomServer):
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish the instances in flight, stop, and flush the studies still pending."""
         await super().stop(timeout)
-        self.storage.close()
+        await self.storage.stop()
         self.studies.flush()
         await self._events.drain()
 

@@ -120,5 +120,9 @@ class Storage(Protocol):
     async def start(self) -> None:
         """Check that the storage is usable (raises :class:`StorageError` saying why not)."""
 
-    def close(self) -> None:
-        """Release what the storage holds; sinks still open finish or abort on their own."""
+    async def stop(self) -> None:
+        """Release what the storage holds, once no sink is open any more."""
+
+    def location(self, relative_path: str) -> str:
+        """Where an instance placed at ``relative_path`` is stored (a path or an ``s3://`` URI)."""
+        ...

@@ -204,6 +204,9 @@ class FilesystemStorage:
     async def start(self) -> None:
         """Nothing to check: ``out_dir`` was created with the storage."""
 
+    async def stop(self) -> None:
+        self.close()
+
     def location(self, relative_path: str) -> str:
         """Where an instance placed at ``relative_path`` is stored."""
         return str(self.out_dir / relative_path)

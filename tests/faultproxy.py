@@ -1,0 +1,86 @@
+"""A TCP proxy on loopback that can black out: for tests of what happens when a peer's network fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class FaultProxy:
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``.
+
+    :meth:`blackout_after` arms a fault: once that many bytes have gone upstream, every connection is cut
+    and new ones are refused (closed at once) for ``seconds``; then traffic passes again.
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self.upstream_bytes = 0
+        self.cuts = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._armed: tuple[int, float] | None = None
+        self._dark_until = 0.0
+        self.blackout_started = asyncio.Event()
+
+    async def __aenter__(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def blackout_after(self, upstream_bytes: int, seconds: float) -> None:
+        self._armed = (self.upstream_bytes + upstream_bytes, seconds)
+
+    def _dark(self) -> bool:
+        return asyncio.get_running_loop().time() < self._dark_until
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._dark():
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, True), self._pipe(up_reader, writer, False))
+        finally:
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                w.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                if self._dark():
+                    break
+                if upstream:
+                    self.upstream_bytes += len(data)
+                    if self._armed is not None and self.upstream_bytes >= self._armed[0]:
+                        self._cut(self._armed[1])
+                        break
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    def _cut(self, seconds: float) -> None:
+        self._armed = None
+        self.cuts += 1
+        self._dark_until = asyncio.get_running_loop().time() + seconds
+        self.blackout_started.set()
+        for writer in list(self._writers):
+            writer.transport.abort()

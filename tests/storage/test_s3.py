@@ -1,0 +1,238 @@
+"""StoreScp on S3 against a real S3 endpoint (moto in server mode) through aiobotocore, fed by DCMTK and
+aiodicom senders; faults through a proxy that blacks out mid-upload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from aiodicom.errors import StorageError
+from aiodicom.scp import StoreScp
+from aiodicom.services.store import StoredInstance
+from aiodicom.storage.s3 import S3Config
+from aiodicom.store_scu import StoreScu
+from tests.faultproxy import FaultProxy
+from tests.interop.test_echo_dcmtk import run_tool
+
+pytestmark = [pytest.mark.s3]
+
+FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]
+
+
+def big_instance(path: Path, megabytes: int) -> Path:
+    """An explicit VR little endian CT of about ``megabytes`` MB, with fresh UIDs."""
+    frames = max(1, megabytes * 2)  # 512 x 512 x 2 bytes = 0.5 MB a frame
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "Big^Instance"
+    ds.PatientID = "BIG1"
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = 512
+    ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    rng = np.random.default_rng(7)
+    ds.PixelData = rng.integers(0, 4096, size=frames * 512 * 512, dtype=np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def objects(s3: Any, bucket: str) -> dict[str, bytes]:
+    listing = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
+
+
+def no_uploads_left(s3: Any, bucket: str) -> bool:
+    return not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def s3_scp(endpoint: str, bucket: str, **options: Any) -> StoreScp:
+    config = S3Config(bucket, endpoint=endpoint, prefix="archive/", part_size=5 << 20)
+    return StoreScp(0, "127.0.0.1", storage_backend="s3", s3_config=config, **options)
+
+
+def test_config_accepts_the_documents_keys() -> None:
+    config = S3Config.from_value(
+        {"bucket": "b", "accessKey": "k", "secretKey": "s", "region": "eu-west-1", "endpoint": "http://x"}
+    )
+    assert (config.access_key, config.secret_key, config.region) == ("k", "s", "eu-west-1")
+    with pytest.raises(ValueError, match="unknown S3 option 'bukket'"):
+        S3Config.from_value({"bukket": "b"})
+    with pytest.raises(ValueError, match="at least"):
+        S3Config("b", part_size=1 << 20)
+    with pytest.raises(ValueError, match="needs s3_config"):
+        StoreScp(0, storage_backend="S3")
+
+
+@pytest.mark.interop
+async def test_dcmtk_storescu_into_s3_equals_the_filesystem(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in FILES:
+        (source / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
+    big_instance(source / "big.dcm", 12)  # a multipart upload: 3 parts of 5 MiB
+    stored: list[StoredInstance] = []
+    async with s3_scp(moto_endpoint, bucket) as on_s3:
+        on_s3.on_file_stored(stored.append)
+        async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "fs", fsync=False) as on_fs:
+            for port in (on_s3.port, on_fs.port):
+                # storescu proposes a compressed syntax only when told which: the JPEG file goes apart
+                jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")
+                code, out = await run_tool("storescu", "-xy", "127.0.0.1", str(port), jpeg)
+                assert code == 0, out
+                code, out = await run_tool("storescu", "+sd", "127.0.0.1", str(port), str(source))
+                assert code == 0, out
+    files = {
+        p.relative_to(tmp_path / "fs").as_posix(): p.read_bytes() for p in (tmp_path / "fs").rglob("*.dcm")
+    }
+    assert len(files) == len(FILES) + 2
+    assert objects(s3, bucket) == {f"archive/{key}": data for key, data in files.items()}
+    assert sorted(i.file for i in stored) == sorted(f"s3://{bucket}/archive/{key}" for key in files)
+    assert no_uploads_left(s3, bucket)
+
+
+async def test_hook_changes_go_to_the_new_key_streamed_in_parts(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    path = big_instance(tmp_path / "big.dcm", 11)
+    new_study = generate_uid()
+
+    async def hook(tags: dict[str, str]) -> dict[str, str]:
+        return {**tags, "PatientName": "Anonymous", "StudyInstanceUID": new_study}
+
+    async with s3_scp(moto_endpoint, bucket) as scp:
+        scp.on_before_store(hook)
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(path)
+        result = await scu.send()
+    assert result.successful == 1 and result.warnings  # 0xB000: coerced
+    original = pydicom.dcmread(path)
+    (key, data), *rest = objects(s3, bucket).items()
+    assert (
+        not rest and key == f"archive/{new_study}/{original.SeriesInstanceUID}/{original.SOPInstanceUID}.dcm"
+    )
+    received = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))
+    assert received.PatientName == "Anonymous" and received.StudyInstanceUID == new_study
+    assert received.PixelData == original.PixelData
+    assert no_uploads_left(s3, bucket)
+
+
+async def test_refused_and_aborted_instances_leave_nothing(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    path = big_instance(tmp_path / "big.dcm", 12)
+    async with s3_scp(moto_endpoint, bucket) as scp:
+        scp.on_before_store(lambda tags: (_ for _ in ()).throw(ValueError("no thanks")))
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(path)
+        result = await scu.send()
+        assert result.failed == 1
+
+        # a sender that goes away mid-instance, after the first parts were uploaded
+        scp._hook = None
+        sent = 0
+
+        async def abort_midway() -> None:
+            nonlocal sent
+            from aiodicom.dimse import Command, encode_command, fragment
+            from aiodicom.files import read_header
+            from aiodicom.net.association import _not_last
+            from aiodicom.net.client import open_association
+
+            header = read_header(path)
+            assoc = await open_association(
+                f"127.0.0.1:{scp.port}", contexts=[(CTImageStorage, [ExplicitVRLittleEndian])]
+            )
+            ctx = assoc.context_for(CTImageStorage, ExplicitVRLittleEndian).context_id
+            command = Command.c_store_rq(1, CTImageStorage, header.sop_instance_uid)
+            data = path.read_bytes()[header.data_offset : header.data_offset + (11 << 20)]
+            pdvs = fragment(ctx, False, data, 16378)
+            pdvs[-2] = _not_last(pdvs[-2])  # the data set is not complete: it never will be
+            assoc._write(fragment(ctx, True, encode_command(command), 16378) + pdvs)
+            while sent < 1:  # wait until parts went up
+                await asyncio.sleep(0.05)
+                uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+                if uploads:
+                    parts = s3.list_parts(
+                        Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
+                    )
+                    sent = len(parts.get("Parts", []))
+            assoc.abort()
+
+        await asyncio.wait_for(abort_midway(), 30)
+        assert sent >= 1
+        for _ in range(100):  # the receiver aborts the upload once its parts have settled
+            if no_uploads_left(s3, bucket):
+                break
+            await asyncio.sleep(0.05)
+    assert objects(s3, bucket) == {}
+    assert no_uploads_left(s3, bucket)
+
+
+async def test_endpoint_cut_mid_upload_fails_the_instance_and_leaves_nothing(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    path = big_instance(tmp_path / "big.dcm", 16)
+    small = Path(get_testdata_file("CT_small.dcm"))
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    async with FaultProxy(port) as proxy, s3_scp(proxy.url, bucket) as scp:
+        proxy.blackout_after(7 << 20, seconds=4.0)  # during the second part
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(path)
+        result = await scu.send()
+        assert proxy.cuts == 1
+        assert result.failed == 1 and result.files[0].status == 0xA700, result.files
+        await asyncio.sleep(4.5)  # traffic passes again: the server is still there and works
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(small)
+        assert (await scu.send()).successful == 1
+    keys = list(objects(s3, bucket))
+    assert len(keys) == 1 and keys[0].endswith(f"{pydicom.dcmread(small).SOPInstanceUID}.dcm")
+    assert no_uploads_left(s3, bucket)
+
+
+async def test_unreachable_endpoint_and_missing_bucket_fail_at_start(
+    moto_endpoint: str, bucket: str, s3_env: None
+) -> None:
+    from tests.peers import free_port
+
+    with pytest.raises(StorageError, match="does not exist"):
+        async with s3_scp(moto_endpoint, "no-such-bucket"):
+            pass
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(StorageError, match=dead.replace(".", r"\.")):
+        await asyncio.wait_for(s3_scp(dead, bucket).start(), 60)
+
+
+def test_without_aiobotocore_the_error_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiobotocore'] = None\n"
+        "from aiodicom.storage.s3 import S3Storage\n"
+        "try:\n    S3Storage({'bucket': 'b'})\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    assert "pip install 'aiodicom[s3]'" in out.stdout
