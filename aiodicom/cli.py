@@ -294,7 +294,10 @@ def storescp(
 @app.command()
 def store(
     addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
-    paths: Annotated[list[str], typer.Argument(help="Files or folders (searched recursively).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files or folders (searched recursively); with --s3-bucket, key prefixes."),
+    ],
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-j", min=1, help="Associations in parallel.")
     ] = 1,
@@ -309,10 +312,13 @@ def store(
     called_ae: CalledAe = None,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
     timeout: Timeout = 30.0,
+    s3_bucket: S3BucketOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_region: S3RegionOpt = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
-    """Send files with C-STORE; exits non-zero when any file failed."""
+    """Send files (or S3 objects) with C-STORE; exits non-zero when any file failed."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
     from rich.table import Table
@@ -329,13 +335,19 @@ def store(
             concurrency,
             throttle_ms,
             transfer_syntax,
+            _s3_config(s3_bucket, s3_endpoint, "", s3_region),
             verbose=verbose,
             connect_timeout=timeout,
             acse_timeout=timeout,
             dimse_timeout=timeout,
         )
         for path in paths:
-            if os.path.isdir(path):
+            if s3_bucket is not None:  # a prefix ending in / (or the whole bucket: ""), else one key
+                if path == "" or path.endswith("/"):
+                    scu.add_folder(path)
+                else:
+                    scu.add_file(path)
+            elif os.path.isdir(path):
                 scu.add_folder(path)
             elif os.path.exists(path):
                 scu.add_file(path)
@@ -355,20 +367,27 @@ def store(
 
     async def run() -> Any:
         total_files, finished = scu.queued, 0
+        by_bytes = s3_bucket is None  # S3 objects are counted, their sizes are not known up front
         with progress:
-            task = progress.add_task(f"0/{total_files} files", total=scu.queued_bytes)
+            task = progress.add_task(f"0/{total_files} files", total=scu.queued_bytes if by_bytes else None)
+
+            def started(event: Any) -> None:
+                nonlocal total_files
+                total_files = event.total_files
+                if not by_bytes:
+                    progress.update(task, total=total_files, description=f"0/{total_files} files")
 
             def done(event: Any) -> None:
                 nonlocal finished
                 finished += 1
-                size = os.path.getsize(event.file) if os.path.isfile(event.file) else 0
+                size = os.path.getsize(event.file) if by_bytes and os.path.isfile(event.file) else 1
                 progress.update(task, advance=size, description=f"{finished}/{total_files} files")
 
             def failed(event: Any) -> None:
                 done(event)
                 console.print(f"[red]{event.message}[/red]")
 
-            return await scu.send(on_file_sent=done, on_file_error=failed)
+            return await scu.send(on_transfer_started=started, on_file_sent=done, on_file_error=failed)
 
     result = _run(run)
     if as_json:

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import pydicom
@@ -30,6 +30,9 @@ from aiodicom.ul.negotiation import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
 )
+
+if TYPE_CHECKING:
+    from aiodicom.storage.s3 import S3Bucket
 
 log = logging.getLogger("aiodicom.scu")
 
@@ -132,6 +135,8 @@ class _Item:
     name: str
     path: str | None = None
     data: bytes | None = None
+    key: str | None = None  # an S3 object
+    listed: bool = False  # found under a prefix, not named by the caller
     header: InstanceHeader | None = None
     error: str | None = None
 
@@ -143,6 +148,10 @@ def _looks_like_dicom(path: Path) -> bool:
             head = fp.read(132)
     except OSError:
         return False
+    return _dicom_bytes(head)
+
+
+def _dicom_bytes(head: bytes) -> bool:
     if head[128:132] == b"DICM":
         return True
     return len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x00\x10"
@@ -183,8 +192,12 @@ class StoreScu:
         jwt: str | None = None,
         identity_response_requested: bool = False,
     ) -> None:
+        self.s3: S3Bucket | None = None
         if s3_config is not None:
-            raise ValueError("the S3 source is not available yet")
+            from aiodicom.storage.s3 import S3Bucket, S3Config
+
+            self.s3 = S3Bucket(S3Config.from_value(s3_config))  # type: ignore[arg-type]
+        self._s3_prefixes: list[str] = []
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if throttle_delay_ms < 0:
@@ -218,14 +231,22 @@ class StoreScu:
     # ---------------------------------------------------------------------------------------- queue
 
     def add_file(self, path: str | os.PathLike[str]) -> None:
-        """Queue one file (with or without a Part 10 header)."""
+        """Queue one file (with or without a Part 10 header); with ``s3_config``, one object's key."""
+        if self.s3 is not None:
+            key = str(path)
+            self._items.append(_Item(self.s3.config.uri(key), key=key))
+            return
         self._items.append(_Item(str(path), path=str(path)))
 
     def add_folder(self, path: str | os.PathLike[str]) -> int:
         """Queue every DICOM file under ``path``, recursively, whatever its extension; returns how many.
 
-        DICOMDIR and files that are not DICOM by content are skipped.
+        DICOMDIR and files that are not DICOM by content are skipped. With ``s3_config``, ``path`` is a
+        key prefix (``""``: the whole bucket), listed when :meth:`send` runs (this returns 0).
         """
+        if self.s3 is not None:
+            self._s3_prefixes.append(str(path))
+            return 0
         root = Path(path)
         if not root.is_dir():
             raise ValueError(f"{root} is not a folder")
@@ -247,6 +268,7 @@ class StoreScu:
     def clean(self) -> None:
         """Empty the queue (files stay queued after :meth:`send` so that it can be called again)."""
         self._items.clear()
+        self._s3_prefixes.clear()
 
     @property
     def queued(self) -> int:
@@ -315,10 +337,20 @@ class _Run:
             await pending
 
     async def go(self) -> SendResult:
-        items = list(self.scu._items)
+        if self.scu.s3 is not None:
+            await self.scu.s3.open()
+            try:
+                items = await _s3_items(self.scu.s3, self.scu._items, self.scu._s3_prefixes)
+                return await self._go(await _read_s3_headers(self.scu.s3, items))
+            finally:
+                await self.scu.s3.close()
+        return await self._go(list(self.scu._items))
+
+    async def _go(self, items: list[_Item]) -> SendResult:
         self.result.total_files = len(items)
         await self.emit("transfer_started", TransferStarted(len(items)))
-        await anyio.to_thread.run_sync(_read_headers, items)
+        if self.scu.s3 is None:
+            await anyio.to_thread.run_sync(_read_headers, items)
         ready = []
         for item in items:
             if item.header is None:
@@ -419,7 +451,7 @@ class _Run:
             status = await assoc.c_store(
                 payload,
                 timeout=self.scu.dimse_timeout,
-                header=header if payload is item.path or payload is item.data else None,
+                header=header if not isinstance(payload, bytes) or payload is item.data else None,
             )
         except (DicomError, OSError, ValueError) as exc:
             await self.fail(item, str(exc))
@@ -442,7 +474,9 @@ class _Run:
         else:
             await self.fail(item, status_name(status), status)
 
-    async def payload(self, assoc: Association, item: _Item) -> tuple[str, str | bytes]:
+    async def payload(
+        self, assoc: Association, item: _Item
+    ) -> tuple[str, str | bytes | AsyncIterator[bytes]]:
         """The transfer syntax to use and what to send: the file as it is, or converted when the peer accepted
         only another uncompressed syntax."""
         header = item.header
@@ -451,9 +485,15 @@ class _Run:
         accepted = {
             c.transfer_syntax for c in assoc.accepted.values() if c.abstract_syntax == header.sop_class_uid
         }
-        source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
         if wanted == header.transfer_syntax_uid and wanted in accepted:
-            return wanted, source
+            if item.key is not None:
+                assert self.scu.s3 is not None
+                return wanted, self.scu.s3.stream(item.key, header.data_offset)
+            return wanted, item.path if item.path is not None else item.data  # type: ignore[return-value]
+        source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
+        if item.key is not None:  # converting parses the whole instance: it is downloaded for that
+            assert self.scu.s3 is not None
+            source = b"".join([chunk async for chunk in self.scu.s3.stream(item.key)])
         targets = (
             [wanted]
             if self.scu.transfer_syntax
@@ -532,6 +572,50 @@ def _read_headers(items: Iterable[_Item]) -> None:
             item.error = f"cannot read {item.name}: {exc}"
         except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
             item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
+
+
+async def _s3_items(bucket: S3Bucket, queued: list[_Item], prefixes: list[str]) -> list[_Item]:
+    """The queued items, with every object under the queued prefixes (listed now, page by page)."""
+    items = list(queued)
+    for prefix in prefixes:
+        async for key, size in bucket.list_keys(prefix):
+            if key.rsplit("/", 1)[-1].upper() == "DICOMDIR" or size < 8:
+                continue
+            items.append(_Item(bucket.config.uri(key), key=key, listed=True))
+    return items
+
+
+async def _read_s3_headers(bucket: S3Bucket, items: list[_Item], parallel: int = 16) -> list[_Item]:
+    """Read each object's header with a ranged GET; objects under a prefix that are not DICOM are dropped
+    (as files in a folder are), keys given one by one fail on their own."""
+    gate = asyncio.Semaphore(parallel)
+    not_dicom: set[int] = set()
+
+    async def one(item: _Item) -> None:
+        assert item.key is not None
+        async with gate:
+            try:
+                for size in (64 << 10, 4 << 20):
+                    head = await bucket.read_range(item.key, 0, size)
+                    if not _dicom_bytes(head):
+                        item.error = f"{item.name} is not a DICOM instance"
+                        not_dicom.add(id(item))
+                        return
+                    try:
+                        item.header = read_header(io.BytesIO(head))
+                        return
+                    except (EOFError, ValueError, pydicom.errors.InvalidDicomError) as exc:
+                        if len(head) < size:  # the whole object, and still unreadable
+                            item.error = f"cannot read {item.name}: {exc}"
+                            return
+            except DicomError as exc:
+                item.error = str(exc)
+
+    await asyncio.gather(*(one(item) for item in items if item.key is not None))
+    for item in items:
+        if item.listed and id(item) in not_dicom:
+            log.debug("skipping %s: not a DICOM instance", item.name)
+    return [item for item in items if not (item.listed and id(item) in not_dicom)]
 
 
 def _plans(items: list[_Item], forced: str | None) -> list[tuple[list[tuple[str, list[str]]], list[_Item]]]:

@@ -13,7 +13,7 @@ import io
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -75,7 +75,7 @@ _DRAIN_EVERY = 1 << 20
 _FILE_BLOCK = 256 * 1024
 
 SinkFactory = Callable[[int, Command], DatasetSink]
-Dataset = bytes | bytearray | memoryview | BinaryIO
+Dataset = bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
 
 
 @dataclass(slots=True)
@@ -377,7 +377,8 @@ class Association:
     async def send(self, context_id: int, command: Command, dataset: Dataset | None = None) -> None:
         """Send a DIMSE message: the command, then the data set fragmented to the peer's maximum PDU.
 
-        A data set is bytes (sent as memoryview slices) or a binary file read one PDV at a time.
+        A data set is bytes (sent as memoryview slices), a binary file read one PDV at a time, or an async
+        iterable of byte chunks (an object streaming from S3), re-cut into PDVs as they come.
         """
         if context_id not in self.accepted:
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
@@ -387,6 +388,8 @@ class Association:
                 return
             if isinstance(dataset, bytes | bytearray | memoryview):
                 await self._send_bytes(context_id, memoryview(dataset))
+            elif isinstance(dataset, AsyncIterable):
+                await self._send_stream(context_id, dataset)
             else:
                 await self._send_file(context_id, dataset)
 
@@ -417,6 +420,23 @@ class Association:
                 return
             block = following
 
+    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
+        # Hold back one block of whole PDVs until the next chunk shows whether it is the last one.
+        size = self._max_value
+        block_size = max(size, _FILE_BLOCK // size * size)
+        pending = bytearray()
+        async for chunk in chunks:
+            pending += chunk
+            while len(pending) > block_size:
+                block = bytes(pending[:block_size])
+                del pending[:block_size]
+                buffers = fragment(context_id, False, block, size)
+                buffers[-2] = _not_last(buffers[-2])
+                self._write(buffers)
+                await self._drain()
+        self._write(fragment(context_id, False, bytes(pending), size))
+        await self._drain()
+
     def _write(self, buffers: list[bytes | memoryview]) -> None:
         if self._error is not None:
             raise self._error
@@ -443,7 +463,7 @@ class Association:
 
     async def c_store(
         self,
-        source: str | os.PathLike[str] | bytes,
+        source: str | os.PathLike[str] | bytes | AsyncIterable[bytes],
         *,
         priority: int = 0,
         move_originator_ae_title: str | None = None,
@@ -454,15 +474,22 @@ class Association:
         """Send one instance (a file path, or the bytes of a file) with C-STORE; returns the response status.
 
         The data set goes out as it is in the file, PDV by PDV, on a context accepted for its SOP class and
-        transfer syntax (:class:`NoAcceptableContext` otherwise).
+        transfer syntax (:class:`NoAcceptableContext` otherwise). ``source`` may also be an async iterable
+        of the data set's bytes (from its first byte after the file meta), with its ``header`` given.
         """
-        if isinstance(source, bytes | bytearray | memoryview):
+        dataset: Dataset
+        if isinstance(source, AsyncIterable):
+            if header is None:
+                raise ValueError("c_store() of a stream needs the instance's header")
+            dataset = source
+        elif isinstance(source, bytes | bytearray | memoryview):
             header = header or read_header(io.BytesIO(source))
-            dataset: Dataset = memoryview(source)[header.data_offset :]
+            dataset = memoryview(source)[header.data_offset :]
         else:
             header = header or read_header(source)
-            dataset = open(source, "rb")  # noqa: SIM115
-            dataset.seek(header.data_offset)
+            file = open(source, "rb")  # noqa: SIM115
+            file.seek(header.data_offset)
+            dataset = file
         try:
             ctx = self.context_for(header.sop_class_uid, header.transfer_syntax_uid)
             message_id = self.next_message_id()
@@ -476,7 +503,7 @@ class Association:
             )
             await self.send(ctx.context_id, command, dataset)
         finally:
-            if not isinstance(dataset, bytes | bytearray | memoryview):
+            if not isinstance(dataset, bytes | bytearray | memoryview | AsyncIterable):
                 dataset.close()
         response = await self.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
         return response.command.status if response.command.status is not None else 0xC000

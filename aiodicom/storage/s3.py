@@ -293,29 +293,40 @@ class S3Sink(InstanceSink):
             else:  # nothing has left yet: change the bytes in place
                 self._buffer[self.meta_length : leading_end] = leading
         if self._spill is None:
-            flow = self._cut_parts()
+            await self._drain_parts()
+
+    async def _drain_parts(self) -> None:
+        """Upload every full part in the buffer, one after another."""
+        while (flow := self._cut_parts()) is not None or len(self._buffer) >= self.storage.part_size(
+            len(self._parts) + 1
+        ):
             if flow is not None:
                 await flow
 
     # ------------------------------------------------------------------------------------ uploading
 
     def _cut_parts(self) -> Awaitable[None] | None:
-        """Start uploading every full part; an awaitable when the caller should wait for room."""
-        while len(self._buffer) >= self.storage.part_size(len(self._parts) + 1):
-            size = self.storage.part_size(len(self._parts) + 1)
-            body = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            self._start_part(body)
-        running = [t for t in self._parts if not t.done()]
-        if len(running) > 1:  # one part uploading while the next fills: about two parts of memory
-            return asyncio.ensure_future(_first_done(running))
+        """Start uploading the next full part when no other is uploading; otherwise an awaitable for the
+        caller to wait on (reading pauses): one part uploads while the next fills, about two parts of memory
+        per instance."""
         failed = next((t for t in self._parts if t.done() and t.exception() is not None), None)
         if failed is not None:
             self._error = failed.exception()
             raise StorageError(f"S3 upload failed: {describe(self._error)}")  # type: ignore[arg-type]
+        size = self.storage.part_size(len(self._parts) + 1)
+        if len(self._buffer) < size:
+            return None
+        running = [t for t in self._parts if not t.done()]
+        if running:
+            return asyncio.ensure_future(_first_done(running))
+        body, self._buffer = self._buffer, bytearray()
+        if len(body) > size:  # hand the buffer itself over: only the few bytes beyond the part are copied
+            self._buffer += memoryview(body)[size:]
+            del body[size:]
+        self._start_part(body)
         return None
 
-    def _start_part(self, body: bytes) -> None:
+    def _start_part(self, body: bytes | bytearray) -> None:
         if self._upload_id is None:
             self._upload_id = asyncio.ensure_future(self._create())
         number = len(self._parts) + 1
@@ -329,7 +340,7 @@ class S3Sink(InstanceSink):
         upload_id: str = response["UploadId"]
         return upload_id
 
-    async def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+    async def _upload_part(self, number: int, body: bytes | bytearray) -> dict[str, Any]:
         assert self._upload_id is not None
         upload_id = await asyncio.shield(self._upload_id)
         s = self.storage
@@ -353,8 +364,10 @@ class S3Sink(InstanceSink):
                         Bucket=s.config.bucket, Key=self.key, Body=bytes(self._buffer)
                     )
             else:
+                await self._drain_parts()
                 if self._buffer:
-                    self._start_part(bytes(self._buffer))
+                    await asyncio.gather(*self._parts)
+                    self._start_part(self._buffer)
                     self._buffer = bytearray()
                 parts = await asyncio.gather(*self._parts)
                 await s.bucket.client.complete_multipart_upload(
@@ -384,9 +397,7 @@ class S3Sink(InstanceSink):
                 spill.seek(end)
             while chunk := spill.read(1 << 20):
                 self._buffer += chunk
-                flow = self._cut_parts()
-                if flow is not None:
-                    await flow
+                await self._drain_parts()
         finally:
             spill.close()
 

@@ -236,3 +236,97 @@ def test_without_aiobotocore_the_error_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert "pip install 'aiodicom[s3]'" in out.stdout
+
+
+@pytest.mark.interop
+async def test_store_scu_sends_a_prefix_from_s3_to_dcmtk_storescp(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, dcmtk_storescp: Any, tmp_path: Path
+) -> None:
+    originals = {}
+    for name in ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]:
+        data = Path(get_testdata_file(name)).read_bytes()
+        originals[pydicom.dcmread(get_testdata_file(name)).SOPInstanceUID] = data
+        s3.put_object(Bucket=bucket, Key=f"studies/a/{name}", Body=data)
+    big = big_instance(tmp_path / "big.dcm", 6)
+    originals[pydicom.dcmread(big, stop_before_pixels=True).SOPInstanceUID] = big.read_bytes()
+    s3.put_object(Bucket=bucket, Key="studies/b/big", Body=big.read_bytes())
+    s3.put_object(Bucket=bucket, Key="studies/b/notes.txt", Body=b"not DICOM at all, skipped")
+    s3.put_object(Bucket=bucket, Key="elsewhere/x.dcm", Body=originals[next(iter(originals))])
+
+    scu = StoreScu(
+        dcmtk_storescp.address,
+        called_ae_title="STORESCP",
+        concurrency=2,
+        s3_config={"bucket": bucket, "endpoint": moto_endpoint},
+    )
+    scu.add_folder("studies/")
+    scu.add_file("studies/missing.dcm")
+    result = await scu.send()
+    assert result.total_files == 5 and result.successful == 4 and result.failed == 1
+    (failure,) = [f for f in result.files if f.error]
+    assert failure.file == f"s3://{bucket}/studies/missing.dcm" and "NoSuchKey" in failure.error
+    received = list(dcmtk_storescp.out_dir.iterdir())
+    assert len(received) == 4
+    for path in received:
+        got = pydicom.dcmread(path)
+        sent = pydicom.dcmread(pydicom.filebase.DicomBytesIO(originals[got.SOPInstanceUID]))
+        sent.pop(0xFFFCFFFC, None)  # DCMTK's storescp drops Data Set Trailing Padding when it writes
+        assert got == sent  # element by element (DCMTK writes its own file meta)
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.interop
+def test_cli_storescp_on_s3_takes_200_mb_in_bounded_memory_and_store_sends_from_s3(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, dcmtk_storescp: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.peers import free_port, stop, wait_for_port
+
+    big = big_instance(tmp_path / "big.dcm", 200)
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "aiodicom", "storescp", "--port", str(port), "--host", "127.0.0.1",
+         "--s3-bucket", bucket, "--s3-endpoint", moto_endpoint, "--s3-prefix", "in/"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, receiver, timeout=30)
+        idle = _vm_hwm_mb(receiver.pid)  # interpreter, pydicom (with numpy) and the S3 client
+        sent = subprocess.run(
+            [sys.executable, "-m", "aiodicom", "store", f"127.0.0.1:{port}", str(big)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        peak = _vm_hwm_mb(receiver.pid)
+    finally:
+        stop(receiver)
+    # What the instance costs is about two parts (one uploading, one filling) and the socket's copy of the
+    # part in flight, whatever its size; the process itself takes ~100 MB before the first byte.
+    assert peak - idle < 48, f"receiver peak RSS {peak:.0f} MB ({idle:.0f} MB idle) for a 200 MB instance"
+    ds = pydicom.dcmread(big, stop_before_pixels=True)
+    key = f"in/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] > big.stat().st_size - 1000 and no_uploads_left(s3, bucket)
+
+    # and back out of S3 with the store command, to DCMTK's storescp
+    sent = subprocess.run(
+        [sys.executable, "-m", "aiodicom", "store", "--s3-bucket", bucket, "--s3-endpoint", moto_endpoint,
+         "--called-ae", "STORESCP", "--json", dcmtk_storescp.address, "in/"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    import json
+
+    summary = json.loads(sent.stdout)
+    assert summary["successful"] == summary["total_files"] == 1
+    (received,) = dcmtk_storescp.out_dir.iterdir()
+    assert received.stat().st_size > big.stat().st_size - 1000
