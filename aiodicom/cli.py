@@ -431,26 +431,31 @@ def store(
 
 @app.command()
 def demo(
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send.")] = 100,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Instances in the study sent.")] = 300,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", min=1, help="Associations in parallel.")
+    ] = 4,
+    out_dir: Annotated[
+        str, typer.Option("--out-dir", "-o", help="Where the StoreScp stores (filesystem).")
+    ] = "./aiodicom-demo",
+    clean: Annotated[bool, typer.Option("--clean", help="Remove the received instances afterwards.")] = False,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_bucket: Annotated[
+        str, typer.Option("--s3-bucket", help="Bucket for --s3-endpoint (created if missing).")
+    ] = "aiodicom-demo",
+    verbose: Verbose = False,
+    as_json: Json = False,
 ) -> None:
-    """Start a Verification SCP on a free loopback port and echo it: the quickest check that all works."""
-    from aiodicom.scp import EchoScp
-    from aiodicom.scu import EchoScu
+    """Receive a synthetic study over loopback (StoreScp <- StoreScu), verify every instance, show the
+    study tree and the throughput: the quickest check that all works."""
+    from aiodicom.demo import DemoFailed, DemoOptions, run_demo
 
-    _setup_logging(False)
-
-    async def run() -> None:
-        async with EchoScp(0, "127.0.0.1", "DEMO-SCP") as scp:
-            typer.echo(f"EchoScp listening on 127.0.0.1:{scp.port} as DEMO-SCP")
-            result = await EchoScu(f"DEMO-SCP@127.0.0.1:{scp.port}").echo(count)
-            typer.echo(
-                f"{result.count} C-ECHOs on one association: all Success, "
-                f"{result.duration_seconds * 1000:.1f} ms "
-                f"({result.echoes_per_second:,.0f}/s)"
-            )
-            typer.echo("next: aiodicom echoscp --port 11112   and   aiodicom echo ECHO-SCP@127.0.0.1:11112")
-
-    _run(run)
+    _setup_logging(verbose)
+    options = DemoOptions(count, concurrency, out_dir, clean, s3_endpoint, s3_bucket, as_json, verbose)
+    try:
+        _run(lambda: run_demo(options))
+    except DemoFailed as exc:
+        raise _fail(str(exc), exc.exit_code) from None
 
 
 def main() -> None:

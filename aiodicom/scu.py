@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from aiodicom.dimse import is_success, status_name
 from aiodicom.errors import DimseError
 from aiodicom.net.address import Address, parse_address, validate_ae_title
-from aiodicom.net.client import connect
+from aiodicom.net.association import Association
+from aiodicom.net.client import ContextSpec, connect
+from aiodicom.ul.items import RoleSelection
+from aiodicom.ul.negotiation import VERIFICATION_SOP_CLASS
 
 log = logging.getLogger("aiodicom.scu")
 
@@ -27,11 +32,64 @@ class EchoResult:
         return self.count / self.duration_seconds if self.duration_seconds > 0 else float("inf")
 
 
-class EchoScu:
+class Scu:
+    """What every requestor class shares: the peer's address, AE titles, PDU size and timeouts.
+
+    ``called_ae_title`` defaults to the AE title in ``addr``, else ``ANY-SCP``. ``dimse_timeout`` bounds
+    the wait for each response (None: no limit).
+    """
+
+    default_calling_ae_title = "AIODICOM"
+
+    def __init__(
+        self,
+        addr: str | Address,
+        *,
+        calling_ae_title: str | None = None,
+        called_ae_title: str | None = None,
+        max_pdu_length: int = 16384,
+        connect_timeout: float = 30.0,
+        acse_timeout: float = 30.0,
+        dimse_timeout: float | None = 60.0,
+        verbose: bool = False,
+    ) -> None:
+        self.address = parse_address(addr)
+        self.calling_ae_title = validate_ae_title(
+            calling_ae_title or self.default_calling_ae_title, "calling AE title"
+        )
+        self.called_ae_title = validate_ae_title(
+            called_ae_title or self.address.ae_title or "ANY-SCP", "called AE title"
+        )
+        self.max_pdu_length = max_pdu_length
+        self.connect_timeout = connect_timeout
+        self.acse_timeout = acse_timeout
+        self.dimse_timeout = dimse_timeout
+        if verbose:
+            logging.getLogger("aiodicom").setLevel(logging.INFO)
+
+    def connect(
+        self, contexts: Iterable[ContextSpec], role_selections: Iterable[RoleSelection] = ()
+    ) -> AbstractAsyncContextManager[Association]:
+        """An association with the peer proposing ``contexts``, released when the block ends."""
+        return connect(
+            self.address,
+            calling_ae_title=self.calling_ae_title,
+            called_ae_title=self.called_ae_title,
+            contexts=contexts,
+            max_pdu_length=self.max_pdu_length,
+            connect_timeout=self.connect_timeout,
+            acse_timeout=self.acse_timeout,
+            role_selections=role_selections,
+        )
+
+
+class EchoScu(Scu):
     """Verification SCU: ``await EchoScu("PACS@host:104").echo()``.
 
     ``called_ae_title`` defaults to the AE title in ``addr``, else ``ANY-SCP``.
     """
+
+    default_calling_ae_title = "ECHO-SCU"
 
     def __init__(
         self,
@@ -45,17 +103,16 @@ class EchoScu:
         dimse_timeout: float | None = 30.0,
         verbose: bool = False,
     ) -> None:
-        self.address = parse_address(addr)
-        self.calling_ae_title = validate_ae_title(calling_ae_title, "calling AE title")
-        self.called_ae_title = validate_ae_title(
-            called_ae_title or self.address.ae_title or "ANY-SCP", "called AE title"
+        super().__init__(
+            addr,
+            calling_ae_title=calling_ae_title,
+            called_ae_title=called_ae_title,
+            max_pdu_length=max_pdu_length,
+            connect_timeout=connect_timeout,
+            acse_timeout=acse_timeout,
+            dimse_timeout=dimse_timeout,
+            verbose=verbose,
         )
-        self.max_pdu_length = max_pdu_length
-        self.connect_timeout = connect_timeout
-        self.acse_timeout = acse_timeout
-        self.dimse_timeout = dimse_timeout
-        if verbose:
-            logging.getLogger("aiodicom").setLevel(logging.INFO)
 
     async def echo(self, count: int = 1) -> EchoResult:
         """Send ``count`` C-ECHO requests on one association.
@@ -66,14 +123,7 @@ class EchoScu:
         if count < 1:
             raise ValueError("count must be at least 1")
         started = time.perf_counter()
-        async with connect(
-            self.address,
-            calling_ae_title=self.calling_ae_title,
-            called_ae_title=self.called_ae_title,
-            max_pdu_length=self.max_pdu_length,
-            connect_timeout=self.connect_timeout,
-            acse_timeout=self.acse_timeout,
-        ) as assoc:
+        async with self.connect([VERIFICATION_SOP_CLASS]) as assoc:
             log.info("association with %s established", self.address)
             for _ in range(count):
                 status = await assoc.c_echo(timeout=self.dimse_timeout)

@@ -121,6 +121,9 @@ def _element(tag: int, vr: str, value: str, key: str) -> DataElement:
         raise ValueError(f"{key}: {value!r} is not a valid {vr} value ({exc})") from exc
 
 
+element_from_text = _element
+
+
 def encode_leading(ds: Dataset, transfer_syntax: str) -> bytes:
     """The elements of ``ds`` encoded in ``transfer_syntax``, without group 0002 and group lengths.
 

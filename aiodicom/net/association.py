@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import os
 from collections import deque
@@ -74,6 +75,8 @@ _DRAIN_EVERY = 1 << 20
 #: Bytes of a file read (and written) at once when sending it.
 _FILE_BLOCK = 256 * 1024
 
+_MESSAGE_IDS = itertools.count()
+
 SinkFactory = Callable[[int, Command], DatasetSink]
 Dataset = bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
 
@@ -133,7 +136,6 @@ class Association:
         self._message_waiter: asyncio.Future[None] | None = None
         self._queue_paused = False
         self._send_lock = asyncio.Lock()
-        self._message_id = 0
         self._max_value = DEFAULT_MAX_SEND_PDU - 6
         self._tasks: set[asyncio.Task[None]] = set()
         self.busy = False  # a service is handling a message (a graceful stop waits for it)
@@ -162,6 +164,11 @@ class Association:
         return self.request.called_ae_title
 
     @property
+    def peer_ae_title(self) -> str:
+        """The other side's AE title: the calling AE for an acceptor, the called AE for a requestor."""
+        return self.called_ae_title if self.conn.role == "requestor" else self.calling_ae_title
+
+    @property
     def peer(self) -> tuple[str, int]:
         return self.protocol.peer if self.protocol is not None else ("", 0)
 
@@ -178,8 +185,9 @@ class Association:
         raise NoAcceptableContext(f"the peer accepted no presentation context for {wanted}")
 
     def next_message_id(self) -> int:
-        self._message_id = self._message_id % 0xFFFF + 1
-        return self._message_id
+        """A message ID from one process-wide counter: the Move Originator Message ID that ties arriving
+        instances to a C-MOVE stays unique across concurrent associations."""
+        return next(_MESSAGE_IDS) % 0xFFFF + 1
 
     # ------------------------------------------------------------------------------ establishment
 

@@ -168,4 +168,4 @@ async def connect(
         await assoc.wait_closed(5.0)
 
 
-__all__ = ["build_contexts", "connect", "open_association"]
+__all__ = ["ContextSpec", "build_contexts", "connect", "open_association"]

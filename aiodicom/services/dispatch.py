@@ -11,7 +11,7 @@ from aiodicom.net.association import Association, DimseMessage
 
 log = logging.getLogger("aiodicom.server")
 
-ServiceHandler = Callable[[Association, DimseMessage], Awaitable[None]]
+ServiceHandler = Callable[[Association, DimseMessage], Awaitable[object]]
 
 
 def failure_response(request: Command, status: int, error_comment: str | None = None) -> Command:

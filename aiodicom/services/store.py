@@ -63,6 +63,9 @@ class StoredInstance:
     study_instance_uid: str
     series_instance_uid: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: Set when the instance is a C-MOVE sub-operation (and the sender filled these optional fields in).
+    move_originator_ae_title: str | None = None
+    move_originator_message_id: int | None = None
 
     @property
     def message(self) -> str:
@@ -132,8 +135,8 @@ class StoreService:
                     transfer_syntax_uid=transfer_syntax,
                     implementation_class_uid=IMPLEMENTATION_CLASS_UID,
                     implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-                    source_ae_title=assoc.calling_ae_title,
-                    sending_ae_title=assoc.calling_ae_title,
+                    source_ae_title=assoc.peer_ae_title,
+                    sending_ae_title=assoc.peer_ae_title,
                     receiving_ae_title=self.ae_title,
                 )
             sink = self.storage.open()
@@ -184,8 +187,8 @@ class StoreService:
             return _Outcome(Status.CANNOT_UNDERSTAND, "on_before_store returned no dict")
         return changes
 
-    async def handle(self, assoc: Association, message: DimseMessage) -> None:
-        """Answer one C-STORE-RQ (its data set is complete in ``message.dataset``)."""
+    async def handle(self, assoc: Association, message: DimseMessage) -> int:
+        """Answer one C-STORE-RQ (its data set complete in ``message.dataset``); returns the status sent."""
         command = message.command
         sink = message.dataset
         outcome: _Outcome
@@ -204,6 +207,7 @@ class StoreService:
                 self.on_failure(exc, f"storage failed: {exc}", assoc, command.affected_sop_instance_uid)
                 outcome = _Outcome(Status.OUT_OF_RESOURCES, _comment(exc))
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
+        return outcome.status
 
     async def _store(self, assoc: Association, message: DimseMessage, sink: InstanceSink) -> _Outcome:
         command = message.command
@@ -227,7 +231,17 @@ class StoreService:
         except FileExistsError as exc:
             return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, str(exc))
         p = decided
-        instance = StoredInstance(location, p.sop, p.sop_class, transfer_syntax, p.study, p.series, p.tags)
+        instance = StoredInstance(
+            location,
+            p.sop,
+            p.sop_class,
+            transfer_syntax,
+            p.study,
+            p.series,
+            p.tags,
+            command.move_originator_ae_title,
+            command.move_originator_message_id,
+        )
         self.on_stored(instance, assoc)
         status = self.coercion_status if p.coerced else Status.SUCCESS
         return _Outcome(status, "values coerced by the receiver" if p.coerced and status else None)
@@ -311,7 +325,7 @@ class StoreService:
         log.warning(
             "refused %s from %s (%s): %s",
             command.affected_sop_instance_uid,
-            assoc.calling_ae_title,
+            assoc.peer_ae_title,
             status_name(status),
             reason,
         )

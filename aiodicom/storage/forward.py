@@ -1,0 +1,273 @@
+"""The forward backend: each C-STORE received is relayed to another node as it arrives, PDV by PDV.
+
+Nothing goes to disk and no instance is ever whole in memory: the bytes of each PDV are queued (a bounded
+queue, so a slow destination pauses reading from the source) and sent on one long-lived association to
+the destination, re-fragmented to the destination's maximum PDU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiodicom.dimse import Command, CommandField, Status, is_failure, status_name
+from aiodicom.errors import DicomError, NoAcceptableContext, StorageError
+from aiodicom.net.address import parse_address, validate_ae_title
+from aiodicom.net.association import Association, DimseMessage
+from aiodicom.net.client import open_association
+from aiodicom.storage.base import DatasetSink, MemorySink
+
+log = logging.getLogger("aiodicom.forward")
+
+#: PDV chunks queued per instance before reading from the source pauses.
+_QUEUE_CHUNKS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTarget:
+    """Where a GetScu in forward mode relays what it receives.
+
+    Also accepted as a dict with the reference documents' keys (``addr``, ``callingAeTitle``,
+    ``calledAeTitle``, ``maxPduLength``). ``called_ae_title`` defaults to the AE in ``addr``, else
+    ``ANY-SCP``.
+    """
+
+    addr: str
+    calling_ae_title: str = "FORWARD-SCU"
+    called_ae_title: str | None = None
+    max_pdu_length: int = 16384
+
+    def __post_init__(self) -> None:
+        parse_address(self.addr)
+        validate_ae_title(self.calling_ae_title, "forward calling AE title")
+        if self.called_ae_title is not None:
+            validate_ae_title(self.called_ae_title, "forward called AE title")
+
+    @classmethod
+    def from_value(cls, value: ForwardTarget | Mapping[str, Any]) -> ForwardTarget:
+        if isinstance(value, ForwardTarget):
+            return value
+        names = {
+            "addr": "addr",
+            "callingaetitle": "calling_ae_title",
+            "calling_ae_title": "calling_ae_title",
+            "calledaetitle": "called_ae_title",
+            "called_ae_title": "called_ae_title",
+            "maxpdulength": "max_pdu_length",
+            "max_pdu_length": "max_pdu_length",
+        }
+        kwargs: dict[str, Any] = {}
+        for key, item in value.items():
+            name = names.get(key.lower())
+            if name is None:
+                raise ValueError(f"unknown forward target option {key!r}")
+            kwargs[name] = item
+        if "addr" not in kwargs:
+            raise ValueError("a forward target needs addr (host:port or AE@host:port)")
+        return cls(**kwargs)
+
+    @property
+    def label(self) -> str:
+        address = parse_address(self.addr)
+        return f"{self.called_ae_title or address.ae_title or 'ANY-SCP'}@{address.host}:{address.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardOutcome:
+    """How relaying one instance went: the destination's status, or the error that stopped it."""
+
+    sop_instance_uid: str
+    forwarded_to: str
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and not is_failure(self.status)
+
+
+class _RelaySink:
+    """One instance on its way to the destination: chunks queue up and stream into its C-STORE."""
+
+    def __init__(self, dest: Association, context_id: int, command: Command) -> None:
+        self.dest = dest
+        self.context_id = context_id
+        self.message_id = dest.next_message_id()
+        self.command = command
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_CHUNKS)
+        self.error: Exception | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def write(self, data: memoryview) -> Awaitable[None] | None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._send())
+        chunk = bytes(data)  # the receive buffer is reused once this returns
+        try:
+            self.queue.put_nowait(chunk)
+        except asyncio.QueueFull:
+            return self.queue.put(chunk)
+        return None
+
+    async def _send(self) -> None:
+        command = Command.c_store_rq(
+            self.message_id,
+            self.command.affected_sop_class_uid or "",
+            self.command.affected_sop_instance_uid or "",
+        )
+        try:
+            await self.dest.send(self.context_id, command, self._chunks())
+        except Exception as exc:
+            self.error = exc
+            while await self.queue.get() is not None:  # keep taking chunks: the source must not stall
+                pass
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.queue.get()) is not None:
+            yield chunk
+
+    async def finish(self, timeout: float | None) -> int:
+        """The destination's status for the instance, once its last bytes are sent."""
+        if self.task is None:  # an empty data set
+            self.task = asyncio.ensure_future(self._send())
+        await self.queue.put(None)
+        await self.task
+        if self.error is not None:
+            raise self.error
+        response = await self.dest.receive_response(self.message_id, CommandField.C_STORE_RSP, timeout)
+        return response.command.status if response.command.status is not None else 0xC000
+
+    async def abort(self) -> None:
+        """The source gave up mid-instance: a half-sent message cannot be withdrawn, so abort it."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.dest.abort()
+
+
+class _Refused:
+    """An instance the destination cannot take: its bytes are read and dropped."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def write(self, data: memoryview) -> None:
+        pass
+
+    async def abort(self) -> None:
+        pass
+
+
+class Relay:
+    """Relays the C-STORE sub-operations received on an association to a :class:`ForwardTarget`.
+
+    :meth:`open` negotiates the destination's contexts (the same SOP class and transfer syntax pairs as
+    proposed to the source) before anything is received; :meth:`handle` answers each sub-operation. With
+    ``strict=False`` a failed forward is answered Success to the source (the instance was received) and
+    reported; with ``strict=True`` it is answered with a failure status.
+    """
+
+    def __init__(
+        self,
+        target: ForwardTarget,
+        *,
+        strict: bool = False,
+        dimse_timeout: float | None = 60.0,
+        connect_timeout: float = 30.0,
+        on_outcome: Callable[[ForwardOutcome], None] = lambda outcome: None,
+    ) -> None:
+        self.target = target
+        self.strict = strict
+        self.dimse_timeout = dimse_timeout
+        self.connect_timeout = connect_timeout
+        self.on_outcome = on_outcome
+        self.dest: Association | None = None
+        self._pairs: list[tuple[str, str]] = []
+
+    async def open(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Associate with the destination, one context per (SOP class, transfer syntax)."""
+        self._pairs = list(dict.fromkeys(pairs))[:128]
+        await self._connect()
+
+    async def _connect(self) -> None:
+        self.dest = await open_association(
+            self.target.addr,
+            calling_ae_title=self.target.calling_ae_title,
+            called_ae_title=self.target.called_ae_title,
+            contexts=[(sop_class, [ts]) for sop_class, ts in self._pairs],
+            max_pdu_length=self.target.max_pdu_length,
+            connect_timeout=self.connect_timeout,
+        )
+        log.info(
+            "forwarding to %s: %d of %d contexts accepted",
+            self.target.label,
+            len(self.dest.accepted),
+            len(self._pairs),
+        )
+
+    async def close(self) -> None:
+        if self.dest is not None:
+            if self.dest.is_open:
+                await self.dest.release()
+            else:
+                self.dest.close()
+                await self.dest.wait_closed(5.0)
+
+    def sink_factory(self, assoc: Association) -> Callable[[int, Any], DatasetSink]:
+        def open_sink(context_id: int, command: Command) -> DatasetSink:
+            if command.command_field != CommandField.C_STORE_RQ:
+                return MemorySink()
+            dest = self.dest
+            if dest is None or not dest.is_open:
+                return _Refused(StorageError(f"the association with {self.target.label} is closed"))
+            syntax = assoc.accepted[context_id].transfer_syntax
+            try:
+                ctx = dest.context_for(command.affected_sop_class_uid or "", syntax)
+            except NoAcceptableContext as exc:
+                return _Refused(NoAcceptableContext(f"{self.target.label}: {exc}"))
+            return _RelaySink(dest, ctx.context_id, command)
+
+        return open_sink
+
+    async def handle(self, assoc: Association, message: DimseMessage) -> int:
+        """Answer one C-STORE-RQ after relaying it; returns the status sent to the source."""
+        command = message.command
+        sink = message.dataset
+        status: int | None = None
+        error: Exception | None = message.error
+        if isinstance(sink, _Refused):
+            error = sink.error
+        elif isinstance(sink, _RelaySink) and error is None:
+            try:
+                status = await sink.finish(self.dimse_timeout)
+            except (DicomError, OSError, TimeoutError) as exc:
+                error = exc
+        elif error is None:
+            error = StorageError("no data set received")
+        outcome = ForwardOutcome(
+            command.affected_sop_instance_uid or "",
+            self.target.label,
+            status,
+            str(error) if error is not None else None,
+        )
+        if outcome.ok:
+            answer = status if status is not None else Status.SUCCESS
+        else:
+            reason = outcome.error or f"answered {status_name(status or 0)} (0x{status or 0:04X})"
+            log.error("forwarding %s to %s failed: %s", outcome.sop_instance_uid, self.target.label, reason)
+            if self.strict:
+                answer = status if status is not None and is_failure(status) else Status.OUT_OF_RESOURCES
+            else:
+                answer = Status.SUCCESS
+        self.on_outcome(outcome)
+        await assoc.send(message.context_id, Command.c_store_rsp(command, answer, None))
+        if self.dest is not None and not self.dest.is_open:
+            await self._reconnect()
+        return answer
+
+    async def _reconnect(self) -> None:
+        try:
+            await self._connect()
+        except DicomError as exc:
+            log.error("cannot associate with %s again: %s", self.target.label, exc)
