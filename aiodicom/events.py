@@ -36,6 +36,11 @@ class EventEmitter:
         self._handlers[name].append(handler)
         return handler
 
+    def off(self, name: str, handler: Handler) -> None:
+        """Stop calling ``handler`` (nothing happens if it was not registered)."""
+        if handler in self._handlers.get(name, []):
+            self._handlers[name].remove(handler)
+
     def emit(self, name: str, payload: object) -> None:
         for handler in self._handlers[name]:
             try:

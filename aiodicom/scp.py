@@ -221,6 +221,11 @@ class StoreScp(DicomServer):
     def on_file_stored(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return self._events.on("file_stored", handler)
 
+    def remove_handler(self, event: str, handler: Callable[[Any], Any]) -> None:
+        """Unregister a handler: ``event`` is ``file_stored``, ``study_completed``, ``server_started``,
+        ``connection`` or ``error``."""
+        self._events.off(event, handler)
+
     def on_study_completed(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return self._events.on("study_completed", handler)
 

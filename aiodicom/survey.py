@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 
+from aiodicom.dataset import tag_string
 from aiodicom.dimse import Command, CommandField, is_pending, status_name
 from aiodicom.dimse.status import is_failure
 from aiodicom.errors import DimseError
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
-from aiodicom.dataset import tag_string
 from aiodicom.query import QueryModel, decode_identifier, encode_identifier
 
 if TYPE_CHECKING:

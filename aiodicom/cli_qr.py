@@ -1,0 +1,300 @@
+"""The query/retrieve verbs of the ``aiodicom`` command: find, get, move."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from aiodicom.cli import (
+    CalledAe,
+    Json,
+    S3BucketOpt,
+    S3EndpointOpt,
+    S3PrefixOpt,
+    S3RegionOpt,
+    Timeout,
+    Verbose,
+    _fail,
+    _run,
+    _s3_config,
+    _setup_logging,
+    app,
+)
+
+Keys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key", "-k", help="KEY=VALUE to match (repeat); KEY= or KEY asks for the key to be returned."
+    ),
+]
+Level = Annotated[str | None, typer.Option("--level", "-L", help="PATIENT, STUDY, SERIES or IMAGE.")]
+Model = Annotated[
+    str, typer.Option("--model", "-m", help="study_root, patient_root (find: also modality_worklist).")
+]
+Addr = Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")]
+
+
+def _keys(pairs: list[str] | None, level: str | None, default_level: str | None) -> dict[str, Any]:
+    """``-k`` options as a query dict (sequence items as ``Sequence.Keyword=VALUE``)."""
+    query: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        key = key.strip()
+        if not key:
+            raise _fail(f"bad -k {pair!r}: expected KEY=VALUE", 2)
+        if "." in key:  # one level of sequence: ScheduledProcedureStepSequence.Modality=CT
+            sequence, _, inner = key.partition(".")
+            items = query.setdefault(sequence, [{}])
+            items[0][inner] = value
+        else:
+            query[key] = value
+    if level is not None:
+        query["QueryRetrieveLevel"] = level.upper()
+    elif default_level is not None:
+        query.setdefault("QueryRetrieveLevel", default_level)
+    return query
+
+
+def _progress(as_json: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    )
+
+
+def _summary(title: str, result: Any, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if as_json:
+        payload = {
+            "total": result.total,
+            "completed": result.completed,
+            "warning": result.warning,
+            "failed": result.failed,
+            "status": result.status,
+            "duration_seconds": round(result.duration_seconds, 3),
+            "files": result.files,
+            "failed_sop_instance_uids": result.failed_sop_instance_uids,
+            "forward_failed": [
+                {"sop_instance_uid": f.sop_instance_uid, "status": f.status, "error": f.error}
+                for f in result.forward_failed
+            ],
+        }
+        typer.echo(json.dumps(payload))
+    else:
+        table = Table(title=title)
+        for column in ("total", "completed", "warning", "failed", "status", "seconds", "instances/s"):
+            table.add_column(column, justify="right")
+        rate = result.total / result.duration_seconds if result.duration_seconds else 0.0
+        table.add_row(
+            str(result.total),
+            str(result.completed),
+            str(result.warning),
+            str(result.failed),
+            f"0x{result.status:04X}",
+            f"{result.duration_seconds:.2f}",
+            f"{rate:.1f}",
+        )
+        Console().print(table)
+    if result.failed:
+        raise _fail(f"{result.failed} of {result.total} sub-operations failed", 1)
+
+
+@app.command()
+def find(
+    addr: Addr,
+    keys: Keys = None,
+    level: Level = None,
+    model: Model = "study_root",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Cancel after N matches.")] = None,
+    calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "FIND-SCU",
+    called_ae: CalledAe = None,
+    timeout: Timeout = 30.0,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Query with C-FIND, e.g. aiodicom find PACS@host:104 -k PatientID=123 -k StudyDate= --level STUDY"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from aiodicom.find_scu import FindScu
+    from aiodicom.query import QueryModel
+
+    _setup_logging(verbose)
+    try:
+        query_model = QueryModel.parse(model)
+        default = None if query_model is QueryModel.MODALITY_WORKLIST else "STUDY"
+        query = _keys(keys, level, default)
+        scu = FindScu(
+            addr,
+            calling_ae_title=calling_ae,
+            called_ae_title=called_ae,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=timeout,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+    result = _run(lambda: _await(scu.find(query, query_model, limit=limit)))
+    if as_json:
+        typer.echo(json.dumps(result.matches, ensure_ascii=False))
+        return
+    columns = list(dict.fromkeys(k for m in result.matches for k in m if k != "SpecificCharacterSet"))
+    table = Table(title=f"{len(result.matches)} matches from {scu.called_ae_title}")
+    for column in columns:
+        table.add_column(column)
+    for match in result.matches:
+        table.add_row(*(_cell(match.get(column)) for column in columns))
+    Console().print(table)
+
+
+async def _await(operation: Any) -> Any:
+    return await operation
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(", ".join(f"{k}={v}" for k, v in item.items() if v) for item in value)
+    return "" if value is None else str(value)
+
+
+@app.command()
+def get(
+    addr: Addr,
+    keys: Keys = None,
+    level: Level = None,
+    model: Model = "study_root",
+    out_dir: Annotated[
+        str | None, typer.Option("--out-dir", "-o", help="Where instances are stored.")
+    ] = None,
+    forward: Annotated[
+        str | None,
+        typer.Option("--forward", help="Relay every instance to AE@host:port instead of storing it."),
+    ] = None,
+    strict_forward: Annotated[
+        bool, typer.Option("--strict-forward", help="Fail the sub-operation when its forward fails.")
+    ] = False,
+    calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "GET-SCU",
+    called_ae: CalledAe = None,
+    s3_bucket: S3BucketOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_prefix: S3PrefixOpt = "",
+    s3_region: S3RegionOpt = None,
+    no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not sync each file.")] = False,
+    timeout: Timeout = 60.0,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Retrieve with C-GET, e.g. aiodicom get PACS@host:104 -k StudyInstanceUID=1.2.3 --out-dir ./got"""
+    from aiodicom.get_scu import GetScu
+
+    _setup_logging(verbose)
+    s3 = _s3_config(s3_bucket, s3_endpoint, s3_prefix, s3_region)
+    backend = "forward" if forward else "s3" if s3 is not None else "filesystem"
+    if backend == "filesystem" and out_dir is None:
+        raise _fail("give --out-dir (or --s3-bucket, or --forward)", 2)
+    try:
+        query = _keys(keys, level, "STUDY")
+        scu = GetScu(
+            addr,
+            calling_ae_title=calling_ae,
+            called_ae_title=called_ae,
+            out_dir=out_dir,
+            storage_backend=backend,
+            s3_config=s3,
+            forward_target={"addr": forward} if forward else None,
+            strict_forward=strict_forward,
+            query_model=model,
+            fsync=not no_fsync,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=timeout,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    progress = _progress(as_json)
+
+    async def run() -> Any:
+        with progress:
+            task = progress.add_task("C-GET", total=None)
+
+            def advance(event: Any) -> None:
+                progress.update(task, total=event.total, completed=event.total - event.remaining)
+
+            return await scu.get(query, on_sub_operation=advance)
+
+    result = _run(run)
+    _summary(f"C-GET from {scu.called_ae_title}@{scu.address.host}:{scu.address.port}", result, as_json)
+
+
+@app.command()
+def move(
+    addr: Addr,
+    dest: Annotated[str, typer.Option("--dest", help="The move destination's AE title (known to the peer).")],
+    keys: Keys = None,
+    level: Level = None,
+    model: Model = "study_root",
+    receive_port: Annotated[
+        int | None,
+        typer.Option("--receive-port", min=0, max=65535, help="Receive the move here (as --dest)."),
+    ] = None,
+    receive_host: Annotated[
+        str, typer.Option("--receive-host", help="Address the receiver binds.")
+    ] = "0.0.0.0",
+    out_dir: Annotated[str | None, typer.Option("--out-dir", "-o", help="Where the receiver stores.")] = None,
+    calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "MOVE-SCU",
+    called_ae: CalledAe = None,
+    timeout: Timeout = 600.0,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Retrieve with C-MOVE, e.g. aiodicom move PACS@host:104 --dest ME -k StudyInstanceUID=1.2.3
+    --receive-port 11113 --out-dir ./moved"""
+    from aiodicom.move_scu import MoveScu
+
+    _setup_logging(verbose)
+    receive: dict[str, Any] | None = None
+    if receive_port is not None:
+        if out_dir is None:
+            raise _fail("--receive-port needs --out-dir", 2)
+        receive = {"port": receive_port, "host": receive_host, "out_dir": out_dir}
+    elif out_dir is not None:
+        raise _fail("--out-dir needs --receive-port (the built-in receiver)", 2)
+    try:
+        query = _keys(keys, level, "STUDY")
+        scu = MoveScu(
+            addr,
+            calling_ae_title=calling_ae,
+            called_ae_title=called_ae,
+            query_model=model,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=timeout,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    progress = _progress(as_json)
+
+    async def run() -> Any:
+        with progress:
+            task = progress.add_task(f"C-MOVE to {dest}", total=None)
+
+            def advance(event: Any) -> None:
+                progress.update(task, total=event.total, completed=event.total - event.remaining)
+
+            return await scu.move(query, dest, on_sub_operation=advance, receive=receive)
+
+    result = _run(run)
+    _summary(f"C-MOVE from {scu.called_ae_title} to {dest}", result, as_json)
