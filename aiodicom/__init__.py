@@ -22,14 +22,20 @@ from aiodicom.errors import (
     StorageError,
     UsageError,
 )
+from aiodicom.find_scu import FindCompleted, FindResult, FindScu
+from aiodicom.get_scu import GetScu
+from aiodicom.move_scu import MoveScu
 from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import connect
 from aiodicom.net.server import DicomServer
+from aiodicom.query import QueryBuilder, QueryLevel, QueryModel
+from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation
 from aiodicom.scp import ConnectionOpened, EchoScp, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.scu import EchoResult, EchoScu
 from aiodicom.services.store import StoredInstance, StoreRejected
 from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
+from aiodicom.storage.forward import ForwardTarget
 from aiodicom.store_scu import (
     FileError,
     FileSending,
@@ -68,11 +74,22 @@ __all__ = [
     "FileError",
     "FileSending",
     "FileSent",
+    "FindCompleted",
+    "FindResult",
+    "FindScu",
+    "ForwardTarget",
+    "GetScu",
     "InstanceSummary",
     "ListenError",
+    "MoveScu",
     "NoAcceptableContext",
     "PeerUnreachable",
     "ProtocolError",
+    "QueryBuilder",
+    "QueryLevel",
+    "QueryModel",
+    "RetrieveCompleted",
+    "RetrieveResult",
     "SendResult",
     "SeriesSummary",
     "ServerStarted",
@@ -83,6 +100,7 @@ __all__ = [
     "StoreScu",
     "StoredInstance",
     "StudyCompleted",
+    "SubOperation",
     "TransferCompleted",
     "TransferStarted",
     "UsageError",
