@@ -115,7 +115,7 @@ def main_options(
 
 @app.command()
 def echo(
-    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")],
     count: Annotated[
         int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send on one association.")
     ] = 1,
@@ -293,7 +293,7 @@ def storescp(
 
 @app.command()
 def store(
-    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or [v6]:port")],
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")],
     paths: Annotated[
         list[str],
         typer.Argument(help="Files or folders (searched recursively); with --s3-bucket, key prefixes."),
@@ -456,6 +456,9 @@ def demo(
         _run(lambda: run_demo(options))
     except DemoFailed as exc:
         raise _fail(str(exc), exc.exit_code) from None
+
+
+from aiodicom import cli_qr as _cli_qr  # noqa: E402, F401  (registers find, get and move)
 
 
 def main() -> None:

@@ -32,13 +32,14 @@ from aiodicom.scp import ServerStarted, StoreScp
 from aiodicom.services.store import StoredInstance
 from aiodicom.services.studies import StudyCompleted
 from aiodicom.storage.s3 import S3Bucket, S3Config, describe
-from aiodicom.store_scu import FileError, FileSent, StoreScu
+from aiodicom.store_scu import FileError, FileSent, SendResult, StoreScu
 
 AE_TITLE = "DEMO-SCP"
-EXTRACT_TAGS = ["PatientName", "PatientID", "StudyDate", "StudyDescription", "Modality", "SeriesNumber"]
-EXTRACT_TAGS += ["SeriesDescription", "InstanceNumber"]
-#: The patient and study attributes every instance shares.
 # fmt: off
+#: What the StoreScp extracts for the study tree (study and series levels).
+EXTRACT_TAGS = ["PatientName", "PatientID", "StudyDate", "StudyDescription", "Modality", "SeriesNumber",
+                "SeriesDescription"]
+#: The patient and study attributes every instance shares.
 STUDY_ATTRIBUTES: dict[str, object] = {
     "PatientName": "DEMO^PATIENT", "PatientID": "AIODICOM-DEMO", "PatientBirthDate": "19700101",
     "PatientSex": "O", "StudyDescription": "aiodicom demo study", "StudyID": "1",
@@ -228,6 +229,8 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> dict
     if result.failed:
         first = errors[0] if errors else "unknown error"
         raise DemoFailed(f"{result.failed} of {result.total_files} instances failed to send: {first}")
+    if (completed := sum(s.instance_count for s in received.studies)) != len(study.instances):
+        raise DemoFailed(f"study completion counted {completed} instances, not {len(study.instances)}")
     if s3 is not None:
         await _verify_s3(study, s3, options.clean)
     else:
@@ -242,7 +245,9 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> dict
     return summary
 
 
-async def _send(study: DemoStudy, port: int, options: DemoOptions, quiet: bool) -> tuple[Any, list[str]]:
+async def _send(
+    study: DemoStudy, port: int, options: DemoOptions, quiet: bool
+) -> tuple[SendResult, list[str]]:
     """Send the study with a live progress bar; returns the :class:`SendResult` and the errors seen."""
     scu = StoreScu(
         f"{AE_TITLE}@127.0.0.1:{port}", "DEMO-SCU", concurrency=options.concurrency, verbose=options.verbose
@@ -271,9 +276,8 @@ def _verify_files(study: DemoStudy, received: _Received) -> None:
     """Every instance sent is on disk, with its SOP Instance UID and the very data set bytes sent."""
     for instance in study.instances:
         stored = received.stored.get(instance.sop_instance_uid)
-        if stored is None or not Path(stored.file).is_file():
+        if stored is None or not (path := Path(stored.file)).is_file():
             raise DemoFailed(f"instance {instance.sop_instance_uid} was answered Success but is not stored")
-        path = Path(stored.file)
         data = path.read_bytes()
         header = read_header(io.BytesIO(data))
         if header.sop_instance_uid != instance.sop_instance_uid:
@@ -362,6 +366,7 @@ def _summary(
 def _print_report(
     console: Console, studies: list[StudyCompleted], summary: dict[str, Any], options: DemoOptions
 ) -> None:
+    console.print()
     for study in studies:
         t = study.tags
         label = (
@@ -377,17 +382,14 @@ def _print_report(
             )
         console.print(tree)
     count, where = summary["instances"], escape(summary["storage"])
-    console.print(f"[green]✔ Verified[/green]  {count}/{count} stored: UIDs match, data sets byte-identical")
+    console.print(f"\n[green]✔ Verified[/green]  {count}/{count} stored: UIDs match, byte-identical")
     console.print(
         f"[bold]Throughput[/bold] {summary['instances_per_second']:,.0f} instances/s, "
         f"{summary['mb_per_second']:.1f} MB/s ({count} in {summary['duration_seconds']:.2f} s, "
         f"{options.concurrency} associations)"
     )
-    console.print(
-        f"Removed this run's instances from {where}"
-        if options.clean
-        else f"Left in {where} (--clean removes them)"
-    )
+    kept = "Removed this run's instances from {}" if options.clean else "Left in {} (--clean removes them)"
+    console.print(kept.format(where))
     out = options.out_dir if not options.s3_endpoint else "./my-study"
     console.print("\n[bold]Try next[/bold] [dim](the first in its own terminal)[/dim]")
     console.print("  aiodicom storescp --port 11112 --out-dir ./received")

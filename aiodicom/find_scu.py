@@ -24,6 +24,7 @@ from aiodicom.query import (
     decode_identifier,
     encode_identifier,
     identifier_to_dict,
+    with_unique_key,
 )
 from aiodicom.scu import Scu
 
@@ -258,6 +259,7 @@ class FindScu(Scu):
             raise ValueError(
                 "a query/retrieve C-FIND needs a QueryRetrieveLevel (PATIENT, STUDY, SERIES, IMAGE)"
             )
+        identifier = with_unique_key(identifier)
         return FindOperation(
             self,
             model,

@@ -59,9 +59,11 @@ _FAILED_UIDS = 0x00080058  # Failed SOP Instance UID List
 def default_sop_classes() -> list[str]:
     """What is proposed when the peer cannot say what a study holds: the common imaging classes."""
     groups = get_common_sop_classes()
-    wanted = ("ct", "mr", "secondary_capture", "ultrasound", "xray", "pet", "mammography")
-    classes = [uid for name in wanted for uid in groups[name][:2]]
-    return list(dict.fromkeys(classes))
+    first = [
+        groups[name][0] for name in ("ct", "mr", "secondary_capture", "ultrasound", "mammography", "pet")
+    ]
+    xray = groups["xray"][:3]  # computed radiography, digital X-ray for presentation and for processing
+    return [*first, *xray]
 
 
 @dataclass
@@ -325,7 +327,7 @@ class GetScu(Scu):
         classes = found.classes or default_sop_classes()
         if len(classes) <= per_association:
             return [_Batch(identifier, classes, syntaxes, set(found.instances))]
-        if not found.instances:  # no instance list to split by: as many classes as fit, most common first
+        if not found.instances or not found.classes:  # nothing to split by: as many classes as fit
             log.warning("%d SOP classes need more contexts than one association holds", len(classes))
             return [_Batch(identifier, classes[:per_association], syntaxes)]
         batches: list[_Batch] = []
@@ -412,6 +414,7 @@ class GetScu(Scu):
     ) -> int:
         """Ask again for instances that never came, with each other transfer syntax first in turn."""
         syntaxes = self.transfer_syntaxes
+        per_association = max(1, _STORAGE_CONTEXTS // len(syntaxes))
         for turn in range(1, len(syntaxes)):
             if not missing:
                 break
@@ -419,7 +422,8 @@ class GetScu(Scu):
             log.info("asking again for %d instances, %s first", len(missing), order[0])
             before = set(receiver.received)
             for members in found.by_series(missing).values():
-                classes = sorted({found.instances[uid][0] for uid in members})
+                classes = sorted({found.instances[uid][0] for uid in members} - {""})
+                classes = classes or (found.classes or default_sop_classes())[:per_association]
                 batch = _Batch(self._image_identifier(model, found, members), classes, order, set(members))
                 await self._get_batch_again(model, batch, receiver, tally)
             arrived = (receiver.received - before) & missing

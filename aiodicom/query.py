@@ -103,6 +103,23 @@ class QueryLevel(StrEnum):
             raise ValueError(f"query level must be PATIENT, STUDY, SERIES or IMAGE, not {value!r}") from None
 
 
+#: The unique key of each level, which a query/retrieve C-FIND always carries.
+UNIQUE_KEYS = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
+
+
+def with_unique_key(query: dict[str, Any]) -> dict[str, Any]:
+    """``query`` with the unique key of its level added (empty: return it) when it was left out."""
+    level = str(query.get("QueryRetrieveLevel", "")).strip().upper()
+    if level in UNIQUE_KEYS and UNIQUE_KEYS[level] not in query:
+        return {**query, UNIQUE_KEYS[level]: ""}
+    return query
+
+
 #: What ``include_all_return_attributes()`` asks for at each level.
 RETURN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "PATIENT": (
@@ -203,6 +220,7 @@ class QueryBuilder:
         self._keys: dict[str, Any] = {}
         if level is not None:
             self._keys["QueryRetrieveLevel"] = level
+            self._keys[UNIQUE_KEYS[level]] = ""  # PS3.4 C.4.1.2.1: the level's unique key is always sent
 
     @classmethod
     def patient(cls) -> Self:

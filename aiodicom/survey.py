@@ -126,7 +126,9 @@ async def survey(scu: Scu, model: QueryModel, identifier: dict[str, Any]) -> Sur
                 for ds in await finder.find(query):
                     uid = _text(ds, "SOPInstanceUID")
                     result.instances[uid] = (_text(ds, "SOPClassUID"), series, study)
-    result.classes = sorted({sop_class for sop_class, _, _ in result.instances.values() if sop_class})
+    found = {sop_class for sop_class, _, _ in result.instances.values()}
+    # a peer that does not return SOPClassUID (dcmqrscp) leaves the classes unknown
+    result.classes = sorted(found) if "" not in found else []
     result.count = len(result.instances)
     log.info("the peer holds %d instances of %s", result.count, result.classes)
     return result

@@ -1,4 +1,4 @@
-"""Regenerate the association state diagram in docs/architecture.md from aiodicom/ul/fsm.py.
+"""Regenerate the association state diagram in docs/state-diagram.md from aiodicom/ul/fsm.py.
 
 python docs/gen_fsm.py           # rewrite what lies between the fsm:begin and fsm:end markers
 python docs/gen_fsm.py --check   # exit 1 if the page is stale (tests/ul/test_fsm.py runs this)
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiodicom.ul.fsm import State, to_mermaid
 
-PAGE = Path(__file__).with_name("architecture.md")
+PAGE = Path(__file__).with_name("state-diagram.md")
 BEGIN, END = "<!-- fsm:begin -->", "<!-- fsm:end -->"
 
 

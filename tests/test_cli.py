@@ -25,12 +25,6 @@ def test_version() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("aiodicom ")
 
 
-def test_demo_runs_and_exits_zero() -> None:
-    proc = run("demo", "--count", "20")
-    assert proc.returncode == 0, proc.stderr
-    assert "20 C-ECHOs" in proc.stdout
-
-
 def test_echo_refused_exits_3_with_one_line() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

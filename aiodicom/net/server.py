@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from typing import Self
 
 from aiodicom.errors import DicomError, ListenError
 from aiodicom.net.address import validate_ae_title
@@ -134,7 +135,7 @@ class DicomServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> DicomServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -244,7 +244,7 @@ def _gen_fsm() -> ModuleType:
 
 
 def test_the_docs_diagram_is_up_to_date() -> None:
-    assert _gen_fsm().main(["--check"]) == 0, "docs/architecture.md is stale: run python docs/gen_fsm.py"
+    assert _gen_fsm().main(["--check"]) == 0, "docs/state-diagram.md is stale: run python docs/gen_fsm.py"
 
 
 def test_the_generator_notices_a_stale_page(tmp_path: Path) -> None:
