@@ -20,6 +20,7 @@ from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
     Query,
     QueryBuilder,
+    QueryLevel,
     QueryModel,
     decode_identifier,
     encode_identifier,
@@ -259,7 +260,9 @@ class FindScu(Scu):
             raise ValueError(
                 "a query/retrieve C-FIND needs a QueryRetrieveLevel (PATIENT, STUDY, SERIES, IMAGE)"
             )
-        identifier = with_unique_key(identifier)
+        if "QueryRetrieveLevel" in identifier:
+            level = QueryLevel.parse(identifier["QueryRetrieveLevel"]).value
+            identifier = with_unique_key({**identifier, "QueryRetrieveLevel": level})
         return FindOperation(
             self,
             model,

@@ -51,8 +51,6 @@ RETRIEVE_TRANSFER_SYNTAXES = (
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
     "1.2.840.10008.1.2.5",  # RLE Lossless
 )
-#: Contexts per association left for storage once the C-GET model's own context is proposed.
-_STORAGE_CONTEXTS = 127
 _FAILED_UIDS = 0x00080058  # Failed SOP Instance UID List
 
 
@@ -184,6 +182,7 @@ class GetScu(Scu):
         query_model: str | QueryModel = QueryModel.STUDY_ROOT,
         sop_classes: Sequence[str] | None = None,
         transfer_syntaxes: Sequence[str] = RETRIEVE_TRANSFER_SYNTAXES,
+        max_contexts: int = 128,
         fsync: bool = True,
         priority: int = Priority.MEDIUM,
         connect_timeout: float = 30.0,
@@ -221,6 +220,9 @@ class GetScu(Scu):
         if not transfer_syntaxes:
             raise ValueError("transfer_syntaxes may not be empty")
         self.transfer_syntaxes = tuple(transfer_syntaxes)
+        if not 2 <= max_contexts <= 128:
+            raise ValueError("max_contexts must be from 2 to 128 (presentation contexts per association)")
+        self.max_contexts = max_contexts
         self.fsync = fsync
         self.priority = priority
 
@@ -286,6 +288,8 @@ class GetScu(Scu):
         identifier.setdefault("QueryRetrieveLevel", QueryLevel.parse(level).value)
         identifier["QueryRetrieveLevel"] = QueryLevel.parse(identifier["QueryRetrieveLevel"]).value
         found = await self._survey(model, identifier)
+        if len(found.classes) > self._classes_per_association() and not found.instances:
+            found = await self._survey(model, identifier, instances=True)  # to split by series
         tally = Tally(len(found.instances) if found.instances else found.count)
         receiver = _Receiver(self, tally, on_sub_operation)
         batches = self._plan(model, identifier, found)
@@ -312,19 +316,23 @@ class GetScu(Scu):
 
     # ---------------------------------------------------------------------------------- planning
 
-    async def _survey(self, model: QueryModel, identifier: dict[str, Any]) -> Survey:
-        if self.sop_classes is not None:
+    def _classes_per_association(self) -> int:
+        # one context is the C-GET model's, each SOP class takes one per transfer syntax
+        return max(1, (self.max_contexts - 1) // len(self.transfer_syntaxes))
+
+    async def _survey(self, model: QueryModel, identifier: dict[str, Any], instances: bool = False) -> Survey:
+        if self.sop_classes is not None and not instances:
             return Survey(classes=list(self.sop_classes))
         try:
-            return await survey(self, model, identifier)
+            return await survey(self, model, identifier, instances=instances)
         except DimseError as exc:
             log.warning("the C-FIND survey failed (%s): proposing the common storage classes", exc)
             return Survey(classes=default_sop_classes())
 
     def _plan(self, model: QueryModel, identifier: dict[str, Any], found: Survey) -> list[_Batch]:
         syntaxes = self.transfer_syntaxes
-        per_association = max(1, _STORAGE_CONTEXTS // len(syntaxes))
-        classes = found.classes or default_sop_classes()
+        per_association = self._classes_per_association()
+        classes = found.classes or default_sop_classes()[:per_association]
         if len(classes) <= per_association:
             return [_Batch(identifier, classes, syntaxes, set(found.instances))]
         if not found.instances or not found.classes:  # nothing to split by: as many classes as fit
@@ -414,7 +422,7 @@ class GetScu(Scu):
     ) -> int:
         """Ask again for instances that never came, with each other transfer syntax first in turn."""
         syntaxes = self.transfer_syntaxes
-        per_association = max(1, _STORAGE_CONTEXTS // len(syntaxes))
+        per_association = self._classes_per_association()
         for turn in range(1, len(syntaxes)):
             if not missing:
                 break

@@ -46,8 +46,9 @@ class Survey:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    elem = ds.data_element(keyword)
-    return (tag_string(elem) or "").strip() if elem is not None else ""
+    if keyword not in ds:
+        return ""
+    return (tag_string(ds.data_element(keyword)) or "").strip()  # type: ignore[arg-type]
 
 
 class _Finder:
@@ -74,8 +75,11 @@ class _Finder:
                 matches.append(decode_identifier(message.data, ctx.transfer_syntax))
 
 
-async def survey(scu: Scu, model: QueryModel, identifier: dict[str, Any]) -> Survey:
-    """Ask the peer what ``identifier`` (a C-GET or C-MOVE identifier) matches."""
+async def survey(
+    scu: Scu, model: QueryModel, identifier: dict[str, Any], *, instances: bool = False
+) -> Survey:
+    """Ask the peer what ``identifier`` (a C-GET or C-MOVE identifier) matches: the SOP classes in its
+    studies where the peer answers SOPClassesInStudy (unless ``instances``), else every instance."""
     level = identifier["QueryRetrieveLevel"]
     keys = {k: v for k, v in identifier.items() if k in _MATCHING and v}
     result = Survey()
@@ -94,7 +98,7 @@ async def survey(scu: Scu, model: QueryModel, identifier: dict[str, Any]) -> Sur
             classes = [_text(ds, "SOPClassesInStudy") for ds in studies]
             for ds in studies:
                 result.patients[_text(ds, "StudyInstanceUID")] = _text(ds, "PatientID")
-            if studies and all(classes):
+            if studies and all(classes) and not instances:
                 result.classes = sorted({uid for text in classes for uid in text.split("\\") if uid})
                 result.count = sum(int(_text(ds, "NumberOfStudyRelatedInstances") or 0) for ds in studies)
                 log.info("the peer holds %s in %d studies", result.classes, len(studies))

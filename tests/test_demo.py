@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-from tests.peers import free_port, stop, wait_for_port
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -95,38 +94,18 @@ def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     assert demo(tmp_path, *args).returncode == 2
 
 
-@pytest.fixture
-def moto_endpoint() -> Iterator[str]:
-    """A real S3 endpoint on loopback: moto in server mode."""
-    port = free_port()
-    env = {**os.environ, **S3_ENV}
-    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for_port(port, proc, timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
-
-
 @pytest.mark.s3
-def test_s3_backend_verifies_by_listing_the_bucket(tmp_path: Path, moto_endpoint: str) -> None:
-    import boto3
-
-    args = ("--count", "12", "--s3-endpoint", moto_endpoint, "--s3-bucket", "demo-bucket", "--json")
+def test_s3_backend_verifies_by_listing_the_bucket(tmp_path: Path, moto_endpoint: str, s3: Any) -> None:
+    bucket = f"demo-{uuid.uuid4().hex[:12]}"  # the demo creates it
+    args = ("--count", "12", "--s3-endpoint", moto_endpoint, "--s3-bucket", bucket, "--json")
     proc = demo(tmp_path, *args, env=S3_ENV)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["verified"] == 12 and summary["storage"] == "s3://demo-bucket/"
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **_keys())
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="demo-bucket").get("Contents", [])]
+    assert summary["verified"] == 12 and summary["storage"] == f"s3://{bucket}/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert len(keys) == 12 and all(k.startswith(summary["study_instance_uid"] + "/") for k in keys)
     assert not (tmp_path / "aiodicom-demo").exists()
 
     proc = demo(tmp_path, *args, "--clean", env=S3_ENV)
     assert proc.returncode == 0, proc.stderr
-    assert len(s3.list_objects_v2(Bucket="demo-bucket").get("Contents", [])) == 12  # only the first run's
-
-
-def _keys() -> dict[str, str]:
-    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    assert len(s3.list_objects_v2(Bucket=bucket).get("Contents", [])) == 12  # only the first run's

@@ -379,8 +379,10 @@ def decode_command(data: bytes | bytearray | memoryview) -> Command:
     """Decode a command set. Raises :class:`InvalidCommand` for a malformed one.
 
     The group length is not required, and its value is not checked; unknown group-0000 elements go to
-    ``extra``. An element outside group 0000, a truncated element, a repeated element, a US value that is
-    not 2 bytes long, or a missing Command Field (0000,0100) is an error.
+    ``extra``. Elements of other groups after the command group are ignored: Orthanc 1.10 appends the
+    Failed SOP Instance UID List (0008,0058) to its pending C-GET responses there. A truncated element, a
+    repeated element, a US value that is not 2 bytes long, or a missing Command Field (0000,0100) is an
+    error.
     """
     buf = data if isinstance(data, bytes) else bytes(data)  # a command is small; bytes index fastest
     end = len(buf)
@@ -396,7 +398,7 @@ def decode_command(data: bytes | bytearray | memoryview) -> Command:
         start = offset + 8
         offset = start + length
         if group != 0:
-            raise InvalidCommand(f"element ({group:04X},{element:04X}) outside group 0000 in a command set")
+            break  # not part of the command: see above
         if offset > end:
             raise InvalidCommand(
                 f"command element (0000,{element:04X}) of length {length} overruns the command"

@@ -308,7 +308,6 @@ def test_encoding_errors() -> None:
         (ECHO_RQ + b"\x00\x00\x00", "truncated header"),
         (ECHO_RQ + struct.pack("<HHI", 0, 0x0900, 40), "element overruns"),
         (ECHO_RQ + struct.pack("<HHI", 0, 0x0900, 0xFFFFFFFF), "undefined length"),
-        (ECHO_RQ + struct.pack("<HHI", 8, 0x10, 0), "outside group"),
         (struct.pack("<HHI", 8, 0x10, 0) + ECHO_RQ, "outside group first"),
         (element(0x0110, us(7)), "no command field"),
         (b"", "empty"),
@@ -393,3 +392,11 @@ def test_a_cut_inside_an_element_raises(command: Command, data: st.DataObject) -
     cut = data.draw(st.integers(1, len(wire) - 1).filter(lambda n: n not in boundaries))
     with pytest.raises(InvalidCommand):
         decode_command(wire[:cut])
+
+
+def test_elements_after_the_command_group_are_ignored() -> None:
+    """Orthanc 1.10 appends (0008,0058) to pending C-GET responses, inside the command PDV."""
+    failed_list = (
+        struct.pack("<HHI", 8, 0, 4) + b"\x0c\x00\x00\x00" + struct.pack("<HHI", 8, 0x58, 4) + b"1.2\x00"
+    )
+    assert decode_command(ECHO_RQ + failed_list) == decode_command(ECHO_RQ)
