@@ -7,6 +7,8 @@ instances of ~0.5 MB (512 x 512 x 16 bit) and ``--large`` instances of ``--large
 The sender is one DCMTK ``storescu +sd`` on one association (TCP_NODELAY=1), cheap beside the receiver.
 The receiver is ``aiodicom storescp`` in its own process, storing into the filesystem with fsync (the
 default), without fsync, and into a bucket of a moto server (``python -m moto.server``) in its own process.
+As moto's floor, the same files also go from one aiobotocore client in this process straight to moto, one
+at a time (a PUT, or 8 MiB parts one after another), with no DICOM in between.
 Reported per backend: wall time of the send, instances/s, MB/s, the S3 time over this backend's time, the
 CPU seconds the receiver, moto and storescu spent during the send (psutil / getrusage before and after),
 the receiver's peak RSS (VmHWM), and for S3 how many objects arrived by one PUT and how many by a multipart
@@ -42,6 +44,7 @@ CREDENTIALS = {
 }
 PART_SIZE = 8 << 20  # S3Config.part_size's default: objects this long or longer go up in parts
 FS_SYNC, FS_NO_SYNC, S3 = "filesystem, fsync", "filesystem, no fsync", "S3 (moto)"
+BARE = "aiobotocore alone"
 
 
 @dataclass
@@ -133,18 +136,7 @@ def run(
     sender_cpu = children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
     result = Result(seconds, receiver_cpu, moto_cpu, sender_cpu, rss, {})
     if backend == S3:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket):
-            for item in page.get("Contents", ()):
-                result.sizes[item["Key"]] = int(item["Size"])
-                if "-" in item["ETag"]:
-                    result.multipart += 1
-                else:
-                    result.puts += 1
-        keys = list(result.sizes)
-        for i in range(0, len(keys), 1000):  # moto holds the objects: free them for the next run
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
-        s3.delete_bucket(Bucket=bucket)
+        empty_bucket(s3, bucket, result)
     else:
         for path in out.rglob("*"):
             if path.is_file() and ".incoming" not in path.relative_to(out).parts:
@@ -167,6 +159,72 @@ def check(backend: str, result: Result, expected: dict[str, int], reference: dic
         multipart = sum(1 for size in result.sizes.values() if size >= PART_SIZE)
         if (result.puts, result.multipart) != (len(result.sizes) - multipart, multipart):
             raise RuntimeError(f"{backend}: {result.multipart} multipart uploads, {multipart} by size")
+
+
+async def bare_uploads(folder: Path, endpoint: str, bucket: str) -> None:
+    """The same files straight from one aiobotocore client, one at a time, as the receiver sends them: a PUT
+    below one part, else a multipart upload of 8 MiB parts."""
+    from aiobotocore.session import get_session
+    from botocore.config import Config
+
+    config = Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    session = get_session()
+    async with session.create_client(
+        "s3", region_name="us-east-1", endpoint_url=endpoint, config=config, **_keys()
+    ) as client:
+        for path in sorted(folder.iterdir()):
+            data = path.read_bytes()
+            key = path.name
+            if len(data) < PART_SIZE:
+                await client.put_object(Bucket=bucket, Key=key, Body=data)
+                continue
+            upload = (await client.create_multipart_upload(Bucket=bucket, Key=key))["UploadId"]
+            parts = []
+            for number, start in enumerate(range(0, len(data), PART_SIZE), 1):
+                body = data[start : start + PART_SIZE]
+                response = await client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            await client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
+
+
+def run_bare(folder: Path, moto: psutil.Process, endpoint: str, s3: Any) -> Result:
+    """``bare_uploads`` in this process (its CPU is the "receiver" CPU), for moto's share of the time."""
+    import asyncio
+
+    bucket = f"bench-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    me = psutil.Process()
+    before, moto_before = cpu_seconds(me), cpu_seconds(moto)
+    started = time.perf_counter()
+    asyncio.run(bare_uploads(folder, endpoint, bucket))
+    seconds = time.perf_counter() - started
+    result = Result(seconds, cpu_seconds(me) - before, cpu_seconds(moto) - moto_before, 0.0, float("nan"), {})
+    empty_bucket(s3, bucket, result)
+    return result
+
+
+def empty_bucket(s3: Any, bucket: str, result: Result) -> None:
+    """Note every object's size and how it was uploaded, then delete them and the bucket (moto holds them)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        for item in page.get("Contents", ()):
+            result.sizes[item["Key"]] = int(item["Size"])
+            if "-" in item["ETag"]:
+                result.multipart += 1
+            else:
+                result.puts += 1
+    keys = list(result.sizes)
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
+    s3.delete_bucket(Bucket=bucket)
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -224,23 +282,36 @@ def main() -> None:
                     best = results.get(backend)
                     if best is None or result.seconds < best.seconds:
                         results[backend] = result
+                bare = run_bare(folder, moto, endpoint, s3)
+                if sorted(bare.sizes.values()) != sorted(expected.values()):
+                    raise RuntimeError(f"{BARE}: not every object arrived whole")
+                if BARE not in results or bare.seconds < results[BARE].seconds:
+                    results[BARE] = bare
             s3_seconds = results[S3].seconds
             for backend, r in results.items():
                 ratio = f"{s3_seconds / r.seconds:7.2f}x" if backend != S3 else f"{'':>8}"
-                uploads = f"{r.puts}/{r.multipart}" if backend == S3 else "-"
-                moto_cpu = f"{r.moto_cpu:6.2f}s{100 * r.moto_cpu / r.seconds:3.0f}%" if backend == S3 else "-"
+                s3_like = backend in (S3, BARE)
+                uploads = f"{r.puts}/{r.multipart}" if s3_like else "-"
+                moto_cpu = f"{r.moto_cpu:6.2f}s{100 * r.moto_cpu / r.seconds:3.0f}%" if s3_like else "-"
+                sender = f"{r.sender_cpu:8.2f}s" if backend != BARE else f"{'-':>9}"
+                rss = f"{r.rss_mb:7.0f}MB" if backend != BARE else f"{'-':>9}"
                 print(
                     f"  {label:<14} {backend:<21} {r.seconds:7.2f} {count / r.seconds:7.1f}"
                     f" {megabytes / r.seconds:7.1f} {ratio}"
                     f" {r.receiver_cpu:6.2f}s{100 * r.receiver_cpu / r.seconds:3.0f}% {moto_cpu:>11}"
-                    f" {r.sender_cpu:8.2f}s {r.rss_mb:7.0f}MB {uploads:>14}"
+                    f" {sender} {rss} {uploads:>14}"
                 )
-            r, plain = results[S3], results[FS_NO_SYNC]
+            r, plain, bare = results[S3], results[FS_NO_SYNC], results[BARE]
             busy = (r.receiver_cpu + r.moto_cpu + r.sender_cpu) / s3_seconds
             notes.append(
-                f"  {set_name}: {s3_seconds:.2f} s wall; CPU s: moto {r.moto_cpu:.2f}, receiver"
-                f" {r.receiver_cpu:.2f} (filesystem without fsync: {plain.receiver_cpu:.2f}), storescu"
-                f" {r.sender_cpu:.2f}; {busy:.2f} of {os.cpu_count()} cores busy"
+                f"  {set_name}: {s3_seconds:.2f} s wall, {1e3 * s3_seconds / count:.1f} ms an instance;"
+                f" CPU s:"
+                f" moto {r.moto_cpu:.2f}, receiver {r.receiver_cpu:.2f} (filesystem without fsync:"
+                f" {plain.receiver_cpu:.2f}), storescu {r.sender_cpu:.2f}; {busy:.2f} of {os.cpu_count()}"
+                f" cores busy\n    the same uploads from aiobotocore alone: {bare.seconds:.2f} s"
+                f" ({1e3 * bare.seconds / count:.1f} ms an instance), moto {bare.moto_cpu:.2f} CPU s;"
+                f" the DICOM side adds {1e3 * (s3_seconds - bare.seconds) / count:.1f} ms an instance"
+                f" (receiving alone into the filesystem without fsync: {1e3 * plain.seconds / count:.1f} ms)"
             )
     finally:
         moto_proc.terminate()
