@@ -2,6 +2,8 @@
 
 A block that needs something the tests cannot provide (a remote PACS, an S3 bucket) is preceded by an HTML
 comment ``<!-- not-run: the reason -->``: it is not run, but it must still compile, and such blocks stay few.
+A block preceded by ``<!-- runs against orthanc -->`` runs in tests/qr/test_docs_examples.py, against the
+Orthanc of the query/retrieve fixtures.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ MAX_NOT_RUN = 8
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```python\b[^\n]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$", re.M | re.S)
 _NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>[^>]*?)\s*-->\s*$")
+_ORTHANC = re.compile(r"<!--\s*runs against orthanc\s*-->\s*$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Example:
     line: int
     code: str
     not_run: str | None
+    orthanc: bool = False
 
     @property
     def id(self) -> str:
@@ -43,15 +47,17 @@ def collect(pages: list[Path] = PAGES) -> list[Example]:
         for match in _FENCE.finditer(text):
             before = text[: match.start()].rstrip().splitlines()
             marker = _NOT_RUN.search(before[-1]) if before else None
+            orthanc = bool(before and _ORTHANC.search(before[-1]))
             indent = len(match["indent"])
             code = "\n".join(line[indent:] for line in match["code"].splitlines())
             line = text.count("\n", 0, match.start()) + 1
-            examples.append(Example(page, line, code, marker["reason"] if marker else None))
+            examples.append(Example(page, line, code, marker["reason"] if marker else None, orthanc))
     return examples
 
 
 EXAMPLES = collect()
-RUNNABLE = [e for e in EXAMPLES if e.not_run is None]
+RUNNABLE = [e for e in EXAMPLES if e.not_run is None and not e.orthanc]
+AGAINST_ORTHANC = [e for e in EXAMPLES if e.orthanc]
 NOT_RUN = [e for e in EXAMPLES if e.not_run is not None]
 
 
@@ -82,8 +88,13 @@ def test_the_collector_reads_markers_and_indented_blocks(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.id for e in RUNNABLE])
 def test_example_runs(example: Example, tmp_path: Path) -> None:
+    run_example(example, example.code, tmp_path)
+
+
+def run_example(example: Example, code: str, tmp_path: Path) -> None:
+    """Run ``code`` (the example, perhaps with its addresses replaced) in its own interpreter."""
     script = tmp_path / "example.py"
-    script.write_text(example.code + "\n", encoding="utf-8")
+    script.write_text(code + "\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         done = subprocess.run(
