@@ -14,7 +14,6 @@ from pydicom import Dataset
 from aiodicom.dimse import Command, CommandField, Priority, is_pending, status_name
 from aiodicom.dimse.status import is_failure
 from aiodicom.errors import AssociationAborted, DimseError
-from aiodicom.net.address import Address
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
@@ -204,38 +203,16 @@ async def _drain(assoc: Association, message_id: int, timeout: float | None) -> 
 
 
 class FindScu(Scu):
-    """Query/Retrieve and Modality Worklist C-FIND SCU::
+    """Query/Retrieve and Modality Worklist C-FIND SCU (calling AE title ``FIND-SCU`` by default)::
 
     scu = FindScu("PACS@10.0.0.5:104")
-    async for study in scu.find(QueryBuilder.study().patient_id("123").include_all_return_attributes()):
+    query = QueryBuilder.study().patient_id("123").include_all_return_attributes()
+    async for study in scu.find(query):
         print(study["StudyInstanceUID"], study.get("StudyDate"))
     result = await scu.find({"QueryRetrieveLevel": "STUDY", "PatientName": "DOE*", "StudyDate": ""})
     """
 
     default_calling_ae_title = "FIND-SCU"
-
-    def __init__(
-        self,
-        addr: str | Address,
-        *,
-        calling_ae_title: str = "FIND-SCU",
-        called_ae_title: str | None = None,
-        max_pdu_length: int = 16384,
-        connect_timeout: float = 30.0,
-        acse_timeout: float = 30.0,
-        dimse_timeout: float | None = 60.0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            addr,
-            calling_ae_title=calling_ae_title,
-            called_ae_title=called_ae_title,
-            max_pdu_length=max_pdu_length,
-            connect_timeout=connect_timeout,
-            acse_timeout=acse_timeout,
-            dimse_timeout=dimse_timeout,
-            verbose=verbose,
-        )
 
     def find(
         self,

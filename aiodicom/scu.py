@@ -35,8 +35,10 @@ class EchoResult:
 class Scu:
     """What every requestor class shares: the peer's address, AE titles, PDU size and timeouts.
 
-    ``called_ae_title`` defaults to the AE title in ``addr``, else ``ANY-SCP``. ``dimse_timeout`` bounds
-    the wait for each response (None: no limit).
+    ``calling_ae_title`` defaults to the class's own (``ECHO-SCU``, ``FIND-SCU``...); ``called_ae_title`` to
+    the AE title in ``addr``, else ``ANY-SCP``. ``max_pdu_length`` is the most we receive;
+    ``connect_timeout`` and ``acse_timeout`` bound the connection and the association's negotiation,
+    ``dimse_timeout`` the wait for each response (None: no limit). ``verbose`` logs the protocol at INFO.
     """
 
     default_calling_ae_title = "AIODICOM"
@@ -90,29 +92,6 @@ class EchoScu(Scu):
     """
 
     default_calling_ae_title = "ECHO-SCU"
-
-    def __init__(
-        self,
-        addr: str | Address,
-        *,
-        calling_ae_title: str = "ECHO-SCU",
-        called_ae_title: str | None = None,
-        max_pdu_length: int = 16384,
-        connect_timeout: float = 30.0,
-        acse_timeout: float = 30.0,
-        dimse_timeout: float | None = 30.0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            addr,
-            calling_ae_title=calling_ae_title,
-            called_ae_title=called_ae_title,
-            max_pdu_length=max_pdu_length,
-            connect_timeout=connect_timeout,
-            acse_timeout=acse_timeout,
-            dimse_timeout=dimse_timeout,
-            verbose=verbose,
-        )
 
     async def echo(self, count: int = 1) -> EchoResult:
         """Send ``count`` C-ECHO requests on one association.
