@@ -43,6 +43,10 @@ class FaultProxy:
     def blackout_after(self, upstream_bytes: int, seconds: float) -> None:
         self._armed = (self.upstream_bytes + upstream_bytes, seconds)
 
+    def dark_for(self) -> float:
+        """Seconds until traffic passes again (0 or less: it passes)."""
+        return self._dark_until - asyncio.get_running_loop().time()
+
     def _dark(self) -> bool:
         return asyncio.get_running_loop().time() < self._dark_until
 

@@ -17,7 +17,9 @@ import zlib
 from typing import BinaryIO
 
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
 
 log = logging.getLogger("aiodicom.dataset")
 
@@ -35,6 +37,8 @@ __all__ = [
 #: The first tag that ends the leading part: (7FE0,0008) Float Pixel Data; (7FE0,0009) Double Float
 #: Pixel Data and (7FE0,0010) Pixel Data follow it.
 PIXEL_DATA_START = 0x7FE00008
+#: SOP Class, SOP Instance, Study and Series Instance UIDs: what places an instance, noted during the walk.
+PLACEMENT_TAGS = frozenset({0x00080016, 0x00080018, 0x0020000D, 0x0020000E})
 _UNDEFINED = 0xFFFFFFFF
 #: Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
 _LONG_VRS = frozenset(
@@ -87,7 +91,7 @@ def syntax_encoding(transfer_syntax: str) -> tuple[bool, bool, bool]:
 class _Walker:
     """Top-level element walk over a growing buffer; resumes where it stopped when more bytes arrive."""
 
-    __slots__ = ("_g2_start", "buf", "group_0002", "implicit", "little", "need", "pos", "stack")
+    __slots__ = ("_g2_start", "buf", "group_0002", "implicit", "little", "need", "pos", "stack", "uids")
 
     def __init__(self, implicit: bool, little: bool) -> None:
         self.buf = bytearray()
@@ -99,6 +103,7 @@ class _Walker:
         # item's first element starts)
         self.stack: list[tuple[bool, bool, bool, int]] = []
         self.group_0002: list[tuple[int, int]] = []  # spans of top-level (0002,xxxx) elements
+        self.uids: dict[int, tuple[int, int]] = {}  # value spans of the top-level PLACEMENT_TAGS
         self._g2_start: int | None = None
 
     def walk(self, limit: int) -> bool:
@@ -177,6 +182,8 @@ class _Walker:
                     self._g2_start = start
                 stack.append((False, True, True, -1) if vr == b"UN" else (False, implicit, little, -1))
             else:
+                if not stack and (group << 16 | element) in PLACEMENT_TAGS:
+                    self.uids[group << 16 | element] = (pos, pos + length)
                 pos += length
                 if group == 0x0002 and not stack:
                     spans.append((start, pos))
@@ -322,6 +329,23 @@ class LeadingElements:
         self._inflater = None
         self.complete = True
 
+    def placement(self) -> Dataset | None:
+        """Only the SOP Class, SOP Instance, Study and Series Instance UIDs, unparsed (raw elements), for
+        when nothing else is wanted: parsing every leading element with pydicom costs far more. None when
+        the data set held group 0002 elements (the full parse is needed to drop them)."""
+        if not self.complete:
+            raise RuntimeError("the leading elements are not complete yet")
+        if self.had_group_0002:
+            return None
+        ds = Dataset()
+        implicit, little, prefix = self.is_implicit_VR, self.is_little_endian, self.prefix
+        for tag, (start, end) in sorted(self._walker.uids.items()):
+            ds[tag] = RawDataElement(
+                BaseTag(tag), "UI", end - start, prefix[start:end], start, implicit, little
+            )
+        ds.set_original_encoding(implicit, little)
+        return ds
+
     def dataset(self) -> Dataset:
         """The leading elements parsed by pydicom (a new Dataset each call), group 0002 dropped."""
         if not self.complete:
@@ -369,17 +393,22 @@ def strip_group_0002(prefix: bytes, transfer_syntax: str) -> bytes:
 
 
 def read_leading_from(
-    head: bytes | bytearray, total: int | None, transfer_syntax_uid: str
+    head: bytes | bytearray, total: int | None, transfer_syntax_uid: str, *, placement_only: bool = False
 ) -> tuple[Dataset, int] | None:
     """The leading elements (group 0002 kept) and where they end, from the first bytes of a data set of
-    ``total`` bytes (None: not known yet); None when ``head`` does not hold them all, or is deflated."""
+    ``total`` bytes (None: not known yet); None when ``head`` does not hold them all, or is deflated.
+    With ``placement_only``, only the four UIDs that place the instance, when that is enough (see
+    :meth:`LeadingElements.placement`)."""
     scanner = LeadingElements(transfer_syntax_uid)
     if scanner._inflater is not None:
         return None
     try:
         if not scanner.feed(head) and not (total == len(head) and scanner.finish()):
             return None
-        return _parse(scanner.prefix, scanner.is_implicit_VR, scanner.is_little_endian), len(scanner.prefix)
+        ds = scanner.placement() if placement_only else None
+        if ds is None:
+            ds = _parse(scanner.prefix, scanner.is_implicit_VR, scanner.is_little_endian)
+        return ds, len(scanner.prefix)
     except DatasetParseError:
         return None
 

@@ -161,7 +161,7 @@ class StoreService:
         arrived, so a streaming backend can start; reading from the association pauses meanwhile."""
 
         def watch(head: bytearray) -> Awaitable[None] | None:
-            parsed = read_leading_from(head, None, transfer_syntax)
+            parsed = read_leading_from(head, None, transfer_syntax, placement_only=self._placement_only())
             if parsed is None:
                 return None
             ds, offset = parsed
@@ -172,6 +172,10 @@ class StoreService:
             return asyncio.ensure_future(_settled(task))
 
         return watch
+
+    def _placement_only(self) -> bool:
+        """Whether the four placing UIDs are all that is needed of the leading elements."""
+        return self.hook() is None and not self.extract_tags and not self.custom_tags
 
     async def _run_hook(self, hook: Hook, tags: dict[str, str]) -> Mapping[str, str | None] | _Outcome:
         """The hook's answer, or the failure to send: its exceptions never escape."""
@@ -216,7 +220,12 @@ class StoreService:
         if early is not None:  # placed while the data set was arriving
             decided = await early
         else:
-            parsed = read_leading_from(sink.head, sink.size - sink.meta_length, transfer_syntax)
+            parsed = read_leading_from(
+                sink.head,
+                sink.size - sink.meta_length,
+                transfer_syntax,
+                placement_only=self._placement_only(),
+            )
             if parsed is None:  # the leading elements are longer than the copy kept in memory
                 with sink.reader() as fp:
                     ds, pixel_offset = read_leading(fp, sink.meta_length, transfer_syntax)

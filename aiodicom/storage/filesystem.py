@@ -27,7 +27,10 @@ from aiodicom.storage.base import InstanceSink
 log = logging.getLogger("aiodicom.storage")
 
 _WRITE_BUFFER = 1 << 20
-_SPARES = 2
+#: Temporary files are created ahead of need in a worker thread, in batches: refilled to _SPARES when
+#: fewer than _SPARES_LOW are left (one thread hop per batch, not one per instance).
+_SPARES = 16
+_SPARES_LOW = 4
 
 
 class Duplicates(StrEnum):
@@ -83,7 +86,9 @@ class FileSink(InstanceSink):
             if self.storage.fsync:
                 await anyio.to_thread.run_sync(os.fsync, self._file.fileno(), limiter=self.storage.limiter)
             self._file.close()
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self.storage.directories:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.storage.directories.add(target.parent)
             if target.exists():
                 policy = self.storage.duplicates
                 if policy is not Duplicates.REPLACE:
@@ -93,7 +98,11 @@ class FileSink(InstanceSink):
                     log.warning("%s exists already: kept the first copy", target)
                     return str(target)
                 log.warning("%s exists already: replaced by the new copy", target)
-            os.replace(self.temp_path, target)
+            try:
+                os.replace(self.temp_path, target)
+            except FileNotFoundError:  # its folder was removed since: create it again
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.temp_path, target)
             if self.storage.fsync:
                 await anyio.to_thread.run_sync(_fsync_dir, target.parent, limiter=self.storage.limiter)
         except OSError as exc:
@@ -163,6 +172,7 @@ class FilesystemStorage:
         self._spares: collections.deque[tuple[int, str]] = collections.deque()
         self._refilling = False
         self._closed = False
+        self.directories: set[Path] = set()  # known to exist (a study's instances share a few)
         self.temp_dir = self.out_dir / ".incoming"
         self.temp_dir.mkdir(exist_ok=True)
 
@@ -180,7 +190,7 @@ class FilesystemStorage:
         return tempfile.mkstemp(dir=self.temp_dir, suffix=".part")
 
     def _refill(self) -> None:
-        if self._refilling or len(self._spares) >= _SPARES:
+        if self._refilling or len(self._spares) >= _SPARES_LOW:
             return
         try:
             loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiodicom.dataset import DatasetParseError, LeadingElements, strip_group_0002
+from aiodicom.dataset import DatasetParseError, LeadingElements, raw_text, strip_group_0002
 
 from .samples import LONG_VRS, NAMES, Sample, chunks, load
 
@@ -64,6 +64,24 @@ def test_leading_elements_match_pydicom(name: str, size: int) -> None:
 def test_any_chunking(name: str, sizes: list[int]) -> None:
     sample = load(name)
     check(sample, scan(sample, sizes))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_placement_holds_the_four_uids_as_pydicom_reads_them(name: str) -> None:
+    sample = load(name)
+    scanner = scan(sample, [4096])
+    placement = scanner.placement()
+    assert placement is not None
+    reference = sample.reference()
+    for tag in (0x00080016, 0x00080018, 0x0020000D, 0x0020000E):
+        assert raw_text(placement, tag) == raw_text(reference, tag), (name, hex(tag))
+
+
+def test_placement_leaves_group_0002_to_the_full_parse() -> None:
+    sample = load("CT_small.dcm")
+    scanner = LeadingElements(sample.transfer_syntax)
+    scanner.feed(stray_meta(sample) + sample.plain)
+    assert scanner.had_group_0002 and scanner.placement() is None
 
 
 def test_complete_at_pixel_data_without_the_rest() -> None:

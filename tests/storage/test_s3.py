@@ -195,13 +195,16 @@ async def test_endpoint_cut_mid_upload_fails_the_instance_and_leaves_nothing(
     small = Path(get_testdata_file("CT_small.dcm"))
     port = int(moto_endpoint.rsplit(":", 1)[1])
     async with FaultProxy(port) as proxy, s3_scp(proxy.url, bucket) as scp:
-        proxy.blackout_after(7 << 20, seconds=4.0)  # during the second part
+        # during the second part, and longer than the client's retries (3 attempts, backoff up to 3 s)
+        proxy.blackout_after(7 << 20, seconds=9.0)
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_file(path)
         result = await scu.send()
         assert proxy.cuts == 1
         assert result.failed == 1 and result.files[0].status == 0xA700, result.files
-        await asyncio.sleep(4.5)  # traffic passes again: the server is still there and works
+        await asyncio.sleep(
+            max(0.0, proxy.dark_for()) + 0.5
+        )  # traffic passes again: the server is still there and works
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_file(small)
         assert (await scu.send()).successful == 1
