@@ -202,9 +202,8 @@ async def test_endpoint_cut_mid_upload_fails_the_instance_and_leaves_nothing(
         result = await scu.send()
         assert proxy.cuts == 1
         assert result.failed == 1 and result.files[0].status == 0xA700, result.files
-        await asyncio.sleep(
-            max(0.0, proxy.dark_for()) + 0.5
-        )  # traffic passes again: the server is still there and works
+        # traffic passes again: the server is still there and works
+        await asyncio.sleep(max(0.0, proxy.dark_for()) + 0.5)
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_file(small)
         assert (await scu.send()).successful == 1
