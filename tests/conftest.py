@@ -60,7 +60,7 @@ def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
     }
     path = tmp_path / "orthanc.json"
     path.write_text(json.dumps(config))
-    proc = subprocess.Popen([exe, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([exe, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=DCMTK_ENV)
     try:
         wait_for_port(dicom_port, proc, timeout=30)
         wait_for_port(http_port, proc, timeout=30)

@@ -167,7 +167,8 @@ def start_orthanc(workdir: Path, data: QrData | None) -> Iterator[Pacs]:
     config_path = workdir / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
     log = (workdir / "orthanc.log").open("wb")
-    proc = subprocess.Popen([exe, str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    # Orthanc's DICOM layer is DCMTK's: without TCP_NODELAY each sub-operation waits on Nagle (~40 ms)
+    proc = subprocess.Popen([exe, str(config_path)], stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)
     try:
         wait_for_port(dicom_port, proc, timeout=30)
         wait_for_port(http_port, proc, timeout=30)
