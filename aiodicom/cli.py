@@ -172,6 +172,7 @@ def echoscp(
         bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
     ] = False,
     verbose: Verbose = False,
+    as_json: Json = False,
 ) -> None:
     """Answer C-ECHO until interrupted."""
     from aiodicom.scp import EchoScp
@@ -184,7 +185,11 @@ def echoscp(
 
     async def serve() -> None:
         await scp.start()
-        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}", err=True)
+        if as_json:  # one line a script can wait for and read the port from
+            event = {"event": "server_started", "host": host, "port": scp.port, "ae_title": scp.ae_title}
+            typer.echo(json.dumps(event))
+        else:
+            typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}", err=True)
         await scp.serve_forever()
 
     _run(serve)

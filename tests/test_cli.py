@@ -87,3 +87,20 @@ def test_echo_timeout_exits_non_zero_with_one_line() -> None:
         proc = run("echo", f"127.0.0.1:{sock.getsockname()[1]}", "--timeout", "0.5")
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "no answer" in proc.stderr
+
+
+def test_echoscp_json_says_where_it_listens_and_answers() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiodicom", "echoscp", "--port", "0", "--host", "127.0.0.1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        started = json.loads(proc.stdout.readline())
+        assert started["event"] == "server_started" and started["ae_title"] == "ECHO-SCP"
+        echo = run("echo", f"ECHO-SCP@127.0.0.1:{started['port']}", "--json")
+        assert echo.returncode == 0 and json.loads(echo.stdout)["count"] == 1
+    finally:
+        stop(proc)  # type: ignore[arg-type]
