@@ -288,6 +288,9 @@ def _vm_hwm_mb(pid: int) -> float:
 def test_cli_storescp_on_s3_takes_200_mb_in_bounded_memory_and_store_sends_from_s3(
     moto_endpoint: str, bucket: str, s3: Any, s3_env: None, dcmtk_storescp: Any, tmp_path: Path
 ) -> None:
+    """The instance costs the receiver a few 8 MiB parts (the one filling, the one uploading and the HTTP
+    layer's copies of it), whatever its size; its idle size (Python, pydicom with numpy, the S3 client) is
+    about 100 MB on its own."""
     import subprocess
     import sys
 
@@ -313,7 +316,8 @@ def test_cli_storescp_on_s3_takes_200_mb_in_bounded_memory_and_store_sends_from_
         stop(receiver)
     # What the instance costs is about two parts (one uploading, one filling) and the socket's copy of the
     # part in flight, whatever its size; the process itself takes ~100 MB before the first byte.
-    assert peak - idle < 48, f"receiver peak RSS {peak:.0f} MB ({idle:.0f} MB idle) for a 200 MB instance"
+    print(f"receiver: {idle:.0f} MB idle, {peak:.0f} MB peak for a 200 MB instance")
+    assert peak - idle < 64, f"receiver peak RSS {peak:.0f} MB ({idle:.0f} MB idle) for a 200 MB instance"
     ds = pydicom.dcmread(big, stop_before_pixels=True)
     key = f"in/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
     head = s3.head_object(Bucket=bucket, Key=key)
