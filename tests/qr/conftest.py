@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from tests.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
 from tests.qr.studies import Instance, QrData, build_qr_studies
@@ -413,7 +413,8 @@ def dcmqrscp_qr(tmp_path_factory: pytest.TempPathFactory, qr_data: QrData) -> It
 @pytest.fixture(params=["orthanc", "dcmqrscp"])
 def qr_pacs(request: pytest.FixtureRequest) -> Pacs:
     """Each PACS in turn (``orthanc_qr`` then ``dcmqrscp_qr``): for tests both must pass."""
-    return request.getfixturevalue(f"{request.param}_qr")
+    pacs: Pacs = request.getfixturevalue(f"{request.param}_qr")
+    return pacs
 
 
 # -------------------------------------------------------------------------------- DCMTK storescp
@@ -541,7 +542,7 @@ def _write_worklist_item(path: Path, row: tuple[str, ...]) -> WorklistItem:
     ds.RequestedProcedurePriority = "ROUTINE"
     ds.ScheduledProcedureStepSequence = Sequence([step])
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+    ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.31")
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.save_as(path, enforce_file_format=True)
