@@ -80,31 +80,11 @@ class FileSink(InstanceSink):
         if target is None:
             raise StorageError("commit() before place()")
         try:
-            if self._leading is not None:
-                await anyio.to_thread.run_sync(self._rewrite, *self._leading, limiter=self.storage.limiter)
-            self._file.flush()
-            if self.storage.fsync:
-                await anyio.to_thread.run_sync(os.fsync, self._file.fileno(), limiter=self.storage.limiter)
-            self._file.close()
-            if target.parent not in self.storage.directories:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.storage.directories.add(target.parent)
-            if target.exists():
-                policy = self.storage.duplicates
-                if policy is not Duplicates.REPLACE:
-                    self._discard()
-                    if policy is Duplicates.REJECT:
-                        raise FileExistsError(f"{target} exists already")
-                    log.warning("%s exists already: kept the first copy", target)
-                    return str(target)
-                log.warning("%s exists already: replaced by the new copy", target)
-            try:
-                os.replace(self.temp_path, target)
-            except FileNotFoundError:  # its folder was removed since: create it again
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.temp_path, target)
-            if self.storage.fsync:
-                await anyio.to_thread.run_sync(_fsync_dir, target.parent, limiter=self.storage.limiter)
+            if self._leading is not None or self.storage.fsync:
+                # one worker-thread hop for all the blocking steps: each hop costs a GIL handover
+                await anyio.to_thread.run_sync(self._finish, target, limiter=self.storage.limiter)
+            else:
+                self._finish(target)
         except OSError as exc:
             self._discard()
             if isinstance(exc, FileExistsError):
@@ -114,6 +94,34 @@ class FileSink(InstanceSink):
             self._discard()
             raise
         return str(target)
+
+    def _finish(self, target: Path) -> None:
+        """Rewrite, sync, and rename into place (with the folder synced): blocking, in a thread when slow."""
+        storage = self.storage
+        if self._leading is not None:
+            self._rewrite(*self._leading)
+        self._file.flush()
+        if storage.fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        if target.parent not in storage.directories:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            storage.directories.add(target.parent)
+        if target.exists():
+            if storage.duplicates is not Duplicates.REPLACE:
+                self._discard()
+                if storage.duplicates is Duplicates.REJECT:
+                    raise FileExistsError(f"{target} exists already")
+                log.warning("%s exists already: kept the first copy", target)
+                return
+            log.warning("%s exists already: replaced by the new copy", target)
+        try:
+            os.replace(self.temp_path, target)
+        except FileNotFoundError:  # its folder was removed since: create it again
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.temp_path, target)
+        if storage.fsync:
+            _fsync_dir(target.parent)
 
     def _rewrite(self, leading: bytes, leading_end: int) -> None:
         """Write the file again with new leading elements; the rest is copied as it is (in a thread)."""
