@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from aiodicom.dimse import is_success, status_name
@@ -30,6 +30,33 @@ class EchoResult:
     @property
     def echoes_per_second(self) -> float:
         return self.count / self.duration_seconds if self.duration_seconds > 0 else float("inf")
+
+
+def uid_name(uid: str) -> str:
+    """The name of a SOP class or transfer syntax UID (the UID itself when pydicom does not know it)."""
+    from pydicom.uid import UID
+
+    return str(UID(uid).name) or uid
+
+
+def log_negotiation(assoc: Association, address: object, logger: logging.Logger = log) -> None:
+    """At INFO: the association, then each proposed context, accepted (with its syntax) or rejected."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    logger.info(
+        "association with %s established: %d of %d contexts accepted, max PDU %d",
+        address,
+        len(assoc.accepted),
+        len(assoc.request.presentation_contexts),
+        assoc.peer_max_pdu_length,
+    )
+    for proposal in assoc.request.presentation_contexts:
+        ctx = assoc.accepted.get(proposal.context_id)
+        verdict = f"accepted with {uid_name(ctx.transfer_syntax)}" if ctx else "rejected"
+        role = " (SCP role)" if ctx is not None and ctx.scp_role else ""
+        logger.info(
+            "context %d %s: %s%s", proposal.context_id, uid_name(proposal.abstract_syntax), verdict, role
+        )
 
 
 class Scu:
@@ -69,11 +96,12 @@ class Scu:
         if verbose:
             logging.getLogger("aiodicom").setLevel(logging.INFO)
 
-    def connect(
+    @contextlib.asynccontextmanager
+    async def connect(
         self, contexts: Iterable[ContextSpec], role_selections: Iterable[RoleSelection] = ()
-    ) -> AbstractAsyncContextManager[Association]:
+    ) -> AsyncIterator[Association]:
         """An association with the peer proposing ``contexts``, released when the block ends."""
-        return connect(
+        async with connect(
             self.address,
             calling_ae_title=self.calling_ae_title,
             called_ae_title=self.called_ae_title,
@@ -82,7 +110,9 @@ class Scu:
             connect_timeout=self.connect_timeout,
             acse_timeout=self.acse_timeout,
             role_selections=role_selections,
-        )
+        ) as assoc:
+            log_negotiation(assoc, self.address)
+            yield assoc
 
 
 class EchoScu(Scu):

@@ -23,6 +23,7 @@ from aiodicom.files import InstanceHeader, read_header
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
+from aiodicom.scu import log_negotiation
 from aiodicom.tags import resolve_transfer_syntax
 from aiodicom.ul.items import UserIdentityRQ, UserIdentityType
 from aiodicom.ul.negotiation import (
@@ -409,16 +410,7 @@ class _Run:
                     await asyncio.sleep(scu.retry_backoff * 2**attempt)
                 continue
             self.connected = True
-            log.info(
-                "association with %s established: %d contexts accepted", scu.address, len(assoc.accepted)
-            )
-            if log.isEnabledFor(logging.INFO):
-                for proposal in assoc.request.presentation_contexts:
-                    ctx = assoc.accepted.get(proposal.context_id)
-                    verdict = f"accepted with {_uid_name(ctx.transfer_syntax)}" if ctx else "rejected"
-                    log.info(
-                        "context %d %s: %s", proposal.context_id, _uid_name(proposal.abstract_syntax), verdict
-                    )
+            log_negotiation(assoc, scu.address, log)
             return assoc
         return None
 
@@ -556,12 +548,6 @@ def _identity(
     if jwt is not None:
         return UserIdentityRQ(UserIdentityType.JWT, jwt.encode("ascii"), b"", response)
     return None
-
-
-def _uid_name(uid: str) -> str:
-    from pydicom.uid import UID
-
-    return str(UID(uid).name) or uid
 
 
 def _read_headers(items: Iterable[_Item]) -> None:
