@@ -133,7 +133,6 @@ class EchoScu(Scu):
             raise ValueError("count must be at least 1")
         started = time.perf_counter()
         async with self.connect([VERIFICATION_SOP_CLASS]) as assoc:
-            log.info("association with %s established", self.address)
             for _ in range(count):
                 status = await assoc.c_echo(timeout=self.dimse_timeout)
                 if not is_success(status):
