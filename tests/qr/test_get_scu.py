@@ -194,3 +194,35 @@ def test_options_are_checked_at_construction() -> None:
         GetScu("127.0.0.1:104", storage_backend="Forward")
     with pytest.raises(ValueError, match="no C-GET"):
         GetScu("127.0.0.1:104", out_dir=".", query_model="modality_worklist")
+
+
+async def test_forwarding_a_large_instance_keeps_memory_bounded(tmp_path: Path) -> None:
+    """64 MB relayed from Orthanc to a StoreScp in this process: never whole in memory on the way."""
+    import tracemalloc
+
+    from tests.qr.conftest import _orthanc_upload, start_orthanc
+    from tests.storage.test_s3 import big_instance
+
+    big = big_instance(tmp_path / "big.dcm", 64)
+    source = pydicom.dcmread(big, stop_before_pixels=True)
+    with start_orthanc(tmp_path / "pacs", None) as pacs:
+        assert pacs.http_port is not None
+        _orthanc_upload(pacs.http_port, big)
+        async with StoreScp(0, "127.0.0.1", "DEST", tmp_path / "dest", fsync=False) as dest:
+            scu = GetScu(
+                pacs.address,
+                storage_backend="forward",
+                forward_target=ForwardTarget(f"DEST@127.0.0.1:{dest.port}", max_pdu_length=65536),
+            )
+            tracemalloc.start()
+            try:
+                result = await scu.get_study({"StudyInstanceUID": str(source.StudyInstanceUID)})
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    assert result.completed == 1 and result.forward_failed == []
+    stored = tmp_path / "dest" / source.StudyInstanceUID / source.SeriesInstanceUID
+    received = pydicom.dcmread(stored / f"{source.SOPInstanceUID}.dcm")
+    assert received.PixelData == pydicom.dcmread(big).PixelData
+    print(f"forward: {peak / 2**20:.1f} MB traced at the peak for a 64 MB instance")
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MB traced for a 64 MB instance"
