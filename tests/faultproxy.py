@@ -17,10 +17,11 @@ class FaultProxy:
         self.target = target
         self.port = 0
         self.upstream_bytes = 0
+        self.downstream_bytes = 0
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._armed: tuple[int, float] | None = None
+        self._armed: tuple[int, float, bool] | None = None  # (byte count, seconds, downstream?)
         self._dark_until = 0.0
         self.blackout_started = asyncio.Event()
 
@@ -40,8 +41,10 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def blackout_after(self, upstream_bytes: int, seconds: float) -> None:
-        self._armed = (self.upstream_bytes + upstream_bytes, seconds)
+    def blackout_after(self, upstream_bytes: int, seconds: float, *, downstream: bool = False) -> None:
+        """Cut once that many more bytes went upstream (to the target), or downstream when asked."""
+        count = self.downstream_bytes if downstream else self.upstream_bytes
+        self._armed = (count + upstream_bytes, seconds, downstream)
 
     def dark_for(self) -> float:
         """Seconds until traffic passes again (0 or less: it passes)."""
@@ -74,9 +77,13 @@ class FaultProxy:
                     break
                 if upstream:
                     self.upstream_bytes += len(data)
-                    if self._armed is not None and self.upstream_bytes >= self._armed[0]:
-                        self._cut(self._armed[1])
-                        break
+                else:
+                    self.downstream_bytes += len(data)
+                armed = self._armed
+                counted = self.downstream_bytes if armed and armed[2] else self.upstream_bytes
+                if armed is not None and armed[2] != upstream and counted >= armed[0]:
+                    self._cut(armed[1])
+                    break
                 writer.write(data)
                 await writer.drain()
         writer.close()

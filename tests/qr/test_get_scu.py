@@ -226,3 +226,24 @@ async def test_forwarding_a_large_instance_keeps_memory_bounded(tmp_path: Path) 
     assert received.PixelData == pydicom.dcmread(big).PixelData
     print(f"forward: {peak / 2**20:.1f} MB traced at the peak for a 64 MB instance")
     assert peak < 8 << 20, f"{peak / 2**20:.1f} MB traced for a 64 MB instance"
+
+
+async def test_a_connection_cut_mid_retrieve_leaves_no_partial_file(
+    orthanc_qr: Pacs, qr_data: QrData, tmp_path: Path
+) -> None:
+    from aiodicom import AssociationAborted
+    from tests.faultproxy import FaultProxy
+
+    async with FaultProxy(orthanc_qr.dicom_port) as proxy:
+        scu = GetScu(f"ORTHANC@127.0.0.1:{proxy.port}", out_dir=tmp_path)
+        proxy.blackout_after(150_000, seconds=1.0, downstream=True)  # a few instances into study A
+        with pytest.raises(AssociationAborted):
+            await scu.get_study({"StudyInstanceUID": qr_data.a.study_instance_uid})
+    assert proxy.cuts == 1
+    stored = list(tmp_path.rglob("*.dcm"))
+    assert 0 < len(stored) < len(qr_data.a.instances)
+    by_uid = {i.sop_instance_uid: i for i in qr_data.a.instances}
+    for path in stored:  # what is there is whole
+        received = pydicom.dcmread(path)
+        assert_same_instance(received, by_uid[received.SOPInstanceUID], syntax_may_change=False)
+    assert not list((tmp_path / ".incoming").glob("*"))  # the half-received one is gone
