@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, is_failure, is_pending, status_name
-from aiodicom.errors import DimseError
+from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
 from aiodicom.find_scu import resolve_query
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
@@ -325,7 +325,7 @@ class GetScu(Scu):
             return Survey(classes=list(self.sop_classes))
         try:
             return await survey(self, model, identifier, instances=instances)
-        except DimseError as exc:
+        except (DimseError, NoAcceptableContext, AssociationRejected, AssociationAborted) as exc:
             log.warning("the C-FIND survey failed (%s): proposing the common storage classes", exc)
             return Survey(classes=default_sop_classes())
 
