@@ -9,6 +9,7 @@ which must leave nothing behind.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -46,7 +47,7 @@ class MemorySink:
         self._data = bytearray()
 
 
-class InstanceSink:
+class InstanceSink(abc.ABC):
     """What the store services need of a backend's sink for one instance, whatever the backend.
 
     It keeps a copy of the start of the data set (:attr:`head`) so that the leading elements can be parsed
@@ -83,28 +84,30 @@ class InstanceSink:
             self.head_watcher = None
         return pending
 
+    @abc.abstractmethod
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
-        raise NotImplementedError
+        """Take the next bytes (the caller's buffer is reused once this returns); an awaitable pauses the
+        association's reading until it is done. Implementations call :meth:`_watch_head` with the bytes."""
 
+    @abc.abstractmethod
     async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
         """Say where the instance goes (``Study/Series/SOP.dcm``, relative to the backend's root).
 
         With ``leading``, the bytes from :attr:`meta_length` to ``leading_end`` (offsets in what was
         written) are replaced by ``leading``: the leading elements, changed by a hook.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reader(self) -> BinaryIO:
         """Everything written so far, from its first byte (to parse leading elements the head lacks)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def commit(self) -> str:
         """Make the placed instance visible; return its location (a path, or ``s3://bucket/key``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def abort(self) -> None:
         """Discard everything written; nothing of it may remain. Later writes are ignored."""
-        raise NotImplementedError
 
 
 class Storage(Protocol):
