@@ -7,9 +7,11 @@ Every verb exits 0 on success and otherwise prints one line saying why on stderr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -96,6 +98,28 @@ def _run(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
+
+
+async def _serve_until_stopped(server: Any) -> None:
+    """Serve until SIGTERM (systemd's and containers' stop signal) or Ctrl+C, then stop gracefully: no new
+    associations, each association finishes the message it is handling, pending studies complete."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    serving = asyncio.ensure_future(server.serve_forever())
+    waiting = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        serving.cancel()
+        outcome = (await asyncio.gather(serving, return_exceptions=True))[0]
+        await server.stop()
+    if isinstance(outcome, Exception):
+        raise outcome
+    if stopping.is_set():
+        typer.echo("stopped (SIGTERM)", err=True)
 
 
 def _version(value: bool) -> None:
@@ -190,7 +214,7 @@ def echoscp(
             typer.echo(json.dumps(event))
         else:
             typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}", err=True)
-        await scp.serve_forever()
+        await _serve_until_stopped(scp)
 
     _run(serve)
 
@@ -288,10 +312,7 @@ def storescp(
         await scp.start()
         where = scp.out_dir or scp.storage.location("")
         typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
-        try:
-            await scp.serve_forever()
-        finally:
-            await scp.stop()
+        await _serve_until_stopped(scp)
 
     _run(serve)
 

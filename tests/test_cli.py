@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
+
+from pydicom.data import get_testdata_file
 
 from tests.peers import free_port, stop, wait_for_port
 
@@ -104,3 +108,25 @@ def test_echoscp_json_says_where_it_listens_and_answers() -> None:
         assert echo.returncode == 0 and json.loads(echo.stdout)["count"] == 1
     finally:
         stop(proc)  # type: ignore[arg-type]
+
+
+def test_storescp_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM is the stop signal of systemd and containers: the receiver stops cleanly and exits 0."""
+    port = free_port()
+    out = tmp_path / "in"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiodicom", "storescp", "--port", str(port), "--host", "127.0.0.1",
+         "--out-dir", str(out), "--study-timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)  # type: ignore[arg-type]
+        sent = run("store", f"127.0.0.1:{port}", get_testdata_file("CT_small.dcm"))
+        assert sent.returncode == 0, sent.stderr
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+    assert proc.returncode == 0, err
+    assert "stopped (SIGTERM)" in err
+    assert len(list(out.rglob("*.dcm"))) == 1
