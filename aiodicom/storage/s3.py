@@ -61,6 +61,11 @@ class S3Config:
         if self.max_concurrent_uploads < 1:
             raise ValueError("max_concurrent_uploads must be at least 1")
 
+    def resolved_region(self) -> str:
+        """``region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else ``us-east-1``."""
+        env = os.environ
+        return self.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
     @classmethod
     def from_value(cls, value: S3Config | Mapping[str, Any]) -> S3Config:
         """An S3Config as it is, or made from a dict (snake_case or the documents' camelCase keys)."""
@@ -115,9 +120,7 @@ class S3Bucket:
         from botocore.config import Config
 
         c = self.config
-        region = (
-            c.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        )
+        region = c.resolved_region()
         options: dict[str, Any] = {
             "connect_timeout": 10,
             "read_timeout": 60,

@@ -18,7 +18,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from aiodicom.errors import StorageError
 from aiodicom.scp import StoreScp
 from aiodicom.services.store import StoredInstance
-from aiodicom.storage.s3 import S3Config
+from aiodicom.storage.s3 import S3Config, S3Storage
 from aiodicom.store_scu import StoreScu
 from tests.faultproxy import FaultProxy
 from tests.interop.test_echo_dcmtk import run_tool
@@ -79,6 +79,64 @@ def test_config_accepts_the_documents_keys() -> None:
         S3Config("b", part_size=1 << 20)
     with pytest.raises(ValueError, match="needs s3_config"):
         StoreScp(0, storage_backend="S3")
+
+
+def test_region_falls_back_to_the_environment_then_us_east_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    assert S3Config("b").resolved_region() == "us-east-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    assert S3Config("b").resolved_region() == "eu-central-1"
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    assert S3Config("b").resolved_region() == "ap-south-1"
+    assert S3Config("b", region="eu-west-1").resolved_region() == "eu-west-1"
+
+
+def test_parts_are_at_least_5_mib_and_an_object_never_needs_10000() -> None:
+    storage = S3Storage(S3Config("b"))
+    sizes = [storage.part_size(n) for n in range(1, 10_001)]
+    assert min(sizes) >= 5 << 20 and sizes == sorted(sizes)
+    assert sum(sizes) > 400 << 30  # 10,000 parts hold more than 400 GB (at 8 MiB, the default)
+
+
+class _Counting(asyncio.Semaphore):
+    """The server's cap on part uploads, counting how many run at once."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.inside = self.most = 0
+
+    async def __aenter__(self) -> None:
+        await super().__aenter__()
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.inside -= 1
+        await super().__aexit__(*exc)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("cap", [1, 4])
+async def test_associations_share_one_client_and_their_uploads_respect_the_cap(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path, cap: int
+) -> None:
+    paths = [big_instance(tmp_path / f"big{k}.dcm", 16) for k in range(2)]  # 4 parts of 5 MiB each
+    config = S3Config(bucket, endpoint=moto_endpoint, part_size=5 << 20, max_concurrent_uploads=cap)
+    async with StoreScp(0, "127.0.0.1", storage_backend="s3", s3_config=config) as scp:
+        assert isinstance(scp.storage, S3Storage)
+        client = scp.storage.bucket.client
+        counting = scp.storage.uploads = _Counting(cap)
+        scu = StoreScu(f"127.0.0.1:{scp.port}", concurrency=2)
+        for path in paths:
+            scu.add_file(path)
+        result = await scu.send()
+        assert scp.storage.bucket.client is client  # one client for every association
+    assert result.successful == 2
+    assert counting.most <= cap
+    if cap > 1:
+        assert counting.most > 1  # the two associations' parts did upload at the same time
+    assert len(objects(s3, bucket)) == 2 and no_uploads_left(s3, bucket)
 
 
 @pytest.mark.interop
