@@ -20,6 +20,16 @@ Handler = Callable[[Any], Any]
 STREAM_BUFFER = 10_000
 
 
+async def call(callback: Callable[[Any], Any] | None, payload: object) -> Any:
+    """Call a plain function or a coroutine function (None: nothing) and return its result."""
+    if callback is None:
+        return None
+    result = callback(payload)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
 class EventEmitter:
     """Named events to registered handlers and to ``async for`` streams."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator
@@ -14,6 +13,7 @@ from pydicom import Dataset
 from aiodicom.dimse import Command, CommandField, Priority, is_pending, status_name
 from aiodicom.dimse.status import is_failure
 from aiodicom.errors import AssociationAborted, DimseError
+from aiodicom.events import call
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
@@ -69,13 +69,6 @@ def resolve_query(
         model = query.query_model if query_model is None else QueryModel.parse(query_model)
         return model, query.build()
     return QueryModel.parse(query_model or QueryModel.STUDY_ROOT), dict(query)
-
-
-async def _call(callback: Callable[[Any], Any] | None, payload: object) -> None:
-    if callback is not None:
-        result = callback(payload)
-        if inspect.isawaitable(result):
-            await result
 
 
 class FindOperation:
@@ -162,7 +155,7 @@ class FindOperation:
                     count += 1
                     if self.limit is not None and count >= self.limit:
                         cancelled = await _cancel(assoc, ctx.context_id, message_id)
-                    await _call(self.on_result, match)
+                    await call(self.on_result, match)
                     yield match
             except GeneratorExit:  # the caller stopped iterating: cancel, then read to the final response
                 stopped = True
@@ -174,7 +167,7 @@ class FindOperation:
                 count, status if status is not None else 0xC000, cancelled, time.perf_counter() - started
             )
         log.info("C-FIND done: %s", self.completed.message)
-        await _call(self.on_completed, self.completed)
+        await call(self.on_completed, self.completed)
         if stopped:
             return
         if is_failure(self.completed.status) and not cancelled:

@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, is_failure, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
+from aiodicom.events import call
 from aiodicom.find_scu import resolve_query
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
 from aiodicom.query import QueryBuilder, QueryLevel, QueryModel, decode_identifier, encode_identifier
-from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally, call
+from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally
 from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance, StoreService
-from aiodicom.storage.base import Storage
+from aiodicom.storage import Storage, check_backend, make_storage
 from aiodicom.storage.forward import ForwardOutcome, ForwardTarget, Relay
 from aiodicom.survey import Survey, survey
 from aiodicom.tags import get_common_sop_classes, normalize_option
@@ -71,7 +72,6 @@ class _Batch:
     identifier: dict[str, Any]
     classes: list[str]
     syntaxes: Sequence[str] = RETRIEVE_TRANSFER_SYNTAXES
-    instances: set[str] = field(default_factory=set)
 
 
 class _Receiver:
@@ -100,7 +100,7 @@ class _Receiver:
             )
             await self.relay.open(pairs)
             return
-        self.storage = scu.make_storage()
+        self.storage = make_storage(scu.storage_backend, scu.out_dir, scu.s3_config, fsync=scu.fsync)
         await self.storage.start()
         self.service = StoreService(
             self.storage,
@@ -203,10 +203,7 @@ class GetScu(Scu):
         self.storage_backend = normalize_option(
             storage_backend, ("filesystem", "s3", "forward"), "storage_backend"
         )
-        if self.storage_backend == "filesystem" and out_dir is None:
-            raise ValueError("storage_backend='filesystem' needs out_dir")
-        if self.storage_backend == "s3" and s3_config is None:
-            raise ValueError("storage_backend='s3' needs s3_config (an S3Config or a dict with a bucket)")
+        check_backend(self.storage_backend, out_dir, s3_config)
         if self.storage_backend == "forward" and forward_target is None:
             raise ValueError("storage_backend='forward' needs forward_target (a ForwardTarget or a dict)")
         self.out_dir = out_dir
@@ -225,16 +222,6 @@ class GetScu(Scu):
         self.max_contexts = max_contexts
         self.fsync = fsync
         self.priority = priority
-
-    def make_storage(self) -> Storage:
-        if self.storage_backend == "s3":
-            from aiodicom.storage.s3 import S3Storage
-
-            return S3Storage(self.s3_config)  # type: ignore[arg-type]
-        from aiodicom.storage.filesystem import FilesystemStorage
-
-        assert self.out_dir is not None
-        return FilesystemStorage(self.out_dir, fsync=self.fsync)
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -334,7 +321,7 @@ class GetScu(Scu):
         per_association = self._classes_per_association()
         classes = found.classes or default_sop_classes()[:per_association]
         if len(classes) <= per_association:
-            return [_Batch(identifier, classes, syntaxes, set(found.instances))]
+            return [_Batch(identifier, classes, syntaxes)]
         if not found.instances or not found.classes:  # nothing to split by: as many classes as fit
             log.warning("%d SOP classes need more contexts than one association holds", len(classes))
             return [_Batch(identifier, classes[:per_association], syntaxes)]
@@ -344,9 +331,7 @@ class GetScu(Scu):
             for start in range(0, len(series_classes), per_association):
                 group = set(series_classes[start : start + per_association])
                 uids = [uid for uid in members if found.instances[uid][0] in group]
-                batches.append(
-                    _Batch(self._image_identifier(model, found, uids), sorted(group), syntaxes, set(uids))
-                )
+                batches.append(_Batch(self._image_identifier(model, found, uids), sorted(group), syntaxes))
         log.info("retrieving in %d parts: %d SOP classes", len(batches), len(classes))
         return batches
 
@@ -432,7 +417,7 @@ class GetScu(Scu):
             for members in found.by_series(missing).values():
                 classes = sorted({found.instances[uid][0] for uid in members} - {""})
                 classes = classes or (found.classes or default_sop_classes())[:per_association]
-                batch = _Batch(self._image_identifier(model, found, members), classes, order, set(members))
+                batch = _Batch(self._image_identifier(model, found, members), classes, order)
                 await self._get_batch_again(model, batch, receiver, tally)
             arrived = (receiver.received - before) & missing
             tally.recovered(len(arrived))

@@ -8,11 +8,12 @@ from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, Status, is_failure, is_pending, status_name
 from aiodicom.errors import DimseError
+from aiodicom.events import call
 from aiodicom.find_scu import resolve_query
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import QueryBuilder, QueryLevel, QueryModel, encode_identifier
-from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally, call
+from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally
 from aiodicom.scp import StoreScp
 from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance

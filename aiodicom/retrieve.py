@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,14 +84,6 @@ class RetrieveResult:
     @property
     def status_name(self) -> str:
         return status_name(self.status)
-
-
-async def call(callback: Callable[[Any], Any] | None, payload: object) -> None:
-    """Call a plain or coroutine callback."""
-    if callback is not None:
-        result = callback(payload)
-        if inspect.isawaitable(result):
-            await result
 
 
 class Tally:

@@ -15,6 +15,7 @@ from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import ECHO_HANDLERS, ServiceHandler, handle_echo, serve_messages
 from aiodicom.services.store import Hook, StoredInstance, StoreService
 from aiodicom.services.studies import StudyTracker
+from aiodicom.storage import make_storage
 from aiodicom.storage.base import Storage
 from aiodicom.storage.filesystem import FilesystemStorage
 from aiodicom.tags import (
@@ -157,17 +158,7 @@ class StoreScp(DicomServer):
         coercion_status: int = 0xB000,
     ) -> None:
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
-        self.storage: Storage
-        if backend == "s3":
-            if s3_config is None:
-                raise ValueError("storage_backend='s3' needs s3_config (an S3Config or a dict with a bucket)")
-            from aiodicom.storage.s3 import S3Storage
-
-            self.storage = S3Storage(s3_config)  # type: ignore[arg-type]
-        elif out_dir is None:
-            raise ValueError("out_dir is required for the filesystem backend")
-        else:
-            self.storage = FilesystemStorage(out_dir, fsync=fsync, duplicates=duplicates)
+        self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
         super().__init__(

@@ -6,7 +6,6 @@ answered.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from aiodicom.dataset import (
 )
 from aiodicom.dimse import Command, CommandField, Status, status_name
 from aiodicom.errors import DicomError, StorageError
+from aiodicom.events import call
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.storage.base import DatasetSink, InstanceSink, MemorySink, Storage
 from aiodicom.tags import DEFAULT_TAGS
@@ -180,7 +180,7 @@ class StoreService:
     async def _run_hook(self, hook: Hook, tags: dict[str, str]) -> Mapping[str, str | None] | _Outcome:
         """The hook's answer, or the failure to send: its exceptions never escape."""
         try:
-            changes = await asyncio.wait_for(_call(hook, dict(tags)), self.hook_timeout)
+            changes = await asyncio.wait_for(call(hook, dict(tags)), self.hook_timeout)
         except StoreRejected as exc:
             return _Outcome(exc.status, str(exc))
         except TimeoutError:
@@ -347,13 +347,6 @@ _MISSING = object()
 
 async def _settled(task: asyncio.Future[Any]) -> None:
     await asyncio.wait([task])
-
-
-async def _call(hook: Hook, tags: dict[str, str]) -> Any:
-    result = hook(tags)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 _pending: set[asyncio.Task[None]] = set()
