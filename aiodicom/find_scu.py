@@ -19,11 +19,11 @@ from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
     Query,
     QueryBuilder,
-    QueryLevel,
     QueryModel,
     decode_identifier,
     encode_identifier,
     identifier_to_dict,
+    resolve_query,
     with_unique_key,
 )
 from aiodicom.scu import Scu
@@ -59,16 +59,6 @@ class FindResult:
 
     def __len__(self) -> int:
         return len(self.matches)
-
-
-def resolve_query(
-    query: Query | QueryBuilder, query_model: str | QueryModel | None
-) -> tuple[QueryModel, dict[str, Any]]:
-    """The model and the query dict of a dict or a :class:`QueryBuilder` (whose model is the default)."""
-    if isinstance(query, QueryBuilder):
-        model = query.query_model if query_model is None else QueryModel.parse(query_model)
-        return model, query.build()
-    return QueryModel.parse(query_model or QueryModel.STUDY_ROOT), dict(query)
 
 
 class FindOperation:
@@ -226,13 +216,7 @@ class FindScu(Scu):
         that many matches. A failure status raises :class:`DimseError` (after ``on_completed``).
         """
         model, identifier = resolve_query(query, query_model)
-        if model is not QueryModel.MODALITY_WORKLIST and "QueryRetrieveLevel" not in identifier:
-            raise ValueError(
-                "a query/retrieve C-FIND needs a QueryRetrieveLevel (PATIENT, STUDY, SERIES, IMAGE)"
-            )
-        if "QueryRetrieveLevel" in identifier:
-            level = QueryLevel.parse(identifier["QueryRetrieveLevel"]).value
-            identifier = with_unique_key({**identifier, "QueryRetrieveLevel": level})
+        identifier = with_unique_key(identifier)
         return FindOperation(
             self,
             model,

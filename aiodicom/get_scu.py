@@ -16,14 +16,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiodicom.dimse import Command, CommandField, Priority, is_failure, is_pending, status_name
+from aiodicom.dimse import Command, CommandField, Priority, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
 from aiodicom.events import call
-from aiodicom.find_scu import resolve_query
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
-from aiodicom.query import QueryBuilder, QueryLevel, QueryModel, decode_identifier, encode_identifier
+from aiodicom.query import (
+    QueryBuilder,
+    QueryModel,
+    decode_identifier,
+    encode_identifier,
+    resolve_query,
+)
 from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally
 from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance, StoreService
@@ -271,9 +276,7 @@ class GetScu(Scu):
         Raises :class:`DimseError` when the peer refuses the C-GET outright (a failure status with
         nothing retrieved); sub-operation failures are counted in the result, not raised.
         """
-        model, identifier = resolve_query(query, query_model or self.query_model)
-        identifier.setdefault("QueryRetrieveLevel", QueryLevel.parse(level).value)
-        identifier["QueryRetrieveLevel"] = QueryLevel.parse(identifier["QueryRetrieveLevel"]).value
+        model, identifier = resolve_query(query, query_model, default_model=self.query_model, level=level)
         found = await self._survey(model, identifier)
         if len(found.classes) > self._classes_per_association() and not found.instances:
             found = await self._survey(model, identifier, instances=True)  # to split by series
@@ -297,7 +300,7 @@ class GetScu(Scu):
         completed = tally.finish(status)
         log.info("C-GET done: %s", completed.message)
         await call(on_completed, completed)
-        if is_failure(status) and result.completed + result.warning == 0 and status != 0xA702:
+        if result.refused:
             raise DimseError(f"C-GET answered {status_name(status)} (0x{status:04X})", status)
         return result
 

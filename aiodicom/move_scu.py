@@ -6,13 +6,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiodicom.dimse import Command, CommandField, Priority, Status, is_failure, is_pending, status_name
+from aiodicom.dimse import Command, CommandField, Priority, Status, is_pending, status_name
 from aiodicom.errors import DimseError
 from aiodicom.events import call
-from aiodicom.find_scu import resolve_query
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
-from aiodicom.query import QueryBuilder, QueryLevel, QueryModel, encode_identifier
+from aiodicom.query import QueryBuilder, QueryModel, encode_identifier, resolve_query
 from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation, Tally
 from aiodicom.scp import StoreScp
 from aiodicom.scu import Scu
@@ -154,9 +153,7 @@ class MoveScu(Scu):
         destination); sub-operation failures are counted in the result.
         """
         destination = validate_ae_title(move_destination, "move destination")
-        model, identifier = resolve_query(query, query_model or self.query_model)
-        identifier.setdefault("QueryRetrieveLevel", QueryLevel.parse(level).value)
-        identifier["QueryRetrieveLevel"] = QueryLevel.parse(identifier["QueryRetrieveLevel"]).value
+        model, identifier = resolve_query(query, query_model, default_model=self.query_model, level=level)
         own = receive is not None and not isinstance(receive, StoreScp)
         arrivals = _Arrivals(self.calling_ae_title, identifier, own)
         scp: StoreScp | None = None
@@ -190,7 +187,7 @@ class MoveScu(Scu):
                 "in the peer's configuration",
                 status,
             )
-        if is_failure(status) and result.completed + result.warning == 0 and status != 0xA702:
+        if result.refused:
             why = f": {comment}" if comment else ""
             raise DimseError(
                 f"C-MOVE to {destination!r} answered {status_name(status)} (0x{status:04X}){why}", status

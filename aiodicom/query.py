@@ -34,6 +34,7 @@ __all__ = [
     "decode_identifier",
     "encode_identifier",
     "identifier_to_dict",
+    "resolve_query",
 ]
 
 QueryValue = str | None | Sequence[Mapping[str, Any]]
@@ -337,6 +338,35 @@ class QueryBuilder:
 
     def __repr__(self) -> str:
         return f"QueryBuilder({self.query_model.value}, {self.build()!r})"
+
+
+def resolve_query(
+    query: Query | QueryBuilder,
+    query_model: str | QueryModel | None = None,
+    *,
+    default_model: str | QueryModel = QueryModel.STUDY_ROOT,
+    level: str | None = None,
+) -> tuple[QueryModel, dict[str, Any]]:
+    """The model and the identifier (a new dict) of a query given as a dict or a :class:`QueryBuilder`.
+
+    The model is ``query_model`` when given, else the builder's, else ``default_model``. For a
+    query/retrieve model the QueryRetrieveLevel is checked (``INSTANCE`` is read as ``IMAGE``); ``level``
+    is used when the query sets none, and without either it is a ValueError.
+    """
+    if isinstance(query, QueryBuilder):
+        model = QueryModel.parse(query_model) if query_model is not None else query.query_model
+        identifier = query.build()
+    else:
+        model = QueryModel.parse(query_model if query_model is not None else default_model)
+        identifier = dict(query)
+    if model is not QueryModel.MODALITY_WORKLIST:
+        given = identifier.get("QueryRetrieveLevel") or level
+        if not given:
+            raise ValueError(
+                "a query/retrieve identifier needs a QueryRetrieveLevel: PATIENT, STUDY, SERIES or IMAGE"
+            )
+        identifier["QueryRetrieveLevel"] = QueryLevel.parse(given).value
+    return model, identifier
 
 
 # ---------------------------------------------------------------------------------------- encoding

@@ -85,6 +85,12 @@ class RetrieveResult:
     def status_name(self) -> str:
         return status_name(self.status)
 
+    @property
+    def refused(self) -> bool:
+        """The peer refused the retrieve itself: a failure status and nothing retrieved (0xA702, unable to
+        perform sub-operations, is about the sub-operations, which the counts report)."""
+        return is_failure(self.status) and self.completed + self.warning == 0 and self.status != 0xA702
+
 
 class Tally:
     """Counts a retrieve's sub-operations: from our own answers as instances arrive, corrected by the
