@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -57,12 +58,13 @@ def _keys(pairs: list[str] | None, level: str | None, default_level: str | None)
     return query
 
 
-def _progress(as_json: bool) -> Any:
+def _retrieve(label: str, as_json: bool, start: Callable[[Callable[[Any], None]], Awaitable[Any]]) -> Any:
+    """Run a retrieve with a progress bar on stderr (a terminal, not --json) fed by its sub-operations."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     console = Console(stderr=True)
-    return Progress(
+    progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
@@ -70,6 +72,17 @@ def _progress(as_json: bool) -> Any:
         console=console,
         disable=as_json or not console.is_terminal,
     )
+
+    async def run() -> Any:
+        with progress:
+            task = progress.add_task(label, total=None)
+
+            def advance(event: Any) -> None:
+                progress.update(task, total=event.total, completed=event.total - event.remaining)
+
+            return await start(advance)
+
+    return _run(run)
 
 
 def _summary(title: str, result: Any, as_json: bool) -> None:
@@ -224,18 +237,7 @@ def get(
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    progress = _progress(as_json)
-
-    async def run() -> Any:
-        with progress:
-            task = progress.add_task("C-GET", total=None)
-
-            def advance(event: Any) -> None:
-                progress.update(task, total=event.total, completed=event.total - event.remaining)
-
-            return await scu.get(query, on_sub_operation=advance)
-
-    result = _run(run)
+    result = _retrieve("C-GET", as_json, lambda advance: scu.get(query, on_sub_operation=advance))
     _summary(f"C-GET from {scu.called_ae_title}@{scu.address.host}:{scu.address.port}", result, as_json)
 
 
@@ -285,16 +287,9 @@ def move(
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    progress = _progress(as_json)
-
-    async def run() -> Any:
-        with progress:
-            task = progress.add_task(f"C-MOVE to {dest}", total=None)
-
-            def advance(event: Any) -> None:
-                progress.update(task, total=event.total, completed=event.total - event.remaining)
-
-            return await scu.move(query, dest, on_sub_operation=advance, receive=receive)
-
-    result = _run(run)
+    result = _retrieve(
+        f"C-MOVE to {dest}",
+        as_json,
+        lambda advance: scu.move(query, dest, on_sub_operation=advance, receive=receive),
+    )
     _summary(f"C-MOVE from {scu.called_ae_title} to {dest}", result, as_json)
