@@ -187,7 +187,10 @@ class Relay:
 
     async def open(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Associate with the destination, one context per (SOP class, transfer syntax)."""
-        self._pairs = list(dict.fromkeys(pairs))[:128]
+        wanted = list(dict.fromkeys(pairs))
+        if len(wanted) > 128:  # instances of the classes left out fail to forward, each reported
+            log.warning("%s: %d contexts wanted, an association holds 128", self.target.label, len(wanted))
+        self._pairs = wanted[:128]
         await self._connect()
 
     async def _connect(self) -> None:
