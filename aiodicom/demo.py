@@ -13,7 +13,6 @@ import contextlib
 import datetime
 import io
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.tree import Tree
 
+from aiodicom.errors import StorageError
 from aiodicom.files import read_header
 from aiodicom.scp import ServerStarted, StoreScp
 from aiodicom.services.store import StoredInstance
 from aiodicom.services.studies import StudyCompleted
-from aiodicom.storage.s3 import S3Bucket, S3Config, describe
+from aiodicom.storage.s3 import S3Bucket, S3Config
 from aiodicom.store_scu import FileError, FileSent, SendResult, StoreScu
 
 AE_TITLE = "DEMO-SCP"
@@ -168,19 +168,14 @@ class _Received:
 
 async def _ensure_bucket(config: S3Config) -> None:
     """Create the demo bucket when the endpoint does not have it yet (MinIO, moto, a fresh store)."""
+    bucket = S3Bucket(config)
     try:
-        from aiobotocore.session import get_session
+        await bucket.open(create=True)
     except ImportError:
         raise DemoFailed("--s3-endpoint needs aiobotocore: pip install 'aiodicom[s3]'", 2) from None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    try:
-        async with get_session().create_client("s3", region_name=region, endpoint_url=config.endpoint) as s3:
-            try:
-                await s3.head_bucket(Bucket=config.bucket)
-            except Exception:  # missing: create it (in the endpoint's default region)
-                await s3.create_bucket(Bucket=config.bucket)
-    except Exception as exc:
-        raise DemoFailed(f"S3 bucket {config.bucket!r} {S3Bucket(config).where}: {describe(exc)}") from None
+    except StorageError as exc:
+        raise DemoFailed(str(exc)) from None
+    await bucket.close()
 
 
 async def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, Any]:

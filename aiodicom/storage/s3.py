@@ -113,8 +113,9 @@ class S3Bucket:
             raise StorageError("the S3 client is not open: start the server or sender first")
         return self._client
 
-    async def open(self) -> None:
-        """Open the client and check that the bucket answers (raises :class:`StorageError` saying why)."""
+    async def open(self, *, create: bool = False) -> None:
+        """Open the client and check that the bucket answers (raises :class:`StorageError` saying why);
+        with ``create``, a bucket that does not exist is created (in the endpoint's default region)."""
         if self._client is not None:
             return
         from botocore.config import Config
@@ -146,7 +147,12 @@ class S3Bucket:
                     config=Config(**options),
                 )
             )
-            await self._client.head_bucket(Bucket=c.bucket)
+            try:
+                await self._client.head_bucket(Bucket=c.bucket)
+            except Exception:
+                if not create:
+                    raise
+                await self._client.create_bucket(Bucket=c.bucket)
         except BaseException as exc:
             self._client = None
             await stack.aclose()
