@@ -37,36 +37,13 @@ def dcmtk_storescp(tmp_path: Path) -> Iterator[Peer]:
 
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """Orthanc with its own storage, DICOM and HTTP ports on 127.0.0.1; yields (dicom_port, http_port)."""
-    import json
-    import shutil
+    """An empty Orthanc with its own storage, DICOM and HTTP ports on 127.0.0.1; yields
+    (dicom_port, http_port). The query/retrieve fixtures start it (``tests.qr.conftest.start_orthanc``)."""
+    from tests.qr.conftest import start_orthanc
 
-    exe = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-    if not Path(exe).exists():
-        pytest.fail("Orthanc is not installed: scripts/test.sh installs it", pytrace=False)
-    dicom_port, http_port = free_port(), free_port()
-    config = {
-        "Name": "aiodicom-test",
-        "DicomAet": "ORTHANC",
-        "DicomPort": dicom_port,
-        "HttpPort": http_port,
-        "StorageDirectory": str(tmp_path / "orthanc-storage"),
-        "IndexDirectory": str(tmp_path / "orthanc-index"),
-        "DicomCheckCalledAet": False,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomAlwaysAllowStore": True,
-        "Plugins": [],
-    }
-    path = tmp_path / "orthanc.json"
-    path.write_text(json.dumps(config))
-    proc = subprocess.Popen([exe, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=DCMTK_ENV)
-    try:
-        wait_for_port(dicom_port, proc, timeout=30)
-        wait_for_port(http_port, proc, timeout=30)
-        yield dicom_port, http_port
-    finally:
-        stop(proc)
+    with start_orthanc(tmp_path / "orthanc", None) as pacs:
+        assert pacs.http_port is not None
+        yield pacs.dicom_port, pacs.http_port
 
 
 # ------------------------------------------------------------------------------------------------ S3
