@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Seque
 from dataclasses import dataclass
 from typing import Any
 
+from aiodicom.dataset import DEFAULT_MAX_INFLATED_SIZE
 from aiodicom.dimse import CommandField, Status
 from aiodicom.events import EventEmitter
 from aiodicom.net.association import Association
@@ -25,7 +26,13 @@ from aiodicom.tags import (
     storage_sop_classes,
     validate_keywords,
 )
-from aiodicom.ul.negotiation import UNCOMPRESSED_TRANSFER_SYNTAXES, ContextPolicy
+from aiodicom.uids import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    UNCOMPRESSED_TRANSFER_SYNTAXES,
+    is_dicom_transfer_syntax,
+)
+from aiodicom.ul.negotiation import ContextPolicy
 
 log = logging.getLogger("aiodicom.scp")
 
@@ -44,10 +51,13 @@ class EchoScp(DicomServer):
         *,
         max_pdu_length: int = 16384,
         max_associations: int = 64,
+        max_pending_connections: int | None = None,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
         idle_timeout: float | None = 300.0,
         artim_timeout: float = 30.0,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
         verbose: bool = False,
     ) -> None:
         super().__init__(
@@ -58,9 +68,12 @@ class EchoScp(DicomServer):
             policy=ContextPolicy(abstract_syntaxes=frozenset()),  # Verification is always accepted
             max_pdu_length=max_pdu_length,
             max_associations=max_associations,
+            max_pending_connections=max_pending_connections,
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
         )
         self.idle_timeout = idle_timeout
         if verbose:
@@ -152,10 +165,14 @@ class StoreScp(DicomServer):
         allowed_calling_ae_titles: Collection[str] | None = None,
         require_called_ae_title: bool = False,
         max_associations: int = 64,
+        max_pending_connections: int | None = None,
         idle_timeout: float | None = 300.0,
         artim_timeout: float = 30.0,
         hook_timeout: float = 30.0,
         coercion_status: int = 0xB000,
+        max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     ) -> None:
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
         self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
@@ -170,9 +187,12 @@ class StoreScp(DicomServer):
             max_pdu_length=max_pdu_length,
             strict=strict,
             max_associations=max_associations,
+            max_pending_connections=max_pending_connections,
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
             logger=logging.getLogger("aiodicom.scp"),
         )
         self.idle_timeout = idle_timeout
@@ -190,6 +210,9 @@ class StoreScp(DicomServer):
             hook=lambda: self._hook,
             hook_timeout=hook_timeout,
             coercion_status=coercion_status,
+            max_inflated_size=max_inflated_size,
+            implementation_class_uid=self.implementation_class_uid,
+            implementation_version_name=self.implementation_version_name,
             on_stored=self._stored,
             on_failure=self._failed,
         )
@@ -294,9 +317,16 @@ def _policy(
         "all": None,
         "custom": frozenset(abstract_syntaxes or ()),
     }[abstract_mode]
+    listed = tuple(
+        dict.fromkeys(resolve_transfer_syntax(ts, allow_private=True) for ts in transfer_syntaxes or ())
+    )
     transfer: tuple[str, ...] | None = {
         "all": None,
         "uncompressed_only": UNCOMPRESSED_TRANSFER_SYNTAXES,
-        "custom": tuple(resolve_transfer_syntax(ts) for ts in transfer_syntaxes or ()),
+        "custom": listed,
     }[transfer_mode]
-    return ContextPolicy(abstract_syntaxes=abstract, transfer_syntaxes=transfer)
+    # private transfer syntaxes are accepted only when listed, in any mode
+    private = tuple(ts for ts in listed if not is_dicom_transfer_syntax(ts))
+    return ContextPolicy(
+        abstract_syntaxes=abstract, transfer_syntaxes=transfer, extra_transfer_syntaxes=private
+    )

@@ -432,9 +432,15 @@ _DOCUMENT_SYNTAX_NAMES = {
 }
 
 
-@cache
 def _syntax_names() -> dict[str, tuple[str, str]]:
-    """Squashed name -> (UID, the name as written), for pydicom's names, keywords and the documents' names."""
+    """Squashed name -> (UID, the name as written), for pydicom's names, keywords and the documents' names.
+
+    Made again when pydicom's dictionary grows (other libraries add syntaxes pydicom does not know yet)."""
+    return _syntax_names_of(len(UID_dictionary))
+
+
+@cache
+def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
     names: dict[str, tuple[str, str]] = {}
     syntaxes = [(u, e) for u, e in UID_dictionary.items() if e[1] == "Transfer Syntax"]
     for uid, entry in syntaxes:  # names first, so that keywords and then the documents' names win
@@ -445,15 +451,19 @@ def _syntax_names() -> dict[str, tuple[str, str]]:
     return names
 
 
-def resolve_transfer_syntax(name: str) -> str:
+def resolve_transfer_syntax(name: str, *, allow_private: bool = False) -> str:
     """A transfer syntax UID from a UID, a pydicom keyword or name (``JPEGBaseline8Bit``, ``JPEG Baseline
     (Process 1)``) or the reference documents' names (``JPEGBaseline``, ``JPEG2000Lossless``; their
     ``JPEGLossless`` is ...4.70), case-insensitively. An unknown name, or a UID that is not a transfer syntax
-    known to pydicom (registered private syntaxes included), is a ValueError."""
+    known to pydicom (registered private syntaxes included), is a ValueError; with ``allow_private`` any
+    UID is taken as a private transfer syntax (a receiver may accept one it was told about)."""
     text = str(name).strip().rstrip("\0").strip()
     if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text):
+        if len(text) > 64:
+            raise ValueError(f"{text} is not a UID: longer than 64 characters")
         private = {str(s) for s in _uid.PrivateTransferSyntaxes}
-        if UID_dictionary.get(text, ("", ""))[1] != "Transfer Syntax" and text not in private:
+        known = UID_dictionary.get(text, ("", ""))[1] == "Transfer Syntax" or text in private
+        if not known and not allow_private:
             raise ValueError(f"{text} is not a transfer syntax UID known to pydicom")
         return text
     names = _syntax_names()

@@ -199,8 +199,8 @@ class Command:
         return cls(
             CommandField.C_STORE_RSP,
             message_id_being_responded_to=rq.message_id,
-            affected_sop_class_uid=rq.affected_sop_class_uid,
-            affected_sop_instance_uid=rq.affected_sop_instance_uid,
+            affected_sop_class_uid=echoable_uid(rq.affected_sop_class_uid),
+            affected_sop_instance_uid=echoable_uid(rq.affected_sop_instance_uid),
             status=status,
             error_comment=error_comment,
         )
@@ -308,6 +308,12 @@ class Command:
     @classmethod
     def c_cancel_rq(cls, message_id_being_responded_to: int) -> Command:
         return cls(CommandField.C_CANCEL_RQ, message_id_being_responded_to=message_id_being_responded_to)
+
+
+def echoable_uid(uid: str | None) -> str | None:
+    """A request's UID as its response may echo it: a UID that is not ASCII cannot be encoded (and is no
+    UID), so the response leaves it out rather than fail."""
+    return uid if uid is None or uid.isascii() else None
 
 
 # ---------------------------------------------------------------------------------------------- encode

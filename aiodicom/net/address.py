@@ -71,3 +71,16 @@ def validate_ae_title(title: str, what: str = "AE title") -> str:
     if any(ch == "\\" or ord(ch) < 0x20 or ord(ch) > 0x7E for ch in title):
         raise ValueError(f"{what} {title!r} contains a backslash, a control or a non-ASCII character")
     return stripped
+
+
+def validate_implementation_class_uid(uid: str) -> str:
+    """Check an implementation class UID (PS3.7 D.3.3.2): digits and dots, at most 64 characters."""
+    parts = uid.split(".") if isinstance(uid, str) else []
+    if not parts or len(uid) > 64 or not all(part.isdigit() and part.isascii() for part in parts):
+        raise ValueError(f"implementation class UID {uid!r} is not a UID (digits and dots, at most 64)")
+    return uid
+
+
+def validate_implementation_version_name(name: str) -> str:
+    """Check an implementation version name (PS3.7 D.3.3.2): 1-16 characters, no backslash or control."""
+    return validate_ae_title(name, "implementation version name")

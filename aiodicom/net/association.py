@@ -23,7 +23,9 @@ from aiodicom.dimse import (
     Command,
     CommandField,
     CommandReceived,
+    InvalidCommand,
     MessageAssembler,
+    Status,
     encode_command,
     fragment,
     max_pdv_value,
@@ -45,6 +47,7 @@ from aiodicom.ul.connection import (
     AssociationRequestRefused,
     Connection,
     ConnectionEvent,
+    PDVData,
     ProviderAbort,
     ReleaseComplete,
 )
@@ -62,7 +65,6 @@ from aiodicom.ul.pdu import (
     AAssociateRQ,
     AReleaseRP,
     AReleaseRQ,
-    PDataTF,
     pdata_header,
 )
 
@@ -219,11 +221,16 @@ class Association:
     # --------------------------------------------------------------------------------- receiving
 
     def _on_events(self, events: list[ConnectionEvent]) -> None:
+        pieces = False
         for event in events:
-            if isinstance(event, PDataTF):
-                self._backlog.extend((p.context_id, p.is_command, p.is_last, p.data) for p in event.pdvs)
+            if isinstance(event, PDVData):
+                self._backlog.append((event.context_id, event.is_command, event.is_last, event.data))
+                pieces = True
+                continue
+            if pieces:  # what arrived before this event is handled before it
                 self._process_backlog()
-            elif isinstance(event, AAssociateAC):
+                pieces = False
+            if isinstance(event, AAssociateAC):
                 self.accepted = accepted_contexts(self.request, event)
                 self._set_peer_max(negotiated_max_pdu(event.user_information))
                 _resolve(self._established, event)
@@ -248,6 +255,8 @@ class Association:
                 )
             elif isinstance(event, ProviderAbort):
                 self._fail(AssociationAborted(event.message, AbortSource.SERVICE_PROVIDER, event.reason))
+        if pieces:
+            self._process_backlog()
 
     def _process_backlog(self) -> None:
         while self._backlog and not self._sink_wait:
@@ -263,17 +272,35 @@ class Association:
                         self._on_command(item.context_id, item.command)
                     else:
                         self._on_chunk(item.data, item.is_last)
+            except InvalidCommand as exc:
+                # a command that cannot be answered: DIMSE, the upper layer's user, aborts (source 0)
+                self._backlog.clear()
+                log.warning("aborting the association with %s:%s: %s", *self.peer, exc)
+                self.abort(f"aborted: {exc}")
+                return
             except ProtocolError as exc:
                 self._backlog.clear()
                 self._protocol_fault(exc)
                 return
 
     def _on_command(self, context_id: int, command: Command) -> None:
+        if command.is_request:
+            missing = command.message_id is None
+            if command.command_field == CommandField.C_CANCEL_RQ:
+                missing = command.message_id_being_responded_to is None
+        else:
+            missing = command.message_id_being_responded_to is None
+        if missing:
+            raise InvalidCommand(f"{command.name} without the message ID it needs cannot be answered")
+        refusal = _refusal(command, self.accepted[context_id].abstract_syntax)
         if not command.has_dataset:
-            self._queue(DimseMessage(context_id, command))
+            self._queue(DimseMessage(context_id, command, error=refusal))
             return
         self._sink_command = (context_id, command)
-        self._sink_error = None
+        self._sink_error = refusal
+        if refusal is not None:  # refused before its data set: the bytes are read and dropped
+            self._sink = _Discard()
+            return
         try:
             self._sink = self.sink_factory(context_id, command)
         except Exception as exc:  # the service could not open storage: answer it, discard the bytes
@@ -347,19 +374,38 @@ class Association:
     async def receive(self, timeout: float | None = None) -> DimseMessage | None:
         """The next complete DIMSE message; None when the peer asked to release the association.
 
-        Raises :class:`AssociationAborted` once the association is over, TimeoutError after ``timeout``.
+        ``timeout`` measures the peer's silence, not the message's length: TimeoutError once no byte has
+        arrived for ``timeout`` seconds (since the call, or since the last byte), while this side is not
+        holding the peer back. A slow instance that keeps arriving is never cut short. Raises
+        :class:`AssociationAborted` once the association is over.
         """
         while not self._messages:
             if self._error is not None:
                 raise self._error
-            self._message_waiter = self._loop.create_future()
-            async with asyncio.timeout(timeout):
-                await self._message_waiter
+            self._message_waiter = waiter = self._loop.create_future()
+            if timeout is None:
+                await waiter
+            else:
+                await self._wait_while_talking(waiter, timeout)
         message = self._messages.popleft()
         if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
             self._queue_paused = False
             self._resume()
         return message
+
+    async def _wait_while_talking(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        since = self._loop.time()
+        while not waiter.done():
+            now = self._loop.time()
+            protocol = self.protocol
+            if protocol is not None and protocol.reading_paused:
+                since = now  # this side holds the peer back (a slow hook, a slow disk): not silence
+            elif protocol is not None:
+                since = max(since, protocol.last_received)
+            remaining = since + timeout - now
+            if remaining <= 0:
+                raise TimeoutError(f"nothing received from {self.peer[0]}:{self.peer[1]} for {timeout:g} s")
+            await asyncio.wait((waiter,), timeout=remaining)
 
     async def receive_response(
         self, message_id: int, command_field: CommandField, timeout: float | None = None
@@ -544,14 +590,14 @@ class Association:
             self._send_pdu(AReleaseRP())
         self._fail(AssociationAborted("the association was released"), released=True)
 
-    def abort(self) -> None:
+    def abort(self, message: str = "aborted locally") -> None:
         """Abort the association (A-ABORT, service-user) and close the connection."""
         if self.protocol is None:
             return
         if self.conn.state not in (State.STA1, State.STA2, State.STA4, State.STA13):
             self._send_pdu(AAbort(AbortSource.SERVICE_USER, 0))
         self.protocol.close()
-        self._fail(AssociationAborted("aborted locally", AbortSource.SERVICE_USER, 0))
+        self._fail(AssociationAborted(message, AbortSource.SERVICE_USER, 0))
 
     def stop_when_idle(self) -> None:
         """Abort once the message being handled is answered (at once when idle): a server's graceful stop."""
@@ -605,6 +651,19 @@ class Association:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _refusal(command: Command, abstract_syntax: str) -> DimseError | None:
+    """A request whose SOP class is not its presentation context's abstract syntax cannot be served there
+    (a C-STORE on the Verification context): it is answered 0x0122, SOP class not supported."""
+    if not command.is_request or command.command_field == CommandField.C_CANCEL_RQ:
+        return None
+    if command.affected_sop_class_uid == abstract_syntax:
+        return None
+    return DimseError(
+        f"{command.name} for SOP class {command.affected_sop_class_uid!r} on a context of {abstract_syntax}",
+        Status.SOP_CLASS_NOT_SUPPORTED,
+    )
 
 
 def _resolve(future: asyncio.Future[Any], value: object) -> None:

@@ -9,9 +9,14 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError
-from aiodicom.net.address import validate_ae_title
+from aiodicom.net.address import (
+    validate_ae_title,
+    validate_implementation_class_uid,
+    validate_implementation_version_name,
+)
 from aiodicom.net.association import Association
 from aiodicom.net.transport import DicomProtocol
+from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.connection import DEFAULT_ARTIM_TIMEOUT, Connection
 from aiodicom.ul.items import PresentationContextResult, describe_rejection
 from aiodicom.ul.negotiation import (
@@ -33,8 +38,10 @@ class DicomServer:
     """Accepts associations and runs ``handler(assoc)`` for each, in its own task.
 
     ``host`` None listens on every interface (IPv4 and IPv6); ``port`` 0 picks a free port (see :attr:`port`).
-    Associations beyond ``max_associations`` are rejected transiently (local limit exceeded). A peer that
-    connects and sends no A-ASSOCIATE-RQ is closed after ``artim_timeout``.
+    Associations beyond ``max_associations`` are rejected transiently (local limit exceeded). Connections
+    that have not associated yet are limited to ``max_pending_connections`` (default: 4 x
+    ``max_associations``; more are closed at once) and closed ``artim_timeout`` seconds after they
+    connected if no whole A-ASSOCIATE-RQ came by then (bytes do not extend that deadline).
     """
 
     def __init__(
@@ -49,11 +56,18 @@ class DicomServer:
         max_send_pdu_length: int | None = None,
         strict: bool = False,
         max_associations: int = 64,
+        max_pending_connections: int | None = None,
         artim_timeout: float = DEFAULT_ARTIM_TIMEOUT,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
         logger: logging.Logger = log,
     ) -> None:
+        if max_associations < 1:
+            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
+        if max_pending_connections is not None and max_pending_connections < 1:
+            raise ValueError(f"max_pending_connections must be at least 1, not {max_pending_connections}")
         self.handler = handler
         self.host = host
         self.requested_port = port
@@ -63,7 +77,10 @@ class DicomServer:
         self.max_send_pdu_length = max_send_pdu_length
         self.strict = strict
         self.max_associations = max_associations
+        self.max_pending_connections = max_pending_connections or 4 * max_associations
         self.artim_timeout = artim_timeout
+        self.implementation_class_uid = validate_implementation_class_uid(implementation_class_uid)
+        self.implementation_version_name = validate_implementation_version_name(implementation_version_name)
         self.require_called_ae_title = require_called_ae_title
         self.allowed_calling_ae_titles = (
             None if allowed_calling_ae_titles is None else frozenset(allowed_calling_ae_titles)
@@ -74,6 +91,8 @@ class DicomServer:
         self._bound_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._pending = 0  # connections that have not associated (nor been rejected) yet
+        self._refused_pending = 0
 
     @property
     def port(self) -> int:
@@ -144,7 +163,17 @@ class DicomServer:
 
     # -------------------------------------------------------------------------------- per connection
 
-    def _new_connection(self) -> DicomProtocol:
+    def _new_connection(self) -> asyncio.BaseProtocol:
+        if self._pending >= self.max_pending_connections:
+            self._refused_pending += 1
+            if self._refused_pending in (1, 10, 100) or self._refused_pending % 1000 == 0:
+                self.log.warning(
+                    "%d connections not yet associated (the limit): closing new ones (%d so far)",
+                    self._pending,
+                    self._refused_pending,
+                )
+            return _Refused()
+        self._pending += 1
         conn = Connection(
             "acceptor",
             max_pdu_length=self.max_pdu_length,
@@ -166,6 +195,8 @@ class DicomServer:
             self.log.debug("connection from %s:%s ended before an association: %s", *assoc.peer, exc)
             await assoc.wait_closed(self.artim_timeout)
             return
+        finally:
+            self._pending -= 1
         host, port = assoc.peer
         self.log.info(
             "association request from %s:%s: calling AE %r, called AE %r, %d contexts",
@@ -188,7 +219,13 @@ class DicomServer:
             assoc.reject(rj)
             await assoc.wait_closed(self.artim_timeout)
             return
-        ac, accepted = accept(rq, self.policy, max_pdu_length=self.max_pdu_length)
+        ac, accepted = accept(
+            rq,
+            self.policy,
+            max_pdu_length=self.max_pdu_length,
+            implementation_class_uid=self.implementation_class_uid,
+            implementation_version_name=self.implementation_version_name,
+        )
         for proposed, answer in zip(rq.presentation_contexts, ac.presentation_contexts, strict=True):
             self.log.debug(
                 "context %d %s: %s",
@@ -212,6 +249,13 @@ class DicomServer:
             if assoc.is_open:
                 assoc.abort()
             await assoc.wait_closed(self.artim_timeout)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the pending limit: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
 
 
 def _rj_text(rj: AAssociateRJ) -> str:

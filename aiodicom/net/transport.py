@@ -38,6 +38,8 @@ class DicomProtocol(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.bytes_received = 0
+        #: When bytes last arrived (loop time): timeouts measure the peer's silence from there.
+        self.last_received = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_paused = False
@@ -60,7 +62,8 @@ class DicomProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.bytes_received += nbytes
-        self._deliver(self.conn.buffer_updated(nbytes, self.loop.time()))
+        self.last_received = now = self.loop.time()
+        self._deliver(self.conn.buffer_updated(nbytes, now))
 
     def eof_received(self) -> bool:
         return False  # close our side too: DICOM has no half-closed connections
@@ -135,6 +138,11 @@ class DicomProtocol(asyncio.BufferedProtocol):
         self._read_pauses += 1
         if self._read_pauses == 1 and self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether this side stopped reading (backpressure): the peer's silence then means nothing."""
+        return self._read_pauses > 0
 
     def resume_reading(self) -> None:
         self._read_pauses = max(0, self._read_pauses - 1)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiodicom.dimse import Command, CommandField, Status
-from aiodicom.errors import AssociationAborted
+from aiodicom.dimse.commands import echoable_uid
+from aiodicom.errors import AssociationAborted, DimseError
 from aiodicom.net.association import Association, DimseMessage
 
 log = logging.getLogger("aiodicom.server")
@@ -19,8 +20,8 @@ def failure_response(request: Command, status: int, error_comment: str | None = 
     return Command(
         command_field=request.command_field | 0x8000,
         message_id_being_responded_to=request.message_id,
-        affected_sop_class_uid=request.affected_sop_class_uid,
-        affected_sop_instance_uid=request.affected_sop_instance_uid,
+        affected_sop_class_uid=echoable_uid(request.affected_sop_class_uid),
+        affected_sop_instance_uid=echoable_uid(request.affected_sop_instance_uid),
         status=status,
         error_comment=error_comment,
     )
@@ -50,6 +51,10 @@ async def serve_messages(
         if message is None:
             assoc.answer_release()
             return
+        refusal = message.error
+        if isinstance(refusal, DimseError) and refusal.status is not None and message.command.is_request:
+            await _refuse(assoc, message, refusal)
+            continue
         handler = handlers.get(message.command.command_field)
         if handler is None:
             await _unsupported(assoc, message, unsupported_status)
@@ -62,6 +67,15 @@ async def serve_messages(
         if assoc.stopping:
             assoc.abort()
             return
+
+
+async def _refuse(assoc: Association, message: DimseMessage, refusal: DimseError) -> None:
+    """Answer a request the association refused on arrival (e.g. its SOP class is not its context's)."""
+    log.info("refused %s from %s:%s: %s", message.command.name, *assoc.peer, refusal)
+    if message.dataset is not None:
+        await message.dataset.abort()
+    status = refusal.status if refusal.status is not None else Status.CANNOT_UNDERSTAND
+    await assoc.send(message.context_id, failure_response(message.command, status, str(refusal)[:64]))
 
 
 async def _unsupported(assoc: Association, message: DimseMessage, status: int) -> None:

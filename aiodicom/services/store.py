@@ -15,23 +15,24 @@ import anyio.to_thread
 from pydicom import Dataset
 
 from aiodicom.dataset import (
+    DEFAULT_MAX_INFLATED_SIZE,
+    DatasetParseError,
+    LeadingElements,
     apply_changes,
     build_file_meta,
     encode_leading,
     extract,
     has_group_0002,
     raw_text,
-    read_leading,
-    read_leading_from,
     validate_uid,
 )
 from aiodicom.dimse import Command, CommandField, Status, status_name
-from aiodicom.errors import DicomError, StorageError
+from aiodicom.errors import DicomError, DimseError, StorageError
 from aiodicom.events import call
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.storage.base import DatasetSink, InstanceSink, MemorySink, Storage
 from aiodicom.tags import DEFAULT_TAGS
-from aiodicom.ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, is_dicom_transfer_syntax
 
 log = logging.getLogger("aiodicom.store")
 
@@ -90,6 +91,40 @@ class _Placement:
     tags: dict[str, str]
 
 
+class _Incoming:
+    """One C-STORE data set on its way into a backend's sink, scanned as it arrives: its leading elements
+    kept, its structure checked (so that nothing is answered Success unless it came whole), and, as soon as
+    the leading elements are known, placed early when the hook or a streaming backend wants it."""
+
+    def __init__(
+        self, sink: InstanceSink, scanner: LeadingElements, early: Callable[[_Incoming], Task] | None
+    ) -> None:
+        self.sink = sink
+        self.scanner = scanner
+        self.placement: asyncio.Future[_Placement | _Outcome] | None = None
+        self._early = early
+
+    def write(self, data: memoryview) -> Awaitable[None] | None:
+        scanner = self.scanner
+        was_complete = scanner.complete
+        scanner.feed(data)  # a malformed data set raises here: the association drops the rest of it
+        pending = self.sink.write(data)
+        if not was_complete and scanner.complete and self._early is not None:
+            self.placement = task = self._early(self)
+            settled = asyncio.ensure_future(_settled(task))
+            return settled if pending is None else _both(pending, settled)
+        return pending
+
+    async def abort(self) -> None:
+        if self.placement is not None and not self.placement.done():
+            self.placement.cancel()
+            await asyncio.wait([self.placement])
+        await self.sink.abort()
+
+
+Task = asyncio.Future[_Placement | _Outcome]
+
+
 class StoreService:
     """What a StoreScp does with each C-STORE-RQ. ``on_stored`` is called for each stored instance."""
 
@@ -104,6 +139,9 @@ class StoreService:
         hook: Callable[[], Hook | None] = lambda: None,
         hook_timeout: float = 30.0,
         coercion_status: int = Status.COERCION_OF_DATA_ELEMENTS,
+        max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
         on_stored: Callable[[StoredInstance, Association], None] = lambda instance, assoc: None,
         on_failure: Callable[[Exception, str, Association, str | None], None] = lambda *args: None,
     ) -> None:
@@ -116,25 +154,42 @@ class StoreService:
         self.hook = hook
         self.hook_timeout = hook_timeout
         self.coercion_status = coercion_status
+        self.max_inflated_size = max_inflated_size
+        self.implementation_class_uid = implementation_class_uid
+        self.implementation_version_name = implementation_version_name
         self.on_stored = on_stored
         self.on_failure = on_failure
+        self._unchecked_syntaxes: set[str] = set()
 
     def sink_factory(self, assoc: Association) -> Callable[[int, Command], DatasetSink]:
         """Open a backend sink (with the file meta written first) for each C-STORE data set; memory for
-        anything else."""
+        anything else. A C-STORE whose SOP Instance UID is not a UID is refused before its data set."""
 
         def open_sink(context_id: int, command: Command) -> DatasetSink:
             if command.command_field != CommandField.C_STORE_RQ:
                 return MemorySink()
+            try:
+                validate_uid(command.affected_sop_instance_uid or "", "Affected SOP Instance UID")
+                validate_uid(command.affected_sop_class_uid or "", "Affected SOP Class UID")
+            except ValueError as exc:
+                raise DimseError(str(exc), Status.CANNOT_UNDERSTAND) from None
             transfer_syntax = assoc.accepted[context_id].transfer_syntax
+            whole = is_dicom_transfer_syntax(transfer_syntax)
+            if not whole and transfer_syntax not in self._unchecked_syntaxes:
+                self._unchecked_syntaxes.add(transfer_syntax)
+                log.warning(
+                    "transfer syntax %s is private: its data sets are stored as received, unchecked",
+                    transfer_syntax,
+                )
+            scanner = LeadingElements(transfer_syntax, whole=whole, max_inflated_size=self.max_inflated_size)
             meta = b""
             if self.store_with_file_meta:
                 meta = build_file_meta(
                     sop_class_uid=command.affected_sop_class_uid or "",
                     sop_instance_uid=command.affected_sop_instance_uid or "",
                     transfer_syntax_uid=transfer_syntax,
-                    implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-                    implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                    implementation_class_uid=self.implementation_class_uid,
+                    implementation_version_name=self.implementation_version_name,
                     source_ae_title=assoc.peer_ae_title,
                     sending_ae_title=assoc.peer_ae_title,
                     receiving_ae_title=self.ae_title,
@@ -147,31 +202,23 @@ class StoreService:
                     _discard_later(sink)
                     raise
                 sink.meta_length = len(meta)
-            sink.keep_head(self.storage.head_bytes)
+            early = None
             if self.hook() is not None or self.storage.streams:
-                sink.head_watcher = self._early(assoc, command, sink, transfer_syntax)
-            return sink
+                early = self._early(assoc, command, transfer_syntax)
+            return _Incoming(sink, scanner, early)
 
         return open_sink
 
     def _early(
-        self, assoc: Association, command: Command, sink: InstanceSink, transfer_syntax: str
-    ) -> Callable[[bytearray], Awaitable[None] | None]:
+        self, assoc: Association, command: Command, transfer_syntax: str
+    ) -> Callable[[_Incoming], Task]:
         """Decide the instance's place (checks, hook) as soon as the elements before Pixel Data have
         arrived, so a streaming backend can start; reading from the association pauses meanwhile."""
 
-        def watch(head: bytearray) -> Awaitable[None] | None:
-            parsed = read_leading_from(head, None, transfer_syntax, placement_only=self._placement_only())
-            if parsed is None:
-                return None
-            ds, offset = parsed
-            task = asyncio.ensure_future(
-                self._place(assoc, command, sink, ds, sink.meta_length + offset, transfer_syntax)
-            )
-            sink.state = task
-            return asyncio.ensure_future(_settled(task))
+        def start(incoming: _Incoming) -> Task:
+            return asyncio.ensure_future(self._place(assoc, command, incoming, transfer_syntax))
 
-        return watch
+        return start
 
     def _placement_only(self) -> bool:
         """Whether the four placing UIDs are all that is needed of the leading elements."""
@@ -194,51 +241,57 @@ class StoreService:
     async def handle(self, assoc: Association, message: DimseMessage) -> int:
         """Answer one C-STORE-RQ (its data set complete in ``message.dataset``); returns the status sent."""
         command = message.command
-        sink = message.dataset
+        incoming = message.dataset
         outcome: _Outcome
-        if message.error is not None or not isinstance(sink, InstanceSink):
+        if message.error is not None or not isinstance(incoming, _Incoming):
             error = message.error or StorageError("no data set received")
-            self.on_failure(error, f"storage failed: {error}", assoc, command.affected_sop_instance_uid)
-            outcome = _Outcome(Status.OUT_OF_RESOURCES, _comment(error))
-            if sink is not None:
-                await sink.abort()
+            outcome = self._failed(assoc, command, error)
+            if incoming is not None:
+                await incoming.abort()
         else:
             try:
-                outcome = await self._store(assoc, message, sink)
+                outcome = await self._store(assoc, message, incoming)
             except Exception as exc:  # never leave anything half-stored behind, never kill the association
-                await sink.abort()
-                log.exception("storing %s failed", command.affected_sop_instance_uid)
-                self.on_failure(exc, f"storage failed: {exc}", assoc, command.affected_sop_instance_uid)
-                outcome = _Outcome(Status.OUT_OF_RESOURCES, _comment(exc))
+                await incoming.abort()
+                outcome = self._failed(assoc, command, exc)
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
         return outcome.status
 
-    async def _store(self, assoc: Association, message: DimseMessage, sink: InstanceSink) -> _Outcome:
+    def _failed(self, assoc: Association, command: Command, error: BaseException) -> _Outcome:
+        """The answer to an instance that could not be received or stored, said without local paths."""
+        uid = command.affected_sop_instance_uid
+        if isinstance(error, DatasetParseError):
+            return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, f"malformed data set: {error}")
+        if isinstance(error, DimseError) and error.status is not None:
+            return self._refuse(assoc, command, error.status, str(error))
+        if isinstance(error, StorageError):
+            log.error("storing %s failed: %s", uid, error)
+        else:
+            log.exception("storing %s failed", uid, exc_info=error)
+        error = error if isinstance(error, Exception) else StorageError(str(error))
+        self.on_failure(error, f"storage failed: {error}", assoc, uid)
+        return _Outcome(Status.OUT_OF_RESOURCES, _comment(error))
+
+    async def _store(self, assoc: Association, message: DimseMessage, incoming: _Incoming) -> _Outcome:
         command = message.command
         transfer_syntax = assoc.accepted[message.context_id].transfer_syntax
-        early: asyncio.Future[_Placement | _Outcome] | None = sink.state
-        if early is not None:  # placed while the data set was arriving
-            decided = await early
+        scanner, sink = incoming.scanner, incoming.sink
+        try:
+            scanner.finish()
+        except DatasetParseError as exc:
+            await incoming.abort()
+            return self._failed(assoc, command, exc)
+        if incoming.placement is not None:  # placed while the data set was arriving
+            decided = await incoming.placement
         else:
-            parsed = read_leading_from(
-                sink.head,
-                sink.size - sink.meta_length,
-                transfer_syntax,
-                placement_only=self._placement_only(),
-            )
-            if parsed is None:  # the leading elements are longer than the copy kept in memory
-                with sink.reader() as fp:
-                    ds, pixel_offset = read_leading(fp, sink.meta_length, transfer_syntax)
-            else:
-                ds, pixel_offset = parsed[0], sink.meta_length + parsed[1]
-            decided = await self._place(assoc, command, sink, ds, pixel_offset, transfer_syntax)
+            decided = await self._place(assoc, command, incoming, transfer_syntax)
         if isinstance(decided, _Outcome):
             await sink.abort()
             return decided
         try:
             location = await sink.commit()
-        except FileExistsError as exc:
-            return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, str(exc))
+        except FileExistsError:
+            return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, "a copy exists already (kept)")
         p = decided
         instance = StoredInstance(
             location,
@@ -256,24 +309,28 @@ class StoreService:
         return _Outcome(status, "values coerced by the receiver" if p.coerced and status else None)
 
     async def _place(
-        self,
-        assoc: Association,
-        command: Command,
-        sink: InstanceSink,
-        ds: Dataset,
-        pixel_offset: int,
-        transfer_syntax: str,
+        self, assoc: Association, command: Command, incoming: _Incoming, transfer_syntax: str
     ) -> _Placement | _Outcome:
         """Decide where the instance goes (or why it is refused) and tell the sink."""
+        scanner = incoming.scanner
+        ds = scanner.placement() if self._placement_only() else None
+        if ds is None:
+            try:
+                ds = scanner.dataset()
+            except DatasetParseError as exc:
+                return self._failed(assoc, command, exc)
         decided = await self._decide(assoc, command, ds)
         if isinstance(decided, _Outcome):
             return decided
         leading = None
+        pixel_offset = (
+            -1 if scanner.prefix_length is None else incoming.sink.meta_length + scanner.prefix_length
+        )
         if decided.rewrite:  # only the elements before Pixel Data are written again
             if pixel_offset < 0:
                 raise StorageError("changing tags of a deflated data set is not supported")
             leading = await anyio.to_thread.run_sync(encode_leading, ds, transfer_syntax)
-        await sink.place(decided.relative_path, leading, pixel_offset)
+        await incoming.sink.place(decided.relative_path, leading, pixel_offset)
         return decided
 
     async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | _Outcome:
@@ -358,5 +415,16 @@ def _discard_later(sink: InstanceSink) -> None:
     task.add_done_callback(_pending.discard)
 
 
+async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
+    await first
+    await second
+
+
 def _comment(exc: BaseException) -> str:
-    return str(exc)[:_ERROR_COMMENT_LIMIT] or type(exc).__name__
+    """An Error Comment for a storage failure: the cause in a few words, never a local path."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"storage failed: {cause.strerror}"[:_ERROR_COMMENT_LIMIT]
+    return "storage failed"

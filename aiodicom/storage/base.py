@@ -10,8 +10,8 @@ which must leave nothing behind.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from collections.abc import Awaitable
+from typing import Protocol, runtime_checkable
 
 from aiodicom.errors import StorageError
 
@@ -50,44 +50,18 @@ class MemorySink:
 class InstanceSink(abc.ABC):
     """What the store services need of a backend's sink for one instance, whatever the backend.
 
-    It keeps a copy of the start of the data set (:attr:`head`) so that the leading elements can be parsed
-    while the rest arrives, and lets its owner look at each growth of that copy (:attr:`head_watcher`).
-    Once the owner knows where the instance goes it calls :meth:`place` (as early as it can: a streaming
-    backend starts uploading then), and finally :meth:`commit` or :meth:`abort`.
+    The owner writes the data set (after the file meta, when it writes one: :attr:`meta_length` bytes);
+    once it knows where the instance goes it calls :meth:`place` (as early as it can: a streaming backend
+    starts uploading then), and finally :meth:`commit` or :meth:`abort`.
     """
 
     def __init__(self) -> None:
-        self.size = 0
         self.meta_length = 0  # bytes of file meta written first, when the owner writes one
-        self.head = bytearray()  # the first bytes after the meta, kept to parse the leading elements
-        self._head_room = 0
-        #: Called with :attr:`head` each time it grows, until it returns an awaitable (which pauses the
-        #: association's reading until done) or is removed: the owner's early look at the leading elements.
-        self.head_watcher: Callable[[bytearray], Awaitable[None] | None] | None = None
-        self.state: Any = None  # what the owner learnt from the head (parsed leading elements...)
-
-    def keep_head(self, size: int) -> None:
-        """Keep a copy of the next ``size`` bytes written (the start of the data set) in :attr:`head`."""
-        self._head_room = size
-
-    def _watch_head(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
-        self.size += len(data)
-        if not self._head_room:
-            return None
-        piece = data[: self._head_room]
-        self.head += piece
-        self._head_room -= len(piece)
-        if self.head_watcher is None:
-            return None
-        pending = self.head_watcher(self.head)
-        if pending is not None or not self._head_room:
-            self.head_watcher = None
-        return pending
 
     @abc.abstractmethod
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
         """Take the next bytes (the caller's buffer is reused once this returns); an awaitable pauses the
-        association's reading until it is done. Implementations call :meth:`_watch_head` with the bytes."""
+        association's reading until it is done."""
 
     @abc.abstractmethod
     async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
@@ -96,10 +70,6 @@ class InstanceSink(abc.ABC):
         With ``leading``, the bytes from :attr:`meta_length` to ``leading_end`` (offsets in what was
         written) are replaced by ``leading``: the leading elements, changed by a hook.
         """
-
-    @abc.abstractmethod
-    def reader(self) -> BinaryIO:
-        """Everything written so far, from its first byte (to parse leading elements the head lacks)."""
 
     @abc.abstractmethod
     async def commit(self) -> str:
@@ -115,8 +85,6 @@ class Storage(Protocol):
 
     #: Whether sinks want their place before the data set is complete (to stream it out).
     streams: bool
-    #: Bytes at the start of each data set kept in memory to parse its leading elements.
-    head_bytes: int
 
     def open(self) -> InstanceSink: ...
 

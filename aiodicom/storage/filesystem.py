@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -59,12 +58,8 @@ class FileSink(InstanceSink):
         try:
             self._file.write(data)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.temp_path}: {exc.strerror or exc}") from exc
-        return self._watch_head(data)
-
-    def reader(self) -> BinaryIO:
-        self._file.flush()
-        return open(self.temp_path, "rb")
+            raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from exc
+        return None
 
     async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
         self._target = self.storage.out_dir / relative_path
@@ -158,9 +153,6 @@ class FilesystemStorage:
 
     #: Whether sinks need their place before the data set is complete (to stream it out).
     streams = False
-    #: Bytes at the start of each data set kept in memory to parse its leading elements without reading
-    #: the file back.
-    head_bytes = 64 * 1024
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
@@ -223,8 +223,6 @@ class S3Storage:
     """The S3 backend of StoreScp and GetScu: one client, part uploads capped across associations."""
 
     streams = True
-    #: Leading elements are almost always much smaller; longer ones are parsed from the whole data set.
-    head_bytes = 1 << 20
 
     def __init__(self, config: S3Config | Mapping[str, Any]) -> None:
         self.config = S3Config.from_value(config)
@@ -270,29 +268,17 @@ class S3Sink(InstanceSink):
             return None
         if self._error is not None:
             raise StorageError(f"S3 upload failed: {describe(self._error)}")
-        pending = self._watch_head(data)
         if self._spill is not None:
             self._spill.write(data)
-            return pending
+            return None
         self._buffer += data
         if self.key is None:
             if len(self._buffer) > self.storage.config.part_size:  # leading elements longer than a part
                 self._spill = tempfile.TemporaryFile()  # noqa: SIM115
                 self._spill.write(self._buffer)
                 self._buffer = bytearray()
-            return pending
-        flow = self._cut_parts()
-        if pending is not None and flow is not None:
-            return _both(pending, flow)
-        return pending or flow
-
-    def reader(self) -> BinaryIO:
-        if self._spill is not None:
-            self._spill.flush()
-            return os.fdopen(os.dup(self._spill.fileno()), "rb")
-        import io
-
-        return io.BytesIO(bytes(self._buffer))
+            return None
+        return self._cut_parts()
 
     async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
         self.key = self.storage.config.key(relative_path)

@@ -5,7 +5,10 @@ back events, writes whatever ``send()`` and ``data_to_send()`` return, closes th
 ``wants_close`` is set, and arms a timer at ``get_timer()`` that calls ``handle_timer(now)``. Every decision
 goes through :data:`aiodicom.ul.fsm.TRANSITIONS`; this module only carries out the actions.
 
-P-DATA-TF values are memoryviews into the receive buffer, valid until the next call that receives data.
+Received bytes cost memory only once they arrive: a PDU header is judged on its own (a PDU the state does not
+expect aborts at once, before its body), P-DATA-TF values stream out as :class:`PDVData` pieces as they come,
+however long the PDU, and only the other PDUs (capped) are buffered whole. The pieces are memoryviews into
+the receive buffer, valid until the next call that receives data.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from aiodicom.ul.pdu import (
     PDU,
     PDU_HEADER,
     PDU_HEADER_LENGTH,
+    PDV_HEADER,
     AAbort,
     AAssociateAC,
     AAssociateRJ,
@@ -27,21 +31,23 @@ from aiodicom.ul.pdu import (
     AReleaseRP,
     AReleaseRQ,
     PDataTF,
-    decode_pdata,
+    check_request_contexts,
     decode_pdu,
     encode_pdu,
 )
 
 #: Association PDUs are not bound by the advertised maximum length; they get this cap instead.
 ASSOCIATION_PDU_CAP = 1 << 20
-#: Without ``strict``, a P-DATA-TF larger than we advertised is tolerated up to this size.
-PDATA_HARD_CAP = 64 << 20
 #: Default time the requestor waits for the A-ASSOCIATE-AC/RJ, and ARTIM (PS3.8 9.1.5).
 DEFAULT_ACSE_TIMEOUT = 30.0
 DEFAULT_ARTIM_TIMEOUT = 30.0
 
-_MIN_BUFFER = 256 * 1024
-_BUFFER_BUDGET = 64 * 1024  # free space below which the buffer is compacted before the next read
+#: The receive buffer starts this small (what a connection that has not associated yet costs) and doubles
+#: each time a read fills it, up to _STREAM_BUFFER while P-DATA streams, or to the size of the
+#: association PDU being received (capped): it grows with what arrives, never with what a header declares.
+_FIRST_BUFFER = 4096
+_STREAM_BUFFER = 256 * 1024
+_MIN_FREE = 1024  # free space below which the buffer is compacted (or grown) before the next read
 
 _PDU_EVENTS: dict[type, Event] = {
     AAssociateAC: Event.EVT3,
@@ -52,6 +58,26 @@ _PDU_EVENTS: dict[type, Event] = {
     AReleaseRP: Event.EVT13,
     AAbort: Event.EVT16,
 }
+_EVENT_OF_TYPE: dict[int, Event] = {
+    _pdu.A_ASSOCIATE_RQ: Event.EVT6,
+    _pdu.A_ASSOCIATE_AC: Event.EVT3,
+    _pdu.A_ASSOCIATE_RJ: Event.EVT4,
+    _pdu.P_DATA_TF: Event.EVT10,
+    _pdu.A_RELEASE_RQ: Event.EVT12,
+    _pdu.A_RELEASE_RP: Event.EVT13,
+    _pdu.A_ABORT: Event.EVT16,
+}
+_NAME_OF_TYPE = {
+    _pdu.A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
+    _pdu.A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
+    _pdu.A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
+    _pdu.P_DATA_TF: "P-DATA-TF",
+    _pdu.A_RELEASE_RQ: "A-RELEASE-RQ",
+    _pdu.A_RELEASE_RP: "A-RELEASE-RP",
+    _pdu.A_ABORT: "A-ABORT",
+}
+#: Actions taken on a PDU's header alone: what they do does not depend on the PDU's body.
+_ON_HEADER = frozenset({Action.AA_1, Action.AA_8})
 _SEND_EVENTS: dict[type, Event] = {
     AAssociateRQ: Event.EVT1,
     AAssociateAC: Event.EVT7,
@@ -89,7 +115,22 @@ class AssociationRequestRefused:
     rejection: AAssociateRJ
 
 
-ConnectionEvent = PDU | ProviderAbort | ReleaseComplete | AssociationRequestRefused
+@dataclass(frozen=True, slots=True)
+class PDVData:
+    """Bytes of a presentation data value, as they arrived (P-DATA indication, streamed).
+
+    A PDV's value may come in several pieces, in order; ``is_last`` is set on the final piece of a PDV
+    whose message control header says "last fragment". ``data`` is a memoryview into the receive buffer,
+    valid until the next call that receives data.
+    """
+
+    context_id: int
+    is_command: bool
+    is_last: bool
+    data: memoryview
+
+
+ConnectionEvent = PDU | PDVData | ProviderAbort | ReleaseComplete | AssociationRequestRefused
 Buffers = list[bytes | bytearray | memoryview]
 
 
@@ -126,10 +167,17 @@ class Connection:
         self._outgoing: Buffers = []
         self._pending_rq: bytes | None = None
         self._discard = False  # after a framing error the byte stream has no PDU boundaries left
-        self._buffer_size = max(_MIN_BUFFER, 2 * (max_pdu_length + PDU_HEADER_LENGTH))
-        self._buf = bytearray(self._buffer_size)
+        self._buf = bytearray(_FIRST_BUFFER)
         self._start = 0
         self._end = 0
+        self._filled = False  # the last read filled the buffer: more is coming, so grow it
+        self._whole = 0  # bytes of the association PDU being buffered whole (header included), or 0
+        self._body_left = 0  # bytes left of the P-DATA-TF body being streamed or of a body being skipped
+        self._skipping = False  # the body being passed over is ignored (AA-6, or after an abort)
+        self._pdv_left = 0  # bytes left of the PDV value being streamed
+        self._pdv_context = 0
+        self._pdv_command = False
+        self._pdv_last = False
 
     @property
     def requestor(self) -> bool:
@@ -227,23 +275,40 @@ class Connection:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable view where the transport puts received bytes (``BufferedProtocol.get_buffer``)."""
+        buf = self._buf
         if self._start == self._end:
             self._start = self._end = 0
-            if len(self._buf) > self._buffer_size:
-                self._buf = bytearray(self._buffer_size)  # give back the room a large PDU needed
-        needed = self._needed()
-        if len(self._buf) - self._start < needed:
-            grown = bytearray(needed)  # never resize: older memoryviews may still be around
-            grown[: self._end - self._start] = self._buf[self._start : self._end]
-            self._buf, self._end, self._start = grown, self._end - self._start, 0
-        elif len(self._buf) - self._end < _BUFFER_BUDGET and self._start > 0:
-            size = self._end - self._start
-            self._buf[:size] = self._buf[self._start : self._end]
-            self._start, self._end = 0, size
-        return memoryview(self._buf)[self._end :]
+            if len(buf) > _STREAM_BUFFER and not self._whole:
+                self._buf = buf = bytearray(_STREAM_BUFFER)  # give back the room a large PDU needed
+        free = len(buf) - self._end
+        if free >= _MIN_FREE and not (self._filled and self._can_grow()):
+            return memoryview(buf)[self._end :]
+        size = self._end - self._start
+        target = len(buf)
+        if self._filled or len(buf) - size < _MIN_FREE:
+            target = max(target, min(2 * target, self._growth_limit()), size + _MIN_FREE)
+        if target > len(buf):
+            grown = bytearray(target)  # never resize: older memoryviews may still be around
+            grown[:size] = buf[self._start : self._end]
+            self._buf = buf = grown
+        elif self._start:
+            buf[:size] = buf[self._start : self._end]
+        self._start, self._end = 0, size
+        self._filled = False
+        return memoryview(buf)[size:]
+
+    def _growth_limit(self) -> int:
+        """The size the buffer may reach now: the association PDU being buffered, or the streaming size."""
+        if self._whole:
+            return self._whole
+        return _STREAM_BUFFER if self.established else _FIRST_BUFFER
+
+    def _can_grow(self) -> bool:
+        return len(self._buf) < self._growth_limit()
 
     def buffer_updated(self, nbytes: int, now: float) -> list[ConnectionEvent]:
         """``nbytes`` were written into the view of :meth:`get_buffer`; returns the events they complete."""
+        self._filled = self._end + nbytes == len(self._buf)
         self._end += nbytes
         return self._parse(now)
 
@@ -259,47 +324,140 @@ class Connection:
             events.extend(self.buffer_updated(n, now))
         return events
 
-    def _needed(self) -> int:
-        """Room needed from ``_start`` to hold the PDU being received (its declared length is checked)."""
-        have = self._end - self._start
-        if have < PDU_HEADER_LENGTH or self._discard:
-            return PDU_HEADER_LENGTH
-        _, length = PDU_HEADER.unpack_from(self._buf, self._start)
-        return PDU_HEADER_LENGTH + int(length)
-
     def _parse(self, now: float) -> list[ConnectionEvent]:
         events: list[ConnectionEvent] = []
         buf = self._buf
-        while not self._discard and self._end - self._start >= PDU_HEADER_LENGTH:
+        while not self._discard:
+            avail = self._end - self._start
+            if self._body_left:
+                if not avail:
+                    break
+                if self._skipping:
+                    n = min(avail, self._body_left)
+                    self._start += n
+                    self._body_left -= n
+                    self._skipping = self._body_left > 0
+                    continue
+                if not self._pdata(buf, avail, events, now):
+                    break
+                continue
+            if avail < PDU_HEADER_LENGTH:
+                break
             pdu_type, length = PDU_HEADER.unpack_from(buf, self._start)
+            if not self._whole:
+                try:
+                    self._check_header(pdu_type, length)
+                except ProtocolError as exc:
+                    self._discard = True
+                    events.extend(self._fault(exc, now))
+                    break
+                if self._on_header(pdu_type, length, events, now):
+                    continue
+                self._whole = PDU_HEADER_LENGTH + length
+            if avail < self._whole:
+                break  # an association PDU (capped) is buffered whole: the buffer grows as it arrives
+            end = self._start + self._whole
+            self._whole = 0
+            view = memoryview(buf)[self._start : end]
             try:
-                self._check_header(pdu_type, length)
-            except ProtocolError as exc:
-                self._discard = True
-                events.extend(self._fault(exc, now))
-                break
-            end = self._start + PDU_HEADER_LENGTH + length
-            if end > self._end:
-                break
-            try:
-                if pdu_type == _pdu.P_DATA_TF:
-                    pdu: PDU = decode_pdata(memoryview(buf)[self._start + PDU_HEADER_LENGTH : end])
-                else:
-                    pdu = decode_pdu(memoryview(buf)[self._start : end])
+                if pdu_type == _pdu.A_ASSOCIATE_RQ:
+                    check_request_contexts(view)
+                pdu = decode_pdu(view)
+                _check_parameters(pdu)
             except ProtocolError as exc:
                 self._start = end
                 events.extend(self._fault(exc, now))
                 continue
             self._start = end
-            if self.state is State.STA1:
-                continue  # the connection is over; late bytes mean nothing
             event = _PDU_EVENTS[type(pdu)]
             action = transition(self.state, event)
             if action is not None:
                 events.extend(self._run(action, event, pdu, now))
         if self._discard:
             self._start = self._end = 0
+            self._whole = self._body_left = self._pdv_left = 0
         return events
+
+    def _on_header(self, pdu_type: int, length: int, events: list[ConnectionEvent], now: float) -> bool:
+        """Act on a PDU header when the body is not needed: True when the body is taken care of (streamed,
+        skipped), False when the PDU must be buffered whole first."""
+        if self.state is State.STA1:  # the connection is over; late bytes mean nothing
+            self._skip(length)
+            return True
+        event = _EVENT_OF_TYPE[pdu_type]
+        action = transition(self.state, event)
+        if pdu_type == _pdu.P_DATA_TF and action in (Action.DT_2, Action.AR_6):
+            self._start += PDU_HEADER_LENGTH
+            self._body_left = length
+            self._pdv_left = 0
+            self.state = next_state(action, requestor=self.requestor)  # DT-2/AR-6: the pieces follow
+            return True
+        if action is None or action is Action.AA_6:
+            self._skip(length)  # ignored, as the table says: its body is passed over, never buffered
+            return True
+        if action in _ON_HEADER:
+            name = _NAME_OF_TYPE[pdu_type]
+            fault = ProtocolError(
+                f"unexpected {name} in state {self.state.value} ({self.state.description})",
+                AbortReason.UNEXPECTED_PDU,
+            )
+            self._skip(length)
+            events.extend(self._run(action, event, fault, now))
+            return True
+        return False
+
+    def _skip(self, length: int) -> None:
+        self._start += PDU_HEADER_LENGTH
+        self._body_left = length
+        self._skipping = True
+
+    def _pdata(self, buf: bytearray, avail: int, events: list[ConnectionEvent], now: float) -> bool:
+        """Stream the P-DATA-TF body being received: PDV headers, then value pieces as they arrive.
+
+        Returns False when more bytes are needed."""
+        if self._pdv_left:
+            n = min(avail, self._pdv_left)
+            start = self._start
+            self._start = start + n
+            self._pdv_left -= n
+            self._body_left -= n
+            last = self._pdv_last and not self._pdv_left
+            events.append(
+                PDVData(self._pdv_context, self._pdv_command, last, memoryview(buf)[start : start + n])
+            )
+            return True
+        if avail < 6 and self._body_left >= 6:
+            return False
+        try:
+            if self._body_left < 6:
+                raise ProtocolError(
+                    "P-DATA-TF has a truncated PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE
+                )
+            length, context_id, control = PDV_HEADER.unpack_from(buf, self._start)
+            if length < 2 or length + 4 > self._body_left:
+                raise ProtocolError(
+                    f"PDV item length {length} does not fit its P-DATA-TF",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+            if context_id % 2 == 0:
+                raise ProtocolError(
+                    f"PDV for presentation context {context_id}, which is not odd",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+        except ProtocolError as exc:
+            self._discard = True
+            events.extend(self._fault(exc, now))
+            return False
+        # bits 2-7 of the message control header are reserved: not checked (PS3.8 E.2)
+        self._start += 6
+        self._body_left -= 6
+        self._pdv_left = length - 2
+        self._pdv_context = context_id
+        self._pdv_command = bool(control & 1)
+        self._pdv_last = bool(control & 2)
+        if not self._pdv_left and self._pdv_last:  # an empty last fragment still ends the message
+            events.append(PDVData(context_id, self._pdv_command, True, memoryview(b"")))
+        return True
 
     def _check_header(self, pdu_type: int, length: int) -> None:
         if pdu_type == _pdu.P_DATA_TF:
@@ -308,15 +466,17 @@ class Connection:
                     f"P-DATA-TF of {length} bytes exceeds our maximum length ({self.max_pdu_length})",
                     AbortReason.INVALID_PDU_PARAMETER_VALUE,
                 )
-            if length > PDATA_HARD_CAP:
-                raise ProtocolError(
-                    f"P-DATA-TF of {length} bytes exceeds the {PDATA_HARD_CAP}-byte limit",
-                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                )
+            if length == 0:
+                raise ProtocolError("P-DATA-TF carries no PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE)
         elif _pdu.A_ASSOCIATE_RQ <= pdu_type <= _pdu.A_ABORT:
             if length > ASSOCIATION_PDU_CAP:
                 raise ProtocolError(
                     f"PDU type 0x{pdu_type:02X} of {length} bytes exceeds the limit ({ASSOCIATION_PDU_CAP})",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+            if pdu_type >= _pdu.A_ASSOCIATE_RJ and length != 4:
+                raise ProtocolError(
+                    f"PDU type 0x{pdu_type:02X} has length {length}, not 4",
                     AbortReason.INVALID_PDU_PARAMETER_VALUE,
                 )
         else:
@@ -395,8 +555,7 @@ class Connection:
                 assert isinstance(arg, PDataTF)
                 self._write(encode_pdu(arg))
             case Action.DT_2 | Action.AR_6:
-                assert isinstance(arg, PDataTF)
-                events.append(arg)
+                pass  # taken on the P-DATA-TF header: its PDVs stream out as PDVData (see _on_header)
             case Action.AR_1:
                 self._write(encode_pdu(AReleaseRQ()))
             case Action.AR_2:
@@ -460,6 +619,17 @@ class Connection:
                 events.append(ProviderAbort(reason, message, True))
         self.state = next_state(action, requestor=self.requestor, acceptable=acceptable)
         return events
+
+
+def _check_parameters(pdu: PDU) -> None:
+    """What a decoded association PDU may not carry although it parses: a maximum length of 1-6 bytes,
+    which no PDV fits (0 means unlimited)."""
+    if isinstance(pdu, AAssociateRQ | AAssociateAC):
+        max_length = pdu.user_information.max_length
+        if max_length is not None and 0 < max_length <= 6:
+            raise ProtocolError(
+                f"maximum PDU length {max_length} cannot carry a PDV", AbortReason.INVALID_PDU_PARAMETER_VALUE
+            )
 
 
 def _describe_fault(arg: object, state: State) -> str:

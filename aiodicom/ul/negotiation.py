@@ -9,6 +9,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from aiodicom.uids import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    TRANSFER_SYNTAXES,
+    UNCOMPRESSED_TRANSFER_SYNTAXES,
+    VERIFICATION_SOP_CLASS,
+)
 from aiodicom.ul.items import (
     DICOM_APPLICATION_CONTEXT,
     AsyncOperationsWindow,
@@ -20,20 +30,26 @@ from aiodicom.ul.items import (
 )
 from aiodicom.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
 
-#: Our implementation class UID (PS3.7 D.3.3.2), under the UUID-derived ``2.25.`` root.
-IMPLEMENTATION_CLASS_UID = "2.25.263611565932437277038073814110543958642"
-#: Our implementation version name: at most 16 characters.
-IMPLEMENTATION_VERSION_NAME = "AIODICOM_010"
+__all__ = [
+    "EXPLICIT_VR_BIG_ENDIAN",
+    "EXPLICIT_VR_LITTLE_ENDIAN",
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
+    "IMPLICIT_VR_LITTLE_ENDIAN",
+    "UNCOMPRESSED_TRANSFER_SYNTAXES",
+    "VERIFICATION_SOP_CLASS",
+    "AcceptedContext",
+    "ContextPolicy",
+    "accept",
+    "accepted_contexts",
+    "check_request",
+    "negotiated_max_pdu",
+    "propose_contexts",
+    "user_information",
+]
 
-VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-UNCOMPRESSED_TRANSFER_SYNTAXES = (
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
-    EXPLICIT_VR_BIG_ENDIAN,
-)
+#: The longest value a user-information item can carry (its length field is 16 bits).
+_USER_INFORMATION_MAX = 0xFFFF
 
 #: A-ASSOCIATE-RJ values (PS3.8 Table 9-21)
 REJECTED_PERMANENT = 1
@@ -65,15 +81,20 @@ class AcceptedContext:
 
 @dataclass(frozen=True, slots=True)
 class ContextPolicy:
-    """What an acceptor accepts: abstract syntaxes (None = any) and transfer syntaxes in our preference
-    order (None = any, taking the requestor's first proposal).
+    """What an acceptor accepts.
 
-    ``scp_role_classes`` are SOP classes for which the requestor may also act as SCP (None = any).
+    ``abstract_syntaxes``: None = any. ``transfer_syntaxes``: in our preference order; None = any transfer
+    syntax that DICOM defines (PS3.6 Table A-1), taking the requestor's first such proposal. A private
+    transfer syntax is accepted only when listed, in ``transfer_syntaxes`` or ``extra_transfer_syntaxes``
+    (accepted in any mode, after the others). Role selection (PS3.7 D.3.3.4): the requestor may act as
+    SCU of ``scu_role_classes`` (None = any) and as SCP of ``scp_role_classes`` (None = any).
     """
 
     abstract_syntaxes: frozenset[str] | None = None
     transfer_syntaxes: tuple[str, ...] | None = None
     scp_role_classes: frozenset[str] | None = frozenset()
+    scu_role_classes: frozenset[str] | None = None
+    extra_transfer_syntaxes: tuple[str, ...] = ()
 
     def choose(self, proposed: PresentationContextRQ) -> PresentationContextAC:
         """The acceptor's answer for one proposed context (PS3.8 9.3.3.2)."""
@@ -82,19 +103,25 @@ class ContextPolicy:
             self.abstract_syntaxes is not None and proposed.abstract_syntax not in self.abstract_syntaxes
         ):
             return PresentationContextAC(cid, PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED, None)
-        if not proposed.transfer_syntaxes:
-            return PresentationContextAC(cid, PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED, None)
         ours = self.transfer_syntaxes
         if proposed.abstract_syntax == VERIFICATION_SOP_CLASS and ours is not None:
             ours = ours + tuple(ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts not in ours)
         if ours is None:
-            return PresentationContextAC(
-                cid, PresentationContextResult.ACCEPTANCE, proposed.transfer_syntaxes[0]
-            )
-        for ts in ours:
-            if ts in proposed.transfer_syntaxes:
-                return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, ts)
+            for ts in proposed.transfer_syntaxes:
+                if ts in TRANSFER_SYNTAXES or ts in self.extra_transfer_syntaxes:
+                    return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, ts)
+        else:
+            for ts in ours + self.extra_transfer_syntaxes:
+                if ts in proposed.transfer_syntaxes:
+                    return PresentationContextAC(cid, PresentationContextResult.ACCEPTANCE, ts)
         return PresentationContextAC(cid, PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED, None)
+
+    def roles(self, proposed: RoleSelection) -> RoleSelection:
+        """The roles granted for a proposed role selection: 1 for each one granted, 0 for each turned down."""
+        uid = proposed.sop_class_uid
+        scu = proposed.scu_role and (self.scu_role_classes is None or uid in self.scu_role_classes)
+        scp = proposed.scp_role and (self.scp_role_classes is None or uid in self.scp_role_classes)
+        return RoleSelection(uid, scu, scp)
 
 
 def user_information(
@@ -103,12 +130,14 @@ def user_information(
     role_selections: Iterable[RoleSelection] = (),
     async_ops_window: AsyncOperationsWindow | None = None,
     user_identity: object = None,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> UserInformation:
     """The user-information item we send: maximum length and our implementation identification always."""
     return UserInformation.build(
         max_length=max_pdu_length,
-        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        implementation_class_uid=implementation_class_uid,
+        implementation_version_name=implementation_version_name,
         async_ops_window=async_ops_window,
         role_selections=tuple(role_selections),
         user_identity=user_identity,  # type: ignore[arg-type]
@@ -129,25 +158,58 @@ def propose_contexts(
 
 
 def accept(
-    rq: AAssociateRQ, policy: ContextPolicy, *, max_pdu_length: int
+    rq: AAssociateRQ,
+    policy: ContextPolicy,
+    *,
+    max_pdu_length: int,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> tuple[AAssociateAC, dict[int, AcceptedContext]]:
-    """The acceptor's A-ASSOCIATE-AC for ``rq`` and the contexts it accepted, by context ID."""
-    answers = tuple(policy.choose(pc) for pc in rq.presentation_contexts)
+    """The acceptor's A-ASSOCIATE-AC for ``rq`` and the contexts it accepted, by context ID.
+
+    Role selection is answered per SOP class; a SOP class for which the requestor would be left with no
+    role has every context of its abstract syntax rejected (user rejection). When the answers would not
+    fit the user-information item (a request can fill it legally), the role answers that do not fit are
+    left out: the default roles then apply to those SOP classes.
+    """
     proposed_roles = {r.sop_class_uid: r for r in rq.user_information.role_selections}
-    role_answers: list[RoleSelection] = []
-    for uid, role in proposed_roles.items():
-        scp_ok = policy.scp_role_classes is None or uid in policy.scp_role_classes
-        role_answers.append(RoleSelection(uid, role.scu_role, role.scp_role and scp_ok))
-    replied = {r.sop_class_uid: r for r in role_answers}
-    window = AsyncOperationsWindow(1, 1) if rq.user_information.async_ops_window is not None else None
-    ac = AAssociateAC(
-        rq.called_ae_title,
-        rq.calling_ae_title,
-        answers,
-        user_information(max_pdu_length, role_selections=role_answers, async_ops_window=window),
+    role_answers = [policy.roles(role) for role in proposed_roles.values()]
+    no_role = {r.sop_class_uid for r in role_answers if not r.scu_role and not r.scp_role}
+    answers = tuple(
+        PresentationContextAC(pc.context_id, PresentationContextResult.USER_REJECTION, None)
+        if pc.abstract_syntax in no_role
+        else policy.choose(pc)
+        for pc in rq.presentation_contexts
     )
+    window = AsyncOperationsWindow(1, 1) if rq.user_information.async_ops_window is not None else None
+
+    def info(roles: Sequence[RoleSelection]) -> UserInformation:
+        return user_information(
+            max_pdu_length,
+            role_selections=roles,
+            async_ops_window=window,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
+        )
+
+    fixed = _encoded_length(info(()))
+    room, kept = _USER_INFORMATION_MAX - fixed, 0
+    for answer in role_answers:
+        room -= 8 + len(answer.sop_class_uid)  # sub-item header, UID length, the UID, two role bytes
+        if room < 0:
+            break
+        kept += 1
+    role_answers = role_answers[:kept]
+    ac = AAssociateAC(rq.called_ae_title, rq.calling_ae_title, answers, info(role_answers))
+    replied = {r.sop_class_uid: r for r in role_answers}
     abstract = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts}
     return ac, _accepted(answers, abstract, replied, proposed_roles)
+
+
+def _encoded_length(info: UserInformation) -> int:
+    out = bytearray()
+    info.encode(out)
+    return len(out) - 4
 
 
 def accepted_contexts(rq: AAssociateRQ, ac: AAssociateAC) -> dict[int, AcceptedContext]:
@@ -192,7 +254,12 @@ def check_request(
     require_called_ae_title: bool = False,
     allowed_calling_ae_titles: Collection[str] | None = None,
 ) -> AAssociateRJ | None:
-    """The service-user checks of an A-ASSOCIATE-RQ: an A-ASSOCIATE-RJ to send, or None to go on."""
+    """The service-user checks of an A-ASSOCIATE-RQ: an A-ASSOCIATE-RJ to send, or None to go on.
+
+    A request without any presentation context cannot be served: rejected permanently, no reason given.
+    """
+    if not rq.presentation_contexts:
+        return AAssociateRJ(REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_NO_REASON)
     if rq.application_context_name != DICOM_APPLICATION_CONTEXT:
         return AAssociateRJ(REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_APPLICATION_CONTEXT_NOT_SUPPORTED)
     if require_called_ae_title and rq.called_ae_title != ae_title:

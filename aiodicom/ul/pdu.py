@@ -35,9 +35,10 @@ A_ABORT = 0x07
 
 PDU_HEADER = struct.Struct(">BxI")
 PDU_HEADER_LENGTH = 6
-_PDV_HEADER = struct.Struct(">IBB")
+PDV_HEADER = struct.Struct(">IBB")
 _PDATA_SINGLE = struct.Struct(">BxIIBB")
 _ASSOC_FIXED = struct.Struct(">Hxx16s16s32x")
+_ITEM_HEADER = struct.Struct(">BxH")
 
 
 def _ae(value: memoryview) -> str:
@@ -146,7 +147,7 @@ def encode_pdu(pdu: PDU) -> bytes:
         parts = []
         for pdv in pdu.pdvs:
             control = (1 if pdv.is_command else 0) | (2 if pdv.is_last else 0)
-            parts.append(_PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, control))
+            parts.append(PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, control))
             parts.append(bytes(pdv.data))
         body = b"".join(parts)
         return PDU_HEADER.pack(P_DATA_TF, len(body)) + body
@@ -234,7 +235,7 @@ def decode_pdata(body: memoryview) -> PDataTF:
     while offset < end:
         if end - offset < 6:
             raise ProtocolError("P-DATA-TF has a truncated PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE)
-        length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
+        length, context_id, control = PDV_HEADER.unpack_from(body, offset)
         if length < 2 or offset + 4 + length > end:
             raise ProtocolError(
                 f"PDV item length {length} does not fit its P-DATA-TF",
@@ -288,6 +289,31 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     if pdu_type == A_ABORT:
         return AAbort(body[2], body[3])
     return AReleaseRQ() if pdu_type == A_RELEASE_RQ else AReleaseRP()
+
+
+#: At most 128 presentation contexts fit an association: their IDs are the odd numbers 1-255 (PS3.8 9.3.2.2).
+MAX_PRESENTATION_CONTEXTS = 128
+
+
+def check_request_contexts(data: bytes | bytearray | memoryview) -> None:
+    """Refuse, before decoding it, an A-ASSOCIATE-RQ (a whole PDU) whose presentation context IDs are
+    even, repeated or more than 128: only the item headers are read, so a request with tens of
+    thousands of contexts costs little. Raises :class:`ProtocolError` (invalid PDU parameter value)."""
+    view = memoryview(data)
+    offset, end = PDU_HEADER_LENGTH + _ASSOC_FIXED.size, len(view)
+    seen: set[int] = set()
+    while offset + 4 <= end:
+        item_type, length = _ITEM_HEADER.unpack_from(view, offset)
+        if item_type == PRESENTATION_CONTEXT_RQ and length >= 1 and offset + 4 < end:
+            context_id = view[offset + 4]
+            if context_id % 2 == 0 or context_id in seen:
+                what = "an even" if context_id % 2 == 0 else "a repeated"
+                raise ProtocolError(
+                    f"A-ASSOCIATE-RQ has {what} presentation context ID ({context_id})",
+                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                )
+            seen.add(context_id)
+        offset += 4 + length
 
 
 def describe(pdu: PDU) -> str:

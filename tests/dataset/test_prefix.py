@@ -320,29 +320,52 @@ def test_group_0002_between_elements() -> None:
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "image_dfl.dcm", "rtplan.dcm", "MR_small_bigendian.dcm"])
-def test_limit(name: str) -> None:
+def test_limit_ends_the_leading_part_at_the_element_that_crosses_it(name: str) -> None:
     sample = load(name)
     check(sample, scan(sample, [4096], limit=sample.pixel_start))
     for size in (1, 4096, 1 << 30):
-        with pytest.raises(DatasetParseError, match="leading elements larger than"):
-            scan(sample, [size], limit=sample.pixel_start - 1)
+        scanner = scan(sample, [size], limit=sample.pixel_start - 1)
+        assert scanner.complete and len(scanner.prefix) < sample.pixel_start
+        assert sample.plain.startswith(scanner.prefix)
+        assert strip_group_0002(scanner.prefix, sample.transfer_syntax) == scanner.prefix  # whole elements
+        whole = LeadingElements(sample.transfer_syntax, limit=sample.pixel_start - 1, whole=True)
+        for chunk in chunks(sample.body, [size]):
+            whole.feed(chunk)
+        assert whole.finish() and whole.prefix == scanner.prefix
 
 
-def test_limit_is_checked_before_the_bytes_arrive() -> None:
-    header = struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, 100 << 20)  # a 100 MB encapsulated document
-    scanner = LeadingElements(SYNTAXES["explicit"])
-    with pytest.raises(DatasetParseError, match="larger than"):
-        scanner.feed(header)
+def test_a_large_element_before_pixel_data_is_walked_not_kept() -> None:
+    # a 100 MB encapsulated document: the leading part ends before it, and its bytes are never copied
+    header = struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, 100 << 20)
+    first = explicit_le(0x0008, 0x0018, b"UI", b"1.2.3\x00")
+    scanner = LeadingElements(SYNTAXES["explicit"], whole=True)
+    assert scanner.feed(first + header)
+    assert scanner.prefix == first and scanner.prefix_length == len(first)
+    tracemalloc.start()
+    try:
+        for _ in range(100):
+            scanner.feed(bytes(1 << 20))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 << 20
+    assert scanner.finish()
 
 
-def test_deflate_bomb_is_bounded() -> None:
+def test_deflate_bomb_is_refused_and_bounded() -> None:
     bomb = zlib.compressobj(wbits=-15)
-    header = struct.pack("<HH2sHI", 0x0009, 0x1010, b"UN", 0, UNDEFINED)  # an unending sequence
-    data = bomb.compress(header + bytes(64 << 20)) + bomb.flush()
-    scanner = LeadingElements(SYNTAXES["deflated"], limit=1 << 20)
-    with pytest.raises(DatasetParseError):
-        scanner.feed(data)
-    assert len(scanner._walker.buf) < 3 << 20
+    header = struct.pack("<HH2sHI", 0x0009, 0x1010, b"UN", 0, 256 << 20)  # a long value of zeros
+    data = bomb.compress(explicit_le(0x0008, 0x0018, b"UI", b"1.2\x00") + header + bytes(256 << 20))
+    data += bomb.flush()
+    assert len(data) < 1 << 20
+    scanner = LeadingElements(SYNTAXES["deflated"], whole=True, max_inflated_size=16 << 20)
+    started = time.perf_counter()
+    with pytest.raises(DatasetParseError, match="inflates past"):
+        for chunk in chunks(data, [64 << 10]):
+            scanner.feed(chunk)
+    assert time.perf_counter() - started < 2.0
+    assert scanner.inflated <= (16 << 20) + (64 << 10)
+    assert len(scanner._walker.buf) < 1 << 20
 
 
 def test_truncated_inside_a_sequence() -> None:
@@ -463,3 +486,159 @@ def test_speed(capsys: pytest.CaptureFixture[str]) -> None:
             f"scan {scan_us:.1f} us, dataset() {parse_us:.1f} us"
         )
     assert scan_us < 5000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the whole data set: proven whole, or refused
+
+
+def check_whole(syntax: str, body: bytes, sizes: list[int]) -> LeadingElements:
+    scanner = LeadingElements(syntax, whole=True)
+    for chunk in chunks(body, sizes):
+        scanner.feed(chunk)
+    assert scanner.finish()
+    return scanner
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(NAMES), sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=8))
+def test_every_sample_is_whole_in_any_chunking(name: str, sizes: list[int]) -> None:
+    sample = load(name)
+    scanner = check_whole(sample.transfer_syntax, sample.body, sizes)
+    assert scanner.prefix == sample.plain[: sample.pixel_start]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "image_dfl.dcm"])
+def test_a_sample_cut_inside_its_last_element_is_refused(name: str) -> None:
+    sample = load(name)
+    body = sample.body
+    for cut in sorted({len(body) - 1, len(body) - 2, (sample.pixel_start + len(body)) // 2}):
+        if not 0 < cut < len(body):
+            continue
+        for size in (7, 4096, 1 << 30):
+            scanner = LeadingElements(sample.transfer_syntax, whole=True)
+            with pytest.raises(DatasetParseError, match="truncated"):
+                for chunk in chunks(body[:cut], [size]):
+                    scanner.feed(chunk)
+                scanner.finish()
+
+
+def test_a_deflated_sample_cut_short_is_refused() -> None:
+    sample = load("image_dfl.dcm")
+    for cut in (len(sample.body) // 2, len(sample.body) - 9):
+        scanner = LeadingElements(sample.transfer_syntax, whole=True)
+        with pytest.raises(DatasetParseError):
+            scanner.feed(sample.body[:cut])
+            scanner.finish()
+
+
+def item(value: bytes) -> bytes:
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(value)) + value
+
+
+HEAD_LE = explicit_le(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.7\x00") + explicit_le(
+    0x0008, 0x0018, b"UI", b"1.2.3.4\x00"
+)
+ENCAPSULATED = (
+    struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, UNDEFINED)
+    + item(struct.pack("<II", 0, 10))  # a basic offset table
+    + item(b"\xff\xd8" + bytes(8))
+    + item(bytes(6) + b"\xff\xd9")
+    + SEQ_END_LE
+)
+PADDING = struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, 4) + bytes(4)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        HEAD_LE + ENCAPSULATED,
+        HEAD_LE + ENCAPSULATED + PADDING,
+        HEAD_LE + explicit_le(0x7FE0, 0x0010, b"OW", bytes(1000)) + PADDING,
+        nested_explicit() + PIXELS_LE,
+        HEAD_LE,
+        b"",
+    ],
+    ids=["encapsulated", "encapsulated+padding", "native+padding", "nested", "no pixel data", "empty"],
+)
+def test_whole_data_sets_pass(body: bytes) -> None:
+    for size in (1, 5, 4096):
+        check_whole(SYNTAXES["explicit"], body, [size])
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (HEAD_LE + ENCAPSULATED[:-8], "truncated inside encapsulated Pixel Data of \\(7FE0,0010\\)"),
+        (HEAD_LE + ENCAPSULATED[:-12], "truncated"),
+        (
+            HEAD_LE + ENCAPSULATED[:12] + struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + ENCAPSULATED[12:],
+            "\\(FFFE,E00D\\) in encapsulated Pixel Data",
+        ),
+        (
+            HEAD_LE + ENCAPSULATED[:12] + explicit_le(0x0008, 0x0060, b"CS", b"CT") + ENCAPSULATED[12:],
+            "\\(0008,0060\\) in encapsulated Pixel Data",
+        ),
+        (
+            HEAD_LE + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, UNDEFINED) + ITEM_LE + SEQ_END_LE,
+            "fragment of undefined length",
+        ),
+        (
+            HEAD_LE + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, 1 << 20) + bytes(100),
+            "1048476 bytes past",
+        ),
+        (HEAD_LE + PIXELS_LE + b"\x00\x01\x02", "3 bytes after the last element"),
+        (undefined_sq_le(0x0008, 0x1115, ITEM_LE)[:-8] + PIXELS_LE, "truncated inside"),
+        (struct.pack("<HH2sHI", 0x0008, 0x1115, b"SQ", 0, UNDEFINED) + ITEM_LE, "inside an item"),
+        (HEAD_LE + PIXELS_LE + SEQ_END_LE, "\\(FFFE,E0DD\\) outside a sequence"),
+    ],
+    ids=[
+        "no delimiter",
+        "cut in a fragment header",
+        "item end in fragments",
+        "element in fragments",
+        "undefined fragment",
+        "pixel data past the end",
+        "stray bytes",
+        "open sequence",
+        "open item",
+        "delimiter at top level",
+    ],
+)
+def test_malformed_data_sets_are_refused_with_what_is_wrong(body: bytes, match: str) -> None:
+    for size in (1, 5, 4096):
+        scanner = LeadingElements(SYNTAXES["explicit"], whole=True)
+        with pytest.raises(DatasetParseError, match=match) as info:
+            for chunk in chunks(body, [size]):
+                scanner.feed(chunk)
+            scanner.finish()
+        assert len(str(info.value)) <= 64  # it goes into an Error Comment (LO)
+
+
+def test_implicit_and_big_endian_whole() -> None:
+    implicit = implicit_le(0x0008, 0x0018, b"1.2\x00") + implicit_le(0x7FE0, 0x0010, bytes(64))
+    check_whole(SYNTAXES["implicit"], implicit, [3])
+    with pytest.raises(DatasetParseError, match="truncated"):
+        check_whole(SYNTAXES["implicit"], implicit[:-1], [3])
+    big = explicit_be(0x0008, 0x0018, b"UI", b"1.2\x00") + explicit_be(0x7FE0, 0x0010, b"OW", bytes(64))
+    check_whole(SYNTAXES["big"], big, [3])
+    with pytest.raises(DatasetParseError, match="truncated"):
+        check_whole(SYNTAXES["big"], big[:-2], [3])
+
+
+def test_the_walk_after_the_leading_part_copies_nothing_of_the_values() -> None:
+    sample = load("CT_small.dcm")
+    pixels = 64 << 20
+    head = sample.body[: sample.pixel_start] + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixels)
+    scanner = LeadingElements(sample.transfer_syntax, whole=True)
+    scanner.feed(head)
+    block = memoryview(bytes(16 << 10))
+    tracemalloc.start()
+    try:
+        for _ in range(pixels // len(block)):
+            scanner.feed(block)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scanner.finish()
+    assert peak < 64 << 10

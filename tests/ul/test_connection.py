@@ -15,6 +15,7 @@ from aiodicom.ul.connection import (
     Buffers,
     Connection,
     ConnectionEvent,
+    PDVData,
     ProviderAbort,
     ReleaseComplete,
 )
@@ -33,6 +34,7 @@ from aiodicom.ul.pdu import (
     decode_pdu,
     encode_pdu,
 )
+from tests.ul.streamed import kept, pdvs
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT = "1.2.840.10008.1.2"
@@ -64,12 +66,12 @@ class Pair:
     def to_acceptor(self, data: bytes, byte_by_byte: bool = False) -> None:
         chunks = [data[i : i + 1] for i in range(len(data))] if byte_by_byte else [data]
         for chunk in chunks:
-            self.acc_events += self.acc.receive_data(chunk, self.now)
+            self.acc_events += kept(self.acc.receive_data(chunk, self.now))
         self.to_requestor(joined(self.acc.data_to_send()))
 
     def to_requestor(self, data: bytes) -> None:
         if data:
-            self.req_events += self.req.receive_data(data, self.now)
+            self.req_events += kept(self.req.receive_data(data, self.now))
             out = joined(self.req.data_to_send())
             if out:
                 self.to_acceptor(out)
@@ -101,7 +103,7 @@ def test_associate_exchange_and_release(byte_by_byte: bool) -> None:
         (PresentationDataValue(1, True, True, b"\x01\x02"), PresentationDataValue(1, False, False, b"ab"))
     )
     pair.to_acceptor(joined(pair.req.send(pdata, pair.now)), byte_by_byte)
-    assert pair.acc_events == [pdata]
+    assert pdvs(pair.acc_events) == [(1, True, True, b"\x01\x02"), (1, False, False, b"ab")]
     pair.acc_events.clear()
     pair.to_acceptor(joined(pair.req.send(AReleaseRQ(), pair.now)), byte_by_byte)
     assert pair.acc_events == [AReleaseRQ()] and pair.acc.state is State.STA8
@@ -118,10 +120,8 @@ def test_trailing_bytes_wait_for_the_next_pdu() -> None:
     pair.associate()
     data = encode_pdu(PDataTF((PresentationDataValue(1, True, True, b"xy"),)))
     events = pair.acc.receive_data(data + data[:7], pair.now)
-    assert len(events) == 1
-    assert pair.acc.receive_data(data[7:], pair.now) == [
-        PDataTF((PresentationDataValue(1, True, True, b"xy"),))
-    ]
+    assert pdvs(events) == [(1, True, True, b"xy")]
+    assert pdvs(pair.acc.receive_data(data[7:], pair.now)) == [(1, True, True, b"xy")]
 
 
 def test_release_collision_runs_to_the_end_on_both_roles() -> None:
@@ -240,7 +240,9 @@ def test_lenient_pdata_larger_than_advertised_is_accepted() -> None:
     pair = Pair(max_pdu_length=16384)
     pair.associate()
     pdu = PDataTF((PresentationDataValue(1, False, True, bytes(range(256)) * 256),))
-    assert pair.acc.receive_data(encode_pdu(pdu), pair.now) == [pdu]
+    assert pdvs(pair.acc.receive_data(encode_pdu(pdu), pair.now)) == [
+        (1, False, True, bytes(range(256)) * 256)
+    ]
 
 
 def test_association_pdus_are_not_bound_by_max_length_but_by_their_own_cap() -> None:
@@ -287,13 +289,59 @@ def test_the_receive_buffer_is_not_resized_under_exported_views() -> None:
     pair.associate()
     small = encode_pdu(PDataTF((PresentationDataValue(1, False, False, b"z" * 100),)))
     held = pair.acc.receive_data(small, pair.now)
-    assert isinstance(held[0], PDataTF)
+    assert isinstance(held[0], PDVData)
     big = encode_pdu(PDataTF((PresentationDataValue(1, False, True, b"q" * 600_000),)))
-    # A PDU larger than the buffer: a new buffer is allocated while a view into the old one is still held
-    # (resizing it would raise BufferError). Views are valid only until the next receive, by contract.
+    # The buffer grows while a view into the old one is still held (resizing it would raise BufferError).
+    # Views are valid only until the next receive, by contract.
     events = pair.acc.receive_data(big, pair.now)
-    assert bytes(events[0].pdvs[0].data) == b"q" * 600_000  # type: ignore[union-attr]
-    assert len(held[0].pdvs[0].data) == 100
+    assert pdvs(events) == [(1, False, True, b"q" * 600_000)]
+    assert len(held[0].data) == 100
+
+
+def test_a_pdu_header_costs_nothing_until_its_bytes_arrive() -> None:
+    pair = Pair(max_pdu_length=0)
+    pair.associate()
+    size = len(pair.acc._buf)
+    # a P-DATA-TF declaring 4 GiB, then one PDV header declaring almost as much: streamed, never buffered
+    header = struct.pack(">BxI", 4, 0xFFFFFFFF) + struct.pack(">IBB", 0xFFFFFFF0, 1, 2)
+    assert pair.acc.receive_data(header, pair.now) == []
+    assert len(pair.acc._buf) == size
+    piece = b"v" * 100_000
+    events = pair.acc.receive_data(piece, pair.now)
+    assert b"".join(bytes(e.data) for e in events if isinstance(e, PDVData)) == piece
+    assert len(pair.acc._buf) <= 256 * 1024
+
+
+def test_before_association_only_an_association_request_is_buffered() -> None:
+    for pdu_type in (2, 3, 4, 5, 6):  # AC, RJ, P-DATA, RELEASE RQ/RP: an A-ABORT on their header alone
+        conn = Connection("acceptor")
+        conn.connection_made(0.0)
+        length = 4 if pdu_type != 4 else 1 << 30
+        events = conn.receive_data(struct.pack(">BxI", pdu_type, length), 0.0)
+        assert isinstance(events[0], ProviderAbort), pdu_type
+        out = joined(conn.data_to_send())
+        assert decode_pdu(out) == AAbort(2, AbortReason.UNEXPECTED_PDU)
+        assert len(conn._buf) <= 4096
+    conn = Connection("acceptor")
+    conn.connection_made(0.0)
+    assert conn.receive_data(struct.pack(">BxI", 1, 1 << 20), 0.0) == []  # held, capped, and small
+    assert len(conn._buf) <= 4096
+
+
+def test_request_with_bad_context_ids_or_tiny_max_length_is_aborted() -> None:
+    contexts = (
+        PresentationContextRQ(1, VERIFICATION, (IMPLICIT,)),
+        PresentationContextRQ(1, VERIFICATION, (IMPLICIT,)),
+    )
+    for rq in (
+        AAssociateRQ("SCP", "SCU", contexts, user_information(16384)),
+        AAssociateRQ("SCP", "SCU", contexts[:1], user_information(6)),
+    ):
+        conn = Connection("acceptor")
+        conn.connection_made(0.0)
+        events = conn.receive_data(encode_pdu(rq), 0.0)
+        assert isinstance(events[0], ProviderAbort)
+        assert decode_pdu(joined(conn.data_to_send())) == AAbort(2, AbortReason.INVALID_PDU_PARAMETER_VALUE)
 
 
 _PDUS = st.sampled_from(
