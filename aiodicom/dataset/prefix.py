@@ -16,7 +16,6 @@ import io
 import logging
 import struct
 import zlib
-from typing import BinaryIO
 
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
@@ -31,7 +30,6 @@ __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
     "DatasetParseError",
     "LeadingElements",
-    "copy_rest",
     "has_group_0002",
     "strip_group_0002",
     "syntax_encoding",
@@ -547,10 +545,3 @@ def strip_group_0002(prefix: bytes, transfer_syntax: str) -> bytes:
 def has_group_0002(ds: Dataset) -> bool:
     """True when a sender wrongly put file meta elements inside the data set."""
     return any(tag >> 16 == 0x0002 for tag in ds.keys())  # noqa: SIM118 (keys: no element conversion)
-
-
-def copy_rest(source: BinaryIO, offset: int, target: BinaryIO, chunk: int = 1 << 20) -> None:
-    """Copy ``source`` from ``offset`` to its end into ``target``."""
-    source.seek(offset)
-    while block := source.read(chunk):
-        target.write(block)

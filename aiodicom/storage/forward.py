@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any
 
+from aiodicom.dataset import DatasetParseError, LeadingElements
 from aiodicom.dimse import Command, CommandField, Status, is_failure, status_name
-from aiodicom.errors import DicomError, NoAcceptableContext, StorageError
+from aiodicom.errors import DicomError, DimseError, NoAcceptableContext, StorageError
 from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
 from aiodicom.storage.base import DatasetSink, MemorySink
+from aiodicom.uids import is_dicom_transfer_syntax
 
 log = logging.getLogger("aiodicom.forward")
 
@@ -90,9 +92,14 @@ class ForwardOutcome:
 
 
 class _RelaySink:
-    """One instance on its way to the destination: chunks queue up and stream into its C-STORE."""
+    """One instance on its way to the destination: chunks queue up and stream into its C-STORE.
 
-    def __init__(self, dest: Association, context_id: int, command: Command) -> None:
+    The data set's structure is checked as it passes, and its last chunk is held back until the check has
+    passed: a truncated or malformed instance aborts the destination's association instead, so the
+    destination never gets a whole-looking instance (the last-fragment bit is never sent for it).
+    """
+
+    def __init__(self, dest: Association, context_id: int, command: Command, transfer_syntax: str) -> None:
         self.dest = dest
         self.context_id = context_id
         self.message_id = dest.next_message_id()
@@ -100,11 +107,22 @@ class _RelaySink:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_CHUNKS)
         self.error: Exception | None = None
         self.task: asyncio.Task[None] | None = None
+        # a private transfer syntax cannot be checked: it is relayed as received
+        self.scanner = (
+            LeadingElements(transfer_syntax, whole=True)
+            if is_dicom_transfer_syntax(transfer_syntax)
+            else None
+        )
+        self._held: bytes | None = None
 
     def write(self, data: memoryview) -> Awaitable[None] | None:
+        if self.scanner is not None:
+            self.scanner.feed(data)  # a malformed data set raises: the association aborts this sink
         if self.task is None:
             self.task = asyncio.ensure_future(self._send())
-        chunk = bytes(data)  # the receive buffer is reused once this returns
+        chunk, self._held = self._held, bytes(data)  # one copy: the receive buffer is reused on return
+        if chunk is None:
+            return None
         try:
             self.queue.put_nowait(chunk)
         except asyncio.QueueFull:
@@ -130,8 +148,17 @@ class _RelaySink:
 
     async def finish(self, timeout: float | None) -> int:
         """The destination's status for the instance, once its last bytes are sent."""
+        if self.scanner is not None:
+            try:
+                self.scanner.finish()
+            except DatasetParseError:
+                await self.abort()
+                raise
         if self.task is None:  # an empty data set
             self.task = asyncio.ensure_future(self._send())
+        if self._held is not None:
+            await self.queue.put(self._held)
+            self._held = None
         await self.queue.put(None)
         await self.task
         if self.error is not None:
@@ -229,7 +256,7 @@ class Relay:
                 ctx = dest.context_for(command.affected_sop_class_uid or "", syntax)
             except NoAcceptableContext as exc:
                 return _Refused(NoAcceptableContext(f"{self.target.label}: {exc}"))
-            return _RelaySink(dest, ctx.context_id, command)
+            return _RelaySink(dest, ctx.context_id, command, syntax)
 
         return open_sink
 
@@ -244,10 +271,22 @@ class Relay:
         elif isinstance(sink, _RelaySink) and error is None:
             try:
                 status = await sink.finish(self.dimse_timeout)
-            except (DicomError, OSError, TimeoutError) as exc:
+            except (DicomError, OSError, TimeoutError, DatasetParseError) as exc:
                 error = exc
         elif error is None:
             error = StorageError("no data set received")
+        if isinstance(error, DatasetParseError | DimseError):  # not received whole: never Success
+            refused = (
+                error.status if isinstance(error, DimseError) and error.status else Status.CANNOT_UNDERSTAND
+            )
+            comment = f"malformed data set: {error}" if isinstance(error, DatasetParseError) else str(error)
+            log.warning("refused %s: %s", command.affected_sop_instance_uid, comment)
+            if isinstance(sink, _RelaySink):
+                await sink.abort()
+            await assoc.send(message.context_id, Command.c_store_rsp(command, refused, comment[:64]))
+            if self.dest is not None and not self.dest.is_open:
+                await self._reconnect()
+            return refused
         outcome = ForwardOutcome(
             command.affected_sop_instance_uid or "",
             self.target.label,
