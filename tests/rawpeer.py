@@ -222,6 +222,14 @@ class RawPeer:
                 received += chunk
         raise AssertionError(f"more than {max_bytes} bytes received while waiting for the close")
 
+    async def closes_within(self, timeout: float) -> bool:
+        """Whether the other side closes the connection within ``timeout`` seconds."""
+        try:
+            await self.wait_closed(timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def expect_abort(self, timeout: float = TIMEOUT) -> AAbort:
         """The next PDU must be an A-ABORT (then the connection must close)."""
         pdu = await self.read_pdu(timeout)
