@@ -251,15 +251,26 @@ class RawPeer:
     async def request(
         self, contexts: Iterable[ContextSpec] | AAssociateRQ | bytes, timeout: float = TIMEOUT
     ) -> PDU:
-        """Send an A-ASSOCIATE-RQ and return whatever PDU answers it."""
+        """Send an A-ASSOCIATE-RQ and return whatever PDU answers it.
+
+        The answer is read while the request is still being written: a server may refuse a large request
+        before it has read all of it, and stop reading.
+        """
         if isinstance(contexts, bytes):
             raw = contexts
         elif isinstance(contexts, AAssociateRQ):
             raw = encode_pdu(contexts)
         else:
             raw = encode_pdu(associate_rq(contexts))
-        await self.send(raw, timeout)
-        return await self.read_pdu(timeout)
+        answer = asyncio.ensure_future(self.read_pdu(timeout))
+        try:
+            await self.send(raw, timeout)
+        except ConnectionError:
+            pass  # refused before the whole request was read: the answer says why
+        except BaseException:
+            answer.cancel()
+            raise
+        return await answer
 
     async def release(self, timeout: float = TIMEOUT) -> None:
         """A-RELEASE-RQ; the A-RELEASE-RP must come back; then the requestor closes (PS3.8 AR-3)."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 from pydicom.data import get_testdata_file
 
@@ -30,7 +30,7 @@ from tests.rawpeer import A_ASSOCIATE_RQ, IMPLICIT_LE, P_DATA_TF, VERIFICATION, 
 
 MB = 1 << 20
 LIMIT = 50 * MB
-CT = get_testdata_file("CT_small.dcm")
+CT = str(get_testdata_file("CT_small.dcm"))
 CT_CONTEXT = ("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2.1"])
 
 

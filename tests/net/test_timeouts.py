@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ from tests.rawpeer import (
 CONTEXTS = [(1, VERIFICATION, [IMPLICIT_LE]), (3, CT_IMAGE_STORAGE, [EXPLICIT_LE])]
 
 
-def server(tmp_path: Path, **options: float) -> StoreScp:
+def server(tmp_path: Path, **options: Any) -> StoreScp:
     return StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False, **options)
 
 
