@@ -56,7 +56,7 @@ _VRS = _LONG_VRS | _SHORT_VRS
 _BLOCK = 1 << 16
 #: Containers of undefined length being walked.
 _SEQUENCE, _ITEM, _FRAGMENTS = 0, 1, 2
-_CONTAINER_NAMES = ("a sequence", "an item", "encapsulated Pixel Data")
+_CONTAINER_NAMES = ("a sequence", "an item", "encapsulated data")
 #: Bytes tolerated after the end of a deflated stream (a padding NUL, a zlib checksum).
 _DEFLATE_TRAILER = 16
 
@@ -130,9 +130,9 @@ class _Walker:
         self.pos = 0  # where the next element (or item, or delimiter) starts
         self.need = 6  # the absolute offset the buffer must reach for the walk to go on
         self.checked_vr = False
-        # per open container of undefined length: (kind, implicit VR?, little endian?, where an item's
-        # first element starts)
-        self.stack: list[tuple[int, bool, bool, int]] = []
+        # per open container: (kind, implicit VR?, little endian?, where an item's first element starts,
+        # where it ends when its length is defined, else -1)
+        self.stack: list[tuple[int, bool, bool, int, int]] = []
         self.group_0002: list[tuple[int, int]] = []  # spans of top-level (0002,xxxx) elements
         self.uids: dict[int, tuple[int, int]] = {}  # value spans of the top-level PLACEMENT_TAGS
         self.g2_start: int | None = None
@@ -161,8 +161,19 @@ class _Walker:
         first = -1
         while True:
             r = pos - base
-            if stack:  # inside a sequence, an item or encapsulated Pixel Data, all of undefined length
-                kind, implicit, little, first = stack[-1]
+            if stack:  # inside a sequence, an item or encapsulated Pixel Data
+                kind, implicit, little, first, close = stack[-1]
+                if 0 <= close <= pos:  # the end of a container of defined length
+                    if pos > close:
+                        what = f"({group:04X},{element:04X})"
+                        raise DatasetParseError(
+                            f"{what} overruns {_CONTAINER_NAMES[kind]} of {_tag(top_tag)}"
+                        )
+                    stack.pop()
+                    if not stack and self.g2_start is not None:
+                        spans.append((self.g2_start, pos))
+                        self.g2_start = None
+                    continue
                 head, u32, tag_of = _CODECS[implicit, little]
                 if end - pos < 8:
                     self.need = pos + 8
@@ -172,12 +183,14 @@ class _Walker:
                     length = u32.unpack_from(buf, r + 4)[0]
                     pos += 8
                     if element == 0xE000 and kind != _ITEM:  # an item, or a fragment
-                        if length != _UNDEFINED:
+                        if kind == _FRAGMENTS:
+                            if length == _UNDEFINED:
+                                raise DatasetParseError(f"a fragment of undefined length in {_tag(top_tag)}")
                             pos += length
-                        elif kind == _FRAGMENTS:
-                            raise DatasetParseError(f"a fragment of undefined length in {_tag(top_tag)}")
-                        else:
-                            stack.append((_ITEM, implicit, little, pos))
+                        elif length == _UNDEFINED:
+                            stack.append((_ITEM, implicit, little, pos, -1))
+                        elif length:  # an item of defined length is walked too, to its end
+                            stack.append((_ITEM, implicit, little, pos, pos + length))
                     elif element == (0xE00D if kind == _ITEM else 0xE0DD):  # its end
                         stack.pop()
                         if not stack and self.g2_start is not None:
@@ -232,21 +245,25 @@ class _Walker:
                     pos += 4
                 elif not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B):
                     if stack and start == first:  # an item in implicit VR, as pydicom reads it
-                        stack[-1], pos = (_ITEM, True, little, start), start
+                        stack[-1], pos = (_ITEM, True, little, start, close), start
                         continue
                     raise DatasetParseError(f"no explicit VR in ({group:04X},{element:04X}) at {start}")
             if length == _UNDEFINED:
                 # a sequence; in implicit VR anything of undefined length is one; UN of undefined length
-                # holds implicit VR little endian items (PS3.5 6.2.2); Pixel Data of undefined length is
-                # encapsulated: items of defined length (the offset table, then fragments), then its end
+                # holds implicit VR little endian items (PS3.5 6.2.2); Pixel Data (and any OB/OW) of undefined
+                # length is encapsulated: items of defined length (the offset table, then fragments), its end
                 if not stack and group == 0x0002:
                     self.g2_start = start
-                if group == 0x7FE0 and element == 0x0010:
-                    stack.append((_FRAGMENTS, implicit, little, -1))
+                if (group == 0x7FE0 and element == 0x0010) or vr == b"OB" or vr == b"OW":
+                    stack.append((_FRAGMENTS, implicit, little, -1, -1))
+                elif vr == b"UN":
+                    stack.append((_SEQUENCE, True, True, -1, -1))
                 else:
-                    stack.append(
-                        (_SEQUENCE, True, True, -1) if vr == b"UN" else (_SEQUENCE, implicit, little, -1)
-                    )
+                    stack.append((_SEQUENCE, implicit, little, -1, -1))
+            elif vr == b"SQ" and length:  # explicit VR: a sequence of defined length is walked to its end
+                if not stack and group == 0x0002:
+                    self.g2_start = start
+                stack.append((_SEQUENCE, implicit, little, -1, pos + length))
             else:
                 if leading and not stack:
                     if top_tag in PLACEMENT_TAGS:

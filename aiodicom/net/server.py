@@ -192,7 +192,10 @@ class DicomServer:
         try:
             rq = await assoc.wait_request()
         except DicomError as exc:
+            # whatever went out (an A-ABORT, an A-ASSOCIATE-RJ) is flushed, then the connection is closed at
+            # once: a peer that sent something other than an association request is not waited for
             self.log.debug("connection from %s:%s ended before an association: %s", *assoc.peer, exc)
+            assoc.close()
             await assoc.wait_closed(self.artim_timeout)
             return
         finally:

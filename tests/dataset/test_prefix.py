@@ -569,15 +569,15 @@ def test_whole_data_sets_pass(body: bytes) -> None:
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        (HEAD_LE + ENCAPSULATED[:-8], "truncated inside encapsulated Pixel Data of \\(7FE0,0010\\)"),
+        (HEAD_LE + ENCAPSULATED[:-8], "truncated inside encapsulated data of \\(7FE0,0010\\)"),
         (HEAD_LE + ENCAPSULATED[:-12], "truncated"),
         (
             HEAD_LE + ENCAPSULATED[:12] + struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + ENCAPSULATED[12:],
-            "\\(FFFE,E00D\\) in encapsulated Pixel Data",
+            "\\(FFFE,E00D\\) in encapsulated data",
         ),
         (
             HEAD_LE + ENCAPSULATED[:12] + explicit_le(0x0008, 0x0060, b"CS", b"CT") + ENCAPSULATED[12:],
-            "\\(0008,0060\\) in encapsulated Pixel Data",
+            "\\(0008,0060\\) in encapsulated data",
         ),
         (
             HEAD_LE + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, UNDEFINED) + ITEM_LE + SEQ_END_LE,
@@ -591,6 +591,16 @@ def test_whole_data_sets_pass(body: bytes) -> None:
         (undefined_sq_le(0x0008, 0x1115, ITEM_LE)[:-8] + PIXELS_LE, "truncated inside"),
         (struct.pack("<HH2sHI", 0x0008, 0x1115, b"SQ", 0, UNDEFINED) + ITEM_LE, "inside an item"),
         (HEAD_LE + PIXELS_LE + SEQ_END_LE, "\\(FFFE,E0DD\\) outside a sequence"),
+        (
+            explicit_le(0x0008, 0x1115, b"SQ", ITEM_LE + explicit_le(0x0008, 0x1150, b"UI", b"1.2\x00"))
+            + PIXELS_LE,
+            "truncated inside an item of \\(0008,1115\\)",
+        ),
+        (
+            explicit_le(0x0008, 0x1115, b"SQ", item(explicit_le(0x0008, 0x1150, b"UI", b"1.2\x00"))[:-2])
+            + PIXELS_LE,
+            "overruns",
+        ),
     ],
     ids=[
         "no delimiter",
@@ -603,6 +613,8 @@ def test_whole_data_sets_pass(body: bytes) -> None:
         "open sequence",
         "open item",
         "delimiter at top level",
+        "open item in a defined sequence",
+        "item longer than its sequence",
     ],
 )
 def test_malformed_data_sets_are_refused_with_what_is_wrong(body: bytes, match: str) -> None:
