@@ -40,19 +40,19 @@ async def test_a_truncated_instance_never_reaches_the_destination_whole(tmp_path
             abstract_syntaxes=frozenset({CT_IMAGE_STORAGE}), transfer_syntaxes=(EXPLICIT_LE,)
         )
         try:
-            async with DicomServer(serve, port=0, host="127.0.0.1", policy=policy) as server:
-                async with await RawPeer.connect(server.port) as peer:
-                    await peer.associate([(1, CT_IMAGE_STORAGE, [EXPLICIT_LE])])
-                    first = relay.dest
-                    bad = ct_image(8192)
-                    rsp = await peer.c_store(1, bad, data=bad.data[: len(bad.data) - 100])
-                    assert 0xC000 <= (rsp.status or 0) <= 0xCFFF, hex(rsp.status or 0)
-                    assert rsp.error_comment and "truncated" in rsp.error_comment
-                    good = ct_image(8192)
-                    rsp = await peer.c_store(1, good)
-                    assert rsp.status == 0x0000
-                    assert relay.dest is not first  # the destination's association was aborted, then reopened
-                    await peer.release()
+            server = DicomServer(serve, port=0, host="127.0.0.1", policy=policy)
+            async with server, await RawPeer.connect(server.port) as peer:
+                await peer.associate([(1, CT_IMAGE_STORAGE, [EXPLICIT_LE])])
+                first = relay.dest
+                bad = ct_image(8192)
+                rsp = await peer.c_store(1, bad, data=bad.data[: len(bad.data) - 100])
+                assert 0xC000 <= (rsp.status or 0) <= 0xCFFF, hex(rsp.status or 0)
+                assert rsp.error_comment and "truncated" in rsp.error_comment
+                good = ct_image(8192)
+                rsp = await peer.c_store(1, good)
+                assert rsp.status == 0x0000
+                assert relay.dest is not first  # the destination's association was aborted, then reopened
+                await peer.release()
         finally:
             await relay.close()
         for _ in range(50):
