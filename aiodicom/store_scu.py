@@ -7,6 +7,7 @@ import inspect
 import io
 import logging
 import os
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -153,9 +154,17 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _dicom_bytes(head: bytes) -> bool:
+    """A Part 10 preamble, or a first tag (little endian) in group 0002 or 0008 below element 0x1000.
+
+    Tags are compared as numbers: the bytes of a little endian element number do not sort like the number
+    (``16 00`` is element 0x0016), which once made every data-set-only file look like something else.
+    """
     if head[128:132] == b"DICM":
         return True
-    return len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x00\x10"
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack_from("<HH", head)
+    return group in (0x0002, 0x0008) and element < 0x1000
 
 
 class StoreScu:

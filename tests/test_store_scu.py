@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -35,7 +36,7 @@ def copies(folder: Path, count: int, name: str = "CT_small.dcm") -> list[Path]:
 
 
 def stored(out: Path, path: str | Path) -> Path:
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     return out / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
 
 
@@ -121,6 +122,64 @@ async def test_warnings_failures_and_the_batch_goes_on(tmp_path: Path) -> None:
     assert len(result.warnings) == 4 and all(w[2] == 0xB000 for w in result.warnings)
     assert {e.file for e in errors} == {str(broken), mr}
     assert "cannot read" in next(e.error for e in errors if e.file == str(broken))
+
+
+def dataset_only(path: Path, name: str, implicit: bool, drop_before_sop_class: bool = False) -> Path:
+    """``name`` written as a bare data set: no preamble, no DICM, no file meta (little endian)."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ds.SOPInstanceUID = generate_uid()
+    if drop_before_sop_class:  # the file then starts with (0008,0016)
+        for tag in [elem.tag for elem in ds if elem.tag < 0x00080016]:
+            del ds[tag]
+    out = pydicom.filebase.DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = implicit, True
+    pydicom.filewriter.write_dataset(out, ds)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def bare_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [
+        dataset_only(folder / "explicit-0005", "CT_small.dcm", implicit=False),
+        dataset_only(folder / "implicit-0016", "CT_small.dcm", implicit=True, drop_before_sop_class=True),
+        dataset_only(folder / "explicit-0016", "MR_small.dcm", implicit=False, drop_before_sop_class=True),
+        dataset_only(folder / "implicit-0012", "rtplan.dcm", implicit=True),
+    ]
+    starts = {p.read_bytes()[:4] for p in paths}
+    assert starts == {b"\x08\x00\x05\x00", b"\x08\x00\x16\x00", b"\x08\x00\x12\x00"}
+    return paths
+
+
+async def test_add_folder_takes_data_set_only_files(tmp_path: Path) -> None:
+    """Files without preamble or DICM are DICOM by content: add_folder queues them as add_file does."""
+    paths = bare_files(tmp_path / "src")
+    (tmp_path / "src" / "notes.txt").write_text("(0008,0016) is not DICOM")
+    scu = StoreScu("127.0.0.1:104")
+    assert scu.add_folder(tmp_path / "src") == 4
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        result = await scu.send()
+    assert (result.total_files, result.successful, result.failed) == (4, 4, 0)
+    for path in paths:
+        assert stored(scp.out_dir, path).read_bytes().endswith(path.read_bytes())
+
+
+async def test_s3_prefix_listing_takes_data_set_only_objects(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    paths = bare_files(tmp_path / "src")
+    for path in paths:
+        s3.put_object(Bucket=bucket, Key=f"bare/{path.name}", Body=path.read_bytes())
+    s3.put_object(Bucket=bucket, Key="bare/notes.txt", Body=b"not DICOM, skipped")
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}", s3_config={"bucket": bucket, "endpoint": moto_endpoint})
+        scu.add_folder("bare/")
+        result = await scu.send()
+    assert (result.total_files, result.successful, result.failed) == (4, 4, 0)
+    for path in paths:
+        assert stored(scp.out_dir, path).read_bytes().endswith(path.read_bytes())
 
 
 async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) -> None:
