@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import logging
 import os
@@ -19,7 +18,7 @@ import pydicom
 
 from aiodicom.dimse import is_success, is_warning, status_name
 from aiodicom.errors import AssociationRejected, DicomError, DimseError, NoAcceptableContext, PeerUnreachable
-from aiodicom.events import EventEmitter
+from aiodicom.events import Callback, EventEmitter
 from aiodicom.files import InstanceHeader, read_header
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
@@ -304,37 +303,33 @@ class StoreScu:
 
     async def send(
         self,
-        on_transfer_started: Callable[[TransferStarted], Any] | None = None,
-        on_file_sending: Callable[[FileSending], Any] | None = None,
-        on_file_sent: Callable[[FileSent], Any] | None = None,
-        on_file_error: Callable[[FileError], Any] | None = None,
-        on_transfer_completed: Callable[[TransferCompleted], Any] | None = None,
+        on_transfer_started: Callable[[TransferStarted], Any] | Callable[[], Any] | None = None,
+        on_file_sending: Callable[[FileSending], Any] | Callable[[], Any] | None = None,
+        on_file_sent: Callable[[FileSent], Any] | Callable[[], Any] | None = None,
+        on_file_error: Callable[[FileError], Any] | Callable[[], Any] | None = None,
+        on_transfer_completed: Callable[[TransferCompleted], Any] | Callable[[], Any] | None = None,
     ) -> SendResult:
         """Send every queued file. Raises :class:`PeerUnreachable` or :class:`AssociationRejected` when no
-        association can be established at all; other failures are per file, in the result."""
-        callbacks = {
+        association can be established at all; other failures are per file, in the result.
+
+        Each callback may be a plain function or a coroutine function, taking the event or nothing
+        (``on_file_sent=lambda: ...``). A callback that raises is logged and the batch goes on."""
+        given = {
             "transfer_started": on_transfer_started,
             "file_sending": on_file_sending,
             "file_sent": on_file_sent,
             "file_error": on_file_error,
             "transfer_completed": on_transfer_completed,
         }
+        callbacks = {name: Callback(fn, f"on_{name}") for name, fn in given.items() if fn is not None}
         run = _Run(self, callbacks)
         return await run.go()
-
-    def _emit(self, name: str, payload: object, callbacks: dict[str, Any]) -> list[Any]:
-        self._events.emit(name, payload)
-        callback = callbacks.get(name)
-        if callback is None:
-            return []
-        result = callback(payload)
-        return [result] if inspect.isawaitable(result) else []
 
 
 class _Run:
     """One call of :meth:`StoreScu.send`."""
 
-    def __init__(self, scu: StoreScu, callbacks: dict[str, Any]) -> None:
+    def __init__(self, scu: StoreScu, callbacks: dict[str, Callback]) -> None:
         self.scu = scu
         self.callbacks = callbacks
         self.result = SendResult()
@@ -343,8 +338,11 @@ class _Run:
         self.first_error: BaseException | None = None
 
     async def emit(self, name: str, payload: object) -> None:
-        for pending in self.scu._emit(name, payload, self.callbacks):
-            await pending
+        """To the event stream, then to the callback: a callback that raises is logged, the batch goes on."""
+        self.scu._events.emit(name, payload)
+        callback = self.callbacks.get(name)
+        if callback is not None:
+            await callback.notify(payload)
 
     async def go(self) -> SendResult:
         if self.scu.s3 is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,14 @@ from pydicom.uid import generate_uid
 from aiodicom.errors import DimseError, PeerUnreachable
 from aiodicom.files import read_header
 from aiodicom.scp import StoreScp
-from aiodicom.store_scu import FileError, FileSent, StoreScu, TransferStarted
+from aiodicom.store_scu import (
+    FileError,
+    FileSending,
+    FileSent,
+    StoreScu,
+    TransferCompleted,
+    TransferStarted,
+)
 from aiodicom.tags import storage_sop_classes
 from tests.peers import Peer
 
@@ -180,6 +189,82 @@ async def test_s3_prefix_listing_takes_data_set_only_objects(
     assert (result.total_files, result.successful, result.failed) == (4, 4, 0)
     for path in paths:
         assert stored(scp.out_dir, path).read_bytes().endswith(path.read_bytes())
+
+
+async def test_callbacks_that_raise_are_logged_and_the_batch_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copies(tmp_path / "src", 4)
+    (tmp_path / "src" / "broken").write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00garbage")
+    calls: list[str] = []
+
+    def started(event: TransferStarted) -> None:
+        calls.append("started")
+        raise RuntimeError("started broke")
+
+    async def sending(event: FileSending) -> None:
+        calls.append("sending")
+        raise ValueError("sending broke")
+
+    def sent(event: FileSent) -> None:
+        calls.append("sent")
+        raise KeyError("sent broke")
+
+    async def error(event: FileError) -> None:
+        calls.append("error")
+        raise RuntimeError("error broke")
+
+    def completed(event: TransferCompleted) -> None:
+        calls.append("completed")
+        raise RuntimeError("completed broke")
+
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        with caplog.at_level(logging.ERROR, logger="aiodicom.events"):
+            result = await scu.send(started, sending, sent, error, completed)
+    assert (result.total_files, result.successful, result.failed) == (5, 4, 1)
+    assert calls.count("sent") == 4 and calls.count("sending") == 4 and calls.count("error") == 1
+    assert calls[0] == "started" and calls[-1] == "completed"
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiodicom.events"]
+    assert len(logged) == 11  # once per callback error
+    for name in ("started", "sending", "sent", "error", "completed"):
+        assert sum(f"<locals>.{name} raised" in m for m in logged) == calls.count(name), name
+    assert all("(ignored; the operation goes on)" in m for m in logged)
+
+
+async def test_callbacks_without_the_event_argument(tmp_path: Path) -> None:
+    """The reference documents' batch example: ``onFileSent: () => batchSuccess++``."""
+    copies(tmp_path / "src", 3)
+    counts = {"sent": 0, "error": 0, "started": 0, "completed": 0, "sending": 0}
+
+    def count_sent() -> None:
+        counts["sent"] += 1
+
+    async def count_completed() -> None:
+        counts["completed"] += 1
+
+    class Tracker:
+        def sending(self, *args: object) -> None:
+            counts["sending"] += len(args)
+
+        def started(self, event: object = None) -> None:
+            counts["started"] += event is not None
+
+    tracker = Tracker()
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        scu.add_file(tmp_path / "missing.dcm")
+        result = await scu.send(
+            on_transfer_started=tracker.started,
+            on_file_sending=tracker.sending,
+            on_file_sent=count_sent,
+            on_file_error=lambda: counts.__setitem__("error", counts["error"] + 1),
+            on_transfer_completed=functools.partial(count_completed),
+        )
+    assert result.successful == 3 and result.failed == 1
+    assert counts == {"sent": 3, "error": 1, "started": 1, "completed": 1, "sending": 3}
 
 
 async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) -> None:
