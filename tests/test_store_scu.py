@@ -17,6 +17,7 @@ from pydicom.uid import generate_uid
 
 from aiodicom.errors import DimseError, PeerUnreachable
 from aiodicom.files import read_header
+from aiodicom.identity import UserIdentity
 from aiodicom.scp import StoreScp
 from aiodicom.store_scu import (
     FileError,
@@ -27,6 +28,7 @@ from aiodicom.store_scu import (
     TransferStarted,
 )
 from aiodicom.tags import storage_sop_classes
+from aiodicom.ul.items import UserIdentityRQ
 from tests.peers import Peer
 
 FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm"]
@@ -267,6 +269,54 @@ async def test_callbacks_without_the_event_argument(tmp_path: Path) -> None:
     assert counts == {"sent": 3, "error": 1, "started": 1, "completed": 1, "sending": 3}
 
 
+async def test_file_error_carries_the_peers_error_comment(tmp_path: Path) -> None:
+    """aiodicom's StoreScp answers a refusing hook with its status and an Error Comment (0000,0902)."""
+    from aiodicom.services.store import StoreRejected
+
+    ct = get_testdata_file("CT_small.dcm")
+
+    def refuse(tags: dict[str, str]) -> dict[str, str]:
+        raise StoreRejected("patient not scheduled here", status=0xA801)
+
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scp.on_before_store(refuse)
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(ct)
+        errors: list[FileError] = []
+        result = await scu.send(on_file_error=errors.append)
+    assert result.failed == 1 and errors[0].status == 0xA801
+    assert errors[0].error.endswith(": patient not scheduled here") and "0xA801" in errors[0].error
+    assert result.files[0].error == errors[0].error
+
+
+async def test_a_rejected_sop_class_says_so(tmp_path: Path) -> None:
+    """The peer rejects MR Image Storage: the MR files fail saying that, not that conversion is missing,
+    whether or not another SOP class was accepted on the same association."""
+    ct, mr = get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")
+    async with StoreScp(
+        0,
+        "127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        abstract_syntax_mode="custom",
+        abstract_syntaxes=["1.2.840.10008.5.1.4.1.1.2"],
+    ) as scp:
+        mixed = StoreScu(f"127.0.0.1:{scp.port}")
+        mixed.add_file(ct)
+        mixed.add_file(mr)
+        result = await mixed.send()
+        only_mr = StoreScu(f"127.0.0.1:{scp.port}")
+        only_mr.add_file(mr)
+        alone = await only_mr.send()
+    assert (result.successful, result.failed, alone.successful, alone.failed) == (1, 1, 0, 1)
+    for outcome in (result, alone):
+        (error,) = [f.error for f in outcome.files if f.error]
+        assert error == (
+            "the peer rejected SOP class MR Image Storage (1.2.840.10008.5.1.4.1.1.4): "
+            "abstract syntax not supported"
+        )
+
+
 async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) -> None:
     classes = storage_sop_classes()[:70]  # 70 classes x (own syntax + fallback) = 140 contexts
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
@@ -362,6 +412,8 @@ async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_
     assert result.successful == 1 and result.failed == 1 and result.total_files == 2
     (error,) = [f.error for f in result.files if f.error]
     assert "1.2.840.10008.1.2.4.50" in error and "1.2.840.10008.1.2" in error
+    assert "accepted SOP class Secondary Capture Image Storage only in" in error
+    assert error.endswith("converting compressed data is not supported yet")
     assert not list((tmp_path / "out").rglob("*.dcm"))[1:]  # only the CT arrived
 
 
@@ -404,6 +456,70 @@ async def test_into_dcmtk_storescp(dcmtk_storescp: Peer, tmp_path: Path) -> None
                 assert got[elem.tag].value == elem.value
 
 
+_CT_MR_ONLY = """\
+[[TransferSyntaxes]]
+[Uncompressed]
+TransferSyntax1 = LocalEndianExplicit
+TransferSyntax2 = LittleEndianImplicit
+
+[[PresentationContexts]]
+[CTMR]
+PresentationContext1 = CTImageStorage\\Uncompressed
+PresentationContext2 = MRImageStorage\\Uncompressed
+PresentationContext3 = VerificationSOPClass\\Uncompressed
+
+[[Profiles]]
+[CTMR]
+PresentationContexts = CTMR
+"""
+
+
+@pytest.mark.interop
+async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path: Path) -> None:
+    """A SOP class the peer rejects and a transfer syntax it does not take fail with different reasons."""
+    import subprocess
+
+    from tests.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
+
+    config = tmp_path / "storescp.cfg"
+    config.write_text(_CT_MR_ONLY)
+    (tmp_path / "in").mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            require_tool("storescp"),
+            "--config-file",
+            str(config),
+            "CTMR",
+            "-od",
+            str(tmp_path / "in"),
+            str(port),
+        ],
+        env=DCMTK_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        scu = StoreScu(f"127.0.0.1:{port}")
+        for name in ("CT_small.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm"):
+            scu.add_file(get_testdata_file(name))
+        result = await scu.send()
+    finally:
+        stop(proc)
+    ct, mr, sc = result.files
+    assert ct.status == 0 and ct.error is None
+    assert mr.error is not None and sc.error is not None
+    assert sc.error == (
+        "the peer rejected SOP class Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7): "
+        "abstract syntax not supported"
+    )
+    assert mr.error.startswith("the peer accepted SOP class MR Image Storage only in ")
+    assert "JPEG 2000 Image Compression (Lossless Only) (1.2.840.10008.1.2.4.90)" in mr.error
+    assert mr.error.endswith("converting compressed data is not supported yet")
+    assert len(list((tmp_path / "in").iterdir())) == 1
+
+
 async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
     from tests.peers import free_port
 
@@ -418,7 +534,8 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
         return tags
 
     scp.on_before_store(capture)
-    scu = StoreScu(f"127.0.0.1:{port}", username="alice", password="s3cret", retries=3, retry_backoff=0.2)
+    identity = UserIdentity.username_password("alice", "s3cret")
+    scu = StoreScu(f"127.0.0.1:{port}", user_identity=identity, retries=3, retry_backoff=0.2)
     scu.add_file(ct)
     streamed: list[str] = []
 
@@ -435,12 +552,21 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
     consumer.cancel()
     assert result.successful == 1
     assert streamed == ["TransferStarted", "FileSending", "FileSent", "TransferCompleted"]
-    identity = identities[0]
-    assert (
-        identity is not None and identity.primary_field == b"alice" and identity.secondary_field == b"s3cret"
-    )  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="one user identity"):
+    assert identities == [UserIdentityRQ(2, b"alice", b"s3cret", False)]
+
+
+def test_old_identity_arguments_still_work_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="user_identity=UserIdentity"):
+        scu = StoreScu("127.0.0.1:104", username="alice", password="s3cret", identity_response_requested=True)
+    assert scu.user_identity == UserIdentity.username_password(
+        "alice", "s3cret", positive_response_requested=True
+    )
+    with pytest.warns(DeprecationWarning):
+        assert StoreScu("127.0.0.1:104", jwt="a.b.c").user_identity == UserIdentity.jwt("a.b.c")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="one user identity"):
         StoreScu("127.0.0.1:104", username="a", jwt="x.y.z")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="needs a username"):
+        StoreScu("127.0.0.1:104", password="s3cret")
 
 
 def test_store_command(tmp_path: Path) -> None:

@@ -103,12 +103,15 @@ def user_information(
     role_selections: Iterable[RoleSelection] = (),
     async_ops_window: AsyncOperationsWindow | None = None,
     user_identity: object = None,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> UserInformation:
-    """The user-information item we send: maximum length and our implementation identification always."""
+    """The user-information item we send: maximum length and our implementation identification always
+    (ours by default; the caller validates others, see ``aiodicom.net.client.validate_implementation``)."""
     return UserInformation.build(
         max_length=max_pdu_length,
-        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        implementation_class_uid=implementation_class_uid,
+        implementation_version_name=implementation_version_name,
         async_ops_window=async_ops_window,
         role_selections=tuple(role_selections),
         user_identity=user_identity,  # type: ignore[arg-type]
