@@ -203,6 +203,8 @@ def _run(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
         raise _fail(str(exc), 3) from None
     except DicomError as exc:
         raise _fail(str(exc), 1) from None
+    except TimeoutError:  # an operation that gives up on its own says so; this is one that did not
+        raise _fail("no answer in time (--timeout, --dimse-timeout): the peer went silent", 1) from None
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:

@@ -161,7 +161,13 @@ class EchoScu(Scu):
         started = time.perf_counter()
         async with self.connect([VERIFICATION_SOP_CLASS]) as assoc:
             for _ in range(count):
-                status = await assoc.c_echo(timeout=self.dimse_timeout)
+                try:
+                    status = await assoc.c_echo(timeout=self.dimse_timeout)
+                except TimeoutError:
+                    raise DimseError(
+                        f"no C-ECHO response from {self.address} within {self.dimse_timeout:g} s "
+                        "(dimse_timeout)"
+                    ) from None
                 if not is_success(status):
                     raise DimseError(f"C-ECHO answered {status_name(status)} (0x{status:04X})", status)
         return EchoResult(count, time.perf_counter() - started)

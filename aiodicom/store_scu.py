@@ -684,7 +684,11 @@ async def _c_store(
     finally:
         if file is not None:
             file.close()
-    response = await assoc.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
+    try:
+        response = await assoc.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
+    except TimeoutError:  # a late response would answer the wrong request: this association is done
+        assoc.abort()
+        raise DimseError(f"no C-STORE response within {timeout:g} s (dimse_timeout)") from None
     return response.command
 
 

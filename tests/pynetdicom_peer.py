@@ -1,5 +1,5 @@
 """A pynetdicom SCP that checks user identity (a test peer, run as ``python -m tests.pynetdicom_peer PORT
-LOG``). It answers C-ECHO (after 3 s for the calling AE title SLOW-SCU), C-STORE of CT images, C-FIND (no
+LOG``). It answers C-ECHO and C-STORE of CT images (after 3 s for the calling AE title SLOW-SCU), C-FIND (no
 matches), C-GET and C-MOVE (no sub-operations), verifies the
 credentials below in EVT_USER_ID, answers Kerberos, SAML and JWT identities with a server response when one
 is requested, and appends one JSON line per association to LOG: what the requestor sent."""
@@ -81,6 +81,8 @@ def main(port: int, log_path: str) -> None:
         return 0x0000
 
     def on_store(event: Any) -> int:
+        if event.assoc.requestor.ae_title == "SLOW-SCU":
+            time.sleep(3)
         return 0x0000
 
     def on_find(event: Any) -> Iterator[Any]:
