@@ -1,8 +1,8 @@
 """A pynetdicom SCP that checks user identity (a test peer, run as ``python -m tests.pynetdicom_peer PORT
-LOG``). It answers C-ECHO and C-STORE of CT images (after 3 s for the calling AE title SLOW-SCU), C-FIND (no
-matches), C-GET and C-MOVE (no sub-operations), verifies the
-credentials below in EVT_USER_ID, answers Kerberos, SAML and JWT identities with a server response when one
-is requested, and appends one JSON line per association to LOG: what the requestor sent."""
+LOG``). It answers C-ECHO and C-STORE of CT images (after 3 s for the calling AE title SLOW-SCU; with 0xA700
+and an Error Comment for REFUSE-SCU), C-FIND (no matches), C-GET and C-MOVE (no sub-operations), verifies
+the credentials below in EVT_USER_ID, answers Kerberos, SAML and JWT identities with a server response when
+one is requested, and appends one JSON line per association to LOG: what the requestor sent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
@@ -80,9 +81,14 @@ def main(port: int, log_path: str) -> None:
             time.sleep(3)
         return 0x0000
 
-    def on_store(event: Any) -> int:
+    def on_store(event: Any) -> int | Dataset:
         if event.assoc.requestor.ae_title == "SLOW-SCU":
             time.sleep(3)
+        if event.assoc.requestor.ae_title == "REFUSE-SCU":  # a failure status with an Error Comment
+            status = Dataset()
+            status.Status = 0xA700
+            status.ErrorComment = "disk full on the peer"
+            return status
         return 0x0000
 
     def on_find(event: Any) -> Iterator[Any]:

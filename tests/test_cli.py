@@ -272,6 +272,15 @@ def test_every_client_verb_sends_the_identity(identity_peer: IdentityPeer, tmp_p
         assert all((r["identity_type"], r["secondary"]) == (2, creds.PASSWORD) for r in records), verb
 
 
+def test_a_failed_file_shows_the_peers_error_comment(identity_peer: IdentityPeer) -> None:
+    ct = get_testdata_file("CT_small.dcm")
+    proc = run("store", identity_peer.address, ct, "-aet", "REFUSE-SCU", "--json")
+    assert proc.returncode == 1 and "1 of 1 files failed" in proc.stderr
+    (outcome,) = json.loads(proc.stdout)["files"]
+    assert outcome["status"] == 0xA700
+    assert outcome["error"] == "Refused: Out of Resources (0xA700): disk full on the peer"
+
+
 def test_dimse_timeout_gives_up_on_a_silent_peer(identity_peer: IdentityPeer) -> None:
     """The peer answers SLOW-SCU's C-ECHO after 3 s: --dimse-timeout 0.5 gives up first, --timeout stays."""
     started = time.monotonic()
