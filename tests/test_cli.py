@@ -230,6 +230,7 @@ def test_argument_errors_through_the_entry_point(secrets: Path) -> None:
         assert expected in err, (args, err)
 
 
+@pytest.mark.interop
 def test_identity_options_against_a_peer_that_checks_them(identity_peer: IdentityPeer, secrets: Path) -> None:
     addr = identity_peer.address
     password = ["--username", creds.USERNAME, "--password-file", str(secrets / "password")]
@@ -253,6 +254,7 @@ def test_identity_options_against_a_peer_that_checks_them(identity_peer: Identit
     assert unconfirmed.stderr.count("\n") == 1 and "did not confirm the user identity" in unconfirmed.stderr
 
 
+@pytest.mark.interop
 def test_every_client_verb_sends_the_identity(identity_peer: IdentityPeer, tmp_path: Path) -> None:
     addr = identity_peer.address
     env = {"AIODICOM_PASSWORD": creds.PASSWORD}
@@ -272,6 +274,7 @@ def test_every_client_verb_sends_the_identity(identity_peer: IdentityPeer, tmp_p
         assert all((r["identity_type"], r["secondary"]) == (2, creds.PASSWORD) for r in records), verb
 
 
+@pytest.mark.interop
 def test_a_failed_file_shows_the_peers_error_comment(identity_peer: IdentityPeer) -> None:
     ct = get_testdata_file("CT_small.dcm")
     proc = run("store", identity_peer.address, ct, "-aet", "REFUSE-SCU", "--json")
@@ -281,6 +284,7 @@ def test_a_failed_file_shows_the_peers_error_comment(identity_peer: IdentityPeer
     assert outcome["error"] == "Refused: Out of Resources (0xA700): disk full on the peer"
 
 
+@pytest.mark.interop
 def test_dimse_timeout_gives_up_on_a_silent_peer(identity_peer: IdentityPeer) -> None:
     """The peer answers SLOW-SCU's C-ECHO after 3 s: --dimse-timeout 0.5 gives up first, --timeout stays."""
     started = time.monotonic()

@@ -93,6 +93,7 @@ def test_a_wrong_type_is_refused_at_construction() -> None:
 # ---------------------------------------------------------------------------- against pynetdicom
 
 
+@pytest.mark.interop
 async def test_username_and_password_accepted_and_rejected(identity_peer: IdentityPeer) -> None:
     mark = identity_peer.mark()
     good = UserIdentity.username_password(creds.USERNAME, creds.PASSWORD)
@@ -121,6 +122,7 @@ async def test_username_and_password_accepted_and_rejected(identity_peer: Identi
         (UserIdentity.saml(creds.SAML, positive_response_requested=True), b"saml-ok"),
     ],
 )
+@pytest.mark.interop
 async def test_token_identities_with_a_positive_response(
     identity_peer: IdentityPeer, identity: UserIdentity, response: bytes
 ) -> None:
@@ -135,6 +137,7 @@ async def test_token_identities_with_a_positive_response(
     assert identity_peer.wait_records(mark)[0]["outcome"] == "rejected"
 
 
+@pytest.mark.interop
 async def test_no_positive_response_fails_the_association(identity_peer: IdentityPeer) -> None:
     """pynetdicom verifies usernames but never sends the (empty) response a requestor may ask for."""
     identity = UserIdentity.username_password(
@@ -147,6 +150,7 @@ async def test_no_positive_response_fails_the_association(identity_peer: Identit
             pytest.fail("the block must not run")
 
 
+@pytest.mark.interop
 async def test_every_scu_sends_the_identity(identity_peer: IdentityPeer, tmp_path: Path) -> None:
     """Echo, Find, Get, Move and Store: every association each of them opens carries the identity."""
     identity = UserIdentity.jwt(creds.JWT, positive_response_requested=True)
@@ -178,6 +182,7 @@ async def test_every_scu_sends_the_identity(identity_peer: IdentityPeer, tmp_pat
             assert record["positive_response_requested"], name
 
 
+@pytest.mark.interop
 async def test_implementation_class_uid_and_version_name_are_options(identity_peer: IdentityPeer) -> None:
     mark = identity_peer.mark()
     await EchoScu(identity_peer.address).echo()
@@ -235,6 +240,7 @@ def test_good_implementation_identification() -> None:
     assert validate_implementation("0.0", "x y-1.0") == ("0.0", "x y-1.0")
 
 
+@pytest.mark.interop
 async def test_the_old_user_identity_item_still_works_with_a_warning(identity_peer: IdentityPeer) -> None:
     item = UserIdentityRQ(2, creds.USERNAME.encode(), creds.PASSWORD.encode())
     with pytest.warns(DeprecationWarning, match="UserIdentity"):
