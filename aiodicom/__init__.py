@@ -24,6 +24,7 @@ from aiodicom.errors import (
 )
 from aiodicom.find_scu import FindCompleted, FindResult, FindScu
 from aiodicom.get_scu import GetScu
+from aiodicom.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
 from aiodicom.move_scu import MoveScu
 from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association, DimseMessage
@@ -79,6 +80,8 @@ __all__ = [
     "FindScu",
     "ForwardTarget",
     "GetScu",
+    "IdentityKind",
+    "IdentityNotConfirmed",
     "InstanceSummary",
     "ListenError",
     "MoveScu",
@@ -104,6 +107,7 @@ __all__ = [
     "TransferCompleted",
     "TransferStarted",
     "UsageError",
+    "UserIdentity",
     "__version__",
     "combine_tags",
     "connect",

@@ -31,6 +31,9 @@ app = typer.Typer(
 
 _T = TypeVar("_T")
 
+#: The environment variable that holds the password for ``--username`` (when no --password-file).
+PASSWORD_ENV = "AIODICOM_PASSWORD"
+
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log the protocol: contexts, PDUs, statuses.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 CallingAe = Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")]
@@ -65,6 +68,112 @@ def _s3_config(bucket: str | None, endpoint: str | None, prefix: str, region: st
 Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")
 ]
+DimseTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--dimse-timeout",
+        help="Seconds of silence after which a response (or the next sub-operation) is given up on: the "
+        "longest wait for any byte, not for the whole message (default: --timeout).",
+    ),
+]
+IdleTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        help="Abort an association from which no byte arrives for this many seconds (0: never; default 300).",
+    ),
+]
+MaxAssociations = Annotated[
+    int, typer.Option("--max-associations", min=1, help="Associations served at once; more are rejected.")
+]
+
+# User identity (PS3.7 D.3.3.7), the same options on every verb that connects to a peer.
+Username = Annotated[str | None, typer.Option("--username", help="Send this username as user identity.")]
+PasswordFile = Annotated[
+    str | None,
+    typer.Option(
+        "--password-file",
+        help=f"Read the password for --username from the first line of this file (else ${PASSWORD_ENV}, "
+        "if set; a password is never given on the command line, where ps would show it).",
+    ),
+]
+IdentityType = Annotated[
+    str | None, typer.Option("--identity-type", help="kerberos, saml or jwt, read from --identity-file.")
+]
+IdentityFile = Annotated[
+    str | None,
+    typer.Option("--identity-file", help="The Kerberos ticket, SAML assertion or JWT to send."),
+]
+IdentityResponse = Annotated[
+    bool,
+    typer.Option(
+        "--identity-response", help="Ask the peer to confirm the identity, and fail when it does not."
+    ),
+]
+
+
+def _user_identity(
+    username: str | None,
+    password_file: str | None,
+    identity_type: str | None,
+    identity_file: str | None,
+    response: bool,
+) -> Any:
+    """The UserIdentity that the identity options describe (None without them); bad usage exits 2."""
+    from aiodicom.identity import IdentityKind, UserIdentity
+
+    try:
+        if username is not None and (identity_type or identity_file):
+            raise ValueError("give --username or --identity-type/--identity-file, not both")
+        if username is None and password_file is not None:
+            raise ValueError("--password-file needs --username")
+        if username is not None:
+            password = _read_password(password_file)
+            if password is None:
+                return UserIdentity.username(username, positive_response_requested=response)
+            return UserIdentity.username_password(username, password, positive_response_requested=response)
+        if (identity_type is None) != (identity_file is None):
+            raise ValueError("--identity-type and --identity-file go together")
+        if identity_type is not None and identity_file is not None:
+            kind = IdentityKind.parse(identity_type)
+            if kind not in (IdentityKind.KERBEROS, IdentityKind.SAML, IdentityKind.JWT):
+                raise ValueError("--identity-type is kerberos, saml or jwt (use --username for a username)")
+            with open(identity_file, "rb") as fp:
+                data = fp.read(1 << 16)
+            return UserIdentity.of(kind, data).requesting_response(response)
+        if response:
+            raise ValueError("--identity-response needs an identity (--username or --identity-type)")
+        return None
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}", 2) from None
+    except (ValueError, TypeError) as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _read_password(password_file: str | None) -> str | None:
+    if password_file is not None:
+        with open(password_file, encoding="utf-8") as fp:
+            password = fp.readline().rstrip("\r\n")
+        if not password:
+            raise ValueError(f"{password_file}: the first line is empty (no password)")
+        return password
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def _dimse_timeout(timeout: float, dimse_timeout: float | None) -> float:
+    if dimse_timeout is None:
+        return timeout
+    if dimse_timeout <= 0:
+        raise _fail("--dimse-timeout must be more than 0 seconds", 2)
+    return dimse_timeout
+
+
+def _idle_timeout(idle_timeout: float | None) -> dict[str, Any]:
+    if idle_timeout is None:
+        return {}
+    if idle_timeout < 0:
+        raise _fail("--idle-timeout cannot be negative", 2)
+    return {"idle_timeout": idle_timeout or None}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -94,6 +203,8 @@ def _run(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
         raise _fail(str(exc), 3) from None
     except DicomError as exc:
         raise _fail(str(exc), 1) from None
+    except TimeoutError:  # an operation that gives up on its own says so; this is one that did not
+        raise _fail("no answer in time (--timeout, --dimse-timeout): the peer went silent", 1) from None
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
@@ -146,6 +257,12 @@ def echo(
     calling_ae: CallingAe = "ECHO-SCU",
     called_ae: CalledAe = None,
     timeout: Timeout = 30.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -153,6 +270,7 @@ def echo(
     from aiodicom.scu import EchoScu
 
     _setup_logging(verbose)
+    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
     try:
         scu = EchoScu(
             addr,
@@ -160,8 +278,9 @@ def echo(
             called_ae_title=called_ae,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=timeout,
+            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
             verbose=verbose,
+            user_identity=identity,
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
@@ -195,6 +314,8 @@ def echoscp(
     require_called_ae: Annotated[
         bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
     ] = False,
+    idle_timeout: IdleTimeout = None,
+    max_associations: MaxAssociations = 64,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -202,8 +323,17 @@ def echoscp(
     from aiodicom.scp import EchoScp
 
     _setup_logging(verbose)
+    idle = _idle_timeout(idle_timeout)
     try:
-        scp = EchoScp(port, host, ae_title, require_called_ae_title=require_called_ae, verbose=verbose)
+        scp = EchoScp(
+            port,
+            host,
+            ae_title,
+            require_called_ae_title=require_called_ae,
+            max_associations=max_associations,
+            verbose=verbose,
+            **idle,
+        )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
 
@@ -243,6 +373,8 @@ def storescp(
         bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
     ] = False,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    idle_timeout: IdleTimeout = None,
+    max_associations: MaxAssociations = 64,
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_prefix: S3PrefixOpt = "",
@@ -259,6 +391,7 @@ def storescp(
     s3 = _s3_config(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     if s3 is None and out_dir is None:
         raise _fail("give --out-dir (or --s3-bucket)", 2)
+    idle = _idle_timeout(idle_timeout)
     try:
         scp = StoreScp(
             port,
@@ -272,7 +405,9 @@ def storescp(
             fsync=not no_fsync,
             require_called_ae_title=require_called_ae,
             max_pdu_length=max_pdu,
+            max_associations=max_associations,
             verbose=verbose,
+            **idle,
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
@@ -338,6 +473,12 @@ def store(
     called_ae: CalledAe = None,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
     timeout: Timeout = 30.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_region: S3RegionOpt = None,
@@ -352,6 +493,7 @@ def store(
     from aiodicom.store_scu import StoreScu
 
     _setup_logging(verbose)
+    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
     try:
         scu = StoreScu(
             addr,
@@ -365,7 +507,8 @@ def store(
             verbose=verbose,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=timeout,
+            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            user_identity=identity,
         )
         for path in paths:
             if s3_bucket is not None:  # a prefix ending in / (or the whole bucket: ""), else one key

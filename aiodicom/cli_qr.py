@@ -10,17 +10,25 @@ import typer
 
 from aiodicom.cli import (
     CalledAe,
+    DimseTimeout,
+    IdentityFile,
+    IdentityResponse,
+    IdentityType,
     Json,
+    PasswordFile,
     S3BucketOpt,
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
     Timeout,
+    Username,
     Verbose,
+    _dimse_timeout,
     _fail,
     _run,
     _s3_config,
     _setup_logging,
+    _user_identity,
     app,
 )
 
@@ -134,6 +142,12 @@ def find(
     calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "FIND-SCU",
     called_ae: CalledAe = None,
     timeout: Timeout = 30.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -145,6 +159,7 @@ def find(
     from aiodicom.query import QueryModel
 
     _setup_logging(verbose)
+    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
     try:
         query_model = QueryModel.parse(model)
         default = None if query_model is QueryModel.MODALITY_WORKLIST else "STUDY"
@@ -155,7 +170,8 @@ def find(
             called_ae_title=called_ae,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=timeout,
+            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            user_identity=identity,
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
@@ -207,6 +223,12 @@ def get(
     s3_region: S3RegionOpt = None,
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not sync each file.")] = False,
     timeout: Timeout = 60.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -214,6 +236,7 @@ def get(
     from aiodicom.get_scu import GetScu
 
     _setup_logging(verbose)
+    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
     s3 = _s3_config(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     backend = "forward" if forward else "s3" if s3 is not None else "filesystem"
     if backend == "filesystem" and out_dir is None:
@@ -233,8 +256,9 @@ def get(
             fsync=not no_fsync,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=timeout,
+            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
         )
+        scu.user_identity = identity
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     result = _retrieve("C-GET", as_json, lambda advance: scu.get(query, on_sub_operation=advance))
@@ -259,6 +283,12 @@ def move(
     calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "MOVE-SCU",
     called_ae: CalledAe = None,
     timeout: Timeout = 600.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -267,6 +297,7 @@ def move(
     from aiodicom.move_scu import MoveScu
 
     _setup_logging(verbose)
+    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
     receive: dict[str, Any] | None = None
     if receive_port is not None:
         if out_dir is None:
@@ -283,8 +314,9 @@ def move(
             query_model=model,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=timeout,
+            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
         )
+        scu.user_identity = identity
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     result = _retrieve(

@@ -10,11 +10,16 @@ from dataclasses import dataclass
 
 from aiodicom.dimse import is_success, status_name
 from aiodicom.errors import DimseError
+from aiodicom.identity import UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
-from aiodicom.net.client import ContextSpec, connect
-from aiodicom.ul.items import RoleSelection
-from aiodicom.ul.negotiation import VERIFICATION_SOP_CLASS
+from aiodicom.net.client import ContextSpec, connect, validate_implementation
+from aiodicom.ul.items import RoleSelection, UserIdentityRQ
+from aiodicom.ul.negotiation import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    VERIFICATION_SOP_CLASS,
+)
 
 log = logging.getLogger("aiodicom.scu")
 
@@ -66,6 +71,12 @@ class Scu:
     the AE title in ``addr``, else ``ANY-SCP``. ``max_pdu_length`` is the most we receive;
     ``connect_timeout`` and ``acse_timeout`` bound the connection and the association's negotiation,
     ``dimse_timeout`` the wait for each response (None: no limit). ``verbose`` logs the protocol at INFO.
+
+    ``user_identity`` (a :class:`~aiodicom.identity.UserIdentity`) is sent with every association; with
+    ``positive_response_requested`` an association the peer does not confirm fails with
+    :class:`~aiodicom.identity.IdentityNotConfirmed`. ``implementation_class_uid`` and
+    ``implementation_version_name`` identify us to the peer (aiodicom's own by default). These three are
+    also attributes, which may be set after construction.
     """
 
     default_calling_ae_title = "AIODICOM"
@@ -81,6 +92,9 @@ class Scu:
         acse_timeout: float = 30.0,
         dimse_timeout: float | None = 60.0,
         verbose: bool = False,
+        user_identity: UserIdentity | None = None,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     ) -> None:
         self.address = parse_address(addr)
         self.calling_ae_title = validate_ae_title(
@@ -93,6 +107,10 @@ class Scu:
         self.connect_timeout = connect_timeout
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
+        self.user_identity: UserIdentity | None = resolve_identity(_identity_arg(user_identity))
+        self.implementation_class_uid, self.implementation_version_name = validate_implementation(
+            implementation_class_uid, implementation_version_name
+        )
         if verbose:
             logging.getLogger("aiodicom").setLevel(logging.INFO)
 
@@ -110,9 +128,18 @@ class Scu:
             connect_timeout=self.connect_timeout,
             acse_timeout=self.acse_timeout,
             role_selections=role_selections,
+            user_identity=self.user_identity,
+            implementation_class_uid=self.implementation_class_uid,
+            implementation_version_name=self.implementation_version_name,
         ) as assoc:
             log_negotiation(assoc, self.address)
             yield assoc
+
+
+def _identity_arg(value: object) -> UserIdentity | UserIdentityRQ | None:
+    if value is None or isinstance(value, UserIdentity | UserIdentityRQ):
+        return value
+    raise TypeError(f"user_identity is a UserIdentity, not {type(value).__name__}")
 
 
 class EchoScu(Scu):
@@ -134,7 +161,13 @@ class EchoScu(Scu):
         started = time.perf_counter()
         async with self.connect([VERIFICATION_SOP_CLASS]) as assoc:
             for _ in range(count):
-                status = await assoc.c_echo(timeout=self.dimse_timeout)
+                try:
+                    status = await assoc.c_echo(timeout=self.dimse_timeout)
+                except TimeoutError:
+                    raise DimseError(
+                        f"no C-ECHO response from {self.address} within {self.dimse_timeout:g} s "
+                        "(dimse_timeout)"
+                    ) from None
                 if not is_success(status):
                     raise DimseError(f"C-ECHO answered {status_name(status)} (0x{status:04X})", status)
         return EchoResult(count, time.perf_counter() - started)

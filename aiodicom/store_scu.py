@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import logging
 import os
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio.to_thread
 import pydicom
 
-from aiodicom.dimse import is_success, is_warning, status_name
+from aiodicom.dimse import Command, CommandField, is_success, is_warning, status_name
 from aiodicom.errors import AssociationRejected, DicomError, DimseError, NoAcceptableContext, PeerUnreachable
-from aiodicom.events import EventEmitter
+from aiodicom.events import Callback, EventEmitter
 from aiodicom.files import InstanceHeader, read_header
+from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
-from aiodicom.net.client import open_association
-from aiodicom.scu import log_negotiation
+from aiodicom.net.client import open_association, validate_implementation
+from aiodicom.scu import log_negotiation, uid_name
 from aiodicom.tags import resolve_transfer_syntax
-from aiodicom.ul.items import UserIdentityRQ, UserIdentityType
+from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
     IMPLICIT_VR_LITTLE_ENDIAN,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
 )
@@ -153,9 +156,17 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _dicom_bytes(head: bytes) -> bool:
+    """A Part 10 preamble, or a first tag (little endian) in group 0002 or 0008 below element 0x1000.
+
+    Tags are compared as numbers: the bytes of a little endian element number do not sort like the number
+    (``16 00`` is element 0x0016), which once made every data-set-only file look like something else.
+    """
     if head[128:132] == b"DICM":
         return True
-    return len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x00\x10"
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack_from("<HH", head)
+    return group in (0x0002, 0x0008) and element < 0x1000
 
 
 class StoreScu:
@@ -164,6 +175,11 @@ class StoreScu:
     scu = StoreScu("PACS@10.0.0.5:104", concurrency=4)
     scu.add_folder("./study")
     result = await scu.send(on_file_sent=lambda e: print(e.message))
+
+    ``user_identity`` (a :class:`~aiodicom.identity.UserIdentity`), ``implementation_class_uid`` and
+    ``implementation_version_name`` are as for every SCU (:class:`~aiodicom.scu.Scu`). The separate
+    ``username``, ``password``, ``kerberos_ticket``, ``saml_assertion``, ``jwt`` and
+    ``identity_response_requested`` arguments still work but are deprecated.
     """
 
     def __init__(
@@ -186,12 +202,15 @@ class StoreScu:
         never_transcode: bool = True,
         retries: int = 0,
         retry_backoff: float = 1.0,
+        user_identity: UserIdentity | None = None,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
         username: str | None = None,
         password: str | None = None,
         kerberos_ticket: bytes | None = None,
         saml_assertion: str | None = None,
         jwt: str | None = None,
-        identity_response_requested: bool = False,
+        identity_response_requested: bool | None = None,
     ) -> None:
         self.s3: S3Bucket | None = None
         if s3_config is not None:
@@ -221,8 +240,17 @@ class StoreScu:
         self.fail_first = fail_first
         self.never_transcode = never_transcode
         self.retries, self.retry_backoff = retries, retry_backoff
-        self.user_identity = _identity(
-            username, password, kerberos_ticket, saml_assertion, jwt, identity_response_requested
+        self.user_identity: UserIdentity | None = resolve_identity(
+            user_identity,
+            username=username,
+            password=password,
+            kerberos_ticket=kerberos_ticket,
+            saml_assertion=saml_assertion,
+            jwt=jwt,
+            identity_response_requested=identity_response_requested,
+        )
+        self.implementation_class_uid, self.implementation_version_name = validate_implementation(
+            implementation_class_uid, implementation_version_name
         )
         self._items: list[_Item] = []
         self._events = EventEmitter(_EVENTS)
@@ -295,37 +323,34 @@ class StoreScu:
 
     async def send(
         self,
-        on_transfer_started: Callable[[TransferStarted], Any] | None = None,
-        on_file_sending: Callable[[FileSending], Any] | None = None,
-        on_file_sent: Callable[[FileSent], Any] | None = None,
-        on_file_error: Callable[[FileError], Any] | None = None,
-        on_transfer_completed: Callable[[TransferCompleted], Any] | None = None,
+        on_transfer_started: Callable[[TransferStarted], Any] | Callable[[], Any] | None = None,
+        on_file_sending: Callable[[FileSending], Any] | Callable[[], Any] | None = None,
+        on_file_sent: Callable[[FileSent], Any] | Callable[[], Any] | None = None,
+        on_file_error: Callable[[FileError], Any] | Callable[[], Any] | None = None,
+        on_transfer_completed: Callable[[TransferCompleted], Any] | Callable[[], Any] | None = None,
     ) -> SendResult:
-        """Send every queued file. Raises :class:`PeerUnreachable` or :class:`AssociationRejected` when no
-        association can be established at all; other failures are per file, in the result."""
-        callbacks = {
+        """Send every queued file. Raises :class:`PeerUnreachable`, :class:`AssociationRejected` or
+        :class:`IdentityNotConfirmed` when no association can be established at all; other failures are
+        per file, in the result (a refusal's Error Comment in ``FileError.error``).
+
+        Each callback may be a plain function or a coroutine function, taking the event or nothing
+        (``on_file_sent=lambda: ...``). A callback that raises is logged and the batch goes on."""
+        given = {
             "transfer_started": on_transfer_started,
             "file_sending": on_file_sending,
             "file_sent": on_file_sent,
             "file_error": on_file_error,
             "transfer_completed": on_transfer_completed,
         }
+        callbacks = {name: Callback(fn, f"on_{name}") for name, fn in given.items() if fn is not None}
         run = _Run(self, callbacks)
         return await run.go()
-
-    def _emit(self, name: str, payload: object, callbacks: dict[str, Any]) -> list[Any]:
-        self._events.emit(name, payload)
-        callback = callbacks.get(name)
-        if callback is None:
-            return []
-        result = callback(payload)
-        return [result] if inspect.isawaitable(result) else []
 
 
 class _Run:
     """One call of :meth:`StoreScu.send`."""
 
-    def __init__(self, scu: StoreScu, callbacks: dict[str, Any]) -> None:
+    def __init__(self, scu: StoreScu, callbacks: dict[str, Callback]) -> None:
         self.scu = scu
         self.callbacks = callbacks
         self.result = SendResult()
@@ -334,8 +359,11 @@ class _Run:
         self.first_error: BaseException | None = None
 
     async def emit(self, name: str, payload: object) -> None:
-        for pending in self.scu._emit(name, payload, self.callbacks):
-            await pending
+        """To the event stream, then to the callback: a callback that raises is logged, the batch goes on."""
+        self.scu._events.emit(name, payload)
+        callback = self.callbacks.get(name)
+        if callback is not None:
+            await callback.notify(payload)
 
     async def go(self) -> SendResult:
         if self.scu.s3 is not None:
@@ -366,7 +394,7 @@ class _Run:
         if (
             ready
             and not self.connected
-            and isinstance(self.first_error, PeerUnreachable | AssociationRejected)
+            and isinstance(self.first_error, PeerUnreachable | AssociationRejected | IdentityNotConfirmed)
         ):
             raise self.first_error
         r = self.result
@@ -402,10 +430,15 @@ class _Run:
                     connect_timeout=scu.connect_timeout,
                     acse_timeout=scu.acse_timeout,
                     user_identity=scu.user_identity,
+                    implementation_class_uid=scu.implementation_class_uid,
+                    implementation_version_name=scu.implementation_version_name,
+                    require_accepted_context=False,
                 )
             except (DicomError, OSError) as exc:
                 self.first_error = self.first_error or exc
                 log.warning("association with %s failed: %s", scu.address, exc)
+                if isinstance(exc, IdentityNotConfirmed):  # the same credentials will not do better
+                    return None
                 if attempt < scu.retries:
                     await asyncio.sleep(scu.retry_backoff * 2**attempt)
                 continue
@@ -440,18 +473,22 @@ class _Run:
         began = time.perf_counter()
         try:
             syntax, payload = await self.payload(assoc, item)
-            status = await assoc.c_store(
+            response = await _c_store(
+                assoc,
                 payload,
-                timeout=self.scu.dimse_timeout,
-                header=header if not isinstance(payload, bytes) or payload is item.data else None,
+                header if not isinstance(payload, bytes) or payload is item.data else None,
+                self.scu.dimse_timeout,
             )
         except (DicomError, OSError, ValueError) as exc:
             await self.fail(item, str(exc))
             return
+        status = response.status if response.status is not None else 0xC000
+        comment = (response.error_comment or "").strip()
+        described = f"{status_name(status)} (0x{status:04X})" + (f": {comment}" if comment else "")
         if is_success(status) or is_warning(status):
             self.result.successful += 1
             if is_warning(status):
-                self.result.warnings.append((item.name, header.sop_instance_uid, status, status_name(status)))
+                self.result.warnings.append((item.name, header.sop_instance_uid, status, described))
             self.result.files.append(FileOutcome(item.name, header.sop_instance_uid, status, None))
             event = FileSent(
                 item.name,
@@ -464,7 +501,7 @@ class _Run:
             log.info("%s", event.message)
             await self.emit("file_sent", event)
         else:
-            await self.fail(item, status_name(status), status)
+            await self.fail(item, described, status)
 
     async def payload(
         self, assoc: Association, item: _Item
@@ -482,25 +519,29 @@ class _Run:
                 assert self.scu.s3 is not None
                 return wanted, self.scu.s3.stream(item.key, header.data_offset)
             return wanted, item.path if item.path is not None else item.data  # type: ignore[return-value]
+        if not accepted:
+            raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid))
         source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
         if item.key is not None:  # converting parses the whole instance: it is downloaded for that
             assert self.scu.s3 is not None
             source = b"".join([chunk async for chunk in self.scu.s3.stream(item.key)])
-        targets = (
-            [wanted]
-            if self.scu.transfer_syntax
-            else [ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts in accepted]
-        )
-        if wanted in accepted and self.scu.transfer_syntax:
-            targets = [wanted]
+        forced = self.scu.transfer_syntax
+        targets = [forced] if forced else [ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts in accepted]
         if header.transfer_syntax_uid in UNCOMPRESSED_TRANSFER_SYNTAXES:
             for target in targets:
                 if target in UNCOMPRESSED_TRANSFER_SYNTAXES and target in accepted:
                     data = await anyio.to_thread.run_sync(_convert, source, target)
                     return target, data
+        if header.transfer_syntax_uid not in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            why = "converting compressed data is not supported yet"
+        elif forced and forced in accepted:
+            why = f"converting to {uid_name(forced)} is not supported yet"
+        else:
+            why = f"it did not accept {uid_name(forced or wanted)}"
         raise NoAcceptableContext(
-            f"the peer accepted {', '.join(sorted(accepted)) or 'no transfer syntax'} for this SOP class, "
-            f"the file is {header.transfer_syntax_uid}; converting compressed data is not supported yet"
+            f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in "
+            f"{', '.join(f'{uid_name(ts)} ({ts})' for ts in sorted(accepted))}; the file is "
+            f"{uid_name(header.transfer_syntax_uid)} ({header.transfer_syntax_uid}): {why}"
         )
 
     async def fail(self, item: _Item, error: str, status: int | None = None) -> None:
@@ -520,34 +561,6 @@ class _Run:
         await self.emit("file_error", event)
         if self.scu.fail_first:
             raise DimseError(event.message, status)
-
-
-def _identity(
-    username: str | None,
-    password: str | None,
-    kerberos: bytes | None,
-    saml: str | None,
-    jwt: str | None,
-    response: bool,
-) -> UserIdentityRQ | None:
-    """The user identity sub-item (PS3.7 D.3.3.7) for the one credential given."""
-    given = [x is not None for x in (username, kerberos, saml, jwt)]
-    if sum(given) > 1:
-        raise ValueError(
-            "give one user identity: username (and password), kerberos_ticket, saml_assertion or jwt"
-        )
-    if password is not None and username is None:
-        raise ValueError("a password needs a username")
-    if username is not None:
-        kind = UserIdentityType.USERNAME_PASSWORD if password is not None else UserIdentityType.USERNAME
-        return UserIdentityRQ(kind, username.encode("utf-8"), (password or "").encode("utf-8"), response)
-    if kerberos is not None:
-        return UserIdentityRQ(UserIdentityType.KERBEROS, kerberos, b"", response)
-    if saml is not None:
-        return UserIdentityRQ(UserIdentityType.SAML, saml.encode("utf-8"), b"", response)
-    if jwt is not None:
-        return UserIdentityRQ(UserIdentityType.JWT, jwt.encode("ascii"), b"", response)
-    return None
 
 
 def _read_headers(items: Iterable[_Item]) -> None:
@@ -640,3 +653,58 @@ def _convert(source: str | bytes, target: str) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+async def _c_store(
+    assoc: Association,
+    source: str | bytes | AsyncIterator[bytes],
+    header: InstanceHeader | None,
+    timeout: float | None,
+) -> Command:
+    """One C-STORE, as :meth:`Association.c_store` sends it, answering with the whole response command
+    (its status and the peer's Error Comment)."""
+    dataset: bytes | memoryview | BinaryIO | AsyncIterator[bytes]
+    file: BinaryIO | None = None
+    if isinstance(source, bytes):
+        header = header or read_header(io.BytesIO(source))
+        dataset = memoryview(source)[header.data_offset :]
+    elif isinstance(source, str):
+        header = header or read_header(source)
+        file = dataset = open(source, "rb")  # noqa: SIM115 (closed below)
+        file.seek(header.data_offset)
+    else:
+        if header is None:
+            raise ValueError("a C-STORE of a stream needs the instance's header")
+        dataset = source
+    try:
+        ctx = assoc.context_for(header.sop_class_uid, header.transfer_syntax_uid)
+        message_id = assoc.next_message_id()
+        command = Command.c_store_rq(message_id, header.sop_class_uid, header.sop_instance_uid)
+        await assoc.send(ctx.context_id, command, dataset)
+    finally:
+        if file is not None:
+            file.close()
+    try:
+        response = await assoc.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
+    except TimeoutError:  # a late response would answer the wrong request: this association is done
+        assoc.abort()
+        raise DimseError(f"no C-STORE response within {timeout:g} s (dimse_timeout)") from None
+    return response.command
+
+
+async def _rejection(assoc: Association, sop_class: str) -> str:
+    """Why no context was accepted for ``sop_class``, in the peer's words (PS3.8 Table 9-18)."""
+    ac = await assoc.wait_established()
+    proposed = {
+        pc.context_id for pc in assoc.request.presentation_contexts if pc.abstract_syntax == sop_class
+    }
+    results = {pc.result for pc in ac.presentation_contexts if pc.context_id in proposed}
+    what = f"SOP class {uid_name(sop_class)} ({sop_class})"
+    if not proposed:
+        return f"{what} was not proposed on this association"
+    if results == {PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}:
+        return f"the peer rejected {what}: abstract syntax not supported"
+    if results == {PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED}:
+        return f"the peer accepts {what} in none of the transfer syntaxes proposed"
+    reasons = ", ".join(PresentationContextResult.NAMES.get(r, str(r)) for r in sorted(results))
+    return f"the peer rejected {what} ({reasons or 'no answer for its contexts'})"

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from pydicom.data import get_testdata_file
 
+import aiodicom
+from aiodicom.errors import AssociationAborted
+from tests import pynetdicom_peer as creds
 from tests.peers import free_port, stop, wait_for_port
+from tests.pynetdicom_peer import IdentityPeer, start_identity_peer
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aiodicom", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -130,3 +142,183 @@ def test_storescp_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "stopped (SIGTERM)" in err
     assert len(list(out.rglob("*.dcm"))) == 1
+
+
+# ----------------------------------------------------------------- user identity and timeout options
+
+
+@pytest.fixture(scope="module")
+def identity_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityPeer]:
+    with start_identity_peer(tmp_path_factory.mktemp("identity-peer")) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("secrets")
+    (folder / "password").write_text(f"{creds.PASSWORD}\nsecond line, ignored\n")
+    (folder / "wrong").write_text("guess\n")
+    (folder / "empty").write_text("\n")
+    (folder / "token.jwt").write_text(creds.JWT + "\n")
+    return folder
+
+
+def _usage_cases(secrets: Path) -> dict[tuple[str, ...], str]:
+    missing = str(secrets / "missing")
+    return {
+        ("echo", "--password-file", str(secrets / "password")): "--password-file needs --username",
+        ("echo", "--identity-type", "jwt"): "go together",
+        ("echo", "--identity-type", "username", "--identity-file", missing): "kerberos, saml or jwt",
+        ("echo", "--identity-type", "pgp", "--identity-file", missing): "unknown user identity type",
+        ("echo", "--username", "a", "--identity-type", "jwt", "--identity-file", missing): "not both",
+        ("echo", "--username", "a", "--password-file", missing): "cannot read",
+        ("echo", "--username", "a", "--password-file", str(secrets / "empty")): "no password",
+        ("echo", "--dimse-timeout", "0"): "--dimse-timeout must be more than 0",
+        ("store", "--identity-response", "x.dcm"): "needs an identity",
+        ("find", "--identity-response"): "needs an identity",
+        ("get", "--identity-response", "-o", missing): "needs an identity",
+        ("move", "--identity-response", "--dest", "X"): "needs an identity",
+        ("store", "--dimse-timeout", "-1", "x.dcm"): "--dimse-timeout must be more than 0",
+        ("find", "--dimse-timeout", "0"): "--dimse-timeout must be more than 0",
+        ("get", "--dimse-timeout", "0", "-o", missing): "--dimse-timeout must be more than 0",
+        ("move", "--dimse-timeout", "0", "--dest", "X"): "--dimse-timeout must be more than 0",
+        ("echoscp", "--port", "0", "--idle-timeout", "-1"): "cannot be negative",
+        ("storescp", "--port", "0", "-o", missing, "--idle-timeout", "-1"): "cannot be negative",
+        ("echoscp", "--port", "0", "--max-associations", "0"): "--max-associations",
+        ("storescp", "--port", "0", "-o", missing, "--max-associations", "0"): "--max-associations",
+    }
+
+
+def _argv(args: tuple[str, ...]) -> list[str]:
+    verb, *rest = args
+    return [verb, *([] if verb.endswith("scp") else ["127.0.0.1:9"]), *rest]
+
+
+def test_argument_errors_exit_2_without_a_peer(secrets: Path) -> None:
+    """Every client verb has the identity and timeout options, the servers theirs; wrong values and
+    combinations are usage errors, found before anything connects or listens."""
+    from typer.testing import CliRunner
+
+    from aiodicom.cli import app
+
+    for args, expected in _usage_cases(secrets).items():
+        result = CliRunner().invoke(app, _argv(args))
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in result.output, (args, result.output)
+
+
+def test_argument_errors_through_the_entry_point(secrets: Path) -> None:
+    """A few of them through ``python -m aiodicom``; there is no --password option at all."""
+    cases = {
+        ("echo", "--password", "s3cret"): "No such option",
+        ("store", "--identity-response", "x.dcm"): "needs an identity",
+        ("get", "--dimse-timeout", "0", "-o", str(secrets)): "--dimse-timeout must be more than 0",
+        ("storescp", "--port", "0", "-o", str(secrets), "--idle-timeout", "-1"): "cannot be negative",
+    }
+    procs = {
+        args: subprocess.Popen(
+            [sys.executable, "-m", "aiodicom", *_argv(args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in cases
+    }
+    for args, expected in cases.items():
+        out, err = procs[args].communicate(timeout=60)
+        assert procs[args].returncode == 2, (args, out, err)
+        assert expected in err, (args, err)
+
+
+@pytest.mark.interop
+def test_identity_options_against_a_peer_that_checks_them(identity_peer: IdentityPeer, secrets: Path) -> None:
+    addr = identity_peer.address
+    password = ["--username", creds.USERNAME, "--password-file", str(secrets / "password")]
+    mark = identity_peer.mark()
+    ok = run("echo", addr, *password, "--json")
+    assert ok.returncode == 0, ok.stderr
+    (record,) = identity_peer.wait_records(mark)
+    assert (record["identity_type"], record["primary"], record["secondary"]) == (2, "alice", "s3cret")
+
+    wrong = run("echo", addr, "--username", creds.USERNAME, "--password-file", str(secrets / "wrong"))
+    assert wrong.returncode == 1 and "rejected" in wrong.stderr
+
+    from_env = run("echo", addr, "--username", creds.USERNAME, env={"AIODICOM_PASSWORD": creds.PASSWORD})
+    assert from_env.returncode == 0, from_env.stderr
+
+    jwt = ["--identity-type", "jwt", "--identity-file", str(secrets / "token.jwt"), "--identity-response"]
+    assert run("echo", addr, *jwt).returncode == 0
+
+    unconfirmed = run("echo", addr, *password, "--identity-response")
+    assert unconfirmed.returncode == 1
+    assert unconfirmed.stderr.count("\n") == 1 and "did not confirm the user identity" in unconfirmed.stderr
+
+
+@pytest.mark.interop
+def test_every_client_verb_sends_the_identity(identity_peer: IdentityPeer, tmp_path: Path) -> None:
+    addr = identity_peer.address
+    env = {"AIODICOM_PASSWORD": creds.PASSWORD}
+    identity = ["--username", creds.USERNAME, "--dimse-timeout", "20"]
+    query = ["-k", "StudyInstanceUID=1.2.3"]
+    commands = {
+        "store": ["store", addr, get_testdata_file("CT_small.dcm"), *identity],
+        "find": ["find", addr, *query, *identity],
+        "get": ["get", addr, *query, "-o", str(tmp_path), *identity],
+        "move": ["move", addr, *query, "--dest", "ELSEWHERE", *identity],
+    }
+    for verb, args in commands.items():
+        mark = identity_peer.mark()
+        proc = run(*args, env=env)
+        assert proc.returncode == 0, (verb, proc.stderr)
+        records = identity_peer.wait_records(mark)
+        assert all((r["identity_type"], r["secondary"]) == (2, creds.PASSWORD) for r in records), verb
+
+
+@pytest.mark.interop
+def test_a_failed_file_shows_the_peers_error_comment(identity_peer: IdentityPeer) -> None:
+    ct = get_testdata_file("CT_small.dcm")
+    proc = run("store", identity_peer.address, ct, "-aet", "REFUSE-SCU", "--json")
+    assert proc.returncode == 1 and "1 of 1 files failed" in proc.stderr
+    (outcome,) = json.loads(proc.stdout)["files"]
+    assert outcome["status"] == 0xA700
+    assert outcome["error"] == "Refused: Out of Resources (0xA700): disk full on the peer"
+
+
+@pytest.mark.interop
+def test_dimse_timeout_gives_up_on_a_silent_peer(identity_peer: IdentityPeer) -> None:
+    """The peer answers SLOW-SCU's C-ECHO after 3 s: --dimse-timeout 0.5 gives up first, --timeout stays."""
+    started = time.monotonic()
+    proc = run("echo", identity_peer.address, "-aet", "SLOW-SCU", "--timeout", "30", "--dimse-timeout", "0.5")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert elapsed < 2.8  # the answer comes after 3 s
+
+    ct = get_testdata_file("CT_small.dcm")
+    store = run("store", identity_peer.address, ct, "-aet", "SLOW-SCU", "--dimse-timeout", "0.5", "--json")
+    assert store.returncode == 1 and "1 of 1 files failed" in store.stderr
+    (outcome,) = json.loads(store.stdout)["files"]
+    assert outcome["error"] == "no C-STORE response within 0.5 s (dimse_timeout)"
+
+
+@pytest.mark.parametrize("verb", ["echoscp", "storescp"])
+async def test_idle_timeout_and_max_associations_on_the_servers(verb: str, tmp_path: Path) -> None:
+    port = free_port()
+    extra = ["--out-dir", str(tmp_path)] if verb == "storescp" else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiodicom", verb, "--port", str(port), "--host", "127.0.0.1",
+         "--idle-timeout", "1", "--max-associations", "1", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await asyncio.to_thread(wait_for_port, port, proc)  # type: ignore[arg-type]
+        assoc = await aiodicom.net.client.open_association(f"127.0.0.1:{port}")
+        opened = time.monotonic()
+        refused = await asyncio.to_thread(run, "echo", f"127.0.0.1:{port}")
+        assert refused.returncode == 1 and "local-limit-exceeded" in refused.stderr, refused.stderr
+        with pytest.raises(AssociationAborted):  # silent for 1 s: the server aborts it
+            await assoc.receive(timeout=10)
+        assert 0.9 <= time.monotonic() - opened < 5
+        again = await asyncio.to_thread(run, "echo", f"127.0.0.1:{port}")
+        assert again.returncode == 0, again.stderr
+    finally:
+        stop(proc)  # type: ignore[arg-type]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -14,9 +17,18 @@ from pydicom.uid import generate_uid
 
 from aiodicom.errors import DimseError, PeerUnreachable
 from aiodicom.files import read_header
+from aiodicom.identity import UserIdentity
 from aiodicom.scp import StoreScp
-from aiodicom.store_scu import FileError, FileSent, StoreScu, TransferStarted
+from aiodicom.store_scu import (
+    FileError,
+    FileSending,
+    FileSent,
+    StoreScu,
+    TransferCompleted,
+    TransferStarted,
+)
 from aiodicom.tags import storage_sop_classes
+from aiodicom.ul.items import UserIdentityRQ
 from tests.peers import Peer
 
 FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm"]
@@ -35,7 +47,7 @@ def copies(folder: Path, count: int, name: str = "CT_small.dcm") -> list[Path]:
 
 
 def stored(out: Path, path: str | Path) -> Path:
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     return out / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
 
 
@@ -121,6 +133,188 @@ async def test_warnings_failures_and_the_batch_goes_on(tmp_path: Path) -> None:
     assert len(result.warnings) == 4 and all(w[2] == 0xB000 for w in result.warnings)
     assert {e.file for e in errors} == {str(broken), mr}
     assert "cannot read" in next(e.error for e in errors if e.file == str(broken))
+
+
+def dataset_only(path: Path, name: str, implicit: bool, drop_before_sop_class: bool = False) -> Path:
+    """``name`` written as a bare data set: no preamble, no DICM, no file meta (little endian)."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ds.SOPInstanceUID = generate_uid()
+    if drop_before_sop_class:  # the file then starts with (0008,0016)
+        for tag in [elem.tag for elem in ds if elem.tag < 0x00080016]:
+            del ds[tag]
+    out = pydicom.filebase.DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = implicit, True
+    pydicom.filewriter.write_dataset(out, ds)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def bare_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [
+        dataset_only(folder / "explicit-0005", "CT_small.dcm", implicit=False),
+        dataset_only(folder / "implicit-0016", "CT_small.dcm", implicit=True, drop_before_sop_class=True),
+        dataset_only(folder / "explicit-0016", "MR_small.dcm", implicit=False, drop_before_sop_class=True),
+        dataset_only(folder / "implicit-0012", "rtplan.dcm", implicit=True),
+    ]
+    starts = {p.read_bytes()[:4] for p in paths}
+    assert starts == {b"\x08\x00\x05\x00", b"\x08\x00\x16\x00", b"\x08\x00\x12\x00"}
+    return paths
+
+
+async def test_add_folder_takes_data_set_only_files(tmp_path: Path) -> None:
+    """Files without preamble or DICM are DICOM by content: add_folder queues them as add_file does."""
+    paths = bare_files(tmp_path / "src")
+    (tmp_path / "src" / "notes.txt").write_text("(0008,0016) is not DICOM")
+    scu = StoreScu("127.0.0.1:104")
+    assert scu.add_folder(tmp_path / "src") == 4
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        result = await scu.send()
+    assert (result.total_files, result.successful, result.failed) == (4, 4, 0)
+    for path in paths:
+        assert stored(scp.out_dir, path).read_bytes().endswith(path.read_bytes())
+
+
+async def test_s3_prefix_listing_takes_data_set_only_objects(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    paths = bare_files(tmp_path / "src")
+    for path in paths:
+        s3.put_object(Bucket=bucket, Key=f"bare/{path.name}", Body=path.read_bytes())
+    s3.put_object(Bucket=bucket, Key="bare/notes.txt", Body=b"not DICOM, skipped")
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}", s3_config={"bucket": bucket, "endpoint": moto_endpoint})
+        scu.add_folder("bare/")
+        result = await scu.send()
+    assert (result.total_files, result.successful, result.failed) == (4, 4, 0)
+    for path in paths:
+        assert stored(scp.out_dir, path).read_bytes().endswith(path.read_bytes())
+
+
+async def test_callbacks_that_raise_are_logged_and_the_batch_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copies(tmp_path / "src", 4)
+    (tmp_path / "src" / "broken").write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00garbage")
+    calls: list[str] = []
+
+    def started(event: TransferStarted) -> None:
+        calls.append("started")
+        raise RuntimeError("started broke")
+
+    async def sending(event: FileSending) -> None:
+        calls.append("sending")
+        raise ValueError("sending broke")
+
+    def sent(event: FileSent) -> None:
+        calls.append("sent")
+        raise KeyError("sent broke")
+
+    async def error(event: FileError) -> None:
+        calls.append("error")
+        raise RuntimeError("error broke")
+
+    def completed(event: TransferCompleted) -> None:
+        calls.append("completed")
+        raise RuntimeError("completed broke")
+
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        with caplog.at_level(logging.ERROR, logger="aiodicom.events"):
+            result = await scu.send(started, sending, sent, error, completed)
+    assert (result.total_files, result.successful, result.failed) == (5, 4, 1)
+    assert calls.count("sent") == 4 and calls.count("sending") == 4 and calls.count("error") == 1
+    assert calls[0] == "started" and calls[-1] == "completed"
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiodicom.events"]
+    assert len(logged) == 11  # once per callback error
+    for name in ("started", "sending", "sent", "error", "completed"):
+        assert sum(f"<locals>.{name} raised" in m for m in logged) == calls.count(name), name
+    assert all("(ignored; the operation goes on)" in m for m in logged)
+
+
+async def test_callbacks_without_the_event_argument(tmp_path: Path) -> None:
+    """The reference documents' batch example: ``onFileSent: () => batchSuccess++``."""
+    copies(tmp_path / "src", 3)
+    counts = {"sent": 0, "error": 0, "started": 0, "completed": 0, "sending": 0}
+
+    def count_sent() -> None:
+        counts["sent"] += 1
+
+    async def count_completed() -> None:
+        counts["completed"] += 1
+
+    class Tracker:
+        def sending(self, *args: object) -> None:
+            counts["sending"] += len(args)
+
+        def started(self, event: object = None) -> None:
+            counts["started"] += event is not None
+
+    tracker = Tracker()
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_folder(tmp_path / "src")
+        scu.add_file(tmp_path / "missing.dcm")
+        result = await scu.send(
+            on_transfer_started=tracker.started,
+            on_file_sending=tracker.sending,
+            on_file_sent=count_sent,
+            on_file_error=lambda: counts.__setitem__("error", counts["error"] + 1),
+            on_transfer_completed=functools.partial(count_completed),
+        )
+    assert result.successful == 3 and result.failed == 1
+    assert counts == {"sent": 3, "error": 1, "started": 1, "completed": 1, "sending": 3}
+
+
+async def test_file_error_carries_the_peers_error_comment(tmp_path: Path) -> None:
+    """aiodicom's StoreScp answers a refusing hook with its status and an Error Comment (0000,0902)."""
+    from aiodicom.services.store import StoreRejected
+
+    ct = get_testdata_file("CT_small.dcm")
+
+    def refuse(tags: dict[str, str]) -> dict[str, str]:
+        raise StoreRejected("patient not scheduled here", status=0xA801)
+
+    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+        scp.on_before_store(refuse)
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(ct)
+        errors: list[FileError] = []
+        result = await scu.send(on_file_error=errors.append)
+    assert result.failed == 1 and errors[0].status == 0xA801
+    assert errors[0].error.endswith(": patient not scheduled here") and "0xA801" in errors[0].error
+    assert result.files[0].error == errors[0].error
+
+
+async def test_a_rejected_sop_class_says_so(tmp_path: Path) -> None:
+    """The peer rejects MR Image Storage: the MR files fail saying that, not that conversion is missing,
+    whether or not another SOP class was accepted on the same association."""
+    ct, mr = get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")
+    async with StoreScp(
+        0,
+        "127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        abstract_syntax_mode="custom",
+        abstract_syntaxes=["1.2.840.10008.5.1.4.1.1.2"],
+    ) as scp:
+        mixed = StoreScu(f"127.0.0.1:{scp.port}")
+        mixed.add_file(ct)
+        mixed.add_file(mr)
+        result = await mixed.send()
+        only_mr = StoreScu(f"127.0.0.1:{scp.port}")
+        only_mr.add_file(mr)
+        alone = await only_mr.send()
+    assert (result.successful, result.failed, alone.successful, alone.failed) == (1, 1, 0, 1)
+    for outcome in (result, alone):
+        (error,) = [f.error for f in outcome.files if f.error]
+        assert error == (
+            "the peer rejected SOP class MR Image Storage (1.2.840.10008.5.1.4.1.1.4): "
+            "abstract syntax not supported"
+        )
 
 
 async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) -> None:
@@ -218,6 +412,8 @@ async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_
     assert result.successful == 1 and result.failed == 1 and result.total_files == 2
     (error,) = [f.error for f in result.files if f.error]
     assert "1.2.840.10008.1.2.4.50" in error and "1.2.840.10008.1.2" in error
+    assert "accepted SOP class Secondary Capture Image Storage only in" in error
+    assert error.endswith("converting compressed data is not supported yet")
     assert not list((tmp_path / "out").rglob("*.dcm"))[1:]  # only the CT arrived
 
 
@@ -260,6 +456,70 @@ async def test_into_dcmtk_storescp(dcmtk_storescp: Peer, tmp_path: Path) -> None
                 assert got[elem.tag].value == elem.value
 
 
+_CT_MR_ONLY = """\
+[[TransferSyntaxes]]
+[Uncompressed]
+TransferSyntax1 = LocalEndianExplicit
+TransferSyntax2 = LittleEndianImplicit
+
+[[PresentationContexts]]
+[CTMR]
+PresentationContext1 = CTImageStorage\\Uncompressed
+PresentationContext2 = MRImageStorage\\Uncompressed
+PresentationContext3 = VerificationSOPClass\\Uncompressed
+
+[[Profiles]]
+[CTMR]
+PresentationContexts = CTMR
+"""
+
+
+@pytest.mark.interop
+async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path: Path) -> None:
+    """A SOP class the peer rejects and a transfer syntax it does not take fail with different reasons."""
+    import subprocess
+
+    from tests.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
+
+    config = tmp_path / "storescp.cfg"
+    config.write_text(_CT_MR_ONLY)
+    (tmp_path / "in").mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            require_tool("storescp"),
+            "--config-file",
+            str(config),
+            "CTMR",
+            "-od",
+            str(tmp_path / "in"),
+            str(port),
+        ],
+        env=DCMTK_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        scu = StoreScu(f"127.0.0.1:{port}")
+        for name in ("CT_small.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm"):
+            scu.add_file(get_testdata_file(name))
+        result = await scu.send()
+    finally:
+        stop(proc)
+    ct, mr, sc = result.files
+    assert ct.status == 0 and ct.error is None
+    assert mr.error is not None and sc.error is not None
+    assert sc.error == (
+        "the peer rejected SOP class Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7): "
+        "abstract syntax not supported"
+    )
+    assert mr.error.startswith("the peer accepted SOP class MR Image Storage only in ")
+    assert "JPEG 2000 Image Compression (Lossless Only) (1.2.840.10008.1.2.4.90)" in mr.error
+    assert mr.error.endswith("converting compressed data is not supported yet")
+    assert len(list((tmp_path / "in").iterdir())) == 1
+
+
 async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
     from tests.peers import free_port
 
@@ -274,7 +534,8 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
         return tags
 
     scp.on_before_store(capture)
-    scu = StoreScu(f"127.0.0.1:{port}", username="alice", password="s3cret", retries=3, retry_backoff=0.2)
+    identity = UserIdentity.username_password("alice", "s3cret")
+    scu = StoreScu(f"127.0.0.1:{port}", user_identity=identity, retries=3, retry_backoff=0.2)
     scu.add_file(ct)
     streamed: list[str] = []
 
@@ -291,12 +552,21 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
     consumer.cancel()
     assert result.successful == 1
     assert streamed == ["TransferStarted", "FileSending", "FileSent", "TransferCompleted"]
-    identity = identities[0]
-    assert (
-        identity is not None and identity.primary_field == b"alice" and identity.secondary_field == b"s3cret"
-    )  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="one user identity"):
+    assert identities == [UserIdentityRQ(2, b"alice", b"s3cret", False)]
+
+
+def test_old_identity_arguments_still_work_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="user_identity=UserIdentity"):
+        scu = StoreScu("127.0.0.1:104", username="alice", password="s3cret", identity_response_requested=True)
+    assert scu.user_identity == UserIdentity.username_password(
+        "alice", "s3cret", positive_response_requested=True
+    )
+    with pytest.warns(DeprecationWarning):
+        assert StoreScu("127.0.0.1:104", jwt="a.b.c").user_identity == UserIdentity.jwt("a.b.c")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="one user identity"):
         StoreScu("127.0.0.1:104", username="a", jwt="x.y.z")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="needs a username"):
+        StoreScu("127.0.0.1:104", password="s3cret")
 
 
 def test_store_command(tmp_path: Path) -> None:

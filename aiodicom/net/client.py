@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
+from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.transport import DicomProtocol
@@ -16,6 +18,8 @@ from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
     IMPLICIT_VR_LITTLE_ENDIAN,
     VERIFICATION_SOP_CLASS,
     propose_contexts,
@@ -30,6 +34,32 @@ DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIA
 #: A context to propose: an abstract syntax alone (with the uncompressed defaults), a pair
 #: ``(abstract syntax, transfer syntaxes)``, or a ready :class:`PresentationContextRQ`.
 ContextSpec = str | tuple[str, Sequence[str]] | PresentationContextRQ
+
+_STRICT_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
+
+
+def validate_implementation(class_uid: str, version_name: str) -> tuple[str, str]:
+    """Check an implementation class UID and version name (PS3.7 D.3.3.2); ValueError saying why.
+
+    The UID: digits and dots, no component with a leading zero, at most 64 characters. The version name:
+    1 to 16 characters of the default character repertoire (printable ASCII, no backslash), not blank.
+    """
+    if not isinstance(class_uid, str) or len(class_uid) > 64 or not _STRICT_UID.fullmatch(class_uid):
+        raise ValueError(
+            f"invalid implementation class UID {class_uid!r}: digits and dots, no leading zeros, "
+            "at most 64 characters"
+        )
+    if (
+        not isinstance(version_name, str)
+        or not 1 <= len(version_name) <= 16
+        or not version_name.strip()
+        or any(not 0x20 <= ord(c) <= 0x7E or c == "\\" for c in version_name)
+    ):
+        raise ValueError(
+            f"invalid implementation version name {version_name!r}: 1 to 16 printable ASCII characters "
+            "(no backslash)"
+        )
+    return class_uid, version_name
 
 
 def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[PresentationContextRQ, ...]:
@@ -62,9 +92,19 @@ async def open_association(
     connect_timeout: float = 30.0,
     acse_timeout: float = 30.0,
     role_selections: Iterable[RoleSelection] = (),
-    user_identity: UserIdentityRQ | None = None,
+    user_identity: UserIdentity | UserIdentityRQ | None = None,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+    require_accepted_context: bool = True,
 ) -> Association:
     """Connect and negotiate an association; the caller must release or abort it.
+
+    ``user_identity`` (a :class:`UserIdentity`) is sent in the request; when it asks for a positive
+    response and the peer's A-ASSOCIATE-AC has none, the association is released and
+    :class:`IdentityNotConfirmed` raised. ``implementation_class_uid`` / ``implementation_version_name``
+    identify us (ours by default). With ``require_accepted_context=False`` an association on which the peer
+    accepted no context is returned (to read why from its A-ASSOCIATE-AC) instead of raising
+    :class:`NoAcceptableContext`.
 
     Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the peer
     rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
@@ -73,11 +113,19 @@ async def open_association(
     address = parse_address(addr)
     called = validate_ae_title(called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
     calling = validate_ae_title(calling_ae_title, "calling AE title")
+    validate_implementation(implementation_class_uid, implementation_version_name)
+    identity = resolve_identity(user_identity)
     rq = AAssociateRQ(
         called,
         calling,
         build_contexts(contexts),
-        user_information(max_pdu_length, role_selections=role_selections, user_identity=user_identity),
+        user_information(
+            max_pdu_length,
+            role_selections=role_selections,
+            user_identity=identity.to_item() if identity is not None else None,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
+        ),
     )
     loop = asyncio.get_running_loop()
     conn = Connection("requestor", max_pdu_length=max_pdu_length, strict=strict, acse_timeout=acse_timeout)
@@ -99,12 +147,21 @@ async def open_association(
         reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         raise PeerUnreachable(f"cannot connect to {address}: {reason.lower()}") from exc
     try:
-        await assoc.wait_established()
+        ac = await assoc.wait_established()
     except BaseException:
         assoc.abort()
         raise
-    if not assoc.accepted:
-        ac = await assoc.wait_established()
+    if (
+        identity is not None
+        and identity.positive_response_requested
+        and ac.user_information.user_identity_ac is None
+    ):
+        await assoc.release(acse_timeout)
+        raise IdentityNotConfirmed(
+            f"{address} did not confirm the user identity ({identity.kind.name.lower()}): a positive "
+            "response was requested and its A-ASSOCIATE-AC has none; the association was released"
+        )
+    if not assoc.accepted and require_accepted_context:
         await assoc.release(acse_timeout)
         reasons = sorted(
             {
@@ -132,7 +189,9 @@ async def connect(
     connect_timeout: float = 30.0,
     acse_timeout: float = 30.0,
     role_selections: Iterable[RoleSelection] = (),
-    user_identity: UserIdentityRQ | None = None,
+    user_identity: UserIdentity | UserIdentityRQ | None = None,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> AsyncIterator[Association]:
     """Open an association; release it on exit, abort it on an error or a cancellation.
 
@@ -141,7 +200,12 @@ async def connect(
 
         async with aiodicom.connect("PACS@127.0.0.1:11112") as assoc:
             status = await assoc.c_echo()
+
+    ``user_identity``, ``implementation_class_uid`` and ``implementation_version_name`` are as in
+    :func:`open_association`.
     """
+    if isinstance(user_identity, UserIdentityRQ):
+        user_identity = resolve_identity(user_identity)  # warns here, at the caller's line
     assoc = await open_association(
         addr,
         calling_ae_title=calling_ae_title,
@@ -154,6 +218,8 @@ async def connect(
         acse_timeout=acse_timeout,
         role_selections=role_selections,
         user_identity=user_identity,
+        implementation_class_uid=implementation_class_uid,
+        implementation_version_name=implementation_version_name,
     )
     try:
         yield assoc
@@ -168,4 +234,4 @@ async def connect(
         await assoc.wait_closed(5.0)
 
 
-__all__ = ["ContextSpec", "build_contexts", "connect", "open_association"]
+__all__ = ["ContextSpec", "build_contexts", "connect", "open_association", "validate_implementation"]

@@ -133,7 +133,8 @@ def user_information(
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> UserInformation:
-    """The user-information item we send: maximum length and our implementation identification always."""
+    """The user-information item we send: maximum length and our implementation identification always
+    (ours by default; the caller validates others, see ``aiodicom.net.client.validate_implementation``)."""
     return UserInformation.build(
         max_length=max_pdu_length,
         implementation_class_uid=implementation_class_uid,
