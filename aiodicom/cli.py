@@ -86,6 +86,14 @@ IdleTimeout = Annotated[
 MaxAssociations = Annotated[
     int, typer.Option("--max-associations", min=1, help="Associations served at once; more are rejected.")
 ]
+MaxPending = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pending",
+        min=1,
+        help="Connections not yet associated at once; more are closed (default: 4 x --max-associations).",
+    ),
+]
 
 # User identity (PS3.7 D.3.3.7), the same options on every verb that connects to a peer.
 Username = Annotated[str | None, typer.Option("--username", help="Send this username as user identity.")]
@@ -316,6 +324,7 @@ def echoscp(
     ] = False,
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
+    max_pending: MaxPending = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -331,6 +340,7 @@ def echoscp(
             ae_title,
             require_called_ae_title=require_called_ae,
             max_associations=max_associations,
+            max_pending_connections=max_pending,
             verbose=verbose,
             **idle,
         )
@@ -375,6 +385,7 @@ def storescp(
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
+    max_pending: MaxPending = None,
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_prefix: S3PrefixOpt = "",
@@ -406,6 +417,7 @@ def storescp(
             require_called_ae_title=require_called_ae,
             max_pdu_length=max_pdu,
             max_associations=max_associations,
+            max_pending_connections=max_pending,
             verbose=verbose,
             **idle,
         )
@@ -445,8 +457,12 @@ def storescp(
 
     async def serve() -> None:
         await scp.start()
-        where = scp.out_dir or scp.storage.location("")
-        typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
+        where = str(scp.out_dir or scp.storage.location(""))
+        if as_json:  # one line a script can wait for and read the port from, as echoscp prints it
+            event = {"event": "server_started", "host": host, "port": scp.port, "ae_title": scp.ae_title}
+            typer.echo(json.dumps({**event, "storing_into": where}))
+        else:
+            typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
         await _serve_until_stopped(scp)
 
     _run(serve)

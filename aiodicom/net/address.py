@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_STRICT_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +76,25 @@ def validate_ae_title(title: str, what: str = "AE title") -> str:
     return stripped
 
 
-def validate_implementation_class_uid(uid: str) -> str:
-    """Check an implementation class UID (PS3.7 D.3.3.2): digits and dots, at most 64 characters."""
-    parts = uid.split(".") if isinstance(uid, str) else []
-    if not parts or len(uid) > 64 or not all(part.isdigit() and part.isascii() for part in parts):
-        raise ValueError(f"implementation class UID {uid!r} is not a UID (digits and dots, at most 64)")
-    return uid
+def validate_implementation(class_uid: str, version_name: str) -> tuple[str, str]:
+    """Check an implementation class UID and version name (PS3.7 D.3.3.2); ValueError saying why.
 
-
-def validate_implementation_version_name(name: str) -> str:
-    """Check an implementation version name (PS3.7 D.3.3.2): 1-16 characters, no backslash or control."""
-    return validate_ae_title(name, "implementation version name")
+    The UID: digits and dots, no component with a leading zero, at most 64 characters. The version name:
+    1 to 16 characters of the default character repertoire (printable ASCII, no backslash), not blank.
+    """
+    if not isinstance(class_uid, str) or len(class_uid) > 64 or not _STRICT_UID.fullmatch(class_uid):
+        raise ValueError(
+            f"invalid implementation class UID {class_uid!r}: digits and dots, no leading zeros, "
+            "at most 64 characters"
+        )
+    if (
+        not isinstance(version_name, str)
+        or not 1 <= len(version_name) <= 16
+        or not version_name.strip()
+        or any(not 0x20 <= ord(c) <= 0x7E or c == "\\" for c in version_name)
+    ):
+        raise ValueError(
+            f"invalid implementation version name {version_name!r}: 1 to 16 printable ASCII characters "
+            "(no backslash)"
+        )
+    return class_uid, version_name

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
 from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
-from aiodicom.net.address import Address, parse_address, validate_ae_title
+from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.ul.connection import Connection
@@ -34,32 +33,6 @@ DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIA
 #: A context to propose: an abstract syntax alone (with the uncompressed defaults), a pair
 #: ``(abstract syntax, transfer syntaxes)``, or a ready :class:`PresentationContextRQ`.
 ContextSpec = str | tuple[str, Sequence[str]] | PresentationContextRQ
-
-_STRICT_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
-
-
-def validate_implementation(class_uid: str, version_name: str) -> tuple[str, str]:
-    """Check an implementation class UID and version name (PS3.7 D.3.3.2); ValueError saying why.
-
-    The UID: digits and dots, no component with a leading zero, at most 64 characters. The version name:
-    1 to 16 characters of the default character repertoire (printable ASCII, no backslash), not blank.
-    """
-    if not isinstance(class_uid, str) or len(class_uid) > 64 or not _STRICT_UID.fullmatch(class_uid):
-        raise ValueError(
-            f"invalid implementation class UID {class_uid!r}: digits and dots, no leading zeros, "
-            "at most 64 characters"
-        )
-    if (
-        not isinstance(version_name, str)
-        or not 1 <= len(version_name) <= 16
-        or not version_name.strip()
-        or any(not 0x20 <= ord(c) <= 0x7E or c == "\\" for c in version_name)
-    ):
-        raise ValueError(
-            f"invalid implementation version name {version_name!r}: 1 to 16 printable ASCII characters "
-            "(no backslash)"
-        )
-    return class_uid, version_name
 
 
 def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[PresentationContextRQ, ...]:

@@ -9,11 +9,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError
-from aiodicom.net.address import (
-    validate_ae_title,
-    validate_implementation_class_uid,
-    validate_implementation_version_name,
-)
+from aiodicom.net.address import validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -79,8 +75,9 @@ class DicomServer:
         self.max_associations = max_associations
         self.max_pending_connections = max_pending_connections or 4 * max_associations
         self.artim_timeout = artim_timeout
-        self.implementation_class_uid = validate_implementation_class_uid(implementation_class_uid)
-        self.implementation_version_name = validate_implementation_version_name(implementation_version_name)
+        self.implementation_class_uid, self.implementation_version_name = validate_implementation(
+            implementation_class_uid, implementation_version_name
+        )
         self.require_called_ae_title = require_called_ae_title
         self.allowed_calling_ae_titles = (
             None if allowed_calling_ae_titles is None else frozenset(allowed_calling_ae_titles)

@@ -134,7 +134,7 @@ def user_information(
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> UserInformation:
     """The user-information item we send: maximum length and our implementation identification always
-    (ours by default; the caller validates others, see ``aiodicom.net.client.validate_implementation``)."""
+    (ours by default; the caller validates others, see ``aiodicom.net.address.validate_implementation``)."""
     return UserInformation.build(
         max_length=max_pdu_length,
         implementation_class_uid=implementation_class_uid,

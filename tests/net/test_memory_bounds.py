@@ -122,6 +122,20 @@ async def pending_probe(port: int) -> RawPeer | None:
     return peer
 
 
+async def until_serving(port: int, seconds: float = 5.0) -> None:
+    """Wait (bounded) until the receiver has seen the probes close and frees their pending slots: closing
+    1,000 connections takes it a moment, and until then new connections are over the pending limit."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await asyncio.wait_for(aiodicom.EchoScu(f"127.0.0.1:{port}").echo(), 5)
+            return
+        except (aiodicom.DicomError, OSError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def close_all(peers: list[RawPeer]) -> None:
     await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
 
@@ -195,4 +209,5 @@ async def test_1064_hostile_connections_cost_less_than_50_mb(server: Server) -> 
     )
     after = await settle(server, baseline)
     assert after < LIMIT
+    await until_serving(server.port)
     await store_with_store_scu(server.port)
