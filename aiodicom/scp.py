@@ -22,6 +22,7 @@ from aiodicom.storage.filesystem import FilesystemStorage
 from aiodicom.tags import (
     normalize_custom_tags,
     normalize_option,
+    resolve_sop_class,
     resolve_transfer_syntax,
     storage_sop_classes,
     validate_keywords,
@@ -315,7 +316,7 @@ def _policy(
     abstract: frozenset[str] | None = {
         "all_storage": frozenset(storage_sop_classes()),
         "all": None,
-        "custom": frozenset(abstract_syntaxes or ()),
+        "custom": frozenset(resolve_sop_class(uid) for uid in abstract_syntaxes or ()),
     }[abstract_mode]
     listed = tuple(
         dict.fromkeys(resolve_transfer_syntax(ts, allow_private=True) for ts in transfer_syntaxes or ())

@@ -451,6 +451,20 @@ def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
     return names
 
 
+def resolve_sop_class(name: str) -> str:
+    """A SOP class UID from a UID (private ones too) or a pydicom keyword (``CTImageStorage``). Anything
+    else is a ValueError: an abstract syntax that can match nothing must not pass silently."""
+    text = str(name).strip().rstrip("\0").strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text) and len(text) <= 64:
+        return text
+    for uid, entry in UID_dictionary.items():
+        if entry[4] == text:
+            return str(uid)
+    close = difflib.get_close_matches(text, [e[4] for e in UID_dictionary.values() if e[4]], n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown SOP class {name!r}: give a UID or a pydicom keyword{hint}")
+
+
 def resolve_transfer_syntax(name: str, *, allow_private: bool = False) -> str:
     """A transfer syntax UID from a UID, a pydicom keyword or name (``JPEGBaseline8Bit``, ``JPEG Baseline
     (Process 1)``) or the reference documents' names (``JPEGBaseline``, ``JPEG2000Lossless``; their

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -482,3 +483,22 @@ def test_normalize_option_errors_list_choices() -> None:
         yield from ("all", "custom")
 
     assert normalize_option("CUSTOM", choices(), "mode") == "custom"
+
+
+def test_resolve_sop_class() -> None:
+    from aiodicom.tags import resolve_sop_class
+
+    assert resolve_sop_class("CTImageStorage") == CT_IMAGE
+    assert resolve_sop_class(CT_IMAGE) == CT_IMAGE
+    assert resolve_sop_class("1.2.826.0.1.3680043.9.9999.1") == "1.2.826.0.1.3680043.9.9999.1"  # private
+    with pytest.raises(ValueError, match="did you mean CTImageStorage"):
+        resolve_sop_class("CTImageStorag")
+
+
+def test_store_scp_refuses_an_abstract_syntax_that_matches_nothing(tmp_path: Path) -> None:
+    from aiodicom import StoreScp
+
+    scp = StoreScp(0, out_dir=tmp_path, abstract_syntax_mode="custom", abstract_syntaxes=["CTImageStorage"])
+    assert scp.policy.abstract_syntaxes == frozenset({CT_IMAGE})
+    with pytest.raises(ValueError, match="unknown SOP class"):
+        StoreScp(0, out_dir=tmp_path, abstract_syntax_mode="custom", abstract_syntaxes=["CT Image"])
