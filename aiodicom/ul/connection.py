@@ -23,7 +23,6 @@ from aiodicom.ul.pdu import (
     PDU,
     PDU_HEADER,
     PDU_HEADER_LENGTH,
-    PDV_HEADER,
     AAbort,
     AAssociateAC,
     AAssociateRJ,
@@ -34,6 +33,7 @@ from aiodicom.ul.pdu import (
     check_request_contexts,
     decode_pdu,
     encode_pdu,
+    read_pdv_header,
 )
 
 #: Association PDUs are not bound by the advertised maximum length; they get this cap instead.
@@ -429,21 +429,7 @@ class Connection:
         if avail < 6 and self._body_left >= 6:
             return False
         try:
-            if self._body_left < 6:
-                raise ProtocolError(
-                    "P-DATA-TF has a truncated PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE
-                )
-            length, context_id, control = PDV_HEADER.unpack_from(buf, self._start)
-            if length < 2 or length + 4 > self._body_left:
-                raise ProtocolError(
-                    f"PDV item length {length} does not fit its P-DATA-TF",
-                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                )
-            if context_id % 2 == 0:
-                raise ProtocolError(
-                    f"PDV for presentation context {context_id}, which is not odd",
-                    AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                )
+            length, context_id, control = read_pdv_header(buf, self._start, self._body_left)
         except ProtocolError as exc:
             self._discard = True
             events.extend(self._fault(exc, now))

@@ -225,6 +225,25 @@ def _decode_associate(pdu_type: int, body: memoryview) -> AAssociateRQ | AAssoci
     return AAssociateAC(called_ae, calling_ae, tuple(ac_contexts), user_info, app_context, version)
 
 
+def read_pdv_header(data: bytes | bytearray | memoryview, offset: int, room: int) -> tuple[int, int, int]:
+    """``(item length, context ID, message control header)`` of the PDV item at ``offset``, which has
+    ``room`` bytes left in its P-DATA-TF. Raises :class:`ProtocolError` for an item that is truncated,
+    does not fit, or names an even presentation context."""
+    if room < 6:
+        raise ProtocolError("P-DATA-TF has a truncated PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE)
+    length, context_id, control = PDV_HEADER.unpack_from(data, offset)
+    if length < 2 or length + 4 > room:
+        raise ProtocolError(
+            f"PDV item length {length} does not fit its P-DATA-TF", AbortReason.INVALID_PDU_PARAMETER_VALUE
+        )
+    if context_id % 2 == 0:
+        raise ProtocolError(
+            f"PDV for presentation context {context_id}, which is not odd",
+            AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        )
+    return length, context_id, control
+
+
 def decode_pdata(body: memoryview) -> PDataTF:
     """Decode the variable field of a P-DATA-TF; PDV values are memoryviews into ``body``."""
     pdvs = []
@@ -233,19 +252,7 @@ def decode_pdata(body: memoryview) -> PDataTF:
     if end == 0:
         raise ProtocolError("P-DATA-TF carries no PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE)
     while offset < end:
-        if end - offset < 6:
-            raise ProtocolError("P-DATA-TF has a truncated PDV item", AbortReason.INVALID_PDU_PARAMETER_VALUE)
-        length, context_id, control = PDV_HEADER.unpack_from(body, offset)
-        if length < 2 or offset + 4 + length > end:
-            raise ProtocolError(
-                f"PDV item length {length} does not fit its P-DATA-TF",
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-            )
-        if context_id % 2 == 0:
-            raise ProtocolError(
-                f"PDV for presentation context {context_id}, which is not odd",
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-            )
+        length, context_id, control = read_pdv_header(body, offset, end - offset)
         # bits 2-7 of the message control header are reserved: not checked (PS3.8 E.2)
         pdvs.append(
             PresentationDataValue(
