@@ -351,7 +351,7 @@ class GetScu(Scu):
             return result
         if len(found.classes) > self._classes_per_association() and not found.instances:
             found = await self._survey(scope, instances=True)  # to split by series
-        tally = Tally(len(found.instances) if found.instances else found.count)
+        tally = Tally(len(found.instances) if found.instances else found.count, receiving=True)
         receiver = _Receiver(self, tally, control)
         batches = self._plan(scope, found)
         pairs = [(c, ts) for b in batches for c in b.classes for ts in b.syntaxes]
@@ -372,7 +372,7 @@ class GetScu(Scu):
         finally:
             await receiver.stop()
             if cancelled:  # the task was cancelled: tell on_completed what was done, then re-raise
-                await call(on_completed, tally.finish(status, cancelled=True))
+                await call(on_completed, tally.finish(control.final_status, cancelled=control.cancelled))
         result = tally.result
         if found.instances and not control.cancelled:
             result.failed_sop_instance_uids = sorted(set(found.instances) - receiver.ok)
@@ -502,6 +502,7 @@ class GetScu(Scu):
                 status = command.status if command.status is not None else 0xC000
                 if not is_pending(status):
                     receiver.peer_failed += _failed_uids(message, assoc.accepted[context_id].transfer_syntax)
+                    control.final(status)
                     return status
                 await control.progress(None, tally.done)
             else:

@@ -287,7 +287,7 @@ class MoveScu(Scu):
                     await scp.stop()
             tally.result.files = arrivals.files
             if cancelled:  # the task was cancelled: tell on_completed what was done, then re-raise
-                await call(on_completed, tally.finish(status, cancelled=True))
+                await call(on_completed, tally.finish(control.final_status, cancelled=control.cancelled))
         result = tally.result
         completed = tally.finish(status, cancelled=control.cancelled)
         log.info("C-MOVE done: %s", completed.message)
@@ -351,6 +351,7 @@ class MoveScu(Scu):
             tally.response(command)
             status = command.status if command.status is not None else 0xC000
             if not is_pending(status):
+                control.final(status)
                 return status, (command.error_comment or "").strip()
             instance = arrivals.unreported[-1] if arrivals.unreported else None
             arrivals.unreported.clear()

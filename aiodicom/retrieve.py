@@ -60,7 +60,8 @@ class SubOperation:
 @dataclass(frozen=True, slots=True)
 class RetrieveCompleted:
     """The end of a retrieve: the sub-operation counts and how long it took; ``cancelled`` when a C-CANCEL
-    was sent, ``matched`` False when nothing matched the query (and nothing was asked for)."""
+    was sent, ``matched`` False when nothing matched the query (and nothing was asked for); ``status`` the
+    last final response's (None when none came: a cancelled task that had to abort)."""
 
     total: int
     completed: int
@@ -69,6 +70,7 @@ class RetrieveCompleted:
     duration_seconds: float
     cancelled: bool = False
     matched: bool = True
+    status: int | None = 0
 
     @property
     def message(self) -> str:
@@ -135,15 +137,19 @@ class RetrieveResult:
 
 
 class Tally:
-    """Counts a retrieve's sub-operations: from our own answers as instances arrive, corrected by the
-    peer's responses (which are authoritative when they carry counts)."""
+    """Counts a retrieve's sub-operations. A C-GET (``receiving``) answers every sub-operation that reaches
+    it, so its own answers count what completed (a peer's final count after a C-CANCEL may leave out an
+    instance it sent meanwhile); the peer alone knows what failed before reaching us. A C-MOVE has only
+    the peer's counts."""
 
-    def __init__(self, expected: int = 0) -> None:
+    def __init__(self, expected: int = 0, *, receiving: bool = False) -> None:
         self.started = time.perf_counter()
         self.expected = expected
+        self.receiving = receiving
         self.result = RetrieveResult()
         self._base = (0, 0, 0)  # counts of earlier C-GETs/C-MOVEs of the same retrieve
-        self._local = [0, 0, 0]  # completed, failed, warning answered in the current one
+        self._answered = [0, 0, 0]  # completed, failed, warning answered here in the current one
+        self._peer = [0, 0, 0]  # the same, as the peer's latest response says
         self._remaining: int | None = None
         self._since = 0  # sub-operations answered since the peer last said how many remain
         self._again = False
@@ -153,16 +159,17 @@ class Tally:
         failed (their failures were counted already: what arrives is counted, what fails again is not)."""
         r = self.result
         self._base = (r.completed, r.failed, r.warning)
-        self._local = [0, 0, 0]
+        self._answered = [0, 0, 0]
+        self._peer = [0, 0, 0]
         self._remaining = None
         self._since = 0
         self._again = again
 
     def stored(self, status: int) -> None:
         index = 1 if is_failure(status) else 2 if is_warning(status) else 0
-        self._local[index] += 1
+        self._answered[index] += 1
         self._since += 1
-        self._apply(*self._local)
+        self._apply()
 
     def response(self, command: Command) -> None:
         """A C-GET-RSP or C-MOVE-RSP: take its counts where it has them."""
@@ -171,10 +178,15 @@ class Tally:
             self._since = 0
         counts = (command.completed, command.failed, command.warning)
         if all(c is not None for c in counts):
-            self._local = [c or 0 for c in counts]
-            self._apply(*self._local)
+            self._peer = [c or 0 for c in counts]
+            self._apply()
 
-    def _apply(self, completed: int, failed: int, warning: int) -> None:
+    def _apply(self) -> None:
+        answered, peer = self._answered, self._peer
+        if self.receiving:
+            completed, failed, warning = answered[0], max(answered[1], peer[1]), answered[2]
+        else:
+            completed, failed, warning = (max(a, p) for a, p in zip(answered, peer, strict=True))
         base = self._base
         r = self.result
         r.completed, r.warning = base[0] + completed, base[2] + warning
@@ -200,14 +212,15 @@ class Tally:
         r = self.result
         return SubOperation(self.remaining, r.completed, r.failed, r.warning, **fields)
 
-    def finish(self, status: int, *, cancelled: bool = False) -> RetrieveCompleted:
+    def finish(self, status: int | None, *, cancelled: bool = False) -> RetrieveCompleted:
+        """The end: ``status`` is the final response's (None: none came)."""
         r = self.result
-        r.status = status
+        r.status = status if status is not None else 0xFE00
         r.cancelled = cancelled
         r.duration_seconds = time.perf_counter() - self.started
         r.total = r.completed + r.failed + r.warning
         return RetrieveCompleted(
-            r.total, r.completed, r.failed, r.warning, r.duration_seconds, cancelled, r.matched
+            r.total, r.completed, r.failed, r.warning, r.duration_seconds, cancelled, r.matched, status
         )
 
 
@@ -257,6 +270,7 @@ class Control:
         self.on_sub_operation = on_sub_operation
         self.requested = False  # stop: nothing new starts
         self.cancelled = False  # a C-CANCEL-RQ went out
+        self.final_status: int | None = None  # of the request that ran last, once its final response came
         self._running: tuple[Association, int, int] | None = None
         self._sent_for: int | None = None
         self._queue: asyncio.Queue[SubOperation | None] | None = None
@@ -265,6 +279,11 @@ class Control:
     def start(self, assoc: Association, context_id: int, message_id: int) -> None:
         """A C-GET-RQ or C-MOVE-RQ went out: this is what a cancel is about until :meth:`end`."""
         self._running = (assoc, context_id, message_id)
+        self.final_status = None
+
+    def final(self, status: int) -> None:
+        """The final response of the request that runs came, with ``status``."""
+        self.final_status = status
 
     def end(self) -> None:
         self._running = None
