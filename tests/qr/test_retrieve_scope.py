@@ -17,6 +17,7 @@ import pytest
 
 from aiodicom import GetScu, MoveScu
 from aiodicom.get_scu import RETRIEVE_TRANSFER_SYNTAXES
+from aiodicom.survey import UnmatchableKey
 from tests.qr.conftest import Pacs
 from tests.qr.proxy import FIND, GET, MOVE, RecordingProxy
 from tests.qr.studies import Instance, QrData
@@ -84,9 +85,36 @@ async def test_get_brings_only_what_the_query_matches(
     assert proxy.associations(*FIND) == 1  # the whole survey on one association
     # at most one association per transfer syntax: the first C-GET, then one per turn of the second chance
     assert 1 <= proxy.associations(*GET) <= len(RETRIEVE_TRANSFER_SYNTAXES)
-    compressed = any(qr_pacs.retrieved_as(i) is None for i in expected)
-    if not compressed:  # nothing failed: no second chance
+    failed_first = {i.sop_instance_uid for i in expected if qr_pacs.retrieved_as(i) is None}
+    if not failed_first:  # nothing failed: no second chance
         assert proxy.associations(*GET) == 1
+    # the second chance names only instances of this retrieve that failed at first (in its C-GET
+    # identifiers, and in the C-STORE responses of what then arrives)
+    gets = [data for data in proxy.sent if any(uid in bytes(data[:4096]) for uid in GET)]
+    for data in gets[1:]:
+        named = {i.sop_instance_uid for i in qr_data.all_instances() if i.sop_instance_uid.encode() in data}
+        assert named and named <= failed_first
+
+
+async def test_what_cannot_come_is_listed_for_this_retrieve_only(
+    dcmqrscp_qr: Pacs, qr_data: QrData, tmp_path: Path
+) -> None:
+    """Offered uncompressed syntaxes only, dcmqrscp can never send the compressed MR instances: they are
+    the failures, and nothing else is (not the other patient's, not the other series')."""
+    mr = _modality("MR")(qr_data)
+    cannot = sorted(i.sop_instance_uid for i in mr if dcmqrscp_qr.retrieved_as(i) is None)
+    async with RecordingProxy(dcmqrscp_qr.dicom_port) as proxy:
+        scu = GetScu(
+            f"DCMQRSCP@127.0.0.1:{proxy.port}",
+            out_dir=tmp_path,
+            transfer_syntaxes=RETRIEVE_TRANSFER_SYNTAXES[:4],
+        )
+        result = await scu.get_study({"PatientName": "QR^Alpha", "Modality": "MR"})
+    assert stored(tmp_path) == {i.sop_instance_uid for i in mr} - set(cannot)
+    assert result.failed_sop_instance_uids == cannot and len(cannot) == 3
+    assert (result.completed, result.failed) == (len(mr) - len(cannot), len(cannot))
+    assert result.status == 0xB000
+    assert proxy.associations(*GET) == 4  # the C-GET, then one turn per other syntax
 
 
 @pytest.mark.parametrize("case", ["patient name", "accession number", "study date range", "modality"])
@@ -154,3 +182,22 @@ async def test_a_retrieve_without_any_key_is_refused(orthanc_qr: Pacs, tmp_path:
         await GetScu(orthanc_qr.address, out_dir=tmp_path).get_study({"StudyInstanceUID": ""})
     with pytest.raises(ValueError, match="at least one key"):
         await MoveScu(orthanc_qr.address).move_study({"PatientName": "*"}, "MOVE-SCU")
+
+
+async def test_a_key_the_pacs_does_not_match_on_is_not_ignored(
+    qr_pacs: Pacs, qr_data: QrData, tmp_path: Path
+) -> None:
+    """dcmqrscp ignores SeriesDescription (it answers every series, without the attribute): retrieving would
+    bring series the query does not ask for, so the retrieve fails, naming the key, and asks for nothing.
+    Orthanc matches on it."""
+    query = {"PatientName": "QR^Alpha", "SeriesDescription": "MR*"}
+    async with RecordingProxy(qr_pacs.dicom_port) as proxy:
+        scu = GetScu(f"{qr_pacs.ae_title}@127.0.0.1:{proxy.port}", out_dir=tmp_path)
+        if qr_pacs.name == "dcmqrscp":
+            with pytest.raises(UnmatchableKey, match="SeriesDescription"):
+                await scu.get_study(query)
+            assert proxy.associations(*GET) == 0 and not list(tmp_path.rglob("*.dcm"))
+            return
+        result = await scu.get_study(query)
+    assert stored(tmp_path) == {i.sop_instance_uid for i in _modality("MR")(qr_data)}
+    assert result.completed == 6
