@@ -93,12 +93,18 @@ def _retrieve(label: str, as_json: bool, start: Callable[[Callable[[Any], None]]
     return _run(run)
 
 
-def _summary(title: str, result: Any, as_json: bool) -> None:
+#: The exit status of a get or move whose query matched nothing (no C-GET or C-MOVE was sent).
+NO_MATCH_EXIT = 4
+
+
+def _summary(title: str, result: Any, as_json: bool, verb: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     if as_json:
         payload = {
+            "matched": result.matched,
+            "cancelled": result.cancelled,
             "total": result.total,
             "completed": result.completed,
             "warning": result.warning,
@@ -113,6 +119,8 @@ def _summary(title: str, result: Any, as_json: bool) -> None:
             ],
         }
         typer.echo(json.dumps(payload))
+    elif not result.matched:
+        pass
     else:
         table = Table(title=title)
         for column in ("total", "completed", "warning", "failed", "status", "seconds", "instances/s"):
@@ -128,6 +136,8 @@ def _summary(title: str, result: Any, as_json: bool) -> None:
             f"{rate:.1f}",
         )
         Console().print(table)
+    if not result.matched:
+        raise _fail(f"nothing matches the query: no {verb} was sent", NO_MATCH_EXIT)
     if result.failed:
         raise _fail(f"{result.failed} of {result.total} sub-operations failed", 1)
 
@@ -262,7 +272,8 @@ def get(
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     result = _retrieve("C-GET", as_json, lambda advance: scu.get(query, on_sub_operation=advance))
-    _summary(f"C-GET from {scu.called_ae_title}@{scu.address.host}:{scu.address.port}", result, as_json)
+    title = f"C-GET from {scu.called_ae_title}@{scu.address.host}:{scu.address.port}"
+    _summary(title, result, as_json, "C-GET")
 
 
 @app.command()
@@ -324,4 +335,4 @@ def move(
         as_json,
         lambda advance: scu.move(query, dest, on_sub_operation=advance, receive=receive),
     )
-    _summary(f"C-MOVE from {scu.called_ae_title} to {dest}", result, as_json)
+    _summary(f"C-MOVE from {scu.called_ae_title} to {dest}", result, as_json, "C-MOVE")

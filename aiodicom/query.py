@@ -34,6 +34,7 @@ __all__ = [
     "decode_identifier",
     "encode_identifier",
     "identifier_to_dict",
+    "key_level",
     "resolve_query",
 ]
 
@@ -119,6 +120,100 @@ def with_unique_key(query: dict[str, Any]) -> dict[str, Any]:
     if level in UNIQUE_KEYS and UNIQUE_KEYS[level] not in query:
         return {**query, UNIQUE_KEYS[level]: ""}
     return query
+
+
+#: The levels of each query/retrieve information model, top first.
+MODEL_LEVELS: dict[QueryModel, tuple[str, ...]] = {
+    QueryModel.PATIENT_ROOT: ("PATIENT", "STUDY", "SERIES", "IMAGE"),
+    QueryModel.STUDY_ROOT: ("STUDY", "SERIES", "IMAGE"),
+}
+
+#: Where each key lives (PS3.4 C.6.1.1 and C.6.2.1); a key not listed is an instance attribute (IMAGE).
+_PATIENT_KEYS = frozenset(
+    (
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "IssuerOfPatientIDQualifiersSequence",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "PatientSex",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "EthnicGroup",
+        "PatientComments",
+        "NumberOfPatientRelatedStudies",
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    )
+)
+_STUDY_KEYS = frozenset(
+    (
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "IssuerOfAccessionNumberSequence",
+        "StudyID",
+        "StudyDescription",
+        "ReferringPhysicianName",
+        "PhysiciansOfRecord",
+        "NameOfPhysiciansReadingStudy",
+        "AdmittingDiagnosesDescription",
+        "PatientAge",
+        "PatientSize",
+        "PatientWeight",
+        "Occupation",
+        "AdditionalPatientHistory",
+        "OtherStudyNumbers",
+        "ModalitiesInStudy",
+        "SOPClassesInStudy",
+        "AnatomicRegionsInStudyCodeSequence",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+    )
+)
+_SERIES_KEYS = frozenset(
+    (
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "SeriesDate",
+        "SeriesTime",
+        "BodyPartExamined",
+        "Laterality",
+        "ProtocolName",
+        "OperatorsName",
+        "PerformingPhysicianName",
+        "StationName",
+        "InstitutionName",
+        "InstitutionalDepartmentName",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "PerformedProcedureStepStartDate",
+        "PerformedProcedureStepStartTime",
+        "PerformedProcedureStepID",
+        "RequestAttributesSequence",
+        "NumberOfSeriesRelatedInstances",
+    )
+)
+
+
+def key_keyword(key: str) -> str:
+    """The keyword of a query key given as a keyword or a tag (the key itself for a private tag)."""
+    return keyword_for_tag(_tag_of(key)) or key
+
+
+def key_level(keyword: str, model: QueryModel) -> str:
+    """The level at which ``keyword`` is matched in ``model``: patient keys are STUDY keys in study root."""
+    if keyword in _PATIENT_KEYS:
+        return "PATIENT" if model is QueryModel.PATIENT_ROOT else "STUDY"
+    if keyword in _STUDY_KEYS:
+        return "STUDY"
+    if keyword in _SERIES_KEYS:
+        return "SERIES"
+    return "IMAGE"
 
 
 #: What ``include_all_return_attributes()`` asks for at each level.
