@@ -31,7 +31,7 @@ from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import connect
 from aiodicom.net.server import DicomServer
 from aiodicom.query import QueryBuilder, QueryLevel, QueryModel
-from aiodicom.retrieve import RetrieveCompleted, RetrieveResult, SubOperation
+from aiodicom.retrieve import RetrieveCompleted, RetrieveOperation, RetrieveResult, SubOperation
 from aiodicom.scp import ConnectionOpened, EchoScp, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.scu import EchoResult, EchoScu
 from aiodicom.services.store import StoredInstance, StoreRejected
@@ -46,6 +46,7 @@ from aiodicom.store_scu import (
     TransferCompleted,
     TransferStarted,
 )
+from aiodicom.survey import UnmatchableKey
 from aiodicom.tags import (
     CustomTag,
     combine_tags,
@@ -92,6 +93,7 @@ __all__ = [
     "QueryLevel",
     "QueryModel",
     "RetrieveCompleted",
+    "RetrieveOperation",
     "RetrieveResult",
     "SendResult",
     "SeriesSummary",
@@ -106,6 +108,7 @@ __all__ = [
     "SubOperation",
     "TransferCompleted",
     "TransferStarted",
+    "UnmatchableKey",
     "UsageError",
     "UserIdentity",
     "__version__",

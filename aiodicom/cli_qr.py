@@ -267,8 +267,8 @@ def get(
             connect_timeout=timeout,
             acse_timeout=timeout,
             dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            user_identity=identity,
         )
-        scu.user_identity = identity
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     result = _retrieve("C-GET", as_json, lambda advance: scu.get(query, on_sub_operation=advance))
@@ -326,8 +326,8 @@ def move(
             connect_timeout=timeout,
             acse_timeout=timeout,
             dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            user_identity=identity,
         )
-        scu.user_identity = identity
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     result = _retrieve(

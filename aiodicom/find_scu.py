@@ -13,7 +13,7 @@ from pydicom import Dataset
 from aiodicom.dimse import Command, CommandField, Priority, is_pending, status_name
 from aiodicom.dimse.status import is_failure
 from aiodicom.errors import AssociationAborted, DimseError
-from aiodicom.events import call
+from aiodicom.events import notify
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
@@ -145,7 +145,7 @@ class FindOperation:
                     count += 1
                     if self.limit is not None and count >= self.limit:
                         cancelled = await _cancel(assoc, ctx.context_id, message_id)
-                    await call(self.on_result, match)
+                    await notify(self.on_result, match, event="on_result")
                     yield match
             except GeneratorExit:  # the caller stopped iterating: cancel, then read to the final response
                 stopped = True
@@ -157,7 +157,7 @@ class FindOperation:
                 count, status if status is not None else 0xC000, cancelled, time.perf_counter() - started
             )
         log.info("C-FIND done: %s", self.completed.message)
-        await call(self.on_completed, self.completed)
+        await notify(self.on_completed, self.completed, event="on_completed")
         if stopped:
             return
         if is_failure(self.completed.status) and not cancelled:

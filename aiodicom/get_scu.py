@@ -21,7 +21,8 @@ from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, is_failure, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.events import call
+from aiodicom.events import notify
+from aiodicom.identity import UserIdentity
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
@@ -43,6 +44,7 @@ from aiodicom.storage import Storage, check_backend, make_storage
 from aiodicom.storage.forward import ForwardOutcome, ForwardTarget, Relay
 from aiodicom.survey import UIDS_PER_IDENTIFIER, Scope, Survey, scope_of, survey
 from aiodicom.tags import get_common_sop_classes, normalize_option
+from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.items import RoleSelection
 
 log = logging.getLogger("aiodicom.get")
@@ -210,6 +212,9 @@ class GetScu(Scu):
         dimse_timeout: float | None = 60.0,
         cancel_timeout: float = CANCEL_TIMEOUT,
         verbose: bool = False,
+        user_identity: UserIdentity | None = None,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     ) -> None:
         super().__init__(
             addr,
@@ -220,6 +225,9 @@ class GetScu(Scu):
             acse_timeout=acse_timeout,
             dimse_timeout=dimse_timeout,
             verbose=verbose,
+            user_identity=user_identity,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
         )
         self.storage_backend = normalize_option(
             storage_backend, ("filesystem", "s3", "forward"), "storage_backend"
@@ -347,7 +355,7 @@ class GetScu(Scu):
         if not found.matched:
             result, completed = no_match()
             log.info("C-GET: nothing on %s matches %s: no C-GET sent", self.address, scope.sent)
-            await call(on_completed, completed)
+            await notify(on_completed, completed, event="on_completed")
             return result
         if len(found.classes) > self._classes_per_association() and not found.instances:
             found = await self._survey(scope, instances=True)  # to split by series
@@ -372,7 +380,11 @@ class GetScu(Scu):
         finally:
             await receiver.stop()
             if cancelled:  # the task was cancelled: tell on_completed what was done, then re-raise
-                await call(on_completed, tally.finish(control.final_status, cancelled=control.cancelled))
+                await notify(
+                    on_completed,
+                    tally.finish(control.final_status, cancelled=control.cancelled),
+                    event="on_completed",
+                )
         result = tally.result
         if found.instances and not control.cancelled:
             result.failed_sop_instance_uids = sorted(set(found.instances) - receiver.ok)
@@ -380,7 +392,7 @@ class GetScu(Scu):
             result.failed_sop_instance_uids = sorted(set(receiver.peer_failed) - receiver.ok)
         completed = tally.finish(status, cancelled=control.cancelled)
         log.info("C-GET done: %s", completed.message)
-        await call(on_completed, completed)
+        await notify(on_completed, completed, event="on_completed")
         if result.refused:
             raise DimseError(f"C-GET answered {status_name(status)} (0x{status:04X})", status)
         return result

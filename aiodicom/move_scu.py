@@ -13,7 +13,8 @@ from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, Status, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.events import call
+from aiodicom.events import notify
+from aiodicom.identity import UserIdentity
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
@@ -33,6 +34,7 @@ from aiodicom.scp import StoreScp
 from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance
 from aiodicom.survey import Scope, Survey, scope_of, survey
+from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 log = logging.getLogger("aiodicom.move")
 
@@ -108,6 +110,9 @@ class MoveScu(Scu):
         dimse_timeout: float | None = 600.0,
         cancel_timeout: float = CANCEL_TIMEOUT,
         verbose: bool = False,
+        user_identity: UserIdentity | None = None,
+        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     ) -> None:
         super().__init__(
             addr,
@@ -118,6 +123,9 @@ class MoveScu(Scu):
             acse_timeout=acse_timeout,
             dimse_timeout=dimse_timeout,
             verbose=verbose,
+            user_identity=user_identity,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
         )
         self.query_model = QueryModel.parse(query_model)
         self.query_model.move_sop_class  # noqa: B018 (a worklist model has no C-MOVE: fail here)
@@ -252,7 +260,7 @@ class MoveScu(Scu):
         if not found.matched:
             result, completed = no_match()
             log.info("C-MOVE: nothing on %s matches %s: no C-MOVE sent", self.address, scope.sent)
-            await call(on_completed, completed)
+            await notify(on_completed, completed, event="on_completed")
             return result
         if found.resolved:
             identifiers = found.identifiers(scope.model)
@@ -287,11 +295,15 @@ class MoveScu(Scu):
                     await scp.stop()
             tally.result.files = arrivals.files
             if cancelled:  # the task was cancelled: tell on_completed what was done, then re-raise
-                await call(on_completed, tally.finish(control.final_status, cancelled=control.cancelled))
+                await notify(
+                    on_completed,
+                    tally.finish(control.final_status, cancelled=control.cancelled),
+                    event="on_completed",
+                )
         result = tally.result
         completed = tally.finish(status, cancelled=control.cancelled)
         log.info("C-MOVE done: %s", completed.message)
-        await call(on_completed, completed)
+        await notify(on_completed, completed, event="on_completed")
         if status == Status.MOVE_DESTINATION_UNKNOWN:
             raise DimseError(
                 f"{self.called_ae_title} does not know the move destination {destination!r} "

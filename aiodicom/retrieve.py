@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiodicom.dimse import Command, is_failure, is_warning, status_name
 from aiodicom.errors import AssociationAborted
-from aiodicom.events import call
+from aiodicom.events import notify
 from aiodicom.net.association import Association
 from aiodicom.storage.forward import ForwardOutcome
 
@@ -309,7 +309,7 @@ class Control:
         """After each sub-operation: tell ``on_sub_operation`` and the iterator about ``event``, then stop
         once ``done`` reaches the limit."""
         if event is not None:
-            await call(self.on_sub_operation, event)
+            await notify(self.on_sub_operation, event, event="on_sub_operation")
             if self._queue is not None and not self.requested:
                 self._taken.clear()
                 self._queue.put_nowait(event)

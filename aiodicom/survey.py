@@ -26,7 +26,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from aiodicom.dataset import tag_string
 from aiodicom.dimse import Command, CommandField, is_pending, status_name
 from aiodicom.dimse.status import is_failure
-from aiodicom.errors import DimseError
+from aiodicom.errors import DicomError, DimseError
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.query import (
@@ -48,7 +48,7 @@ log = logging.getLogger("aiodicom.survey")
 UIDS_PER_IDENTIFIER = 256
 
 
-class UnmatchableKey(ValueError):
+class UnmatchableKey(DicomError, ValueError):
     """The PACS returned matches without the value of a matching key: it does not match on that key, so what
     it returned cannot be told to match the query."""
 

@@ -155,10 +155,8 @@ async def test_every_scu_sends_the_identity(identity_peer: IdentityPeer, tmp_pat
     """Echo, Find, Get, Move and Store: every association each of them opens carries the identity."""
     identity = UserIdentity.jwt(creds.JWT, positive_response_requested=True)
     query = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "1.2.3"}
-    get = GetScu(identity_peer.address, out_dir=tmp_path)
-    get.user_identity = identity
-    move = MoveScu(identity_peer.address)
-    move.user_identity = identity
+    get = GetScu(identity_peer.address, out_dir=tmp_path, user_identity=identity)
+    move = MoveScu(identity_peer.address, user_identity=identity)
     store = StoreScu(identity_peer.address, user_identity=identity)
     store.add_file(get_testdata_file("CT_small.dcm"))
     steps = {

@@ -247,3 +247,23 @@ async def test_a_connection_cut_mid_retrieve_leaves_no_partial_file(
         received = pydicom.dcmread(path)
         assert_same_instance(received, by_uid[received.SOPInstanceUID], syntax_may_change=False)
     assert not list((tmp_path / ".incoming").glob("*"))  # the half-received one is gone
+
+
+async def test_callbacks_that_raise_or_take_no_event_do_not_stop_a_retrieve(
+    qr_pacs: Pacs, qr_data: QrData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    study = qr_data.b
+    completed: list[bool] = []
+
+    def broken(event: SubOperation) -> None:
+        raise RuntimeError("a bug in the progress callback")
+
+    scu = GetScu(qr_pacs.address, out_dir=tmp_path)
+    result = await scu.get_study(
+        {"StudyInstanceUID": study.study_instance_uid},
+        on_sub_operation=broken,
+        on_completed=lambda: completed.append(True),
+    )
+    assert result.completed == len(study.instances) and completed == [True]
+    logged = [r for r in caplog.records if "a bug in the progress callback" in r.getMessage()]
+    assert len(logged) == len(study.instances)
