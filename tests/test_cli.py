@@ -269,8 +269,10 @@ def test_every_client_verb_sends_the_identity(identity_peer: IdentityPeer, tmp_p
     for verb, args in commands.items():
         mark = identity_peer.mark()
         proc = run(*args, env=env)
-        assert proc.returncode == 0, (verb, proc.stderr)
+        # the peer holds no study: get and move find nothing to retrieve (exit 4) once their survey ran
+        assert proc.returncode == (4 if verb in ("get", "move") else 0), (verb, proc.stderr)
         records = identity_peer.wait_records(mark)
+        assert records, verb
         assert all((r["identity_type"], r["secondary"]) == (2, creds.PASSWORD) for r in records), verb
 
 

@@ -166,7 +166,7 @@ async def test_every_scu_sends_the_identity(identity_peer: IdentityPeer, tmp_pat
             "1.2.840.10008.5.1.4.1.2.2.1",
         ),
         "get": (lambda: get.get(query), "1.2.840.10008.5.1.4.1.2.2.1"),  # its survey, at least
-        "move": (lambda: move.move(query, "ELSEWHERE"), "1.2.840.10008.5.1.4.1.2.2.2"),
+        "move": (lambda: move.move(query, "ELSEWHERE"), "1.2.840.10008.5.1.4.1.2.2.1"),  # its survey too
         "store": (store.send, "1.2.840.10008.5.1.4.1.1.2"),
     }
     for name, (operation, context) in steps.items():
