@@ -160,3 +160,27 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
     if not sop_class or not sop_instance:
         raise ValueError("no SOP Class UID or SOP Instance UID: not a DICOM instance")
     return InstanceHeader(sop_class, sop_instance, syntax, offset, has_meta)
+
+
+def looks_like_dicom(path: str | os.PathLike[str]) -> bool:
+    """DICOM by content: a Part 10 preamble, or a data set that starts with group 0002 or 0008."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    return dicom_bytes(head)
+
+
+def dicom_bytes(head: bytes) -> bool:
+    """A Part 10 preamble, or a first tag (little endian) in group 0002 or 0008 below element 0x1000.
+
+    Tags are compared as numbers: the bytes of a little endian element number do not sort like the number
+    (``16 00`` is element 0x0016), which once made every data-set-only file look like something else.
+    """
+    if head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack_from("<HH", head)
+    return group in (0x0002, 0x0008) and element < 0x1000

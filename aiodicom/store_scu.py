@@ -6,7 +6,6 @@ import asyncio
 import io
 import logging
 import os
-import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pydicom
 from aiodicom.dimse import Command, CommandField, is_success, is_warning, status_name
 from aiodicom.errors import AssociationRejected, DicomError, DimseError, NoAcceptableContext, PeerUnreachable
 from aiodicom.events import Callback, EventEmitter
-from aiodicom.files import InstanceHeader, read_header
+from aiodicom.files import InstanceHeader, dicom_bytes, looks_like_dicom, read_header
 from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
@@ -145,30 +144,6 @@ class _Item:
     error: str | None = None
 
 
-def _looks_like_dicom(path: Path) -> bool:
-    """DICOM by content: a Part 10 preamble, or a data set that starts with group 0002 or 0008."""
-    try:
-        with open(path, "rb") as fp:
-            head = fp.read(132)
-    except OSError:
-        return False
-    return _dicom_bytes(head)
-
-
-def _dicom_bytes(head: bytes) -> bool:
-    """A Part 10 preamble, or a first tag (little endian) in group 0002 or 0008 below element 0x1000.
-
-    Tags are compared as numbers: the bytes of a little endian element number do not sort like the number
-    (``16 00`` is element 0x0016), which once made every data-set-only file look like something else.
-    """
-    if head[128:132] == b"DICM":
-        return True
-    if len(head) < 8:
-        return False
-    group, element = struct.unpack_from("<HH", head)
-    return group in (0x0002, 0x0008) and element < 0x1000
-
-
 class StoreScu:
     """Send files with C-STORE over ``concurrency`` associations pulling from one queue::
 
@@ -281,7 +256,7 @@ class StoreScu:
             raise ValueError(f"{root} is not a folder")
         added = 0
         for file in sorted(p for p in root.rglob("*") if p.is_file()):
-            if file.name.upper() == "DICOMDIR" or not _looks_like_dicom(file):
+            if file.name.upper() == "DICOMDIR" or not looks_like_dicom(file):
                 log.debug("skipping %s: not a DICOM instance", file)
                 continue
             self.add_file(file)
@@ -596,7 +571,7 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[_Item], parallel: int =
             try:
                 for size in (64 << 10, 4 << 20):
                     head = await bucket.read_range(item.key, 0, size)
-                    if not _dicom_bytes(head):
+                    if not dicom_bytes(head):
                         item.error = f"{item.name} is not a DICOM instance"
                         not_dicom.add(id(item))
                         return
