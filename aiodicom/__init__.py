@@ -8,6 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from aiodicom.dataset.tags import (
+    CustomTag,
+    combine_tags,
+    create_custom_tag,
+    get_available_tag_names,
+    get_common_sop_classes,
+    get_common_tag_sets,
+    get_common_transfer_syntaxes,
+)
 from aiodicom.errors import (
     AbortReason,
     AbortSource,
@@ -22,22 +31,18 @@ from aiodicom.errors import (
     StorageError,
     UsageError,
 )
-from aiodicom.find_scu import FindCompleted, FindResult, FindScu
-from aiodicom.get_scu import GetScu
-from aiodicom.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
-from aiodicom.move_scu import MoveScu
 from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import connect
+from aiodicom.net.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
 from aiodicom.net.server import DicomServer
-from aiodicom.query import QueryBuilder, QueryLevel, QueryModel
-from aiodicom.retrieve import RetrieveCompleted, RetrieveOperation, RetrieveResult, SubOperation
-from aiodicom.scp import ConnectionOpened, EchoScp, ServerStarted, StoreErrorEvent, StoreScp
-from aiodicom.scu import EchoResult, EchoScu
-from aiodicom.services.store import StoredInstance, StoreRejected
-from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
-from aiodicom.storage.forward import ForwardTarget
-from aiodicom.store_scu import (
+from aiodicom.scp.echo import EchoScp
+from aiodicom.scp.store import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
+from aiodicom.scu.echo import EchoResult, EchoScu
+from aiodicom.scu.find import FindCompleted, FindResult, FindScu
+from aiodicom.scu.get import GetScu
+from aiodicom.scu.move import MoveScu
+from aiodicom.scu.store import (
     FileError,
     FileSending,
     FileSent,
@@ -46,16 +51,12 @@ from aiodicom.store_scu import (
     TransferCompleted,
     TransferStarted,
 )
-from aiodicom.survey import UnmatchableKey
-from aiodicom.tags import (
-    CustomTag,
-    combine_tags,
-    create_custom_tag,
-    get_available_tag_names,
-    get_common_sop_classes,
-    get_common_tag_sets,
-    get_common_transfer_syntaxes,
-)
+from aiodicom.services.query import QueryBuilder, QueryLevel, QueryModel
+from aiodicom.services.relay import ForwardTarget
+from aiodicom.services.retrieve import RetrieveCompleted, RetrieveOperation, RetrieveResult, SubOperation
+from aiodicom.services.store import StoredInstance, StoreRejected
+from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
+from aiodicom.services.survey import UnmatchableKey
 
 __all__ = [
     "AbortReason",

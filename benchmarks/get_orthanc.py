@@ -15,7 +15,7 @@ interleaved, a `sync` before each, after one warm-up retrieve (Orthanc's cache);
 * pynetdicom: in-process (no interpreter start), an AE with the storage contexts and SCP role selection,
   each received instance written as file meta + the received bytes (its fastest way to store).
 
-Also printed: the time of the C-FIND survey alone (``aiodicom.survey.survey``), and with ``--profile`` a
+Also printed: the time of the C-FIND survey alone (``aiodicom.services.survey.survey``), and with ``--profile`` a
 cProfile of one aiodicom retrieve (top 15 by cumulative and by own time).
 """
 
@@ -42,8 +42,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package: Orthanc and the study
 
 from aiodicom import GetScu
-from aiodicom.query import QueryModel
-from aiodicom.survey import survey
+from aiodicom.services.query import QueryModel
+from aiodicom.services.survey import survey
 from tests.peers import DCMTK_ENV, find_dcmtk
 from tests.qr.conftest import Pacs, start_orthanc
 from tests.qr.studies import QrData, build_large_study

@@ -43,7 +43,7 @@ def in_process(port: int, folder: Path, concurrency: int) -> tuple[float, float]
     """aiodicom StoreScu used as a library (no interpreter start), on uvloop when installed."""
     code = (
         "import sys, time, resource\n"
-        "from aiodicom.store_scu import StoreScu\n"
+        "from aiodicom.scu.store import StoreScu\n"
         "from _peers import run_on, loops\n"
         f"scu = StoreScu('STORE-SCP@127.0.0.1:{port}', concurrency={concurrency})\n"
         f"scu.add_folder({str(folder)!r})\n"

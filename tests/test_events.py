@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aiodicom.events import Callback, EventEmitter, call, callback_name, notify, takes_event
+from aiodicom.services.events import Callback, EventEmitter, call, callback_name, notify, takes_event
 
 
 class Counter:
@@ -77,10 +77,10 @@ async def test_call_propagates_and_notify_logs_once_and_goes_on(caplog: pytest.L
 
     with pytest.raises(RuntimeError):
         await call(broken, 1)
-    with caplog.at_level(logging.ERROR, logger="aiodicom.events"):
+    with caplog.at_level(logging.ERROR, logger="aiodicom.services.events"):
         assert await notify(broken, 2, event="on_file_sent") is None
         assert await Callback(lambda: 1 / 0, "on_file_error").notify(3) is None
-    records = [r for r in caplog.records if r.name == "aiodicom.events"]
+    records = [r for r in caplog.records if r.name == "aiodicom.services.events"]
     assert len(records) == 2
     assert "on_file_sent" in records[0].getMessage() and "broken" in records[0].getMessage()
     assert "broken by 2" in records[0].getMessage()

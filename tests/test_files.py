@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_files
 
-from aiodicom import files
-from aiodicom.files import read_header
+from aiodicom.dataset import files
+from aiodicom.dataset.files import read_header
 
 PATHS = [p for p in get_testdata_files() if Path(p).is_file()]
 

@@ -15,13 +15,13 @@ from pydicom.data import get_testdata_file
 
 import aiodicom
 from aiodicom.errors import AssociationRejected
-from aiodicom.find_scu import FindScu
-from aiodicom.get_scu import GetScu
-from aiodicom.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
-from aiodicom.move_scu import MoveScu
 from aiodicom.net.client import validate_implementation
-from aiodicom.scu import EchoScu
-from aiodicom.store_scu import StoreScu
+from aiodicom.net.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
+from aiodicom.scu.echo import EchoScu
+from aiodicom.scu.find import FindScu
+from aiodicom.scu.get import GetScu
+from aiodicom.scu.move import MoveScu
+from aiodicom.scu.store import StoreScu
 from aiodicom.ul.items import UserIdentityAC, UserIdentityRQ, UserInformation
 from aiodicom.ul.negotiation import (
     IMPLEMENTATION_CLASS_UID,

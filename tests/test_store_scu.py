@@ -15,19 +15,12 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from aiodicom.dataset.files import read_header
+from aiodicom.dataset.tags import storage_sop_classes
 from aiodicom.errors import DimseError, PeerUnreachable
-from aiodicom.files import read_header
-from aiodicom.identity import UserIdentity
-from aiodicom.scp import StoreScp
-from aiodicom.store_scu import (
-    FileError,
-    FileSending,
-    FileSent,
-    StoreScu,
-    TransferCompleted,
-    TransferStarted,
-)
-from aiodicom.tags import storage_sop_classes
+from aiodicom.net.identity import UserIdentity
+from aiodicom.scp.store import StoreScp
+from aiodicom.scu.store import FileError, FileSending, FileSent, StoreScu, TransferCompleted, TransferStarted
 from aiodicom.ul.items import UserIdentityRQ
 from tests.peers import Peer
 
@@ -223,12 +216,12 @@ async def test_callbacks_that_raise_are_logged_and_the_batch_goes_on(
     async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_folder(tmp_path / "src")
-        with caplog.at_level(logging.ERROR, logger="aiodicom.events"):
+        with caplog.at_level(logging.ERROR, logger="aiodicom.services.events"):
             result = await scu.send(started, sending, sent, error, completed)
     assert (result.total_files, result.successful, result.failed) == (5, 4, 1)
     assert calls.count("sent") == 4 and calls.count("sending") == 4 and calls.count("error") == 1
     assert calls[0] == "started" and calls[-1] == "completed"
-    logged = [r.getMessage() for r in caplog.records if r.name == "aiodicom.events"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiodicom.services.events"]
     assert len(logged) == 11  # once per callback error
     for name in ("started", "sending", "sent", "error", "completed"):
         assert sum(f"<locals>.{name} raised" in m for m in logged) == calls.count(name), name

@@ -1,4 +1,4 @@
-"""aiodicom.tags: tag sets, SOP class and transfer syntax groups, custom tags, levels and option names."""
+"""aiodicom.dataset.tags: tag sets, SOP class and transfer syntax groups, custom tags, levels and option names."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_is_retired, dictionary_VR, keyword_dict, tag_for_keyword
 from pydicom.uid import UID
 
-from aiodicom.tags import (
+from aiodicom.dataset.tags import (
     DEFAULT_TAGS,
     SERIES_LEVEL_KEYWORDS,
     STUDY_LEVEL_KEYWORDS,
@@ -486,7 +486,7 @@ def test_normalize_option_errors_list_choices() -> None:
 
 
 def test_resolve_sop_class() -> None:
-    from aiodicom.tags import resolve_sop_class
+    from aiodicom.dataset.tags import resolve_sop_class
 
     assert resolve_sop_class("CTImageStorage") == CT_IMAGE
     assert resolve_sop_class(CT_IMAGE) == CT_IMAGE

@@ -19,7 +19,7 @@ from .prefix import (
     syntax_encoding,
 )
 from .rewrite import apply_changes, encode_leading
-from .uids import validate_uid
+from .validate import validate_uid
 from .values import extract, raw_text, tag_string
 
 __all__ = [

@@ -16,7 +16,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag
 
 from .prefix import syntax_encoding
-from .uids import validate_uid
+from .validate import validate_uid
 from .values import tag_string
 
 __all__ = ["apply_changes", "encode_leading"]

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from aiodicom.dataset.files import InstanceHeader, read_header
 from aiodicom.dimse import (
     DEFAULT_MAX_SEND_PDU,
     Command,
@@ -30,6 +31,7 @@ from aiodicom.dimse import (
     fragment,
     max_pdv_value,
 )
+from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import (
     AbortReason,
     AbortSource,
@@ -40,9 +42,7 @@ from aiodicom.errors import (
     ProtocolError,
     UsageError,
 )
-from aiodicom.files import InstanceHeader, read_header
 from aiodicom.net.transport import DicomProtocol
-from aiodicom.storage.base import DatasetSink, MemorySink
 from aiodicom.ul.connection import (
     AssociationRequestRefused,
     Connection,

@@ -9,9 +9,9 @@ import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
-from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
+from aiodicom.net.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ

@@ -26,12 +26,13 @@ from aiodicom.dataset import (
     raw_text,
     validate_uid,
 )
+from aiodicom.dataset.tags import DEFAULT_TAGS
 from aiodicom.dimse import Command, CommandField, Status, status_name
+from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import DicomError, DimseError, StorageError
-from aiodicom.events import call
 from aiodicom.net.association import Association, DimseMessage
-from aiodicom.storage.base import DatasetSink, InstanceSink, MemorySink, Storage
-from aiodicom.tags import DEFAULT_TAGS
+from aiodicom.services.events import call
+from aiodicom.storage.base import InstanceSink, Storage
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, is_dicom_transfer_syntax
 
 log = logging.getLogger("aiodicom.store")

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiodicom.dataset.tags import split_levels
 from aiodicom.services.store import StoredInstance
-from aiodicom.tags import split_levels
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from aiodicom.demo import build_study
+from aiodicom.cli.demo_run import build_study
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

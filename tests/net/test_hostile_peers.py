@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from aiodicom.dimse import Command, CommandField
-from aiodicom.scp import StoreScp
+from aiodicom.scp.store import StoreScp
 from aiodicom.ul import encode_pdu
 from aiodicom.ul.items import (
     ImplementationClassUID,

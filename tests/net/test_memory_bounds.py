@@ -24,7 +24,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 import aiodicom
-from aiodicom.store_scu import StoreScu
+from aiodicom.scu.store import StoreScu
 from tests.peers import stop
 from tests.rawpeer import A_ASSOCIATE_RQ, IMPLICIT_LE, P_DATA_TF, VERIFICATION, RawPeer, pdu_header
 

@@ -16,8 +16,8 @@ import pytest
 
 from aiodicom.dimse import Command, encode_command
 from aiodicom.errors import DicomError
-from aiodicom.scp import StoreScp
-from aiodicom.scu import EchoScu
+from aiodicom.scp.store import StoreScp
+from aiodicom.scu.echo import EchoScu
 from aiodicom.ul import encode_pdu
 from aiodicom.ul.pdu import AAbort, AReleaseRP, AReleaseRQ
 from tests.rawpeer import (

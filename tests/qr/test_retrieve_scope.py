@@ -16,8 +16,8 @@ import pydicom
 import pytest
 
 from aiodicom import GetScu, MoveScu
-from aiodicom.get_scu import RETRIEVE_TRANSFER_SYNTAXES
-from aiodicom.survey import UnmatchableKey
+from aiodicom.scu.get import RETRIEVE_TRANSFER_SYNTAXES
+from aiodicom.services.survey import UnmatchableKey
 from tests.qr.conftest import Pacs
 from tests.qr.proxy import FIND, GET, MOVE, RecordingProxy
 from tests.qr.studies import Instance, QrData

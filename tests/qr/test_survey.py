@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiodicom.query import QueryModel
-from aiodicom.survey import UIDS_PER_IDENTIFIER, Survey, scope_of, value_matches
+from aiodicom.services.query import QueryModel
+from aiodicom.services.survey import UIDS_PER_IDENTIFIER, Survey, scope_of, value_matches
 
 STUDY, PATIENT = QueryModel.STUDY_ROOT, QueryModel.PATIENT_ROOT
 

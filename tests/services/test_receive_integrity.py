@@ -26,7 +26,7 @@ import pydicom
 import pytest
 
 from aiodicom.dimse import Command
-from aiodicom.scp import StoreScp
+from aiodicom.scp.store import StoreScp
 from tests.rawpeer import (
     BE,
     CT_IMAGE_STORAGE,

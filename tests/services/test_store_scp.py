@@ -11,9 +11,9 @@ import pytest
 from pydicom.data import get_testdata_file
 
 import aiodicom
+from aiodicom.dataset.files import read_header
 from aiodicom.dimse import Command, CommandField
-from aiodicom.files import read_header
-from aiodicom.scp import StoreScp
+from aiodicom.scp.store import StoreScp
 from aiodicom.services.store import StoredInstance, StoreRejected
 from aiodicom.services.studies import StudyCompleted
 

@@ -13,10 +13,10 @@ import pytest
 from pydicom.data import get_testdata_file
 
 import aiodicom
-from aiodicom.files import read_header
-from aiodicom.scp import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
+from aiodicom.dataset.files import read_header
+from aiodicom.dataset.tags import CustomTag
+from aiodicom.scp.store import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.services.store import StoredInstance
-from aiodicom.tags import CustomTag
 from tests.services.test_store_scp import contexts_for, partial_files, stored_path
 
 CT = get_testdata_file("CT_small.dcm")

@@ -15,7 +15,7 @@ from aiodicom import StoreScp
 from aiodicom.net.association import Association
 from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import serve_messages
-from aiodicom.storage.forward import ForwardOutcome, ForwardTarget, Relay
+from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
 from aiodicom.ul.negotiation import ContextPolicy
 from tests.rawpeer import CT_IMAGE_STORAGE, EXPLICIT_LE, RawPeer, ct_image
 

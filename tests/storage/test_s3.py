@@ -16,10 +16,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from aiodicom.errors import StorageError
-from aiodicom.scp import StoreScp
+from aiodicom.scp.store import StoreScp
+from aiodicom.scu.store import StoreScu
 from aiodicom.services.store import StoredInstance
 from aiodicom.storage.s3 import S3Config, S3Storage
-from aiodicom.store_scu import StoreScu
 from tests.faultproxy import FaultProxy
 from tests.interop.test_echo_dcmtk import run_tool
 
@@ -211,8 +211,8 @@ async def test_refused_and_aborted_instances_leave_nothing(
 
         async def abort_midway() -> None:
             nonlocal sent
+            from aiodicom.dataset.files import read_header
             from aiodicom.dimse import Command, encode_command, fragment
-            from aiodicom.files import read_header
             from aiodicom.net.association import _not_last
             from aiodicom.net.client import open_association
 

@@ -1,40 +1,22 @@
-"""The user-facing requestor classes (SCUs)."""
+"""What every user-facing requestor class shares: the peer's address, AE titles, timeouts, identity."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 
-from aiodicom.dimse import is_success, status_name
-from aiodicom.errors import DimseError
-from aiodicom.identity import UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import ContextSpec, connect, validate_implementation
+from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.ul.items import RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
-    VERIFICATION_SOP_CLASS,
 )
 
 log = logging.getLogger("aiodicom.scu")
-
-
-@dataclass(frozen=True, slots=True)
-class EchoResult:
-    """The outcome of :meth:`EchoScu.echo`: every C-ECHO succeeded (a failure raises)."""
-
-    count: int
-    duration_seconds: float
-    status: int = 0
-
-    @property
-    def echoes_per_second(self) -> float:
-        return self.count / self.duration_seconds if self.duration_seconds > 0 else float("inf")
 
 
 def uid_name(uid: str) -> str:
@@ -72,9 +54,9 @@ class Scu:
     ``connect_timeout`` and ``acse_timeout`` bound the connection and the association's negotiation,
     ``dimse_timeout`` the wait for each response (None: no limit). ``verbose`` logs the protocol at INFO.
 
-    ``user_identity`` (a :class:`~aiodicom.identity.UserIdentity`) is sent with every association; with
+    ``user_identity`` (a :class:`~aiodicom.net.identity.UserIdentity`) is sent with every association; with
     ``positive_response_requested`` an association the peer does not confirm fails with
-    :class:`~aiodicom.identity.IdentityNotConfirmed`. ``implementation_class_uid`` and
+    :class:`~aiodicom.net.identity.IdentityNotConfirmed`. ``implementation_class_uid`` and
     ``implementation_version_name`` identify us to the peer (aiodicom's own by default). These three are
     also attributes, which may be set after construction.
     """
@@ -140,34 +122,3 @@ def _identity_arg(value: object) -> UserIdentity | UserIdentityRQ | None:
     if value is None or isinstance(value, UserIdentity | UserIdentityRQ):
         return value
     raise TypeError(f"user_identity is a UserIdentity, not {type(value).__name__}")
-
-
-class EchoScu(Scu):
-    """Verification SCU: ``await EchoScu("PACS@host:104").echo()``.
-
-    ``called_ae_title`` defaults to the AE title in ``addr``, else ``ANY-SCP``.
-    """
-
-    default_calling_ae_title = "ECHO-SCU"
-
-    async def echo(self, count: int = 1) -> EchoResult:
-        """Send ``count`` C-ECHO requests on one association.
-
-        Raises :class:`PeerUnreachable`, :class:`AssociationRejected`, :class:`AssociationAborted`,
-        :class:`NoAcceptableContext`, or :class:`DimseError` for a non-success status.
-        """
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        started = time.perf_counter()
-        async with self.connect([VERIFICATION_SOP_CLASS]) as assoc:
-            for _ in range(count):
-                try:
-                    status = await assoc.c_echo(timeout=self.dimse_timeout)
-                except TimeoutError:
-                    raise DimseError(
-                        f"no C-ECHO response from {self.address} within {self.dimse_timeout:g} s "
-                        "(dimse_timeout)"
-                    ) from None
-                if not is_success(status):
-                    raise DimseError(f"C-ECHO answered {status_name(status)} (0x{status:04X})", status)
-        return EchoResult(count, time.perf_counter() - started)

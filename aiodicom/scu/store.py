@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio.to_thread
 import pydicom
 
+from aiodicom.dataset.files import InstanceHeader, dicom_bytes, looks_like_dicom, read_header
+from aiodicom.dataset.tags import resolve_transfer_syntax
 from aiodicom.dimse import Command, CommandField, is_success, is_warning, status_name
 from aiodicom.errors import AssociationRejected, DicomError, DimseError, NoAcceptableContext, PeerUnreachable
-from aiodicom.events import Callback, EventEmitter
-from aiodicom.files import InstanceHeader, dicom_bytes, looks_like_dicom, read_header
-from aiodicom.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.address import Address, parse_address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import open_association, validate_implementation
-from aiodicom.scu import log_negotiation, uid_name
-from aiodicom.tags import resolve_transfer_syntax
+from aiodicom.net.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
+from aiodicom.scu.base import log_negotiation, uid_name
+from aiodicom.services.events import Callback, EventEmitter
 from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -151,7 +151,7 @@ class StoreScu:
     scu.add_folder("./study")
     result = await scu.send(on_file_sent=lambda e: print(e.message))
 
-    ``user_identity`` (a :class:`~aiodicom.identity.UserIdentity`), ``implementation_class_uid`` and
+    ``user_identity`` (a :class:`~aiodicom.net.identity.UserIdentity`), ``implementation_class_uid`` and
     ``implementation_version_name`` are as for every SCU (:class:`~aiodicom.scu.Scu`). The separate
     ``username``, ``password``, ``kerberos_ticket``, ``saml_assertion``, ``jwt`` and
     ``identity_response_requested`` arguments still work but are deprecated.

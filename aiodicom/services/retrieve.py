@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from aiodicom.dimse import Command, is_failure, is_warning, status_name
 from aiodicom.errors import AssociationAborted
-from aiodicom.events import notify
 from aiodicom.net.association import Association
-from aiodicom.storage.forward import ForwardOutcome
+from aiodicom.services.events import notify
+from aiodicom.services.relay import ForwardOutcome
 
 __all__ = ["RetrieveCompleted", "RetrieveOperation", "RetrieveResult", "SubOperation"]
 
-log = logging.getLogger("aiodicom.retrieve")
+log = logging.getLogger("aiodicom.services.retrieve")
 
 _T = TypeVar("_T")
 

@@ -29,7 +29,7 @@ from aiodicom.dimse.status import is_failure
 from aiodicom.errors import DicomError, DimseError
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
-from aiodicom.query import (
+from aiodicom.services.query import (
     MODEL_LEVELS,
     UNIQUE_KEYS,
     QueryModel,
@@ -40,9 +40,9 @@ from aiodicom.query import (
 )
 
 if TYPE_CHECKING:
-    from aiodicom.scu import Scu
+    from aiodicom.scu.base import Scu
 
-log = logging.getLogger("aiodicom.survey")
+log = logging.getLogger("aiodicom.services.survey")
 
 #: UIDs per retrieve identifier (a UI value in explicit VR has a 16-bit length; a UID takes up to 65 bytes).
 UIDS_PER_IDENTIFIER = 256

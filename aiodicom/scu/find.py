@@ -13,10 +13,11 @@ from pydicom import Dataset
 from aiodicom.dimse import Command, CommandField, Priority, is_pending, status_name
 from aiodicom.dimse.status import is_failure
 from aiodicom.errors import AssociationAborted, DimseError
-from aiodicom.events import notify
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
-from aiodicom.query import (
+from aiodicom.scu.base import Scu
+from aiodicom.services.events import notify
+from aiodicom.services.query import (
     Query,
     QueryBuilder,
     QueryModel,
@@ -26,7 +27,6 @@ from aiodicom.query import (
     resolve_query,
     with_unique_key,
 )
-from aiodicom.scu import Scu
 
 log = logging.getLogger("aiodicom.find")
 

@@ -1,6 +1,6 @@
 """MoveScu: C-MOVE, optionally with a receiver of our own for the instances it brings.
 
-As for C-GET, a C-FIND survey resolves the query into UIDs first (:mod:`aiodicom.survey`): the C-MOVE
+As for C-GET, a C-FIND survey resolves the query into UIDs first (:mod:`aiodicom.services.survey`): the C-MOVE
 identifiers carry only unique keys, and nothing matched means no C-MOVE.
 """
 
@@ -13,13 +13,15 @@ from typing import Any
 
 from aiodicom.dimse import Command, CommandField, Priority, Status, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.events import notify
-from aiodicom.identity import UserIdentity
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
-from aiodicom.query import UNIQUE_KEYS, QueryBuilder, QueryModel, encode_identifier, resolve_query
-from aiodicom.retrieve import (
+from aiodicom.net.identity import UserIdentity
+from aiodicom.scp.store import StoreScp
+from aiodicom.scu.base import Scu
+from aiodicom.services.events import notify
+from aiodicom.services.query import UNIQUE_KEYS, QueryBuilder, QueryModel, encode_identifier, resolve_query
+from aiodicom.services.retrieve import (
     CANCEL_TIMEOUT,
     Control,
     RetrieveCompleted,
@@ -30,10 +32,8 @@ from aiodicom.retrieve import (
     no_match,
     worse_status,
 )
-from aiodicom.scp import StoreScp
-from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance
-from aiodicom.survey import Scope, Survey, scope_of, survey
+from aiodicom.services.survey import Scope, Survey, scope_of, survey
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 log = logging.getLogger("aiodicom.move")

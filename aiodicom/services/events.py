@@ -15,7 +15,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-log = logging.getLogger("aiodicom.events")
+log = logging.getLogger("aiodicom.services.events")
 
 Handler = Callable[..., Any]
 

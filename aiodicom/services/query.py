@@ -24,7 +24,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from aiodicom.dataset import syntax_encoding, tag_string
 from aiodicom.dataset.rewrite import element_from_text
-from aiodicom.tags import normalize_option, parse_tag
+from aiodicom.dataset.tags import normalize_option, parse_tag
 
 __all__ = [
     "Query",

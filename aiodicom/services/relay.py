@@ -15,11 +15,11 @@ from typing import Any
 
 from aiodicom.dataset import DatasetParseError, LeadingElements
 from aiodicom.dimse import Command, CommandField, Status, is_failure, status_name
+from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import DicomError, DimseError, NoAcceptableContext, StorageError
 from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
-from aiodicom.storage.base import DatasetSink, MemorySink
 from aiodicom.uids import is_dicom_transfer_syntax
 
 log = logging.getLogger("aiodicom.forward")

@@ -1,6 +1,6 @@
 """GetScu: C-GET with the instances received on the same association, to a file system, S3, or relayed.
 
-A C-FIND survey comes first (see :mod:`aiodicom.survey`): it resolves the query into UIDs, so the C-GET
+A C-FIND survey comes first (see :mod:`aiodicom.services.survey`): it resolves the query into UIDs, so the C-GET
 identifiers carry only unique keys and bring only what the query matches, and it tells which SOP classes to
 propose (SOPClassesInStudy where the peer answers it, else the instances). Nothing matched: no C-GET. Then
 one presentation context per (SOP class, transfer syntax) with the SCP role, so each instance can come in
@@ -19,15 +19,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiodicom.dataset.tags import get_common_sop_classes, normalize_option
 from aiodicom.dimse import Command, CommandField, Priority, is_failure, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.events import notify
-from aiodicom.identity import UserIdentity
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
-from aiodicom.query import QueryBuilder, QueryModel, decode_identifier, encode_identifier, resolve_query
-from aiodicom.retrieve import (
+from aiodicom.net.identity import UserIdentity
+from aiodicom.scu.base import Scu
+from aiodicom.services.events import notify
+from aiodicom.services.query import (
+    QueryBuilder,
+    QueryModel,
+    decode_identifier,
+    encode_identifier,
+    resolve_query,
+)
+from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
+from aiodicom.services.retrieve import (
     CANCEL_TIMEOUT,
     Control,
     RetrieveCompleted,
@@ -38,12 +47,9 @@ from aiodicom.retrieve import (
     no_match,
     worse_status,
 )
-from aiodicom.scu import Scu
 from aiodicom.services.store import StoredInstance, StoreService
+from aiodicom.services.survey import UIDS_PER_IDENTIFIER, Scope, Survey, scope_of, survey
 from aiodicom.storage import Storage, check_backend, make_storage
-from aiodicom.storage.forward import ForwardOutcome, ForwardTarget, Relay
-from aiodicom.survey import UIDS_PER_IDENTIFIER, Scope, Survey, scope_of, survey
-from aiodicom.tags import get_common_sop_classes, normalize_option
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.items import RoleSelection
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aiodicom.cli import (
+from aiodicom.cli.common import (
     CalledAe,
     DimseTimeout,
     IdentityFile,
@@ -23,13 +23,13 @@ from aiodicom.cli import (
     Timeout,
     Username,
     Verbose,
-    _dimse_timeout,
-    _fail,
-    _run,
-    _s3_config,
-    _setup_logging,
-    _user_identity,
     app,
+    dimse_timeout_of,
+    fail,
+    identity_from_options,
+    run_async,
+    s3_config_from,
+    setup_logging,
 )
 
 Keys = Annotated[
@@ -52,7 +52,7 @@ def _keys(pairs: list[str] | None, level: str | None, default_level: str | None)
         key, _, value = pair.partition("=")
         key = key.strip()
         if not key:
-            raise _fail(f"bad -k {pair!r}: expected KEY=VALUE", 2)
+            raise fail(f"bad -k {pair!r}: expected KEY=VALUE", 2)
         if "." in key:  # one level of sequence: ScheduledProcedureStepSequence.Modality=CT
             sequence, _, inner = key.partition(".")
             items = query.setdefault(sequence, [{}])
@@ -90,7 +90,7 @@ def _retrieve(label: str, as_json: bool, start: Callable[[Callable[[Any], None]]
 
             return await start(advance)
 
-    return _run(run)
+    return run_async(run)
 
 
 #: The exit status of a get or move whose query matched nothing (no C-GET or C-MOVE was sent).
@@ -137,9 +137,9 @@ def _summary(title: str, result: Any, as_json: bool, verb: str) -> None:
         )
         Console().print(table)
     if not result.matched:
-        raise _fail(f"nothing matches the query: no {verb} was sent", NO_MATCH_EXIT)
+        raise fail(f"nothing matches the query: no {verb} was sent", NO_MATCH_EXIT)
     if result.failed:
-        raise _fail(f"{result.failed} of {result.total} sub-operations failed", 1)
+        raise fail(f"{result.failed} of {result.total} sub-operations failed", 1)
 
 
 @app.command()
@@ -165,11 +165,11 @@ def find(
     from rich.console import Console
     from rich.table import Table
 
-    from aiodicom.find_scu import FindScu
-    from aiodicom.query import QueryModel
+    from aiodicom.scu.find import FindScu
+    from aiodicom.services.query import QueryModel
 
-    _setup_logging(verbose)
-    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
+    setup_logging(verbose)
+    identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     try:
         query_model = QueryModel.parse(model)
         default = None if query_model is QueryModel.MODALITY_WORKLIST else "STUDY"
@@ -180,13 +180,13 @@ def find(
             called_ae_title=called_ae,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
         )
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
 
-    result = _run(lambda: _await(scu.find(query, query_model, limit=limit)))
+    result = run_async(lambda: _await(scu.find(query, query_model, limit=limit)))
     if as_json:
         typer.echo(json.dumps(result.matches, ensure_ascii=False))
         return
@@ -243,14 +243,14 @@ def get(
     as_json: Json = False,
 ) -> None:
     """Retrieve with C-GET, e.g. aiodicom get PACS@host:104 -k StudyInstanceUID=1.2.3 --out-dir ./got"""
-    from aiodicom.get_scu import GetScu
+    from aiodicom.scu.get import GetScu
 
-    _setup_logging(verbose)
-    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
-    s3 = _s3_config(s3_bucket, s3_endpoint, s3_prefix, s3_region)
+    setup_logging(verbose)
+    identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
+    s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     backend = "forward" if forward else "s3" if s3 is not None else "filesystem"
     if backend == "filesystem" and out_dir is None:
-        raise _fail("give --out-dir (or --s3-bucket, or --forward)", 2)
+        raise fail("give --out-dir (or --s3-bucket, or --forward)", 2)
     try:
         query = _keys(keys, level, "STUDY")
         scu = GetScu(
@@ -266,11 +266,11 @@ def get(
             fsync=not no_fsync,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
         )
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     result = _retrieve("C-GET", as_json, lambda advance: scu.get(query, on_sub_operation=advance))
     title = f"C-GET from {scu.called_ae_title}@{scu.address.host}:{scu.address.port}"
     _summary(title, result, as_json, "C-GET")
@@ -305,17 +305,17 @@ def move(
 ) -> None:
     """Retrieve with C-MOVE, e.g. aiodicom move PACS@host:104 --dest ME -k StudyInstanceUID=1.2.3
     --receive-port 11113 --out-dir ./moved"""
-    from aiodicom.move_scu import MoveScu
+    from aiodicom.scu.move import MoveScu
 
-    _setup_logging(verbose)
-    identity = _user_identity(username, password_file, identity_type, identity_file, identity_response)
+    setup_logging(verbose)
+    identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     receive: dict[str, Any] | None = None
     if receive_port is not None:
         if out_dir is None:
-            raise _fail("--receive-port needs --out-dir", 2)
+            raise fail("--receive-port needs --out-dir", 2)
         receive = {"port": receive_port, "host": receive_host, "out_dir": out_dir}
     elif out_dir is not None:
-        raise _fail("--out-dir needs --receive-port (the built-in receiver)", 2)
+        raise fail("--out-dir needs --receive-port (the built-in receiver)", 2)
     try:
         query = _keys(keys, level, "STUDY")
         scu = MoveScu(
@@ -325,11 +325,11 @@ def move(
             query_model=model,
             connect_timeout=timeout,
             acse_timeout=timeout,
-            dimse_timeout=_dimse_timeout(timeout, dimse_timeout),
+            dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
         )
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     result = _retrieve(
         f"C-MOVE to {dest}",
         as_json,

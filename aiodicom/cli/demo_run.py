@@ -2,7 +2,7 @@
 
 It starts a :class:`~aiodicom.scp.StoreScp` on a free loopback port, builds a synthetic study (CT, MR and
 secondary capture series made from pydicom's bundled example files, with fresh UIDs), sends it with
-:class:`~aiodicom.store_scu.StoreScu` over several associations, then checks that every instance was stored
+:class:`~aiodicom.scu.store.StoreScu` over several associations, then checks that every instance was stored
 with the SOP Instance UID and the data set bytes that were sent.
 """
 
@@ -26,13 +26,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.tree import Tree
 
+from aiodicom.dataset.files import read_header
 from aiodicom.errors import StorageError
-from aiodicom.files import read_header
-from aiodicom.scp import ServerStarted, StoreScp
+from aiodicom.scp.store import ServerStarted, StoreScp
+from aiodicom.scu.store import FileError, FileSent, SendResult, StoreScu
 from aiodicom.services.store import StoredInstance
 from aiodicom.services.studies import StudyCompleted
 from aiodicom.storage.s3 import S3Bucket, S3Config
-from aiodicom.store_scu import FileError, FileSent, SendResult, StoreScu
 
 AE_TITLE = "DEMO-SCP"
 # fmt: off

@@ -1,4 +1,4 @@
-"""The user-facing acceptor classes (SCPs)."""
+"""StoreScp: the C-STORE acceptor, its options, events and hook."""
 
 from __future__ import annotations
 
@@ -9,17 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiodicom.dataset import DEFAULT_MAX_INFLATED_SIZE
-from aiodicom.dimse import CommandField, Status
-from aiodicom.events import EventEmitter
-from aiodicom.net.association import Association
-from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ECHO_HANDLERS, ServiceHandler, handle_echo, serve_messages
-from aiodicom.services.store import Hook, StoredInstance, StoreService
-from aiodicom.services.studies import StudyTracker
-from aiodicom.storage import make_storage
-from aiodicom.storage.base import Storage
-from aiodicom.storage.filesystem import FilesystemStorage
-from aiodicom.tags import (
+from aiodicom.dataset.tags import (
     normalize_custom_tags,
     normalize_option,
     resolve_sop_class,
@@ -27,6 +17,16 @@ from aiodicom.tags import (
     storage_sop_classes,
     validate_keywords,
 )
+from aiodicom.dimse import CommandField, Status
+from aiodicom.net.association import Association
+from aiodicom.net.server import DicomServer
+from aiodicom.services.dispatch import ServiceHandler, handle_echo, serve_messages
+from aiodicom.services.events import EventEmitter
+from aiodicom.services.store import Hook, StoredInstance, StoreService
+from aiodicom.services.studies import StudyTracker
+from aiodicom.storage import make_storage
+from aiodicom.storage.base import Storage
+from aiodicom.storage.filesystem import FilesystemStorage
 from aiodicom.uids import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -36,52 +36,6 @@ from aiodicom.uids import (
 from aiodicom.ul.negotiation import ContextPolicy
 
 log = logging.getLogger("aiodicom.scp")
-
-
-class EchoScp(DicomServer):
-    """A Verification SCP: accepts associations and answers C-ECHO.
-
-    ``async with EchoScp(port=11112) as scp: ...`` or ``await scp.serve_forever()``.
-    """
-
-    def __init__(
-        self,
-        port: int,
-        host: str | None = "0.0.0.0",
-        ae_title: str = "ECHO-SCP",
-        *,
-        max_pdu_length: int = 16384,
-        max_associations: int = 64,
-        max_pending_connections: int | None = None,
-        require_called_ae_title: bool = False,
-        allowed_calling_ae_titles: Collection[str] | None = None,
-        idle_timeout: float | None = 300.0,
-        artim_timeout: float = 30.0,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            self._serve_association,
-            port=port,
-            host=host,
-            ae_title=ae_title,
-            policy=ContextPolicy(abstract_syntaxes=frozenset()),  # Verification is always accepted
-            max_pdu_length=max_pdu_length,
-            max_associations=max_associations,
-            max_pending_connections=max_pending_connections,
-            artim_timeout=artim_timeout,
-            require_called_ae_title=require_called_ae_title,
-            allowed_calling_ae_titles=allowed_calling_ae_titles,
-            implementation_class_uid=implementation_class_uid,
-            implementation_version_name=implementation_version_name,
-        )
-        self.idle_timeout = idle_timeout
-        if verbose:
-            logging.getLogger("aiodicom").setLevel(logging.INFO)
-
-    async def _serve_association(self, assoc: Association) -> None:
-        await serve_messages(assoc, ECHO_HANDLERS, idle_timeout=self.idle_timeout)
 
 
 # ------------------------------------------------------------------------------------------- StoreScp

@@ -1,0 +1,235 @@
+"""The verbs that connect to a peer and send: echo, store."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+
+from aiodicom.cli.common import (
+    CalledAe,
+    CallingAe,
+    DimseTimeout,
+    IdentityFile,
+    IdentityResponse,
+    IdentityType,
+    Json,
+    PasswordFile,
+    S3BucketOpt,
+    S3EndpointOpt,
+    S3RegionOpt,
+    Timeout,
+    Username,
+    Verbose,
+    app,
+    dimse_timeout_of,
+    fail,
+    identity_from_options,
+    run_async,
+    s3_config_from,
+    setup_logging,
+)
+
+
+@app.command()
+def echo(
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")],
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, help="C-ECHOs to send on one association.")
+    ] = 1,
+    calling_ae: CallingAe = "ECHO-SCU",
+    called_ae: CalledAe = None,
+    timeout: Timeout = 30.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Verify a peer with C-ECHO (N echoes on one association)."""
+    from aiodicom.scu.echo import EchoScu
+
+    setup_logging(verbose)
+    identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
+    try:
+        scu = EchoScu(
+            addr,
+            calling_ae_title=calling_ae,
+            called_ae_title=called_ae,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
+            verbose=verbose,
+            user_identity=identity,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    result = run_async(lambda: scu.echo(count))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "peer": str(scu.address),
+                    "called_ae_title": scu.called_ae_title,
+                    "count": result.count,
+                    "status": result.status,
+                    "duration_seconds": round(result.duration_seconds, 6),
+                }
+            )
+        )
+    else:
+        typer.echo(
+            f"C-ECHO to {scu.called_ae_title}@{scu.address.host}:{scu.address.port}: "
+            f"{result.count} x Success in {result.duration_seconds * 1000:.1f} ms"
+        )
+
+
+@app.command()
+def store(
+    addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files or folders (searched recursively); with --s3-bucket, key prefixes."),
+    ],
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", min=1, help="Associations in parallel.")
+    ] = 1,
+    throttle_ms: Annotated[
+        int, typer.Option("--throttle-ms", min=0, help="Wait between files, per association.")
+    ] = 0,
+    transfer_syntax: Annotated[
+        str | None,
+        typer.Option("--transfer-syntax", help="Force a syntax (UID, keyword or a name like JPEGBaseline)."),
+    ] = None,
+    calling_ae: CallingAe = "STORE-SCU",
+    called_ae: CalledAe = None,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    timeout: Timeout = 30.0,
+    dimse_timeout: DimseTimeout = None,
+    username: Username = None,
+    password_file: PasswordFile = None,
+    identity_type: IdentityType = None,
+    identity_file: IdentityFile = None,
+    identity_response: IdentityResponse = False,
+    s3_bucket: S3BucketOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_region: S3RegionOpt = None,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Send files (or S3 objects) with C-STORE; exits non-zero when any file failed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.table import Table
+
+    from aiodicom.scu.store import StoreScu
+
+    setup_logging(verbose)
+    identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
+    try:
+        scu = StoreScu(
+            addr,
+            calling_ae,
+            called_ae,
+            max_pdu,
+            concurrency,
+            throttle_ms,
+            transfer_syntax,
+            s3_config_from(s3_bucket, s3_endpoint, "", s3_region),
+            verbose=verbose,
+            connect_timeout=timeout,
+            acse_timeout=timeout,
+            dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
+            user_identity=identity,
+        )
+        for path in paths:
+            if s3_bucket is not None:  # a prefix ending in / (or the whole bucket: ""), else one key
+                if path == "" or path.endswith("/"):
+                    scu.add_folder(path)
+                else:
+                    scu.add_file(path)
+            elif os.path.isdir(path):
+                scu.add_folder(path)
+            elif os.path.exists(path):
+                scu.add_file(path)
+            else:
+                raise ValueError(f"{path}: no such file or folder")
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    console = Console(stderr=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    )
+
+    async def run() -> Any:
+        total_files, finished = scu.queued, 0
+        by_bytes = s3_bucket is None  # S3 objects are counted, their sizes are not known up front
+        with progress:
+            task = progress.add_task(f"0/{total_files} files", total=scu.queued_bytes if by_bytes else None)
+
+            def started(event: Any) -> None:
+                nonlocal total_files
+                total_files = event.total_files
+                if not by_bytes:
+                    progress.update(task, total=total_files, description=f"0/{total_files} files")
+
+            def done(event: Any) -> None:
+                nonlocal finished
+                finished += 1
+                size = os.path.getsize(event.file) if by_bytes and os.path.isfile(event.file) else 1
+                progress.update(task, advance=size, description=f"{finished}/{total_files} files")
+
+            def failed(event: Any) -> None:
+                done(event)
+                console.print(f"[red]{event.message}[/red]")
+
+            return await scu.send(on_transfer_started=started, on_file_sent=done, on_file_error=failed)
+
+    result = run_async(run)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "total_files": result.total_files,
+                    "successful": result.successful,
+                    "failed": result.failed,
+                    "warnings": len(result.warnings),
+                    "duration_seconds": round(result.duration_seconds, 3),
+                    "files": [
+                        {
+                            "file": f.file,
+                            "sop_instance_uid": f.sop_instance_uid,
+                            "status": f.status,
+                            "error": f.error,
+                        }
+                        for f in result.files
+                    ],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"C-STORE to {scu.called_ae_title}@{scu.address.host}:{scu.address.port}")
+        for column in ("files", "successful", "warnings", "failed", "seconds", "files/s"):
+            table.add_column(column, justify="right")
+        rate = result.total_files / result.duration_seconds if result.duration_seconds else 0.0
+        table.add_row(
+            str(result.total_files),
+            str(result.successful),
+            str(len(result.warnings)),
+            str(result.failed),
+            f"{result.duration_seconds:.2f}",
+            f"{rate:.1f}",
+        )
+        Console().print(table)
+    if result.failed:
+        raise fail(f"{result.failed} of {result.total_files} files failed", 1)

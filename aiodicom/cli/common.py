@@ -1,0 +1,255 @@
+"""The ``aiodicom`` command: one verb per service, the same option names for the same things.
+
+Every verb exits 0 on success and otherwise prints one line saying why on stderr and exits non-zero:
+1 for a DICOM failure (rejected, aborted, failure status), 2 for bad usage, 3 when the peer is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from aiodicom import __version__
+from aiodicom.errors import DicomError, PeerUnreachable
+
+app = typer.Typer(
+    name="aiodicom",
+    help="asyncio DICOM networking: echo, receive and send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_T = TypeVar("_T")
+
+#: The environment variable that holds the password for ``--username`` (when no --password-file).
+PASSWORD_ENV = "AIODICOM_PASSWORD"
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log the protocol: contexts, PDUs, statuses.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+CallingAe = Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")]
+CalledAe = Annotated[
+    str | None,
+    typer.Option("--called-ae", "-aec", help="The peer's AE title (default: the AE in ADDR, else ANY-SCP)."),
+]
+S3BucketOpt = Annotated[
+    str | None,
+    typer.Option("--s3-bucket", help="Use this S3 bucket (credentials from the environment or profile)."),
+]
+S3EndpointOpt = Annotated[
+    str | None, typer.Option("--s3-endpoint", help="S3-compatible endpoint URL (MinIO, Ceph, R2...).")
+]
+S3PrefixOpt = Annotated[str, typer.Option("--s3-prefix", help="Key prefix in the bucket.")]
+S3RegionOpt = Annotated[str | None, typer.Option("--s3-region", help="Region (default: environment).")]
+
+
+def s3_config_from(bucket: str | None, endpoint: str | None, prefix: str, region: str | None) -> Any:
+    if bucket is None:
+        if endpoint is not None:
+            raise fail("--s3-endpoint needs --s3-bucket", 2)
+        return None
+    from aiodicom.storage.s3 import S3Config
+
+    try:
+        return S3Config(bucket, region=region, endpoint=endpoint, prefix=prefix)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+Timeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the connection and each answer.")
+]
+DimseTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--dimse-timeout",
+        help="Seconds of silence after which a response (or the next sub-operation) is given up on: the "
+        "longest wait for any byte, not for the whole message (default: --timeout).",
+    ),
+]
+IdleTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        help="Abort an association from which no byte arrives for this many seconds (0: never; default 300).",
+    ),
+]
+MaxAssociations = Annotated[
+    int, typer.Option("--max-associations", min=1, help="Associations served at once; more are rejected.")
+]
+MaxPending = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pending",
+        min=1,
+        help="Connections not yet associated at once; more are closed (default: 4 x --max-associations).",
+    ),
+]
+
+# User identity (PS3.7 D.3.3.7), the same options on every verb that connects to a peer.
+Username = Annotated[str | None, typer.Option("--username", help="Send this username as user identity.")]
+PasswordFile = Annotated[
+    str | None,
+    typer.Option(
+        "--password-file",
+        help=f"Read the password for --username from the first line of this file (else ${PASSWORD_ENV}, "
+        "if set; a password is never given on the command line, where ps would show it).",
+    ),
+]
+IdentityType = Annotated[
+    str | None, typer.Option("--identity-type", help="kerberos, saml or jwt, read from --identity-file.")
+]
+IdentityFile = Annotated[
+    str | None,
+    typer.Option("--identity-file", help="The Kerberos ticket, SAML assertion or JWT to send."),
+]
+IdentityResponse = Annotated[
+    bool,
+    typer.Option(
+        "--identity-response", help="Ask the peer to confirm the identity, and fail when it does not."
+    ),
+]
+
+
+def identity_from_options(
+    username: str | None,
+    password_file: str | None,
+    identity_type: str | None,
+    identity_file: str | None,
+    response: bool,
+) -> Any:
+    """The UserIdentity that the identity options describe (None without them); bad usage exits 2."""
+    from aiodicom.net.identity import IdentityKind, UserIdentity
+
+    try:
+        if username is not None and (identity_type or identity_file):
+            raise ValueError("give --username or --identity-type/--identity-file, not both")
+        if username is None and password_file is not None:
+            raise ValueError("--password-file needs --username")
+        if username is not None:
+            password = _read_password(password_file)
+            if password is None:
+                return UserIdentity.username(username, positive_response_requested=response)
+            return UserIdentity.username_password(username, password, positive_response_requested=response)
+        if (identity_type is None) != (identity_file is None):
+            raise ValueError("--identity-type and --identity-file go together")
+        if identity_type is not None and identity_file is not None:
+            kind = IdentityKind.parse(identity_type)
+            if kind not in (IdentityKind.KERBEROS, IdentityKind.SAML, IdentityKind.JWT):
+                raise ValueError("--identity-type is kerberos, saml or jwt (use --username for a username)")
+            with open(identity_file, "rb") as fp:
+                data = fp.read(1 << 16)
+            return UserIdentity.of(kind, data).requesting_response(response)
+        if response:
+            raise ValueError("--identity-response needs an identity (--username or --identity-type)")
+        return None
+    except OSError as exc:
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}", 2) from None
+    except (ValueError, TypeError) as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _read_password(password_file: str | None) -> str | None:
+    if password_file is not None:
+        with open(password_file, encoding="utf-8") as fp:
+            password = fp.readline().rstrip("\r\n")
+        if not password:
+            raise ValueError(f"{password_file}: the first line is empty (no password)")
+        return password
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def dimse_timeout_of(timeout: float, dimse_timeout: float | None) -> float:
+    if dimse_timeout is None:
+        return timeout
+    if dimse_timeout <= 0:
+        raise fail("--dimse-timeout must be more than 0 seconds", 2)
+    return dimse_timeout
+
+
+def idle_timeout_option(idle_timeout: float | None) -> dict[str, Any]:
+    if idle_timeout is None:
+        return {}
+    if idle_timeout < 0:
+        raise fail("--idle-timeout cannot be negative", 2)
+    return {"idle_timeout": idle_timeout or None}
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"aiodicom: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run_async(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine (on uvloop when installed), mapping errors to one line and an exit status."""
+    try:
+        import uvloop
+
+        runner: Callable[[Any], Any] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(coro_fn())  # type: ignore[no-any-return]
+    except PeerUnreachable as exc:
+        raise fail(str(exc), 3) from None
+    except DicomError as exc:
+        raise fail(str(exc), 1) from None
+    except TimeoutError:  # an operation that gives up on its own says so; this is one that did not
+        raise fail("no answer in time (--timeout, --dimse-timeout): the peer went silent", 1) from None
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+
+
+async def serve_until_stopped(server: Any) -> None:
+    """Serve until SIGTERM (systemd's and containers' stop signal) or Ctrl+C, then stop gracefully: no new
+    associations, each association finishes the message it is handling, pending studies complete."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    serving = asyncio.ensure_future(server.serve_forever())
+    waiting = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        serving.cancel()
+        outcome = (await asyncio.gather(serving, return_exceptions=True))[0]
+        await server.stop()
+    if isinstance(outcome, Exception):
+        raise outcome
+    if stopping.is_set():
+        typer.echo("stopped (SIGTERM)", err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiodicom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """asyncio DICOM networking: echo, receive and send."""

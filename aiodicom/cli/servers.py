@@ -1,0 +1,183 @@
+"""The verbs that listen: echoscp, storescp (until SIGTERM or Ctrl+C, then a graceful stop)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from aiodicom.cli.common import (
+    IdleTimeout,
+    Json,
+    MaxAssociations,
+    MaxPending,
+    S3BucketOpt,
+    S3EndpointOpt,
+    S3PrefixOpt,
+    S3RegionOpt,
+    Verbose,
+    app,
+    fail,
+    idle_timeout_option,
+    run_async,
+    s3_config_from,
+    serve_until_stopped,
+    setup_logging,
+)
+
+
+@app.command()
+def echoscp(
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
+    ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "ECHO-SCP",
+    require_called_ae: Annotated[
+        bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
+    ] = False,
+    idle_timeout: IdleTimeout = None,
+    max_associations: MaxAssociations = 64,
+    max_pending: MaxPending = None,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Answer C-ECHO until interrupted."""
+    from aiodicom.scp.echo import EchoScp
+
+    setup_logging(verbose)
+    idle = idle_timeout_option(idle_timeout)
+    try:
+        scp = EchoScp(
+            port,
+            host,
+            ae_title,
+            require_called_ae_title=require_called_ae,
+            max_associations=max_associations,
+            max_pending_connections=max_pending,
+            verbose=verbose,
+            **idle,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+    async def serve() -> None:
+        await scp.start()
+        if as_json:  # one line a script can wait for and read the port from
+            event = {"event": "server_started", "host": host, "port": scp.port, "ae_title": scp.ae_title}
+            typer.echo(json.dumps(event))
+        else:
+            typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}", err=True)
+        await serve_until_stopped(scp)
+
+    run_async(serve)
+
+
+@app.command()
+def storescp(
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free).")
+    ],
+    out_dir: Annotated[
+        str | None, typer.Option("--out-dir", "-o", help="Where instances are stored (filesystem).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (:: for IPv6).")] = "0.0.0.0",
+    ae_title: Annotated[str, typer.Option("--ae-title", "-aet", help="Our AE title.")] = "STORE-SCP",
+    extract_tags: Annotated[
+        list[str] | None,
+        typer.Option("--extract-tags", "-t", help="Keywords to extract (repeat, or comma-separated)."),
+    ] = None,
+    study_timeout: Annotated[
+        float, typer.Option("--study-timeout", help="Seconds of quiet that complete a study.")
+    ] = 30.0,
+    no_fsync: Annotated[
+        bool, typer.Option("--no-fsync", help="Do not sync each file before answering.")
+    ] = False,
+    require_called_ae: Annotated[
+        bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
+    ] = False,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    idle_timeout: IdleTimeout = None,
+    max_associations: MaxAssociations = 64,
+    max_pending: MaxPending = None,
+    s3_bucket: S3BucketOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_prefix: S3PrefixOpt = "",
+    s3_region: S3RegionOpt = None,
+    verbose: Verbose = False,
+    as_json: Json = False,
+) -> None:
+    """Receive instances (C-STORE) into OUT_DIR/study/series/instance.dcm (or an S3 bucket) until
+    interrupted."""
+    from aiodicom.scp.store import StoreScp
+
+    setup_logging(verbose)
+    keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
+    s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
+    if s3 is None and out_dir is None:
+        raise fail("give --out-dir (or --s3-bucket)", 2)
+    idle = idle_timeout_option(idle_timeout)
+    try:
+        scp = StoreScp(
+            port,
+            host,
+            ae_title,
+            out_dir,
+            storage_backend="s3" if s3 else "filesystem",
+            s3_config=s3,
+            extract_tags=keywords,
+            study_timeout=study_timeout,
+            fsync=not no_fsync,
+            require_called_ae_title=require_called_ae,
+            max_pdu_length=max_pdu,
+            max_associations=max_associations,
+            max_pending_connections=max_pending,
+            verbose=verbose,
+            **idle,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+    def show(kind: str, text: str, payload: dict[str, Any]) -> None:
+        typer.echo(json.dumps({"event": kind, **payload}) if as_json else text)
+
+    scp.on_file_stored(
+        lambda e: show(
+            "file_stored",
+            f"stored {e.file}",
+            {
+                "file": e.file,
+                "sop_instance_uid": e.sop_instance_uid,
+                "sop_class_uid": e.sop_class_uid,
+                "study_instance_uid": e.study_instance_uid,
+                "series_instance_uid": e.series_instance_uid,
+                "tags": e.tags,
+            },
+        )
+    )
+    scp.on_study_completed(
+        lambda e: show(
+            "study_completed",
+            e.message,
+            {
+                "study_instance_uid": e.study_instance_uid,
+                "series": len(e.series),
+                "instances": e.instance_count,
+                "tags": e.tags,
+            },
+        )
+    )
+    scp.on_error(lambda e: typer.echo(f"error: {e.message}", err=True))
+
+    async def serve() -> None:
+        await scp.start()
+        where = str(scp.out_dir or scp.storage.location(""))
+        if as_json:  # one line a script can wait for and read the port from, as echoscp prints it
+            event = {"event": "server_started", "host": host, "port": scp.port, "ae_title": scp.ae_title}
+            typer.echo(json.dumps({**event, "storing_into": where}))
+        else:
+            typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
+        await serve_until_stopped(scp)
+
+    run_async(serve)
