@@ -1,4 +1,4 @@
-"""aiodicom.dataset.tags: tag sets, SOP class and transfer syntax groups, custom tags, levels and option names."""
+"""aiodicom.dataset.tags: tag sets, SOP class and transfer syntax groups, custom tags, option names."""
 
 from __future__ import annotations
 
