@@ -1,13 +1,13 @@
 """GetScu: C-GET with the instances received on the same association, to a file system, S3, or relayed.
 
 A C-FIND survey comes first (see :mod:`aiodicom.services.survey`): it resolves the query into UIDs, so
-the C-GET identifiers carry only unique keys and bring only what the query matches, and it tells which SOP classes to
-propose (SOPClassesInStudy where the peer answers it, else the instances). Nothing matched: no C-GET. Then
-one presentation context per (SOP class, transfer syntax) with the SCP role, so each instance can come in
-the syntax the peer holds it in. A study that needs more contexts than an association holds is retrieved in
-parts. Peers that send on the first context accepted for a SOP class (DCMTK's dcmqrscp) may fail instances
-held in another syntax: those the survey found and that did not arrive are asked for again, series by
-series on one association per turn, with each other syntax first in turn.
+the C-GET identifiers carry only unique keys and bring only what the query matches, and it tells which
+SOP classes to propose (SOPClassesInStudy where the peer answers it, else the instances). Nothing
+matched: no C-GET. Then one presentation context per (SOP class, transfer syntax) with the SCP role, so
+each instance can come in the syntax the peer holds it in. A study that needs more contexts than an
+association holds is retrieved in parts. Peers that send on the first context accepted for a SOP class
+(DCMTK's dcmqrscp) may fail instances held in another syntax: those the survey found and that did not
+arrive are asked for again, series by series on one association per turn, with each other syntax first.
 """
 
 from __future__ import annotations
