@@ -1,124 +1,290 @@
 """aiodicom: an asyncio-native DICOM networking framework.
 
-The public surface is re-exported here; the layers underneath are :mod:`aiodicom.ul` (sans-IO upper layer),
-:mod:`aiodicom.dimse` (sans-IO DIMSE) and :mod:`aiodicom.net` (asyncio transport, associations, server).
+The public surface is re-exported here, lazily (PEP 562): a name's module is imported on first use, so
+``import aiodicom`` (and ``aiodicom --version``) loads neither pydicom nor numpy, and ``import aiodicom.ul``
+or ``aiodicom.dimse`` (the sans-IO core) loads no asyncio either. The layers, bottom up: :mod:`aiodicom.ul`
+(upper layer), :mod:`aiodicom.dimse`, :mod:`aiodicom.dataset`, :mod:`aiodicom.storage`, :mod:`aiodicom.net`
+(transport, associations, server), :mod:`aiodicom.services`, and the user-facing :mod:`aiodicom.scu`,
+:mod:`aiodicom.scp` and :mod:`aiodicom.cli`.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from aiodicom.dataset.tags import (
-    CustomTag,
-    combine_tags,
-    create_custom_tag,
-    get_available_tag_names,
-    get_common_sop_classes,
-    get_common_tag_sets,
-    get_common_transfer_syntaxes,
-)
-from aiodicom.errors import (
-    AbortReason,
-    AbortSource,
-    AssociationAborted,
-    AssociationRejected,
-    DicomError,
-    DimseError,
-    ListenError,
-    NoAcceptableContext,
-    PeerUnreachable,
-    ProtocolError,
-    StorageError,
-    UsageError,
-)
-from aiodicom.net.address import Address, parse_address
-from aiodicom.net.association import Association, DimseMessage
-from aiodicom.net.client import connect
-from aiodicom.net.identity import IdentityKind, IdentityNotConfirmed, UserIdentity
-from aiodicom.net.server import DicomServer
-from aiodicom.scp.echo import EchoScp
-from aiodicom.scp.store import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
-from aiodicom.scu.echo import EchoResult, EchoScu
-from aiodicom.scu.find import FindCompleted, FindResult, FindScu
-from aiodicom.scu.get import GetScu
-from aiodicom.scu.move import MoveScu
-from aiodicom.scu.store import (
-    FileError,
-    FileSending,
-    FileSent,
-    SendResult,
-    StoreScu,
-    TransferCompleted,
-    TransferStarted,
-)
-from aiodicom.services.query import QueryBuilder, QueryLevel, QueryModel
-from aiodicom.services.relay import ForwardTarget
-from aiodicom.services.retrieve import RetrieveCompleted, RetrieveOperation, RetrieveResult, SubOperation
-from aiodicom.services.store import StoredInstance, StoreRejected
-from aiodicom.services.studies import InstanceSummary, SeriesSummary, StudyCompleted
-from aiodicom.services.survey import UnmatchableKey
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "AbortReason": "aiodicom.errors",
+    "AbortSource": "aiodicom.errors",
+    "Address": "aiodicom.net.address",
+    "Association": "aiodicom.net.association",
+    "AssociationAborted": "aiodicom.errors",
+    "AssociationRejected": "aiodicom.errors",
+    "ConnectionOpened": "aiodicom.scp.store",
+    "CustomTag": "aiodicom.dataset.tags",
+    "DatasetParseError": "aiodicom.errors",
+    "DicomError": "aiodicom.errors",
+    "DicomServer": "aiodicom.net.server",
+    "DimseError": "aiodicom.errors",
+    "DimseMessage": "aiodicom.net.association",
+    "EchoResult": "aiodicom.scu.echo",
+    "EchoScp": "aiodicom.scp.echo",
+    "EchoScu": "aiodicom.scu.echo",
+    "FileError": "aiodicom.scu.store",
+    "FileSending": "aiodicom.scu.store",
+    "FileSent": "aiodicom.scu.store",
+    "FindCompleted": "aiodicom.scu.find",
+    "FindResult": "aiodicom.scu.find",
+    "FindScu": "aiodicom.scu.find",
+    "ForwardTarget": "aiodicom.services.relay",
+    "GetScu": "aiodicom.scu.get",
+    "IdentityKind": "aiodicom.net.identity",
+    "IdentityNotConfirmed": "aiodicom.net.identity",
+    "InstanceSummary": "aiodicom.services.studies",
+    "InvalidCommand": "aiodicom.errors",
+    "ListenError": "aiodicom.errors",
+    "MoveScu": "aiodicom.scu.move",
+    "NoAcceptableContext": "aiodicom.errors",
+    "PeerUnreachable": "aiodicom.errors",
+    "ProtocolError": "aiodicom.errors",
+    "QueryBuilder": "aiodicom.services.query",
+    "QueryLevel": "aiodicom.services.query",
+    "QueryModel": "aiodicom.services.query",
+    "RetrieveCompleted": "aiodicom.services.retrieve",
+    "RetrieveOperation": "aiodicom.services.retrieve",
+    "RetrieveResult": "aiodicom.services.retrieve",
+    "SendResult": "aiodicom.scu.store",
+    "SeriesSummary": "aiodicom.services.studies",
+    "ServerStarted": "aiodicom.scp.store",
+    "StorageError": "aiodicom.errors",
+    "StoreErrorEvent": "aiodicom.scp.store",
+    "StoreRejected": "aiodicom.services.store",
+    "StoreScp": "aiodicom.scp.store",
+    "StoreScu": "aiodicom.scu.store",
+    "StoredInstance": "aiodicom.services.store",
+    "StudyCompleted": "aiodicom.services.studies",
+    "SubOperation": "aiodicom.services.retrieve",
+    "TransferCompleted": "aiodicom.scu.store",
+    "TransferStarted": "aiodicom.scu.store",
+    "UnmatchableKey": "aiodicom.services.survey",
+    "UsageError": "aiodicom.errors",
+    "UserIdentity": "aiodicom.net.identity",
+    "combine_tags": "aiodicom.dataset.tags",
+    "connect": "aiodicom.net.client",
+    "create_custom_tag": "aiodicom.dataset.tags",
+    "get_available_tag_names": "aiodicom.dataset.tags",
+    "get_common_sop_classes": "aiodicom.dataset.tags",
+    "get_common_tag_sets": "aiodicom.dataset.tags",
+    "get_common_transfer_syntaxes": "aiodicom.dataset.tags",
+    "parse_address": "aiodicom.net.address",
+}
 
-__all__ = [
-    "AbortReason",
-    "AbortSource",
-    "Address",
-    "Association",
-    "AssociationAborted",
-    "AssociationRejected",
-    "ConnectionOpened",
-    "CustomTag",
-    "DicomError",
-    "DicomServer",
-    "DimseError",
-    "DimseMessage",
-    "EchoResult",
-    "EchoScp",
-    "EchoScu",
-    "FileError",
-    "FileSending",
-    "FileSent",
-    "FindCompleted",
-    "FindResult",
-    "FindScu",
-    "ForwardTarget",
-    "GetScu",
-    "IdentityKind",
-    "IdentityNotConfirmed",
-    "InstanceSummary",
-    "ListenError",
-    "MoveScu",
-    "NoAcceptableContext",
-    "PeerUnreachable",
-    "ProtocolError",
-    "QueryBuilder",
-    "QueryLevel",
-    "QueryModel",
-    "RetrieveCompleted",
-    "RetrieveOperation",
-    "RetrieveResult",
-    "SendResult",
-    "SeriesSummary",
-    "ServerStarted",
-    "StorageError",
-    "StoreErrorEvent",
-    "StoreRejected",
-    "StoreScp",
-    "StoreScu",
-    "StoredInstance",
-    "StudyCompleted",
-    "SubOperation",
-    "TransferCompleted",
-    "TransferStarted",
-    "UnmatchableKey",
-    "UsageError",
-    "UserIdentity",
-    "__version__",
-    "combine_tags",
-    "connect",
-    "create_custom_tag",
-    "get_available_tag_names",
-    "get_common_sop_classes",
-    "get_common_tag_sets",
-    "get_common_transfer_syntaxes",
-    "parse_address",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiodicom' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from aiodicom.dataset.tags import (
+        CustomTag as CustomTag,
+    )
+    from aiodicom.dataset.tags import (
+        combine_tags as combine_tags,
+    )
+    from aiodicom.dataset.tags import (
+        create_custom_tag as create_custom_tag,
+    )
+    from aiodicom.dataset.tags import (
+        get_available_tag_names as get_available_tag_names,
+    )
+    from aiodicom.dataset.tags import (
+        get_common_sop_classes as get_common_sop_classes,
+    )
+    from aiodicom.dataset.tags import (
+        get_common_tag_sets as get_common_tag_sets,
+    )
+    from aiodicom.dataset.tags import (
+        get_common_transfer_syntaxes as get_common_transfer_syntaxes,
+    )
+    from aiodicom.errors import (
+        AbortReason as AbortReason,
+    )
+    from aiodicom.errors import (
+        AbortSource as AbortSource,
+    )
+    from aiodicom.errors import (
+        AssociationAborted as AssociationAborted,
+    )
+    from aiodicom.errors import (
+        AssociationRejected as AssociationRejected,
+    )
+    from aiodicom.errors import (
+        DatasetParseError as DatasetParseError,
+    )
+    from aiodicom.errors import (
+        DicomError as DicomError,
+    )
+    from aiodicom.errors import (
+        DimseError as DimseError,
+    )
+    from aiodicom.errors import (
+        InvalidCommand as InvalidCommand,
+    )
+    from aiodicom.errors import (
+        ListenError as ListenError,
+    )
+    from aiodicom.errors import (
+        NoAcceptableContext as NoAcceptableContext,
+    )
+    from aiodicom.errors import (
+        PeerUnreachable as PeerUnreachable,
+    )
+    from aiodicom.errors import (
+        ProtocolError as ProtocolError,
+    )
+    from aiodicom.errors import (
+        StorageError as StorageError,
+    )
+    from aiodicom.errors import (
+        UsageError as UsageError,
+    )
+    from aiodicom.net.address import (
+        Address as Address,
+    )
+    from aiodicom.net.address import (
+        parse_address as parse_address,
+    )
+    from aiodicom.net.association import (
+        Association as Association,
+    )
+    from aiodicom.net.association import (
+        DimseMessage as DimseMessage,
+    )
+    from aiodicom.net.client import (
+        connect as connect,
+    )
+    from aiodicom.net.identity import (
+        IdentityKind as IdentityKind,
+    )
+    from aiodicom.net.identity import (
+        IdentityNotConfirmed as IdentityNotConfirmed,
+    )
+    from aiodicom.net.identity import (
+        UserIdentity as UserIdentity,
+    )
+    from aiodicom.net.server import (
+        DicomServer as DicomServer,
+    )
+    from aiodicom.scp.echo import (
+        EchoScp as EchoScp,
+    )
+    from aiodicom.scp.store import (
+        ConnectionOpened as ConnectionOpened,
+    )
+    from aiodicom.scp.store import (
+        ServerStarted as ServerStarted,
+    )
+    from aiodicom.scp.store import (
+        StoreErrorEvent as StoreErrorEvent,
+    )
+    from aiodicom.scp.store import (
+        StoreScp as StoreScp,
+    )
+    from aiodicom.scu.echo import (
+        EchoResult as EchoResult,
+    )
+    from aiodicom.scu.echo import (
+        EchoScu as EchoScu,
+    )
+    from aiodicom.scu.find import (
+        FindCompleted as FindCompleted,
+    )
+    from aiodicom.scu.find import (
+        FindResult as FindResult,
+    )
+    from aiodicom.scu.find import (
+        FindScu as FindScu,
+    )
+    from aiodicom.scu.get import (
+        GetScu as GetScu,
+    )
+    from aiodicom.scu.move import (
+        MoveScu as MoveScu,
+    )
+    from aiodicom.scu.store import (
+        FileError as FileError,
+    )
+    from aiodicom.scu.store import (
+        FileSending as FileSending,
+    )
+    from aiodicom.scu.store import (
+        FileSent as FileSent,
+    )
+    from aiodicom.scu.store import (
+        SendResult as SendResult,
+    )
+    from aiodicom.scu.store import (
+        StoreScu as StoreScu,
+    )
+    from aiodicom.scu.store import (
+        TransferCompleted as TransferCompleted,
+    )
+    from aiodicom.scu.store import (
+        TransferStarted as TransferStarted,
+    )
+    from aiodicom.services.query import (
+        QueryBuilder as QueryBuilder,
+    )
+    from aiodicom.services.query import (
+        QueryLevel as QueryLevel,
+    )
+    from aiodicom.services.query import (
+        QueryModel as QueryModel,
+    )
+    from aiodicom.services.relay import (
+        ForwardTarget as ForwardTarget,
+    )
+    from aiodicom.services.retrieve import (
+        RetrieveCompleted as RetrieveCompleted,
+    )
+    from aiodicom.services.retrieve import (
+        RetrieveOperation as RetrieveOperation,
+    )
+    from aiodicom.services.retrieve import (
+        RetrieveResult as RetrieveResult,
+    )
+    from aiodicom.services.retrieve import (
+        SubOperation as SubOperation,
+    )
+    from aiodicom.services.store import (
+        StoredInstance as StoredInstance,
+    )
+    from aiodicom.services.store import (
+        StoreRejected as StoreRejected,
+    )
+    from aiodicom.services.studies import (
+        InstanceSummary as InstanceSummary,
+    )
+    from aiodicom.services.studies import (
+        SeriesSummary as SeriesSummary,
+    )
+    from aiodicom.services.studies import (
+        StudyCompleted as StudyCompleted,
+    )
+    from aiodicom.services.survey import (
+        UnmatchableKey as UnmatchableKey,
+    )

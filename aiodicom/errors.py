@@ -62,8 +62,6 @@ class AssociationRejected(DicomError):
     """The peer rejected the association (A-ASSOCIATE-RJ): ``result``, ``source`` and ``reason``."""
 
     def __init__(self, result: int, source: int, reason: int, message: str | None = None) -> None:
-        from aiodicom.ul.items import describe_rejection
-
         self.result = result
         self.source = source
         self.reason = reason
@@ -101,3 +99,57 @@ class NoAcceptableContext(DicomError):
 
 class ListenError(DicomError, OSError):
     """A server could not listen on its address (port in use, privileged port, unknown host)."""
+
+
+class InvalidCommand(ProtocolError):
+    """A command set that cannot be decoded; the association is aborted with ``reason``."""
+
+    def __init__(self, message: str, reason: AbortReason = AbortReason.INVALID_PDU_PARAMETER_VALUE) -> None:
+        super().__init__(message, reason)
+
+
+class StoreRejected(DicomError):
+    """Raised by an ``on_before_store`` hook to refuse an instance with a status (default 0x0124)."""
+
+    def __init__(self, message: str = "rejected by the receiver", status: int = 0x0124) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DatasetParseError(DicomError, ValueError):
+    """A data set that cannot be walked: truncated, malformed, or over a limit. The message says what is
+    wrong in a few words (it goes into a response's Error Comment)."""
+
+
+class IdentityNotConfirmed(DicomError):
+    """A positive response to our user identity was requested and the peer's A-ASSOCIATE-AC had none.
+
+    The association was released: the peer did not confirm who we are.
+    """
+
+
+class UnmatchableKey(DicomError, ValueError):
+    """The PACS returned matches without the value of a matching key: it does not match on that key, so what
+    it returned cannot be told to match the query."""
+
+
+# The words of PS3.8 Table 9-21, written one way: for the errors, the logs and the command line.
+_RJ_SOURCES = {1: "service-user", 2: "service-provider (ACSE)", 3: "service-provider (presentation)"}
+_RJ_REASONS = {
+    1: {
+        1: "no-reason-given",
+        2: "application-context-name-not-supported",
+        3: "calling-AE-title-not-recognized",
+        7: "called-AE-title-not-recognized",
+    },
+    2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
+    3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
+}
+
+
+def describe_rejection(result: int, source: int, reason: int) -> str:
+    """A one-line description of an A-ASSOCIATE-RJ (PS3.8 Table 9-21)."""
+    kind = {1: "permanently", 2: "transiently"}.get(result, f"(result {result})")
+    who = _RJ_SOURCES.get(source, f"source {source}")
+    why = _RJ_REASONS.get(source, {}).get(reason, f"reason {reason}")
+    return f"association rejected {kind} by the {who}: {why}"

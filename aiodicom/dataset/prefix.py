@@ -22,6 +22,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 
+from aiodicom.errors import DatasetParseError as DatasetParseError  # also importable from here
 from aiodicom.uids import DEFLATED_TRANSFER_SYNTAXES, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
 log = logging.getLogger("aiodicom.dataset")
@@ -72,11 +73,6 @@ _CODECS = {
     for implicit in (True, False)
     for little in (True, False)
 }
-
-
-class DatasetParseError(ValueError):
-    """A data set that cannot be walked: truncated, malformed, or over a limit. The message says what is
-    wrong in a few words (it goes into a response's Error Comment)."""
 
 
 def syntax_encoding(transfer_syntax: str) -> tuple[bool, bool, bool]:

@@ -12,14 +12,7 @@ from enum import IntEnum
 from operator import attrgetter
 from typing import Any
 
-from aiodicom.errors import AbortReason, ProtocolError
-
-
-class InvalidCommand(ProtocolError):
-    """A command set that cannot be decoded; the association is aborted with ``reason``."""
-
-    def __init__(self, message: str, reason: AbortReason = AbortReason.INVALID_PDU_PARAMETER_VALUE) -> None:
-        super().__init__(message, reason)
+from aiodicom.errors import InvalidCommand as InvalidCommand  # also importable from here
 
 
 class CommandField(IntEnum):

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from enum import IntEnum
 
-from aiodicom.errors import DicomError
+from aiodicom.errors import IdentityNotConfirmed as IdentityNotConfirmed  # also importable from here
 from aiodicom.ul.items import UserIdentityRQ
 
 __all__ = ["IdentityKind", "IdentityNotConfirmed", "UserIdentity"]
@@ -49,13 +49,6 @@ class IdentityKind(IntEnum):
         except KeyError:
             names = ", ".join(kind.name.lower() for kind in cls)
             raise ValueError(f"unknown user identity type {value!r}: one of {names}") from None
-
-
-class IdentityNotConfirmed(DicomError):
-    """A positive response to our user identity was requested and the peer's A-ASSOCIATE-AC had none.
-
-    The association was released: the peer did not confirm who we are.
-    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
-from aiodicom.errors import DicomError, ListenError
+from aiodicom.errors import DicomError, ListenError, describe_rejection
 from aiodicom.net.address import validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.connection import DEFAULT_ARTIM_TIMEOUT, Connection
-from aiodicom.ul.items import PresentationContextResult, describe_rejection
+from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
     REJECTED_TRANSIENT,

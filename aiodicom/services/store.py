@@ -29,7 +29,8 @@ from aiodicom.dataset import (
 from aiodicom.dataset.tags import DEFAULT_TAGS
 from aiodicom.dimse import Command, CommandField, Status, status_name
 from aiodicom.dimse.sink import DatasetSink, MemorySink
-from aiodicom.errors import DicomError, DimseError, StorageError
+from aiodicom.errors import DimseError, StorageError
+from aiodicom.errors import StoreRejected as StoreRejected  # also importable from here
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.services.events import call
 from aiodicom.storage.base import InstanceSink, Storage
@@ -42,16 +43,6 @@ Hook = Callable[[dict[str, str]], Awaitable[Mapping[str, str | None]] | Mapping[
 #: Tags always parsed: they place and check the instance.
 _PLACEMENT = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _ERROR_COMMENT_LIMIT = 64
-
-
-class StoreRejected(DicomError):
-    """Raised by an ``on_before_store`` hook to refuse an instance with a status (default 0x0124)."""
-
-    def __init__(
-        self, message: str = "rejected by the receiver", status: int = Status.NOT_AUTHORIZED
-    ) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from aiodicom.dataset import tag_string
 from aiodicom.dimse import Command, CommandField, is_pending, status_name
 from aiodicom.dimse.status import is_failure
-from aiodicom.errors import DicomError, DimseError
+from aiodicom.errors import DimseError
+from aiodicom.errors import UnmatchableKey as UnmatchableKey  # also importable from here
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.services.query import (
@@ -46,11 +47,6 @@ log = logging.getLogger("aiodicom.services.survey")
 
 #: UIDs per retrieve identifier (a UI value in explicit VR has a 16-bit length; a UID takes up to 65 bytes).
 UIDS_PER_IDENTIFIER = 256
-
-
-class UnmatchableKey(DicomError, ValueError):
-    """The PACS returned matches without the value of a matching key: it does not match on that key, so what
-    it returned cannot be told to match the query."""
 
 
 @dataclass(frozen=True)

@@ -534,27 +534,3 @@ class UserInformation:
             if kind is not None:  # unknown sub-items are skipped (PS3.7 D.3.3)
                 items.append(kind.decode(value))
         return cls(tuple(items))
-
-
-# ------------------------------------------------------------------------------------------ rejection
-
-
-_RJ_SOURCES = {1: "service-user", 2: "service-provider (ACSE)", 3: "service-provider (presentation)"}
-_RJ_REASONS = {
-    1: {
-        1: "no-reason-given",
-        2: "application-context-name-not-supported",
-        3: "calling-AE-title-not-recognized",
-        7: "called-AE-title-not-recognized",
-    },
-    2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
-    3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
-}
-
-
-def describe_rejection(result: int, source: int, reason: int) -> str:
-    """A one-line description of an A-ASSOCIATE-RJ (PS3.8 Table 9-21)."""
-    kind = {1: "permanently", 2: "transiently"}.get(result, f"(result {result})")
-    who = _RJ_SOURCES.get(source, f"source {source}")
-    why = _RJ_REASONS.get(source, {}).get(reason, f"reason {reason}")
-    return f"association rejected {kind} by the {who}: {why}"
