@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiodicom.errors import AbortReason, AssociationRejected, ProtocolError
+from aiodicom.errors import AbortReason, AssociationRejected, ProtocolError, describe_rejection
 from aiodicom.ul.items import (
     AsyncOperationsWindow,
     ImplementationClassUID,
@@ -21,7 +21,6 @@ from aiodicom.ul.items import (
     UserIdentityType,
     UserInformation,
     decode_uid,
-    describe_rejection,
     encode_uid,
     iter_items,
 )
