@@ -3,8 +3,10 @@ and where the data set starts. Files with and without a Part 10 header are both 
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -184,3 +186,22 @@ def dicom_bytes(head: bytes) -> bool:
         return False
     group, element = struct.unpack_from("<HH", head)
     return group in (0x0002, 0x0008) and element < 0x1000
+
+
+def open_instance(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview | AsyncIterable[bytes],
+    header: InstanceHeader | None = None,
+) -> tuple[InstanceHeader, bytes | memoryview | BinaryIO | AsyncIterable[bytes]]:
+    """An instance to send: its header and its data set, as a view of the bytes, a file opened at the
+    data set's first byte (the caller closes it), or the async iterable given (which needs ``header``)."""
+    if isinstance(source, AsyncIterable):
+        if header is None:
+            raise ValueError("sending a stream needs the instance's header")
+        return header, source
+    if isinstance(source, bytes | bytearray | memoryview):
+        header = header or read_header(io.BytesIO(source))
+        return header, memoryview(source)[header.data_offset :]
+    header = header or read_header(source)
+    file = open(source, "rb")  # noqa: SIM115 (the caller closes it)
+    file.seek(header.data_offset)
+    return header, file

@@ -505,3 +505,8 @@ def normalize_option(value: str, choices: Iterable[str], what: str) -> str:
             if key == _squash(choice):
                 return choice
     raise ValueError(f"{what} must be one of {', '.join(options)}, not {value!r}")
+
+
+def uid_name(uid: str) -> str:
+    """The name of a SOP class or transfer syntax UID (the UID itself when pydicom does not know it)."""
+    return str(_uid.UID(uid).name) or uid

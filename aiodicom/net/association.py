@@ -18,7 +18,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from aiodicom.dataset.files import InstanceHeader, read_header
+from aiodicom.dataset.files import InstanceHeader, open_instance
 from aiodicom.dimse import (
     DEFAULT_MAX_SEND_PDU,
     Command,
@@ -530,20 +530,32 @@ class Association:
         The data set goes out as it is in the file, PDV by PDV, on a context accepted for its SOP class and
         transfer syntax (:class:`NoAcceptableContext` otherwise). ``source`` may also be an async iterable
         of the data set's bytes (from its first byte after the file meta), with its ``header`` given.
+        :meth:`c_store_response` gives the whole response (the peer's Error Comment with the status).
         """
-        dataset: Dataset
-        if isinstance(source, AsyncIterable):
-            if header is None:
-                raise ValueError("c_store() of a stream needs the instance's header")
-            dataset = source
-        elif isinstance(source, bytes | bytearray | memoryview):
-            header = header or read_header(io.BytesIO(source))
-            dataset = memoryview(source)[header.data_offset :]
-        else:
-            header = header or read_header(source)
-            file = open(source, "rb")  # noqa: SIM115
-            file.seek(header.data_offset)
-            dataset = file
+        response = await self.c_store_response(
+            source,
+            priority=priority,
+            move_originator_ae_title=move_originator_ae_title,
+            move_originator_message_id=move_originator_message_id,
+            timeout=timeout,
+            header=header,
+        )
+        return response.status if response.status is not None else 0xC000
+
+    async def c_store_response(
+        self,
+        source: str | os.PathLike[str] | bytes | AsyncIterable[bytes],
+        *,
+        priority: int = 0,
+        move_originator_ae_title: str | None = None,
+        move_originator_message_id: int | None = None,
+        timeout: float | None = None,
+        header: InstanceHeader | None = None,
+    ) -> Command:
+        """:meth:`c_store`, answering with the C-STORE-RSP command. A response that does not come within
+        ``timeout`` (of silence) aborts the association (a late one would answer the wrong request) and
+        raises TimeoutError."""
+        header, dataset = open_instance(source, header)
         try:
             ctx = self.context_for(header.sop_class_uid, header.transfer_syntax_uid)
             message_id = self.next_message_id()
@@ -557,10 +569,14 @@ class Association:
             )
             await self.send(ctx.context_id, command, dataset)
         finally:
-            if not isinstance(dataset, bytes | bytearray | memoryview | AsyncIterable):
+            if isinstance(dataset, io.IOBase):
                 dataset.close()
-        response = await self.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
-        return response.command.status if response.command.status is not None else 0xC000
+        try:
+            response = await self.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
+        except TimeoutError:
+            self.abort(f"no C-STORE response within {timeout:g} s")
+            raise
+        return response.command
 
     # ------------------------------------------------------------------------------ release/abort
 

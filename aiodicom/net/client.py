@@ -12,13 +12,12 @@ from aiodicom.errors import NoAcceptableContext, PeerUnreachable
 from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
 from aiodicom.net.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
+from aiodicom.net.options import KEEP, AssociationOptions, Keep
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
     IMPLICIT_VR_LITTLE_ENDIAN,
     VERIFICATION_SOP_CLASS,
     propose_contexts,
@@ -53,69 +52,116 @@ def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[Presentation
     return tuple(ready) if ready else propose_contexts(pairs)
 
 
+def options_of(
+    options: AssociationOptions | None,
+    *,
+    calling_ae_title: str | Keep = KEEP,
+    called_ae_title: str | Keep | None = KEEP,
+    max_pdu_length: int | Keep = KEEP,
+    max_send_pdu_length: int | Keep | None = KEEP,
+    strict: bool | Keep = KEEP,
+    connect_timeout: float | Keep = KEEP,
+    acse_timeout: float | Keep = KEEP,
+    dimse_timeout: float | Keep | None = KEEP,
+    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
+    implementation_class_uid: str | Keep = KEEP,
+    implementation_version_name: str | Keep = KEEP,
+) -> AssociationOptions:
+    """``options`` (or the defaults) with the reference documents' keyword names applied over them."""
+    if isinstance(user_identity, UserIdentityRQ):
+        user_identity = resolve_identity(user_identity)  # deprecated: warns at the caller's line
+    return (options or AssociationOptions()).replace(
+        ae_title=calling_ae_title,
+        called_ae_title=called_ae_title,
+        max_pdu_length=max_pdu_length,
+        max_send_pdu_length=max_send_pdu_length,
+        strict=strict,
+        connect_timeout=connect_timeout,
+        acse_timeout=acse_timeout,
+        dimse_timeout=dimse_timeout,
+        user_identity=user_identity,
+        implementation_class_uid=implementation_class_uid,
+        implementation_version_name=implementation_version_name,
+    )
+
+
 async def open_association(
     addr: str | Address | tuple[str, int],
     *,
-    calling_ae_title: str = "AIODICOM",
-    called_ae_title: str | None = None,
     contexts: Iterable[ContextSpec] | None = None,
-    max_pdu_length: int = 16384,
-    max_send_pdu_length: int | None = None,
-    strict: bool = False,
-    connect_timeout: float = 30.0,
-    acse_timeout: float = 30.0,
+    options: AssociationOptions | None = None,
     role_selections: Iterable[RoleSelection] = (),
-    user_identity: UserIdentity | UserIdentityRQ | None = None,
-    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     require_accepted_context: bool = True,
+    calling_ae_title: str | Keep = KEEP,
+    called_ae_title: str | Keep | None = KEEP,
+    max_pdu_length: int | Keep = KEEP,
+    max_send_pdu_length: int | Keep | None = KEEP,
+    strict: bool | Keep = KEEP,
+    connect_timeout: float | Keep = KEEP,
+    acse_timeout: float | Keep = KEEP,
+    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
+    implementation_class_uid: str | Keep = KEEP,
+    implementation_version_name: str | Keep = KEEP,
 ) -> Association:
     """Connect and negotiate an association; the caller must release or abort it.
 
-    ``user_identity`` (a :class:`UserIdentity`) is sent in the request; when it asks for a positive
-    response and the peer's A-ASSOCIATE-AC has none, the association is released and
-    :class:`IdentityNotConfirmed` raised. ``implementation_class_uid`` / ``implementation_version_name``
-    identify us (ours by default). With ``require_accepted_context=False`` an association on which the peer
-    accepted no context is returned (to read why from its A-ASSOCIATE-AC) instead of raising
-    :class:`NoAcceptableContext`.
+    ``options`` (:class:`~aiodicom.net.options.AssociationOptions`) says how; the keyword arguments that
+    share its names (``calling_ae_title`` is its ``ae_title``) override it. The user identity is sent in
+    the request; when it asks for a positive response and the peer's A-ASSOCIATE-AC has none, the
+    association is released and :class:`IdentityNotConfirmed` raised. With
+    ``require_accepted_context=False`` an association on which the peer accepted no context is returned
+    (to read why from its A-ASSOCIATE-AC) instead of raising :class:`NoAcceptableContext`.
 
     Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the peer
     rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
     ``acse_timeout``.
     """
+    opts = options_of(
+        options,
+        calling_ae_title=calling_ae_title,
+        called_ae_title=called_ae_title,
+        max_pdu_length=max_pdu_length,
+        max_send_pdu_length=max_send_pdu_length,
+        strict=strict,
+        connect_timeout=connect_timeout,
+        acse_timeout=acse_timeout,
+        user_identity=user_identity,
+        implementation_class_uid=implementation_class_uid,
+        implementation_version_name=implementation_version_name,
+    )
     address = parse_address(addr)
-    called = validate_ae_title(called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
-    calling = validate_ae_title(calling_ae_title, "calling AE title")
-    validate_implementation(implementation_class_uid, implementation_version_name)
-    identity = resolve_identity(user_identity)
+    called = validate_ae_title(opts.called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
+    identity = opts.user_identity
     rq = AAssociateRQ(
         called,
-        calling,
+        opts.ae_title,
         build_contexts(contexts),
         user_information(
-            max_pdu_length,
+            opts.max_pdu_length,
             role_selections=role_selections,
             user_identity=identity.to_item() if identity is not None else None,
-            implementation_class_uid=implementation_class_uid,
-            implementation_version_name=implementation_version_name,
+            implementation_class_uid=opts.implementation_class_uid,
+            implementation_version_name=opts.implementation_version_name,
         ),
     )
     loop = asyncio.get_running_loop()
-    conn = Connection("requestor", max_pdu_length=max_pdu_length, strict=strict, acse_timeout=acse_timeout)
+    conn = Connection(
+        "requestor", max_pdu_length=opts.max_pdu_length, strict=opts.strict, acse_timeout=opts.acse_timeout
+    )
     conn.associate(rq, loop.time())
-    assoc = Association(conn, max_send_pdu_length=max_send_pdu_length)
+    assoc = Association(conn, max_send_pdu_length=opts.max_send_pdu_length)
 
     def factory() -> DicomProtocol:
         protocol = DicomProtocol(conn)
         assoc.attach(protocol)
         return protocol
 
-    log.debug("connecting to %s as %s", address, calling)
+    log.debug("connecting to %s as %s", address, opts.ae_title)
     try:
-        async with asyncio.timeout(connect_timeout):
+        async with asyncio.timeout(opts.connect_timeout):
             await loop.create_connection(factory, address.host, address.port)
     except TimeoutError as exc:
-        raise PeerUnreachable(f"{address}: no connection within {connect_timeout:g} s") from exc
+        raise PeerUnreachable(f"{address}: no connection within {opts.connect_timeout:g} s") from exc
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         raise PeerUnreachable(f"cannot connect to {address}: {reason.lower()}") from exc
@@ -129,13 +175,13 @@ async def open_association(
         and identity.positive_response_requested
         and ac.user_information.user_identity_ac is None
     ):
-        await assoc.release(acse_timeout)
+        await assoc.release(opts.acse_timeout)
         raise IdentityNotConfirmed(
             f"{address} did not confirm the user identity ({identity.kind.name.lower()}): a positive "
             "response was requested and its A-ASSOCIATE-AC has none; the association was released"
         )
     if not assoc.accepted and require_accepted_context:
-        await assoc.release(acse_timeout)
+        await assoc.release(opts.acse_timeout)
         reasons = sorted(
             {
                 PresentationContextResult.NAMES.get(pc.result, str(pc.result))
@@ -153,47 +199,44 @@ async def open_association(
 async def connect(
     addr: str | Address | tuple[str, int],
     *,
-    calling_ae_title: str = "AIODICOM",
-    called_ae_title: str | None = None,
     contexts: Iterable[ContextSpec] | None = None,
-    max_pdu_length: int = 16384,
-    max_send_pdu_length: int | None = None,
-    strict: bool = False,
-    connect_timeout: float = 30.0,
-    acse_timeout: float = 30.0,
+    options: AssociationOptions | None = None,
     role_selections: Iterable[RoleSelection] = (),
-    user_identity: UserIdentity | UserIdentityRQ | None = None,
-    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-    implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+    calling_ae_title: str | Keep = KEEP,
+    called_ae_title: str | Keep | None = KEEP,
+    max_pdu_length: int | Keep = KEEP,
+    max_send_pdu_length: int | Keep | None = KEEP,
+    strict: bool | Keep = KEEP,
+    connect_timeout: float | Keep = KEEP,
+    acse_timeout: float | Keep = KEEP,
+    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
+    implementation_class_uid: str | Keep = KEEP,
+    implementation_version_name: str | Keep = KEEP,
 ) -> AsyncIterator[Association]:
     """Open an association; release it on exit, abort it on an error or a cancellation.
 
     ``addr`` is ``host:port``, ``AE@host:port``, ``[v6]:port`` or ``AE@[v6]:port``; an AE title in it is the
-    called AE title unless ``called_ae_title`` is given. ``contexts`` defaults to Verification::
+    called AE title unless one is given. ``contexts`` defaults to Verification::
 
         async with aiodicom.connect("PACS@127.0.0.1:11112") as assoc:
             status = await assoc.c_echo()
 
-    ``user_identity``, ``implementation_class_uid`` and ``implementation_version_name`` are as in
-    :func:`open_association`.
+    ``options`` and the keyword arguments are as for :func:`open_association`.
     """
-    if isinstance(user_identity, UserIdentityRQ):
-        user_identity = resolve_identity(user_identity)  # warns here, at the caller's line
-    assoc = await open_association(
-        addr,
+    opts = options_of(
+        options,
         calling_ae_title=calling_ae_title,
         called_ae_title=called_ae_title,
-        contexts=contexts,
         max_pdu_length=max_pdu_length,
         max_send_pdu_length=max_send_pdu_length,
         strict=strict,
         connect_timeout=connect_timeout,
         acse_timeout=acse_timeout,
-        role_selections=role_selections,
         user_identity=user_identity,
         implementation_class_uid=implementation_class_uid,
         implementation_version_name=implementation_version_name,
     )
+    assoc = await open_association(addr, contexts=contexts, options=opts, role_selections=role_selections)
     try:
         yield assoc
     except BaseException:
@@ -201,10 +244,18 @@ async def connect(
         await assoc.wait_closed(5.0)
         raise
     if assoc.is_open:
-        await assoc.release(acse_timeout)
+        await assoc.release(opts.acse_timeout)
     else:
         assoc.close()
         await assoc.wait_closed(5.0)
 
 
-__all__ = ["ContextSpec", "build_contexts", "connect", "open_association", "validate_implementation"]
+__all__ = [
+    "AssociationOptions",
+    "ContextSpec",
+    "build_contexts",
+    "connect",
+    "open_association",
+    "options_of",
+    "validate_implementation",
+]

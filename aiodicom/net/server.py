@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
-from aiodicom.net.address import validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
+from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
 from aiodicom.net.transport import DicomProtocol
-from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from aiodicom.ul.connection import DEFAULT_ARTIM_TIMEOUT, Connection
+from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
@@ -40,25 +39,36 @@ class DicomServer:
     connected if no whole A-ASSOCIATE-RQ came by then (bytes do not extend that deadline).
     """
 
+    ae_title: Option[str] = Option("ae_title")
+    max_pdu_length: Option[int] = Option("max_pdu_length")
+    max_send_pdu_length: Option[int | None] = Option("max_send_pdu_length")
+    strict: Option[bool] = Option("strict")
+    idle_timeout: Option[float | None] = Option("idle_timeout")
+    artim_timeout: Option[float] = Option("artim_timeout")
+    implementation_class_uid: Option[str] = Option("implementation_class_uid")
+    implementation_version_name: Option[str] = Option("implementation_version_name")
+
     def __init__(
         self,
         handler: AssociationHandler,
         *,
         port: int,
         host: str | None = "0.0.0.0",
-        ae_title: str = "AIODICOM",
+        options: AssociationOptions | None = None,
         policy: ContextPolicy | None = None,
-        max_pdu_length: int = 16384,
-        max_send_pdu_length: int | None = None,
-        strict: bool = False,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
-        artim_timeout: float = DEFAULT_ARTIM_TIMEOUT,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
         logger: logging.Logger = log,
+        ae_title: str | Keep = KEEP,
+        max_pdu_length: int | Keep = KEEP,
+        max_send_pdu_length: int | Keep | None = KEEP,
+        strict: bool | Keep = KEEP,
+        idle_timeout: float | Keep | None = KEEP,
+        artim_timeout: float | Keep = KEEP,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
     ) -> None:
         if max_associations < 1:
             raise ValueError(f"max_associations must be at least 1, not {max_associations}")
@@ -67,17 +77,20 @@ class DicomServer:
         self.handler = handler
         self.host = host
         self.requested_port = port
-        self.ae_title = validate_ae_title(ae_title)
+        #: How this server associates (its AE title, PDU sizes, idle and ARTIM timeouts, implementation).
+        self.options: AssociationOptions = (options or AssociationOptions()).replace(
+            ae_title=ae_title,
+            max_pdu_length=max_pdu_length,
+            max_send_pdu_length=max_send_pdu_length,
+            strict=strict,
+            idle_timeout=idle_timeout,
+            artim_timeout=artim_timeout,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
+        )
         self.policy = policy or ContextPolicy(abstract_syntaxes=frozenset())
-        self.max_pdu_length = max_pdu_length
-        self.max_send_pdu_length = max_send_pdu_length
-        self.strict = strict
         self.max_associations = max_associations
         self.max_pending_connections = max_pending_connections or 4 * max_associations
-        self.artim_timeout = artim_timeout
-        self.implementation_class_uid, self.implementation_version_name = validate_implementation(
-            implementation_class_uid, implementation_version_name
-        )
         self.require_called_ae_title = require_called_ae_title
         self.allowed_calling_ae_titles = (
             None if allowed_calling_ae_titles is None else frozenset(allowed_calling_ae_titles)

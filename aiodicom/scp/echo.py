@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
+from typing import Any
 
 from aiodicom.net.association import Association
+from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.scu.base import instance_logger
 from aiodicom.services.dispatch import ECHO_HANDLERS, serve_messages
-from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.negotiation import ContextPolicy
 
 
@@ -21,38 +22,43 @@ class EchoScp(DicomServer):
     def __init__(
         self,
         port: int,
+        *args: Any,
         host: str | None = "0.0.0.0",
-        ae_title: str = "ECHO-SCP",
-        *,
-        max_pdu_length: int = 16384,
+        ae_title: str | Keep = KEEP,
+        options: AssociationOptions | None = None,
+        max_pdu_length: int | Keep = KEEP,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
-        idle_timeout: float | None = 300.0,
-        artim_timeout: float = 30.0,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+        idle_timeout: float | Keep | None = KEEP,
+        artim_timeout: float | Keep = KEEP,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
         verbose: bool = False,
     ) -> None:
+        if args:
+            given = deprecated_positional("EchoScp", ("host", "ae_title"), args)
+            host = given.get("host", host)
+            ae_title = given.get("ae_title", ae_title)
         super().__init__(
             self._serve_association,
             port=port,
             host=host,
+            options=options or AssociationOptions(ae_title="ECHO-SCP"),
             ae_title=ae_title,
             policy=ContextPolicy(abstract_syntaxes=frozenset()),  # Verification is always accepted
             max_pdu_length=max_pdu_length,
             max_associations=max_associations,
             max_pending_connections=max_pending_connections,
+            idle_timeout=idle_timeout,
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            logger=instance_logger("aiodicom.scp.echo", verbose),
         )
-        self.idle_timeout = idle_timeout
-        if verbose:
-            logging.getLogger("aiodicom").setLevel(logging.INFO)
 
     async def _serve_association(self, assoc: Association) -> None:
         await serve_messages(assoc, ECHO_HANDLERS, idle_timeout=self.idle_timeout)

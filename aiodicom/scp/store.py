@@ -19,7 +19,9 @@ from aiodicom.dataset.tags import (
 )
 from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association
+from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.scu.base import instance_logger
 from aiodicom.services.dispatch import ServiceHandler, handle_echo, serve_messages
 from aiodicom.services.events import EventEmitter
 from aiodicom.services.store import Hook, StoredInstance, StoreService
@@ -28,8 +30,6 @@ from aiodicom.storage import make_storage
 from aiodicom.storage.base import Storage
 from aiodicom.storage.filesystem import FilesystemStorage
 from aiodicom.uids import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     is_dicom_transfer_syntax,
 )
@@ -72,6 +72,25 @@ class StoreErrorEvent:
     sop_instance_uid: str | None
 
 
+#: Positional arguments after ``port`` that StoreScp took before they became keyword-only, in order.
+_POSITIONAL = (
+    "host",
+    "ae_title",
+    "out_dir",
+    "storage_backend",
+    "s3_config",
+    "store_with_file_meta",
+    "strict",
+    "max_pdu_length",
+    "extract_tags",
+    "extract_custom_tags",
+    "study_timeout",
+    "abstract_syntax_mode",
+    "abstract_syntaxes",
+    "transfer_syntax_mode",
+    "transfer_syntaxes",
+    "verbose",
+)
 _EVENTS = ("server_started", "connection", "file_stored", "study_completed", "error")
 _ABSTRACT_MODES = ("all_storage", "all", "custom")
 _TRANSFER_MODES = ("all", "uncompressed_only", "custom")
@@ -98,14 +117,15 @@ class StoreScp(DicomServer):
     def __init__(
         self,
         port: int,
+        *args: Any,
         host: str | None = "0.0.0.0",
-        ae_title: str = "STORE-SCP",
+        ae_title: str | Keep = KEEP,
         out_dir: str | os.PathLike[str] | None = None,
         storage_backend: str = "filesystem",
         s3_config: object = None,
         store_with_file_meta: bool = True,
-        strict: bool = False,
-        max_pdu_length: int = 16384,
+        strict: bool | Keep = KEEP,
+        max_pdu_length: int | Keep = KEEP,
         extract_tags: Sequence[str] | None = None,
         extract_custom_tags: Iterable[Any] | None = None,
         study_timeout: float = 30.0,
@@ -114,33 +134,54 @@ class StoreScp(DicomServer):
         transfer_syntax_mode: str = "all",
         transfer_syntaxes: Iterable[str] | None = None,
         verbose: bool = False,
-        *,
+        options: AssociationOptions | None = None,
         fsync: bool = True,
         duplicates: str = "replace",
         allowed_calling_ae_titles: Collection[str] | None = None,
         require_called_ae_title: bool = False,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
-        idle_timeout: float | None = 300.0,
-        artim_timeout: float = 30.0,
+        idle_timeout: float | Keep | None = KEEP,
+        artim_timeout: float | Keep = KEEP,
         hook_timeout: float = 30.0,
         coercion_status: int = 0xB000,
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
     ) -> None:
+        if args:
+            given = deprecated_positional("StoreScp", _POSITIONAL, args)
+            host = given.get("host", host)
+            ae_title = given.get("ae_title", ae_title)
+            out_dir = given.get("out_dir", out_dir)
+            storage_backend = given.get("storage_backend", storage_backend)
+            s3_config = given.get("s3_config", s3_config)
+            store_with_file_meta = given.get("store_with_file_meta", store_with_file_meta)
+            strict = given.get("strict", strict)
+            max_pdu_length = given.get("max_pdu_length", max_pdu_length)
+            extract_tags = given.get("extract_tags", extract_tags)
+            extract_custom_tags = given.get("extract_custom_tags", extract_custom_tags)
+            study_timeout = given.get("study_timeout", study_timeout)
+            abstract_syntax_mode = given.get("abstract_syntax_mode", abstract_syntax_mode)
+            abstract_syntaxes = given.get("abstract_syntaxes", abstract_syntaxes)
+            transfer_syntax_mode = given.get("transfer_syntax_mode", transfer_syntax_mode)
+            transfer_syntaxes = given.get("transfer_syntaxes", transfer_syntaxes)
+            verbose = given.get("verbose", verbose)
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
         self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
+        self.log = instance_logger("aiodicom.scp.store", verbose)
         super().__init__(
             self._serve_association,
             port=port,
             host=host,
+            options=options or AssociationOptions(ae_title="STORE-SCP"),
             ae_title=ae_title,
             policy=_policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes),
             max_pdu_length=max_pdu_length,
             strict=strict,
+            idle_timeout=idle_timeout,
             max_associations=max_associations,
             max_pending_connections=max_pending_connections,
             artim_timeout=artim_timeout,
@@ -148,9 +189,8 @@ class StoreScp(DicomServer):
             allowed_calling_ae_titles=allowed_calling_ae_titles,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
-            logger=logging.getLogger("aiodicom.scp"),
+            logger=self.log,
         )
-        self.idle_timeout = idle_timeout
         #: Where instances go: the resolved ``out_dir``, or None with S3.
         self.out_dir = self.storage.out_dir if isinstance(self.storage, FilesystemStorage) else None
         self._events = EventEmitter(_EVENTS)
@@ -175,8 +215,6 @@ class StoreScp(DicomServer):
             CommandField.C_STORE_RQ: self.service.handle,
             CommandField.C_ECHO_RQ: handle_echo,
         }
-        if verbose:
-            logging.getLogger("aiodicom").setLevel(logging.INFO)
 
     # ---------------------------------------------------------------------------------- registration
 

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterable
 
-from aiodicom.net.address import Address, parse_address, validate_ae_title
+from aiodicom.dataset.tags import uid_name
+from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association
-from aiodicom.net.client import ContextSpec, connect, validate_implementation
+from aiodicom.net.client import ContextSpec, connect, options_of
 from aiodicom.net.identity import UserIdentity, resolve_identity
+from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
 from aiodicom.ul.items import RoleSelection, UserIdentityRQ
-from aiodicom.ul.negotiation import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-)
 
 log = logging.getLogger("aiodicom.scu")
-
-
-def uid_name(uid: str) -> str:
-    """The name of a SOP class or transfer syntax UID (the UID itself when pydicom does not know it)."""
-    from pydicom.uid import UID
-
-    return str(UID(uid).name) or uid
 
 
 def log_negotiation(assoc: Association, address: object, logger: logging.Logger = log) -> None:
@@ -47,54 +39,77 @@ def log_negotiation(assoc: Association, address: object, logger: logging.Logger 
 
 
 class Scu:
-    """What every requestor class shares: the peer's address, AE titles, PDU size and timeouts.
+    """What every requestor class shares: the peer's address and the :class:`AssociationOptions`.
 
-    ``calling_ae_title`` defaults to the class's own (``ECHO-SCU``, ``FIND-SCU``...); ``called_ae_title`` to
-    the AE title in ``addr``, else ``ANY-SCP``. ``max_pdu_length`` is the most we receive;
-    ``connect_timeout`` and ``acse_timeout`` bound the connection and the association's negotiation,
-    ``dimse_timeout`` the wait for each response (None: no limit). ``verbose`` logs the protocol at INFO.
-
-    ``user_identity`` (a :class:`~aiodicom.net.identity.UserIdentity`) is sent with every association; with
+    ``options`` says how to associate (AE titles, PDU size, timeouts, user identity, implementation); the
+    keyword arguments named as in the reference documents override it: ``calling_ae_title`` (our AE title;
+    default the class's own, ``ECHO-SCU``, ``FIND-SCU``...), ``called_ae_title`` (default the AE title in
+    ``addr``, else ``ANY-SCP``), ``max_pdu_length`` (the most we receive), ``connect_timeout`` and
+    ``acse_timeout`` (the connection and the negotiation), ``dimse_timeout`` (the longest silence while a
+    response is awaited; None: no limit), ``user_identity`` (a
+    :class:`~aiodicom.net.identity.UserIdentity` sent with every association; with
     ``positive_response_requested`` an association the peer does not confirm fails with
-    :class:`~aiodicom.net.identity.IdentityNotConfirmed`. ``implementation_class_uid`` and
-    ``implementation_version_name`` identify us to the peer (aiodicom's own by default). These three are
-    also attributes, which may be set after construction.
+    :class:`~aiodicom.errors.IdentityNotConfirmed`), ``implementation_class_uid`` and
+    ``implementation_version_name``. They are attributes too, read from and written to :attr:`options`.
+
+    ``verbose=True`` logs the protocol at INFO on this instance's own logger (``aiodicom.scu.<kind>.<n>``),
+    never on a logger other instances share.
     """
 
     default_calling_ae_title = "AIODICOM"
+    default_dimse_timeout: float | None = 60.0
+    #: The last part of the loggers' names: ``aiodicom.scu.<kind>``.
+    kind = "scu"
+
+    calling_ae_title: Option[str] = Option("ae_title")
+    called_ae_title: Option[str] = Option("called_ae_title")
+    max_pdu_length: Option[int] = Option("max_pdu_length")
+    connect_timeout: Option[float] = Option("connect_timeout")
+    acse_timeout: Option[float] = Option("acse_timeout")
+    dimse_timeout: Option[float | None] = Option("dimse_timeout")
+    user_identity: Option[UserIdentity | None] = Option("user_identity")
+    implementation_class_uid: Option[str] = Option("implementation_class_uid")
+    implementation_version_name: Option[str] = Option("implementation_version_name")
 
     def __init__(
         self,
         addr: str | Address,
         *,
-        calling_ae_title: str | None = None,
-        called_ae_title: str | None = None,
-        max_pdu_length: int = 16384,
-        connect_timeout: float = 30.0,
-        acse_timeout: float = 30.0,
-        dimse_timeout: float | None = 60.0,
+        options: AssociationOptions | None = None,
+        calling_ae_title: str | Keep | None = KEEP,
+        called_ae_title: str | Keep | None = KEEP,
+        max_pdu_length: int | Keep = KEEP,
+        connect_timeout: float | Keep = KEEP,
+        acse_timeout: float | Keep = KEEP,
+        dimse_timeout: float | Keep | None = KEEP,
         verbose: bool = False,
-        user_identity: UserIdentity | None = None,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+        user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
     ) -> None:
         self.address = parse_address(addr)
-        self.calling_ae_title = validate_ae_title(
-            calling_ae_title or self.default_calling_ae_title, "calling AE title"
+        if options is None:
+            options = AssociationOptions(
+                ae_title=self.default_calling_ae_title, dimse_timeout=self.default_dimse_timeout
+            )
+        if isinstance(user_identity, UserIdentityRQ) or not isinstance(user_identity, Keep | UserIdentity):
+            user_identity = resolve_identity(_identity_arg(user_identity))
+        opts = options_of(
+            options,
+            calling_ae_title=calling_ae_title if calling_ae_title is not None else KEEP,
+            called_ae_title=called_ae_title,
+            max_pdu_length=max_pdu_length,
+            connect_timeout=connect_timeout,
+            acse_timeout=acse_timeout,
+            dimse_timeout=dimse_timeout,
+            user_identity=user_identity,
+            implementation_class_uid=implementation_class_uid,
+            implementation_version_name=implementation_version_name,
         )
-        self.called_ae_title = validate_ae_title(
-            called_ae_title or self.address.ae_title or "ANY-SCP", "called AE title"
-        )
-        self.max_pdu_length = max_pdu_length
-        self.connect_timeout = connect_timeout
-        self.acse_timeout = acse_timeout
-        self.dimse_timeout = dimse_timeout
-        self.user_identity: UserIdentity | None = resolve_identity(_identity_arg(user_identity))
-        self.implementation_class_uid, self.implementation_version_name = validate_implementation(
-            implementation_class_uid, implementation_version_name
-        )
-        if verbose:
-            logging.getLogger("aiodicom").setLevel(logging.INFO)
+        if opts.called_ae_title is None:
+            opts = opts.replace(called_ae_title=self.address.ae_title or "ANY-SCP")
+        self.options: AssociationOptions = opts
+        self.log = instance_logger(f"aiodicom.scu.{self.kind}", verbose)
 
     @contextlib.asynccontextmanager
     async def connect(
@@ -102,20 +117,23 @@ class Scu:
     ) -> AsyncIterator[Association]:
         """An association with the peer proposing ``contexts``, released when the block ends."""
         async with connect(
-            self.address,
-            calling_ae_title=self.calling_ae_title,
-            called_ae_title=self.called_ae_title,
-            contexts=contexts,
-            max_pdu_length=self.max_pdu_length,
-            connect_timeout=self.connect_timeout,
-            acse_timeout=self.acse_timeout,
-            role_selections=role_selections,
-            user_identity=self.user_identity,
-            implementation_class_uid=self.implementation_class_uid,
-            implementation_version_name=self.implementation_version_name,
+            self.address, contexts=contexts, options=self.options, role_selections=role_selections
         ) as assoc:
-            log_negotiation(assoc, self.address)
+            log_negotiation(assoc, self.address, self.log)
             yield assoc
+
+
+_instances = itertools.count(1)
+
+
+def instance_logger(name: str, verbose: bool) -> logging.Logger:
+    """The logger of one user-facing object: the shared ``name`` logger, or with ``verbose`` a child of it
+    of its own (``name.<n>``) at INFO, so that raising one instance's level never changes another's."""
+    if not verbose:
+        return logging.getLogger(name)
+    logger = logging.getLogger(f"{name}.{next(_instances)}")
+    logger.setLevel(logging.INFO)
+    return logger
 
 
 def _identity_arg(value: object) -> UserIdentity | UserIdentityRQ | None:

@@ -26,6 +26,7 @@ from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
 from aiodicom.net.identity import UserIdentity
+from aiodicom.net.options import KEEP, AssociationOptions, Keep
 from aiodicom.scu.base import Scu
 from aiodicom.services.events import notify
 from aiodicom.services.query import (
@@ -50,7 +51,6 @@ from aiodicom.services.retrieve import (
 from aiodicom.services.store import StoredInstance, StoreService
 from aiodicom.services.survey import UIDS_PER_IDENTIFIER, Scope, Survey, scope_of, survey
 from aiodicom.storage import Storage, check_backend, make_storage
-from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from aiodicom.ul.items import RoleSelection
 
 log = logging.getLogger("aiodicom.get")
@@ -193,14 +193,17 @@ class GetScu(Scu):
     """
 
     default_calling_ae_title = "GET-SCU"
+    default_dimse_timeout = 60.0
+    kind = "get"
 
     def __init__(
         self,
         addr: str | Address,
         *,
-        calling_ae_title: str = "GET-SCU",
-        called_ae_title: str | None = None,
-        max_pdu_length: int = 16384,
+        options: AssociationOptions | None = None,
+        calling_ae_title: str | Keep | None = KEEP,
+        called_ae_title: str | Keep | None = KEEP,
+        max_pdu_length: int | Keep = KEEP,
         out_dir: str | os.PathLike[str] | None = None,
         storage_backend: str = "filesystem",
         s3_config: object = None,
@@ -213,17 +216,18 @@ class GetScu(Scu):
         max_contexts: int = 128,
         fsync: bool = True,
         priority: int = Priority.MEDIUM,
-        connect_timeout: float = 30.0,
-        acse_timeout: float = 30.0,
-        dimse_timeout: float | None = 60.0,
+        connect_timeout: float | Keep = KEEP,
+        acse_timeout: float | Keep = KEEP,
+        dimse_timeout: float | Keep | None = KEEP,
         cancel_timeout: float = CANCEL_TIMEOUT,
         verbose: bool = False,
-        user_identity: UserIdentity | None = None,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+        user_identity: UserIdentity | Keep | None = KEEP,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
     ) -> None:
         super().__init__(
             addr,
+            options=options,
             calling_ae_title=calling_ae_title,
             called_ae_title=called_ae_title,
             max_pdu_length=max_pdu_length,

@@ -17,6 +17,7 @@ from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
 from aiodicom.net.identity import UserIdentity
+from aiodicom.net.options import KEEP, AssociationOptions, Keep
 from aiodicom.scp.store import StoreScp
 from aiodicom.scu.base import Scu
 from aiodicom.services.events import notify
@@ -34,7 +35,6 @@ from aiodicom.services.retrieve import (
 )
 from aiodicom.services.store import StoredInstance
 from aiodicom.services.survey import Scope, Survey, scope_of, survey
-from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 log = logging.getLogger("aiodicom.move")
 
@@ -95,27 +95,31 @@ class MoveScu(Scu):
     """
 
     default_calling_ae_title = "MOVE-SCU"
+    default_dimse_timeout = 600.0
+    kind = "move"
 
     def __init__(
         self,
         addr: str | Address,
         *,
-        calling_ae_title: str = "MOVE-SCU",
-        called_ae_title: str | None = None,
-        max_pdu_length: int = 16384,
+        options: AssociationOptions | None = None,
+        calling_ae_title: str | Keep | None = KEEP,
+        called_ae_title: str | Keep | None = KEEP,
+        max_pdu_length: int | Keep = KEEP,
         query_model: str | QueryModel = QueryModel.STUDY_ROOT,
         priority: int = Priority.MEDIUM,
-        connect_timeout: float = 30.0,
-        acse_timeout: float = 30.0,
-        dimse_timeout: float | None = 600.0,
+        connect_timeout: float | Keep = KEEP,
+        acse_timeout: float | Keep = KEEP,
+        dimse_timeout: float | Keep | None = KEEP,
         cancel_timeout: float = CANCEL_TIMEOUT,
         verbose: bool = False,
-        user_identity: UserIdentity | None = None,
-        implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
-        implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+        user_identity: UserIdentity | Keep | None = KEEP,
+        implementation_class_uid: str | Keep = KEEP,
+        implementation_version_name: str | Keep = KEEP,
     ) -> None:
         super().__init__(
             addr,
+            options=options,
             calling_ae_title=calling_ae_title,
             called_ae_title=called_ae_title,
             max_pdu_length=max_pdu_length,

@@ -1,0 +1,501 @@
+"""Sending a batch of instances with C-STORE: plans, concurrent associations, per-file outcomes and events.
+
+The engine behind :class:`~aiodicom.scu.store.StoreScu`, which queues the files and hands them over with
+its settings. Files are grouped into associations of at most 128 presentation contexts; each file goes out
+as it is stored (from disk or S3, PDV by PDV), or converted when the peer accepts only another uncompressed
+syntax. Nothing is silently lost: every file ends as a success, a warning or a failure with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import pydicom
+
+from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
+from aiodicom.dataset.tags import uid_name
+from aiodicom.dimse import is_success, is_warning, status_name
+from aiodicom.errors import (
+    AssociationRejected,
+    DicomError,
+    DimseError,
+    IdentityNotConfirmed,
+    NoAcceptableContext,
+    PeerUnreachable,
+)
+from aiodicom.net.address import Address
+from aiodicom.net.association import Association
+from aiodicom.net.client import open_association
+from aiodicom.net.options import AssociationOptions
+from aiodicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, UNCOMPRESSED_TRANSFER_SYNTAXES
+from aiodicom.ul.items import PresentationContextResult
+
+if TYPE_CHECKING:
+    from aiodicom.storage.s3 import S3Bucket
+
+log = logging.getLogger("aiodicom.send")
+
+_MAX_CONTEXTS = 128
+#: The events of a send, in the order they can come.
+EVENTS = ("transfer_started", "file_sending", "file_sent", "file_error", "transfer_completed")
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    total_files: int
+
+    @property
+    def message(self) -> str:
+        return f"sending {self.total_files} files"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSending:
+    file: str
+    sop_instance_uid: str
+    sop_class_uid: str
+
+    @property
+    def message(self) -> str:
+        return f"sending {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSent:
+    file: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    status: int
+    duration_seconds: float
+
+    @property
+    def message(self) -> str:
+        return f"sent {self.file}: {status_name(self.status)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    file: str
+    error: str
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    file_transfer_syntax: str | None = None
+    status: int | None = None
+
+    @property
+    def message(self) -> str:
+        return f"failed to send {self.file}: {self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCompleted:
+    total_files: int
+    successful: int
+    failed: int
+    warnings: int
+    duration_seconds: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.successful} of {self.total_files} files sent ({self.warnings} with warnings), "
+            f"{self.failed} failed, in {self.duration_seconds:.2f} s"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    file: str
+    sop_instance_uid: str | None
+    status: int | None
+    error: str | None
+
+
+@dataclass
+class SendResult:
+    """``successful`` counts success and warning statuses; ``successful + failed == total_files``."""
+
+    total_files: int = 0
+    successful: int = 0
+    failed: int = 0
+    warnings: list[tuple[str, str | None, int, str]] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    files: list[FileOutcome] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------- items
+
+
+@dataclass
+class QueuedFile:
+    """One instance queued for sending: a file, bytes in memory, or an S3 object (``key``)."""
+
+    name: str
+    path: str | None = None
+    data: bytes | None = None
+    key: str | None = None  # an S3 object
+    listed: bool = False  # found under a prefix, not named by the caller
+    header: InstanceHeader | None = None
+    error: str | None = None
+
+
+#: A group of files sent over the same associations: the contexts proposed, and the files.
+Plan = tuple[list[tuple[str, list[str]]], list["QueuedFile"]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendSettings:
+    """How a batch is sent: where, how (the association options), how many associations at once, the pause
+    between files, a forced transfer syntax, retries of a failed association, and whether the first failed
+    file stops the batch."""
+
+    address: Address
+    options: AssociationOptions
+    concurrency: int = 1
+    throttle_delay_ms: int = 0
+    transfer_syntax: str | None = None
+    retries: int = 0
+    retry_backoff: float = 1.0
+    fail_first: bool = False
+
+
+class SendBatch:
+    """One send of queued files: per (SOP class, transfer syntax) plan, ``concurrency`` associations pull
+    from one queue; every file ends as a success, a warning or a failure in the result, and its events go
+    to ``emit(name, event)`` (``transfer_started``, ``file_sending``, ``file_sent``, ``file_error``,
+    ``transfer_completed``). ``connected(assoc)`` is told of each association established."""
+
+    def __init__(
+        self,
+        settings: SendSettings,
+        emit: Callable[[str, object], Awaitable[None]],
+        *,
+        s3: S3Bucket | None = None,
+        connected: Callable[[Association], None] = lambda assoc: None,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.s3 = s3
+        self.on_connected = connected
+        self.log = logger
+        self.result = SendResult()
+        self.started = time.perf_counter()
+        self.connected = False
+        self.first_error: BaseException | None = None
+
+    async def run(self, queued: Sequence[QueuedFile], s3_prefixes: Sequence[str] = ()) -> SendResult:
+        """Send ``queued`` (and, with S3, every object under ``s3_prefixes``, listed now)."""
+        if self.s3 is not None:
+            await self.s3.open()
+            try:
+                items = await _s3_items(self.s3, list(queued), list(s3_prefixes))
+                return await self._go(await _read_s3_headers(self.s3, items))
+            finally:
+                await self.s3.close()
+        return await self._go(list(queued))
+
+    async def _go(self, items: list[QueuedFile]) -> SendResult:
+        self.result.total_files = len(items)
+        await self.emit("transfer_started", TransferStarted(len(items)))
+        if self.s3 is None:
+            await anyio.to_thread.run_sync(_read_headers, items)
+        ready = []
+        for item in items:
+            if item.header is None:
+                await self.fail(item, item.error or "not a DICOM instance")
+            else:
+                ready.append(item)
+        try:
+            for plan in _plans(ready, self.settings.transfer_syntax):
+                await self.send_plan(plan)
+        finally:
+            self.result.duration_seconds = time.perf_counter() - self.started
+        if (
+            ready
+            and not self.connected
+            and isinstance(self.first_error, PeerUnreachable | AssociationRejected | IdentityNotConfirmed)
+        ):
+            raise self.first_error
+        r = self.result
+        await self.emit(
+            "transfer_completed",
+            TransferCompleted(r.total_files, r.successful, r.failed, len(r.warnings), r.duration_seconds),
+        )
+        return r
+
+    async def send_plan(self, plan: Plan) -> None:
+        contexts, items = plan
+        queue: asyncio.Queue[QueuedFile] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        workers = min(self.settings.concurrency, len(items))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self.worker(contexts, queue))
+        while not queue.empty():  # every worker gave up: nothing is silently lost
+            await self.fail(queue.get_nowait(), f"no association: {self.first_error}")
+
+    async def connect(self, contexts: list[tuple[str, list[str]]]) -> Association | None:
+        settings = self.settings
+        for attempt in range(settings.retries + 1):
+            try:
+                assoc = await open_association(
+                    settings.address,
+                    contexts=contexts,
+                    options=settings.options,
+                    require_accepted_context=False,
+                )
+            except (DicomError, OSError) as exc:
+                self.first_error = self.first_error or exc
+                self.log.warning("association with %s failed: %s", settings.address, exc)
+                if isinstance(exc, IdentityNotConfirmed):  # the same credentials will not do better
+                    return None
+                if attempt < settings.retries:
+                    await asyncio.sleep(settings.retry_backoff * 2**attempt)
+                continue
+            self.connected = True
+            self.on_connected(assoc)
+            return assoc
+        return None
+
+    async def worker(self, contexts: list[tuple[str, list[str]]], queue: asyncio.Queue[QueuedFile]) -> None:
+        assoc: Association | None = None
+        try:
+            while not queue.empty():
+                if assoc is None or not assoc.is_open:
+                    assoc = await self.connect(contexts)
+                    if assoc is None:
+                        return
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:  # the other workers took the rest while this one connected
+                    break
+                await self.send_one(assoc, item)
+                if self.settings.throttle_delay_ms and not queue.empty():
+                    await asyncio.sleep(self.settings.throttle_delay_ms / 1000)
+        finally:
+            if assoc is not None and assoc.is_open:
+                await assoc.release(self.settings.options.acse_timeout)
+
+    async def send_one(self, assoc: Association, item: QueuedFile) -> None:
+        header = item.header
+        assert header is not None
+        await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
+        began = time.perf_counter()
+        try:
+            syntax, payload = await self.payload(assoc, item)
+            timeout = self.settings.options.dimse_timeout
+            response = await assoc.c_store_response(
+                payload,
+                header=header if not isinstance(payload, bytes) or payload is item.data else None,
+                timeout=timeout,
+            )
+        except TimeoutError:  # the association was aborted: a late response would answer another file
+            await self.fail(item, f"no C-STORE response within {timeout:g} s (dimse_timeout)")
+            return
+        except (DicomError, OSError, ValueError) as exc:
+            await self.fail(item, str(exc))
+            return
+        status = response.status if response.status is not None else 0xC000
+        comment = (response.error_comment or "").strip()
+        described = f"{status_name(status)} (0x{status:04X})" + (f": {comment}" if comment else "")
+        if is_success(status) or is_warning(status):
+            self.result.successful += 1
+            if is_warning(status):
+                self.result.warnings.append((item.name, header.sop_instance_uid, status, described))
+            self.result.files.append(FileOutcome(item.name, header.sop_instance_uid, status, None))
+            event = FileSent(
+                item.name,
+                header.sop_instance_uid,
+                header.sop_class_uid,
+                syntax,
+                status,
+                time.perf_counter() - began,
+            )
+            self.log.info("%s", event.message)
+            await self.emit("file_sent", event)
+        else:
+            await self.fail(item, described, status)
+
+    async def payload(
+        self, assoc: Association, item: QueuedFile
+    ) -> tuple[str, str | bytes | AsyncIterator[bytes]]:
+        """The transfer syntax to use and what to send: the file as it is, or converted when the peer accepted
+        only another uncompressed syntax."""
+        header = item.header
+        assert header is not None
+        wanted = self.settings.transfer_syntax or header.transfer_syntax_uid
+        accepted = {
+            c.transfer_syntax for c in assoc.accepted.values() if c.abstract_syntax == header.sop_class_uid
+        }
+        if wanted == header.transfer_syntax_uid and wanted in accepted:
+            if item.key is not None:
+                assert self.s3 is not None
+                return wanted, self.s3.stream(item.key, header.data_offset)
+            return wanted, item.path if item.path is not None else item.data  # type: ignore[return-value]
+        if not accepted:
+            raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid))
+        source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
+        if item.key is not None:  # converting parses the whole instance: it is downloaded for that
+            assert self.s3 is not None
+            source = b"".join([chunk async for chunk in self.s3.stream(item.key)])
+        forced = self.settings.transfer_syntax
+        targets = [forced] if forced else [ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts in accepted]
+        if header.transfer_syntax_uid in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            for target in targets:
+                if target in UNCOMPRESSED_TRANSFER_SYNTAXES and target in accepted:
+                    data = await anyio.to_thread.run_sync(_convert, source, target)
+                    return target, data
+        if header.transfer_syntax_uid not in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            why = "converting compressed data is not supported yet"
+        elif forced and forced in accepted:
+            why = f"converting to {uid_name(forced)} is not supported yet"
+        else:
+            why = f"it did not accept {uid_name(forced or wanted)}"
+        raise NoAcceptableContext(
+            f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in "
+            f"{', '.join(f'{uid_name(ts)} ({ts})' for ts in sorted(accepted))}; the file is "
+            f"{uid_name(header.transfer_syntax_uid)} ({header.transfer_syntax_uid}): {why}"
+        )
+
+    async def fail(self, item: QueuedFile, error: str, status: int | None = None) -> None:
+        header = item.header
+        self.result.failed += 1
+        uid = header.sop_instance_uid if header else None
+        self.result.files.append(FileOutcome(item.name, uid, status, error))
+        event = FileError(
+            item.name,
+            error,
+            uid,
+            header.sop_class_uid if header else None,
+            header.transfer_syntax_uid if header else None,
+            status,
+        )
+        self.log.warning("%s", event.message)
+        await self.emit("file_error", event)
+        if self.settings.fail_first:
+            raise DimseError(event.message, status)
+
+
+def _read_headers(items: Iterable[QueuedFile]) -> None:
+    for item in items:
+        try:
+            item.header = read_header(item.path if item.path is not None else io.BytesIO(item.data or b""))
+        except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError) as exc:
+            item.error = f"cannot read {item.name}: {exc}"
+        except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
+            item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
+
+
+async def _s3_items(bucket: S3Bucket, queued: list[QueuedFile], prefixes: list[str]) -> list[QueuedFile]:
+    """The queued items, with every object under the queued prefixes (listed now, page by page)."""
+    items = list(queued)
+    for prefix in prefixes:
+        async for key, size in bucket.list_keys(prefix):
+            if key.rsplit("/", 1)[-1].upper() == "DICOMDIR" or size < 8:
+                continue
+            items.append(QueuedFile(bucket.config.uri(key), key=key, listed=True))
+    return items
+
+
+async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: int = 16) -> list[QueuedFile]:
+    """Read each object's header with a ranged GET; objects under a prefix that are not DICOM are dropped
+    (as files in a folder are), keys given one by one fail on their own."""
+    gate = asyncio.Semaphore(parallel)
+    not_dicom: set[int] = set()
+
+    async def one(item: QueuedFile) -> None:
+        assert item.key is not None
+        async with gate:
+            try:
+                for size in (64 << 10, 4 << 20):
+                    head = await bucket.read_range(item.key, 0, size)
+                    if not dicom_bytes(head):
+                        item.error = f"{item.name} is not a DICOM instance"
+                        not_dicom.add(id(item))
+                        return
+                    try:
+                        item.header = read_header(io.BytesIO(head))
+                        return
+                    except (EOFError, ValueError, pydicom.errors.InvalidDicomError) as exc:
+                        if len(head) < size:  # the whole object, and still unreadable
+                            item.error = f"cannot read {item.name}: {exc}"
+                            return
+            except DicomError as exc:
+                item.error = str(exc)
+
+    await asyncio.gather(*(one(item) for item in items if item.key is not None))
+    for item in items:
+        if item.listed and id(item) in not_dicom:
+            log.debug("skipping %s: not a DICOM instance", item.name)
+    return [item for item in items if not (item.listed and id(item) in not_dicom)]
+
+
+def _plans(
+    items: list[QueuedFile], forced: str | None
+) -> list[tuple[list[tuple[str, list[str]]], list[QueuedFile]]]:
+    """Group files into associations of at most 128 presentation contexts.
+
+    Each (SOP class, transfer syntax) of the batch is a context of its own (acceptors choose by their own
+    preference within one context); each SOP class also gets an uncompressed fallback context.
+    """
+    by_class: dict[str, list[QueuedFile]] = {}
+    for item in items:
+        assert item.header is not None
+        by_class.setdefault(item.header.sop_class_uid, []).append(item)
+    plans: list[Plan] = []
+    contexts: list[tuple[str, list[str]]] = []
+    members: list[QueuedFile] = []
+    for sop_class, group in by_class.items():
+        syntaxes = [forced] if forced else list(dict.fromkeys(i.header.transfer_syntax_uid for i in group))  # type: ignore[union-attr]
+        wanted = [(sop_class, [ts]) for ts in syntaxes]
+        fallback = [ts for ts in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN) if ts not in syntaxes]
+        if fallback:
+            wanted.append((sop_class, fallback))
+        if len(contexts) + len(wanted) > _MAX_CONTEXTS and contexts:
+            plans.append((contexts, members))
+            contexts, members = [], []
+        contexts.extend(wanted)
+        members.extend(group)
+    if contexts:
+        plans.append((contexts, members))
+    return plans
+
+
+def _convert(source: str | bytes, target: str) -> bytes:
+    """Re-encode an uncompressed instance in another uncompressed syntax (lossless)."""
+    ds = pydicom.dcmread(source if isinstance(source, str) else io.BytesIO(source), force=True)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(target)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+async def _rejection(assoc: Association, sop_class: str) -> str:
+    """Why no context was accepted for ``sop_class``, in the peer's words (PS3.8 Table 9-18)."""
+    ac = await assoc.wait_established()
+    proposed = {
+        pc.context_id for pc in assoc.request.presentation_contexts if pc.abstract_syntax == sop_class
+    }
+    results = {pc.result for pc in ac.presentation_contexts if pc.context_id in proposed}
+    what = f"SOP class {uid_name(sop_class)} ({sop_class})"
+    if not proposed:
+        return f"{what} was not proposed on this association"
+    if results == {PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}:
+        return f"the peer rejected {what}: abstract syntax not supported"
+    if results == {PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED}:
+        return f"the peer accepts {what} in none of the transfer syntaxes proposed"
+    reasons = ", ".join(PresentationContextResult.NAMES.get(r, str(r)) for r in sorted(results))
+    return f"the peer rejected {what} ({reasons or 'no answer for its contexts'})"
