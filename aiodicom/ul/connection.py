@@ -498,10 +498,12 @@ class Connection:
         events: list[ConnectionEvent] = []
         handler, fixed = _PLAN[action]
         then = handler(self, event, arg, now, events)
-        if fixed is not None:
+        if then is None and fixed is not None:  # most actions: one next state, nothing follows
             self.state = fixed
-        else:  # AE-6 (was the request acceptable?) and AR-8 (which role?)
-            self.state = next_state(action, requestor=self.requestor, acceptable=then is not _Then.REFUSED)
+            return events
+        if fixed is None:  # AE-6 (was the request acceptable?) and AR-8 (which role?)
+            fixed = next_state(action, requestor=self.requestor, acceptable=then is not _Then.REFUSED)
+        self.state = fixed
         if then is _Then.RESPOND:  # a release collision: the A-RELEASE response follows at once
             events.extend(self._step(Event.EVT14, now, AReleaseRP()))
         return events
