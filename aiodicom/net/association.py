@@ -494,9 +494,8 @@ class Association:
     def _write(self, buffers: list[bytes | memoryview]) -> None:
         if self._error is not None:
             raise self._error
-        self.conn.check_send_data()
         assert self.protocol is not None
-        self.protocol.write(buffers)
+        self.protocol.write(self.conn.send_data(buffers))  # the table decides; the buffers pass through
 
     async def _drain(self) -> None:
         assert self.protocol is not None

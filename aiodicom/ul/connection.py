@@ -1,9 +1,9 @@
 """One sans-IO upper-layer connection, for either role: bytes in, events out, bytes out, time passed in.
 
 The network layer feeds received bytes (``get_buffer()`` + ``buffer_updated()``, or ``receive_data()``), gets
-back events, writes whatever ``send()`` and ``data_to_send()`` return, closes the transport when
-``wants_close`` is set, and arms a timer at ``get_timer()`` that calls ``handle_timer(now)``. Every decision
-goes through :data:`aiodicom.ul.fsm.TRANSITIONS`; this module only carries out the actions.
+back events, writes whatever ``send()``, ``send_data()`` and ``data_to_send()`` return, closes the transport
+when ``wants_close`` is set, and arms a timer at ``get_timer()`` that calls ``handle_timer(now)``. Every
+decision goes through :data:`aiodicom.ul.fsm.TRANSITIONS`; :data:`HANDLERS` carry out its actions.
 
 Received bytes cost memory only once they arrive: a PDU header is judged on its own (a PDU the state does not
 expect aborts at once, before its body), P-DATA-TF values stream out as :class:`PDVData` pieces as they come,
@@ -13,12 +13,15 @@ the receive buffer, valid until the next call that receives data.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from enum import Enum
+from types import MappingProxyType
+from typing import Literal, cast
 
 from aiodicom.errors import AbortReason, AbortSource, ProtocolError, UsageError
 from aiodicom.ul import pdu as _pdu
-from aiodicom.ul.fsm import Action, Event, State, next_state, transition
+from aiodicom.ul.fsm import NEXT_STATE, TRANSITIONS, Action, Event, State, next_state, transition
 from aiodicom.ul.pdu import (
     PDU,
     PDU_HEADER,
@@ -49,33 +52,19 @@ _FIRST_BUFFER = 4096
 _STREAM_BUFFER = 256 * 1024
 _MIN_FREE = 1024  # free space below which the buffer is compacted (or grown) before the next read
 
-_PDU_EVENTS: dict[type, Event] = {
-    AAssociateAC: Event.EVT3,
-    AAssociateRJ: Event.EVT4,
-    AAssociateRQ: Event.EVT6,
-    PDataTF: Event.EVT10,
-    AReleaseRQ: Event.EVT12,
-    AReleaseRP: Event.EVT13,
-    AAbort: Event.EVT16,
+#: Per PDU type: its class, the event its arrival raises (Table 9-10's rows), and its name.
+_PDU_TYPES: dict[int, tuple[type, Event, str]] = {
+    _pdu.A_ASSOCIATE_RQ: (AAssociateRQ, Event.EVT6, "A-ASSOCIATE-RQ"),
+    _pdu.A_ASSOCIATE_AC: (AAssociateAC, Event.EVT3, "A-ASSOCIATE-AC"),
+    _pdu.A_ASSOCIATE_RJ: (AAssociateRJ, Event.EVT4, "A-ASSOCIATE-RJ"),
+    _pdu.P_DATA_TF: (PDataTF, Event.EVT10, "P-DATA-TF"),
+    _pdu.A_RELEASE_RQ: (AReleaseRQ, Event.EVT12, "A-RELEASE-RQ"),
+    _pdu.A_RELEASE_RP: (AReleaseRP, Event.EVT13, "A-RELEASE-RP"),
+    _pdu.A_ABORT: (AAbort, Event.EVT16, "A-ABORT"),
 }
-_EVENT_OF_TYPE: dict[int, Event] = {
-    _pdu.A_ASSOCIATE_RQ: Event.EVT6,
-    _pdu.A_ASSOCIATE_AC: Event.EVT3,
-    _pdu.A_ASSOCIATE_RJ: Event.EVT4,
-    _pdu.P_DATA_TF: Event.EVT10,
-    _pdu.A_RELEASE_RQ: Event.EVT12,
-    _pdu.A_RELEASE_RP: Event.EVT13,
-    _pdu.A_ABORT: Event.EVT16,
-}
-_NAME_OF_TYPE = {
-    _pdu.A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
-    _pdu.A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
-    _pdu.A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
-    _pdu.P_DATA_TF: "P-DATA-TF",
-    _pdu.A_RELEASE_RQ: "A-RELEASE-RQ",
-    _pdu.A_RELEASE_RP: "A-RELEASE-RP",
-    _pdu.A_ABORT: "A-ABORT",
-}
+_PDU_EVENTS: dict[type, Event] = {cls: event for cls, event, _ in _PDU_TYPES.values()}
+_EVENT_OF_TYPE: dict[int, Event] = {pdu_type: event for pdu_type, (_, event, _) in _PDU_TYPES.items()}
+_NAME_OF_TYPE: dict[int, str] = {pdu_type: name for pdu_type, (_, _, name) in _PDU_TYPES.items()}
 #: Actions taken on a PDU's header alone: what they do does not depend on the PDU's body.
 _ON_HEADER = frozenset({Action.AA_1, Action.AA_8})
 _SEND_EVENTS: dict[type, Event] = {
@@ -87,6 +76,8 @@ _SEND_EVENTS: dict[type, Event] = {
     AReleaseRP: Event.EVT14,
     AAbort: Event.EVT15,
 }
+#: The P-DATA request's column of Table 9-10 (DT-1 in Sta6, AR-7 in Sta8): one look-up per send.
+_P_DATA_CELLS: dict[State, Action] = {s: a for (s, e), a in TRANSITIONS.items() if e is Event.EVT9}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +123,7 @@ class PDVData:
 
 ConnectionEvent = PDU | PDVData | ProviderAbort | ReleaseComplete | AssociationRequestRefused
 Buffers = list[bytes | bytearray | memoryview]
+_Events = list[ConnectionEvent]
 
 
 class Connection:
@@ -203,10 +195,8 @@ class Connection:
         """Fire the deadlines that have passed; returns the resulting events."""
         events: list[ConnectionEvent] = []
         if self._acse_deadline is not None and now >= self._acse_deadline and self.state is State.STA5:
-            # No A-ASSOCIATE-AC in time: abort locally (as the user would, with Evt15 in Sta5).
-            self._acse_deadline = None
-            self._write(encode_pdu(AAbort(AbortSource.SERVICE_USER, 0)))
-            self._close()
+            # No A-ASSOCIATE-AC in time: a local A-ABORT request (Evt15 in Sta5: AA-1, Sta13, ARTIM).
+            events.extend(self._step(Event.EVT15, now, AAbort(AbortSource.SERVICE_USER, 0)))
             events.append(
                 ProviderAbort(AbortReason.NOT_SPECIFIED, "no answer to the A-ASSOCIATE-RQ in time", True)
             )
@@ -249,6 +239,8 @@ class Connection:
         event = _SEND_EVENTS[type(pdu)]
         if event is Event.EVT1:
             raise UsageError("use associate() to send an A-ASSOCIATE-RQ")
+        if event is Event.EVT9:
+            return self.send_data([encode_pdu(pdu)])
         if event is Event.EVT15 and self.state in (State.STA1, State.STA2, State.STA13):
             if self.state is not State.STA1:
                 self._close()  # no association to abort (yet, or any more): just close the transport
@@ -256,11 +248,16 @@ class Connection:
         self._step(event, now, pdu)
         return self.data_to_send()
 
-    def check_send_data(self) -> None:
-        """Raise :class:`UsageError` unless P-DATA may be sent now (the fast path writes its own buffers)."""
-        if self.state is not State.STA6 and self.state is not State.STA8:
-            transition(self.state, Event.EVT9)  # raises UsageError for a blank cell
-            raise UsageError(f"P-DATA cannot be sent in {self.state.value}")
+    def send_data(self, buffers: Sequence[bytes | bytearray | memoryview]) -> Buffers:
+        """P-DATA request (Evt9) of whole P-DATA-TF PDUs (as :func:`aiodicom.dimse.fragment` makes them):
+        DT-1 in Sta6, AR-7 in Sta8, and :class:`~aiodicom.errors.UsageError` (nothing sent) elsewhere.
+        Returns the buffers to write: the very list given (no copy, no join), after anything queued before."""
+        action = _P_DATA_CELLS.get(self.state)
+        if action is None:
+            transition(self.state, Event.EVT9)  # raises UsageError: the cell is blank
+            raise AssertionError("unreachable")
+        self._run(action, Event.EVT9, buffers, 0.0)  # P-DATA starts and stops no timer: no time needed
+        return self.data_to_send()
 
     def abort(self, reason: AbortReason, message: str, now: float) -> list[ConnectionEvent]:
         """Abort because of a fault this side found above the PDU layer (a DIMSE error): AA-8."""
@@ -390,7 +387,7 @@ class Connection:
             self._start += PDU_HEADER_LENGTH
             self._body_left = length
             self._pdv_left = 0
-            self.state = next_state(action, requestor=self.requestor)  # DT-2/AR-6: the pieces follow
+            events.extend(self._run(action, event, None, now))  # DT-2/AR-6: the pieces follow
             return True
         if action is None or action is Action.AA_6:
             self._skip(length)  # ignored, as the table says: its body is passed over, never buffered
@@ -493,118 +490,193 @@ class Connection:
 
     def _start_artim(self, now: float) -> None:
         self._artim = now + self.artim_timeout
+        self._acse_deadline = None  # ARTIM runs in Sta2 and Sta13, never while an A-ASSOCIATE-AC is awaited
 
     def _run(self, action: Action, event: Event, arg: object, now: float) -> list[ConnectionEvent]:
-        """Carry out one action of Table 9-10 and move to its next state."""
+        """Carry out one action of Table 9-10, move to its next state (the one place that decides it), then
+        run what follows by itself."""
         events: list[ConnectionEvent] = []
-        acceptable = True
-        match action:
-            case Action.AE_1:
-                pass  # the transport connection is opened by the caller
-            case Action.AE_2:
-                assert self._pending_rq is not None
-                self._write(self._pending_rq)
-                self._pending_rq = None
-                self._acse_deadline = now + self.acse_timeout
-            case Action.AE_3:
-                assert isinstance(arg, AAssociateAC)
-                self._acse_deadline = None
-                self.accept = arg
-                events.append(arg)
-            case Action.AE_4:
-                assert isinstance(arg, AAssociateRJ)
-                events.append(arg)
-                self._close()
-            case Action.AE_5:
-                self._start_artim(now)
-            case Action.AE_6:
-                assert isinstance(arg, AAssociateRQ)
-                self._artim = None
-                self.request = arg
-                if arg.protocol_version & 1:
-                    events.append(arg)
-                else:  # the provider refuses a protocol version without bit 0 (PS3.8 9.3.2)
-                    acceptable = False
-                    rj = AAssociateRJ(1, 2, 2)
-                    self._write(encode_pdu(rj))
-                    self._start_artim(now)
-                    events.append(AssociationRequestRefused(arg, rj))
-            case Action.AE_7:
-                assert isinstance(arg, AAssociateAC)
-                self.accept = arg
-                self._write(encode_pdu(arg))
-            case Action.AE_8:
-                assert isinstance(arg, AAssociateRJ)
-                self._write(encode_pdu(arg))
-                self._start_artim(now)
-            case Action.DT_1 | Action.AR_7:
-                assert isinstance(arg, PDataTF)
-                self._write(encode_pdu(arg))
-            case Action.DT_2 | Action.AR_6:
-                pass  # taken on the P-DATA-TF header: its PDVs stream out as PDVData (see _on_header)
-            case Action.AR_1:
-                self._write(encode_pdu(AReleaseRQ()))
-            case Action.AR_2:
-                events.append(AReleaseRQ())
-            case Action.AR_3:
-                events.append(ReleaseComplete())
-                self._close()
-            case Action.AR_4:
-                self._write(encode_pdu(AReleaseRP()))
-                self._start_artim(now)
-            case Action.AR_5:
-                self._artim = None
-            case Action.AR_8:
-                # Release collision: both sides sent A-RELEASE-RQ. It runs to the end by itself:
-                # the requestor answers at once (AR-9), the acceptor answers after the peer's RP (AR-10).
-                self.state = next_state(action, requestor=self.requestor)
-                if self.requestor:
-                    return self._step(Event.EVT14, now, AReleaseRP())
-                return events
-            case Action.AR_9:
-                self._write(encode_pdu(AReleaseRP()))
-            case Action.AR_10:
-                self.state = next_state(action, requestor=self.requestor)
-                return [*self._step(Event.EVT14, now, AReleaseRP()), ReleaseComplete()]
-            case Action.AA_1:
-                if event is Event.EVT15:
-                    self._write(
-                        encode_pdu(arg if isinstance(arg, AAbort) else AAbort(AbortSource.SERVICE_USER, 0))
-                    )
-                else:  # a PDU before the A-ASSOCIATE-RQ (Sta2): the provider aborts
-                    reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
-                    self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
-                    events.append(ProviderAbort(reason, _describe_fault(arg, self.state), True))
-                self._start_artim(now)
-            case Action.AA_2:
-                self._close()
-            case Action.AA_3:
-                assert isinstance(arg, AAbort)
-                events.append(arg)
-                self._close()
-            case Action.AA_4:
-                events.append(
-                    ProviderAbort(AbortReason.NOT_SPECIFIED, "the peer closed the connection", False)
-                )
-                self._close()
-            case Action.AA_5:
-                self._close()
-            case Action.AA_6:
-                pass  # a PDU after we aborted or released: ignored
-            case Action.AA_7:
-                reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
-                self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
-            case Action.AA_8:
-                if isinstance(arg, ProtocolError):
-                    reason, message = arg.reason, str(arg)
-                else:
-                    reason = AbortReason.UNEXPECTED_PDU
-                    message = _describe_fault(arg, self.state)
-                self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
-                self._start_artim(now)
-                events.append(ProviderAbort(reason, message, True))
-        self.state = next_state(action, requestor=self.requestor, acceptable=acceptable)
+        handler, fixed = _PLAN[action]
+        then = handler(self, event, arg, now, events)
+        if then is None and fixed is not None:  # most actions: one next state, nothing follows
+            self.state = fixed
+            return events
+        if fixed is None:  # AE-6 (was the request acceptable?) and AR-8 (which role?)
+            fixed = next_state(action, requestor=self.requestor, acceptable=then is not _Then.REFUSED)
+        self.state = fixed
+        if then is _Then.RESPOND:  # a release collision: the A-RELEASE response follows at once
+            events.extend(self._step(Event.EVT14, now, AReleaseRP()))
         return events
+
+    # One handler per action of PS3.8 9.2.2, named for it; arg: the PDU, the P-DATA buffers or the fault.
+
+    def _ae_1(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-1: issue a transport connect request (the caller opens the connection)."""
+
+    def _ae_2(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-2: send the A-ASSOCIATE-RQ; the wait for its answer starts."""
+        assert self._pending_rq is not None
+        self._write(self._pending_rq)
+        self._pending_rq = None
+        self._acse_deadline = now + self.acse_timeout
+
+    def _ae_3(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-3: A-ASSOCIATE confirmation (accept)."""
+        assert isinstance(arg, AAssociateAC)
+        self._acse_deadline = None
+        self.accept = arg
+        events.append(arg)
+
+    def _ae_4(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-4: A-ASSOCIATE confirmation (reject), then close the transport."""
+        assert isinstance(arg, AAssociateRJ)
+        events.append(arg)
+        self._close()
+
+    def _ae_5(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-5: the transport connection is accepted; start ARTIM."""
+        self._start_artim(now)
+
+    def _ae_6(self, event: Event, arg: object, now: float, events: _Events) -> _Then | None:
+        """AE-6: stop ARTIM; A-ASSOCIATE indication, or the provider's A-ASSOCIATE-RJ and ARTIM."""
+        assert isinstance(arg, AAssociateRQ)
+        self._artim = None
+        self.request = arg
+        if arg.protocol_version & 1:
+            events.append(arg)
+            return None
+        rj = AAssociateRJ(1, 2, 2)  # the provider refuses a protocol version without bit 0 (PS3.8 9.3.2)
+        self._write(encode_pdu(rj))
+        self._start_artim(now)
+        events.append(AssociationRequestRefused(arg, rj))
+        return _Then.REFUSED
+
+    def _ae_7(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-7: send the A-ASSOCIATE-AC."""
+        assert isinstance(arg, AAssociateAC)
+        self.accept = arg
+        self._write(encode_pdu(arg))
+
+    def _ae_8(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AE-8: send the A-ASSOCIATE-RJ and start ARTIM."""
+        assert isinstance(arg, AAssociateRJ)
+        self._write(encode_pdu(arg))
+        self._start_artim(now)
+
+    def _dt_1(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """DT-1: send P-DATA-TF PDUs: the request's buffers, as they are."""
+        buffers = cast("Sequence[bytes | bytearray | memoryview]", arg)  # what send_data() passes
+        if self._outgoing or type(buffers) is not list:
+            self._outgoing.extend(buffers)
+        else:  # adopted as it is: data_to_send() hands the caller's own list back
+            self._outgoing = buffers
+
+    def _dt_2(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """DT-2: P-DATA indication. Taken on the P-DATA-TF header; its PDVs stream out as PDVData."""
+
+    def _ar_1(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-1: send the A-RELEASE-RQ."""
+        self._write(encode_pdu(AReleaseRQ()))
+
+    def _ar_2(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-2: A-RELEASE indication."""
+        events.append(AReleaseRQ())
+
+    def _ar_3(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-3: A-RELEASE confirmation, then close the transport."""
+        events.append(ReleaseComplete())
+        self._close()
+
+    def _ar_4(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-4: send the A-RELEASE-RP and start ARTIM."""
+        self._write(encode_pdu(AReleaseRP()))
+        self._start_artim(now)
+
+    def _ar_5(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-5: stop ARTIM (the transport closed in Sta13)."""
+        self._artim = None
+
+    def _ar_6(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-6: P-DATA indication while awaiting the A-RELEASE-RP (streamed, as DT-2)."""
+
+    def _ar_7(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-7: send P-DATA-TF PDUs before answering the peer's A-RELEASE-RQ, as DT-1 does."""
+        self._dt_1(event, arg, now, events)
+
+    def _ar_8(self, event: Event, arg: object, now: float, events: _Events) -> _Then | None:
+        """AR-8: release collision; the requestor answers at once (AR-9), the acceptor later (AR-10)."""
+        return _Then.RESPOND if self.requestor else None
+
+    def _ar_9(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AR-9: send the A-RELEASE-RP (release collision, requestor)."""
+        self._write(encode_pdu(AReleaseRP()))
+
+    def _ar_10(self, event: Event, arg: object, now: float, events: _Events) -> _Then | None:
+        """AR-10: A-RELEASE confirmation (release collision, acceptor); our A-RELEASE-RP follows."""
+        events.append(ReleaseComplete())
+        return _Then.RESPOND
+
+    def _aa_1(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-1: send an A-ABORT (the user's, or the provider's for a PDU before any RQ); start ARTIM."""
+        if event is Event.EVT15:
+            abort = arg if isinstance(arg, AAbort) else AAbort(AbortSource.SERVICE_USER, 0)
+        else:
+            reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
+            abort = AAbort(AbortSource.SERVICE_PROVIDER, reason)
+            events.append(ProviderAbort(reason, _describe_fault(arg, self.state), True))
+        self._write(encode_pdu(abort))
+        self._start_artim(now)
+
+    def _aa_2(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-2: stop ARTIM; close the transport."""
+        self._close()
+
+    def _aa_3(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-3: A-ABORT (or A-P-ABORT) indication from the peer's A-ABORT; close the transport."""
+        assert isinstance(arg, AAbort)
+        events.append(arg)
+        self._close()
+
+    def _aa_4(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-4: A-P-ABORT indication: the transport closed under the association."""
+        events.append(ProviderAbort(AbortReason.NOT_SPECIFIED, "the peer closed the connection", False))
+        self._close()
+
+    def _aa_5(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-5: stop ARTIM (the transport closed before any request)."""
+        self._close()
+
+    def _aa_6(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-6: ignore the PDU (after we aborted or released)."""
+
+    def _aa_7(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-7: send an A-ABORT (provider) for a PDU in Sta13."""
+        reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
+        self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
+
+    def _aa_8(self, event: Event, arg: object, now: float, events: _Events) -> None:
+        """AA-8: send an A-ABORT (provider), A-P-ABORT indication, start ARTIM."""
+        reason = arg.reason if isinstance(arg, ProtocolError) else AbortReason.UNEXPECTED_PDU
+        self._write(encode_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
+        self._start_artim(now)
+        events.append(ProviderAbort(reason, _describe_fault(arg, self.state), True))
+
+
+class _Then(Enum):
+    """What an action asks of :meth:`Connection._run` besides its next state."""
+
+    REFUSED = "the provider refused the A-ASSOCIATE-RQ (AE-6): Sta13, not Sta3"
+    RESPOND = "a release collision goes on with the local A-RELEASE response (Evt14)"
+
+
+_Handler = Callable[[Connection, Event, object, float, _Events], _Then | None]
+
+#: The method that carries out each action, found by its name (AE-1 is ``_ae_1``): built once, one per action.
+HANDLERS: Mapping[Action, _Handler] = MappingProxyType(
+    {action: getattr(Connection, f"_{action.name.lower()}") for action in Action}
+)
+#: Each action's handler and its next state (None where it depends on more than the action).
+_PLAN: dict[Action, tuple[_Handler, State | None]] = {a: (h, NEXT_STATE[a]) for a, h in HANDLERS.items()}
 
 
 def _check_parameters(pdu: PDU) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +21,7 @@ from aiodicom.ul.connection import (
     ProviderAbort,
     ReleaseComplete,
 )
-from aiodicom.ul.fsm import State
+from aiodicom.ul.fsm import TRANSITIONS, Action, Event, State, next_state
 from aiodicom.ul.items import PresentationContextAC, PresentationContextRQ
 from aiodicom.ul.negotiation import ContextPolicy, accept, user_information
 from aiodicom.ul.pdu import (
@@ -33,6 +35,7 @@ from aiodicom.ul.pdu import (
     PresentationDataValue,
     decode_pdu,
     encode_pdu,
+    pdata_header,
 )
 from tests.ul.streamed import kept, pdvs
 
@@ -174,15 +177,44 @@ def test_artim_closes_a_connection_that_never_sends_a_request() -> None:
     assert conn.state is State.STA1 and conn.wants_close and conn.get_timer() is None
 
 
-def test_no_answer_to_the_request_aborts_locally() -> None:
-    conn = Connection("requestor", acse_timeout=2.0)
+def test_no_answer_to_the_request_is_a_local_abort_request() -> None:
+    # Evt15 in Sta5 (AA-1): the A-ABORT goes out, then Sta13 until the transport closes or ARTIM expires.
+    conn = Connection("requestor", acse_timeout=2.0, artim_timeout=5.0)
     conn.associate(make_rq(), 0.0)
     assert conn.connection_made(0.0)
     assert conn.state is State.STA5 and conn.get_timer() == 2.0
+    assert conn.handle_timer(1.9) == [] and conn.state is State.STA5
     events = conn.handle_timer(2.0)
-    assert len(events) == 1 and isinstance(events[0], ProviderAbort) and events[0].local
-    assert decode_pdu(joined(conn.data_to_send())) == AAbort(AbortSource.SERVICE_USER, 0)
-    assert conn.state is State.STA1 and conn.wants_close
+    assert events == [
+        ProviderAbort(AbortReason.NOT_SPECIFIED, "no answer to the A-ASSOCIATE-RQ in time", True)
+    ]
+    assert joined(conn.data_to_send()) == bytes.fromhex("07 00 00000004 00 00 00 00")  # source 0, reason 0
+    assert conn.state is State.STA13 and not conn.wants_close
+    assert conn.get_timer() == 7.0  # ARTIM, from the abort; the wait for the A-ASSOCIATE-AC is over
+    assert conn.handle_timer(6.9) == [] and conn.state is State.STA13
+    assert conn.handle_timer(7.0) == []  # Evt18 in Sta13: AA-2
+    assert conn.state is State.STA1 and conn.wants_close and conn.get_timer() is None
+    assert conn.data_to_send() == []
+
+
+def test_the_peer_closing_after_the_acse_timeout_abort_ends_quietly() -> None:
+    conn = Connection("requestor", acse_timeout=2.0)
+    conn.associate(make_rq(), 0.0)
+    conn.connection_made(0.0)
+    conn.handle_timer(2.0)
+    conn.data_to_send()
+    assert conn.connection_lost(2.5) == []  # Evt17 in Sta13: AR-5, no second indication
+    assert conn.state is State.STA1 and conn.get_timer() is None
+
+
+def test_a_local_abort_while_awaiting_the_answer_stops_waiting_for_it() -> None:
+    conn = Connection("requestor", acse_timeout=2.0, artim_timeout=30.0)
+    conn.associate(make_rq(), 0.0)
+    conn.connection_made(0.0)
+    assert decode_pdu(joined(conn.send(AAbort(AbortSource.SERVICE_USER, 0), 1.0))) == AAbort(0, 0)
+    assert conn.state is State.STA13
+    assert conn.get_timer() == 31.0  # ARTIM only: a deadline that can no longer fire would spin the timer
+    assert conn.handle_timer(2.0) == [] and conn.data_to_send() == []
 
 
 def test_rejection_closes_the_requestor() -> None:
@@ -280,8 +312,225 @@ def test_local_primitive_in_a_blank_cell_is_a_usage_error_and_sends_nothing() ->
     with pytest.raises(UsageError):
         conn.send(PDataTF((PresentationDataValue(1, True, True, b"x"),)), 0.0)
     with pytest.raises(UsageError):
-        conn.check_send_data()
+        conn.send_data([pdata_header(1, True, True, 1), b"x"])
     assert conn.data_to_send() == [] and conn.state is State.STA1
+
+
+def _data_buffers() -> list[bytes | memoryview]:
+    """Two PDVs as aiodicom.dimse.fragment cuts them: a P-DATA-TF header, then a slice of the value."""
+    value = memoryview(b"0123456789")
+    return [pdata_header(1, False, False, 6), value[:6], pdata_header(1, False, True, 4), value[6:]]
+
+
+def test_data_goes_through_the_table_and_its_buffers_pass_through_untouched() -> None:
+    pair = Pair()
+    pair.associate()
+    buffers = _data_buffers()
+    items = list(buffers)
+    out = pair.req.send_data(buffers)  # Sta6, Evt9: DT-1
+    assert out is buffers and all(a is b for a, b in zip(out, items, strict=True))  # no copy, no join
+    assert pair.req.state is State.STA6 and pair.req.data_to_send() == []
+    assert pdvs(pair.acc.receive_data(joined(out), pair.now)) == [(1, False, True, b"0123456789")]
+    # Sta8 (the peer asked to release, we have not answered): Evt9 is AR-7, and the state stays.
+    pair.to_acceptor(joined(pair.req.send(AReleaseRQ(), pair.now)))
+    assert pair.acc.state is State.STA8 and pair.req.state is State.STA7
+    buffers = _data_buffers()
+    items = list(buffers)
+    out = pair.acc.send_data(buffers)
+    assert out is buffers and all(a is b for a, b in zip(out, items, strict=True))
+    assert pair.acc.state is State.STA8
+    # The requestor, awaiting the A-RELEASE-RP, still takes the data (AR-6).
+    assert pdvs(pair.req.receive_data(joined(out), pair.now)) == [(1, False, True, b"0123456789")]
+    assert pair.req.state is State.STA7
+
+
+def test_data_buffers_in_any_sequence_come_back_as_a_list_of_the_same_objects() -> None:
+    pair = Pair()
+    pair.associate()
+    items = _data_buffers()
+    out = pair.req.send_data(tuple(items))
+    assert isinstance(out, list) and all(a is b for a, b in zip(out, items, strict=True))
+
+
+def test_sending_a_pdata_pdu_object_takes_the_same_cell() -> None:
+    pair = Pair()
+    pair.associate()
+    pdu = PDataTF((PresentationDataValue(1, True, True, b"ab"),))
+    assert pair.req.send(pdu, pair.now) == [encode_pdu(pdu)] and pair.req.state is State.STA6
+
+
+_BLANK_FOR_DATA = [State.STA1, State.STA2, State.STA3, State.STA4, State.STA5, State.STA7, State.STA10,
+                   State.STA11, State.STA13]  # fmt: skip
+
+
+@pytest.mark.parametrize("state", _BLANK_FOR_DATA, ids=lambda s: s.value)
+def test_data_where_the_cell_is_blank_is_a_usage_error_and_sends_nothing(state: State) -> None:
+    assert (state, Event.EVT9) not in TRANSITIONS
+    for role in ("requestor", "acceptor"):
+        if state not in _REACH[role]:
+            continue
+        conn = _REACH[role][state]()
+        assert conn.state is state
+        with pytest.raises(
+            UsageError, match=rf"P-DATA request primitive \(Evt9\) is not allowed in {state.value} "
+        ):
+            conn.send_data(_data_buffers())
+        assert conn.data_to_send() == [] and conn.state is state
+
+
+# Every cell of Table 9-10, through the public API: a connection is brought to the cell's state, the event
+# happens, and the connection must end in the action's next state having sent what the action sends.
+# Sta9 and Sta12 pass by themselves (the connection answers a release collision at once): their cells run
+# only as the continuation of AR-8 and AR-10.
+
+
+def _requestor(*pdus: object) -> Callable[[], Connection]:
+    def make() -> Connection:
+        conn = Connection("requestor")
+        conn.associate(make_rq(), 0.0)
+        conn.connection_made(0.0)
+        for pdu in pdus:
+            _apply(conn, pdu)
+        conn.data_to_send()
+        return conn
+
+    return make
+
+
+def _acceptor(*pdus: object) -> Callable[[], Connection]:
+    def make() -> Connection:
+        conn = Connection("acceptor")
+        conn.connection_made(0.0)
+        for pdu in pdus:
+            _apply(conn, pdu)
+        conn.data_to_send()
+        return conn
+
+    return make
+
+
+def _apply(conn: Connection, step: object) -> None:
+    """("in", pdu): received from the peer; ("out", pdu): sent by the local user."""
+    assert isinstance(step, tuple)
+    direction, pdu = step
+    if direction == "in":
+        conn.receive_data(encode_pdu(pdu), 0.0)
+    else:
+        conn.send(pdu, 0.0)
+
+
+def _unassociated(role: Literal["requestor", "acceptor"], associate: bool) -> Callable[[], Connection]:
+    def make() -> Connection:
+        conn = Connection(role)
+        if associate:
+            conn.associate(make_rq(), 0.0)
+        return conn
+
+    return make
+
+
+_AC = AAssociateAC("SCP", "SCU", (PresentationContextAC(1, 0, IMPLICIT),), user_information(16384))
+_ABORT = AAbort(AbortSource.SERVICE_USER, 0)
+_REACH: dict[str, dict[State, Callable[[], Connection]]] = {
+    "requestor": {
+        State.STA1: _unassociated("requestor", False),
+        State.STA4: _unassociated("requestor", True),
+        State.STA5: _requestor(),
+        State.STA6: _requestor(("in", _AC)),
+        State.STA7: _requestor(("in", _AC), ("out", AReleaseRQ())),
+        State.STA8: _requestor(("in", _AC), ("in", AReleaseRQ())),
+        State.STA11: _requestor(("in", _AC), ("out", AReleaseRQ()), ("in", AReleaseRQ())),
+        State.STA13: _requestor(("in", _AC), ("out", _ABORT)),
+    },
+    "acceptor": {
+        State.STA1: _unassociated("acceptor", False),
+        State.STA2: _acceptor(),
+        State.STA3: _acceptor(("in", make_rq())),
+        State.STA6: _acceptor(("in", make_rq()), ("out", _AC)),
+        State.STA7: _acceptor(("in", make_rq()), ("out", _AC), ("out", AReleaseRQ())),
+        State.STA8: _acceptor(("in", make_rq()), ("out", _AC), ("in", AReleaseRQ())),
+        State.STA10: _acceptor(("in", make_rq()), ("out", _AC), ("out", AReleaseRQ()), ("in", AReleaseRQ())),
+        State.STA13: _acceptor(("in", make_rq()), ("out", _AC), ("out", _ABORT)),
+    },
+}
+_PEER_PDUS = {Event.EVT3: _AC, Event.EVT4: AAssociateRJ(1, 1, 1), Event.EVT6: make_rq(),
+              Event.EVT10: PDataTF((PresentationDataValue(1, True, True, b"\x00\x00"),)),
+              Event.EVT12: AReleaseRQ(), Event.EVT13: AReleaseRP(), Event.EVT16: _ABORT}  # fmt: skip
+_USER_PDUS = {Event.EVT7: _AC, Event.EVT8: AAssociateRJ(1, 1, 1), Event.EVT11: AReleaseRQ(),
+              Event.EVT14: AReleaseRP(), Event.EVT15: _ABORT}  # fmt: skip
+#: The types of the PDUs each action puts on the wire (none for the others); the P-DATA request here is two
+#: P-DATA-TF PDUs (see _data_buffers).
+_SENDS = {Action.AE_2: [1], Action.AE_7: [2], Action.AE_8: [3], Action.DT_1: [4, 4], Action.AR_7: [4, 4],
+          Action.AR_1: [5], Action.AR_4: [6], Action.AR_9: [6], Action.AA_1: [7], Action.AA_7: [7],
+          Action.AA_8: [7]}  # fmt: skip
+
+
+def _fire(conn: Connection, event: Event) -> Buffers | None:
+    """Make ``event`` happen to ``conn``; returns what it sent, or None when the role cannot have it."""
+    out: Buffers = []
+    if event is Event.EVT1:
+        conn.associate(make_rq(), 1.0)
+    elif event in (Event.EVT2, Event.EVT5):
+        if (event is Event.EVT2) != conn.requestor:
+            return None
+        out = conn.connection_made(1.0)
+    elif event in _PEER_PDUS:
+        conn.receive_data(encode_pdu(_PEER_PDUS[event]), 1.0)
+    elif event is Event.EVT9:
+        out = conn.send_data(_data_buffers())
+    elif event in _USER_PDUS:
+        out = conn.send(_USER_PDUS[event], 1.0)
+    elif event is Event.EVT17:
+        conn.connection_lost(1.0)
+    elif event is Event.EVT18:
+        deadline = conn.get_timer()
+        assert deadline is not None  # ARTIM runs in both states that have an Evt18 cell
+        conn.handle_timer(deadline)
+    else:
+        assert event is Event.EVT19
+        conn.receive_data(b"\x0a\x00\x00\x00\x00\x00", 1.0)  # an unrecognized PDU type
+    return out + conn.data_to_send()
+
+
+def _expected(action: Action, requestor: bool) -> tuple[State, list[int]]:
+    """The state after ``action`` and the PDU types sent, with the release collision run to its end."""
+    if action is Action.AR_8 and requestor:
+        return State.STA11, [6]  # Sta9, then the A-RELEASE response at once: AR-9
+    if action is Action.AR_10:
+        return State.STA13, [6]  # Sta12, then the A-RELEASE response at once: AR-4
+    return next_state(action, requestor=requestor), _SENDS.get(action, [])
+
+
+_CELLS = [(state, event, action) for (state, event), action in TRANSITIONS.items()
+          if state not in (State.STA9, State.STA12)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("state", "event", "action"), _CELLS, ids=lambda v: v.value)
+def test_every_cell_takes_its_action(state: State, event: Event, action: Action) -> None:
+    ran = 0
+    for role, reach in _REACH.items():
+        if state not in reach:
+            continue
+        conn = reach[state]()
+        assert conn.state is state
+        buffers = _fire(conn, event)
+        if buffers is None:
+            continue
+        ran += 1
+        expected_state, expected_sent = _expected(action, role == "requestor")
+        out = joined(buffers)
+        sent = []
+        while out:
+            sent.append(out[0])
+            out = out[6 + struct.unpack_from(">I", out, 2)[0] :]
+        assert (conn.state, sent) == (expected_state, expected_sent), role
+    assert ran, "no role reaches this cell"
+
+
+def test_every_action_is_taken_through_the_public_api() -> None:
+    taken = {action for _, _, action in _CELLS} | {Action.AR_9, Action.AR_4}
+    assert taken == set(Action)
+    assert len(_CELLS) == 123 - 2 * 11  # all but the 11 cells each of Sta9 and Sta12
 
 
 def test_the_receive_buffer_is_not_resized_under_exported_views() -> None:

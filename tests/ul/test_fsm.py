@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiodicom.errors import UsageError
+from aiodicom.ul.connection import HANDLERS
 from aiodicom.ul.fsm import (
     LOCAL_PRIMITIVES,
     NEXT_STATE,
@@ -99,6 +100,7 @@ def test_the_table_has_the_123_cells_of_the_standard() -> None:
         ("Sta2", "Evt3", "AA-1"),
         ("Sta2", "Evt19", "AA-1"),
         ("Sta3", "Evt15", "AA-1"),
+        ("Sta5", "Evt15", "AA-1"),  # also how no A-ASSOCIATE-AC in time ends (acse_timeout)
         ("Sta12", "Evt15", "AA-1"),
         ("Sta4", "Evt15", "AA-2"),
         ("Sta2", "Evt16", "AA-2"),
@@ -197,6 +199,14 @@ def test_other_blank_cells_are_ignored() -> None:
     assert transition(State.STA1, Event.EVT17) is None
     assert transition(State.STA6, Event.EVT2) is None
     assert transition(State.STA6, Event.EVT5) is None
+
+
+def test_every_action_has_exactly_one_handler_named_for_it() -> None:
+    assert set(HANDLERS) == set(Action) == set(TRANSITIONS.values())
+    assert len(set(HANDLERS.values())) == len(Action)  # no handler serves two actions
+    for action, handler in HANDLERS.items():
+        assert handler.__name__ == "_" + action.value.lower().replace("-", "_")
+        assert handler.__doc__ is not None and handler.__doc__.startswith(f"{action.value}: ")
 
 
 def test_events_fall_in_exactly_one_kind() -> None:
