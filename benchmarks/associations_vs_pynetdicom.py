@@ -29,7 +29,7 @@ async def aiodicom_client(port: int, count: int) -> float:
 
 
 async def aiodicom_both(count: int) -> float:
-    async with aiodicom.EchoScp(0, "127.0.0.1", "STORESCP") as scp:
+    async with aiodicom.EchoScp(0, host="127.0.0.1", ae_title="STORESCP") as scp:
         return await aiodicom_client(scp.port, count)
 
 

@@ -15,7 +15,8 @@ interleaved, a `sync` before each, after one warm-up retrieve (Orthanc's cache);
 * pynetdicom: in-process (no interpreter start), an AE with the storage contexts and SCP role selection,
   each received instance written as file meta + the received bytes (its fastest way to store).
 
-Also printed: the time of the C-FIND survey alone (``aiodicom.services.survey.survey``), and with ``--profile`` a
+Also printed: the time of the C-FIND survey alone (``aiodicom.services.survey.survey``), and with
+``--profile`` a
 cProfile of one aiodicom retrieve (top 15 by cumulative and by own time).
 """
 

@@ -57,7 +57,7 @@ async def _scu(request: web.Request) -> StoreScu:
         body = await request.json()
         scu = StoreScu(
             body["address"],
-            body.get("calling_ae_title", "AIOHTTP-SCU"),
+            calling_ae_title=body.get("calling_ae_title", "AIOHTTP-SCU"),
             concurrency=body.get("concurrency", 4),
         )
         if body.get("folder"):
@@ -89,7 +89,10 @@ async def send_upload(request: web.Request) -> web.Response:
     if not data:
         raise _bad_request("send the DICOM file as the request body")
     try:
-        scu = StoreScu(request.query.get("address", ""), request.query.get("calling_ae_title", "AIOHTTP-SCU"))
+        scu = StoreScu(
+            request.query.get("address", ""),
+            calling_ae_title=request.query.get("calling_ae_title", "AIOHTTP-SCU"),
+        )
     except ValueError as exc:
         raise _bad_request(str(exc)) from None
     scu.add_file_from_memory(data, "upload.dcm")
@@ -153,7 +156,7 @@ def create_app(
         }
 
     async def dicom_server(app: web.Application) -> AsyncIterator[None]:
-        scp = StoreScp(port, host, "AIOHTTP-SCP", out_dir, study_timeout=study_timeout)
+        scp = StoreScp(port, host=host, ae_title="AIOHTTP-SCP", out_dir=out_dir, study_timeout=study_timeout)
         scp.on_file_stored(file_stored)
         scp.on_study_completed(study_completed)
         async with scp:  # stops gracefully on cleanup: instances in flight finish, pending studies complete

@@ -80,7 +80,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         scu = StoreScu(
             args.address,
-            args.calling_ae,
+            calling_ae_title=args.calling_ae,
             concurrency=args.concurrency,
             retries=args.retries,
             connect_timeout=args.timeout,

@@ -86,7 +86,9 @@ class StudyRegistry:
 def _scu(request: SendRequest) -> StoreScu:
     """A StoreScu with the request's files queued; a bad address or path is the client's error (400)."""
     try:
-        scu = StoreScu(request.address, request.calling_ae_title, concurrency=request.concurrency)
+        scu = StoreScu(
+            request.address, calling_ae_title=request.calling_ae_title, concurrency=request.concurrency
+        )
         if request.folder:
             scu.add_folder(request.folder)
         for file in request.files:
@@ -114,7 +116,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scp = StoreScp(port, host, "FASTAPI-SCP", out_dir, study_timeout=study_timeout)
+        scp = StoreScp(port, host=host, ae_title="FASTAPI-SCP", out_dir=out_dir, study_timeout=study_timeout)
         scp.on_file_stored(registry.file_stored)
         scp.on_study_completed(registry.study_completed)
         async with scp:  # stops gracefully on shutdown: instances in flight finish, pending studies complete
@@ -136,7 +138,7 @@ def create_app(
         if not data:
             raise HTTPException(400, "send the DICOM file as the request body")
         try:
-            scu = StoreScu(address, calling_ae_title)
+            scu = StoreScu(address, calling_ae_title=calling_ae_title)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         scu.add_file_from_memory(data, "upload.dcm")

@@ -47,7 +47,9 @@ def stored(out: Path, path: str | Path) -> Path:
 async def test_files_arrive_byte_for_byte_and_events_fire(tmp_path: Path) -> None:
     paths = [get_testdata_file(name) for name in FILES]
     events: list[object] = []
-    async with StoreScp(0, "127.0.0.1", "STORE-SCP", tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(
+        0, host="127.0.0.1", ae_title="STORE-SCP", out_dir=tmp_path / "out", fsync=False
+    ) as scp:
         scu = StoreScu(f"STORE-SCP@127.0.0.1:{scp.port}", concurrency=2)
         for path in paths:
             scu.add_file(path)
@@ -69,7 +71,9 @@ async def test_files_arrive_byte_for_byte_and_events_fire(tmp_path: Path) -> Non
 @pytest.mark.parametrize("concurrency", [1, 4, 16])
 async def test_concurrency(tmp_path: Path, concurrency: int) -> None:
     paths = copies(tmp_path / "src", 40)
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False, max_associations=32) as scp:
+    async with StoreScp(
+        0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False, max_associations=32
+    ) as scp:
         peak = 0
 
         def count(event: object) -> None:
@@ -87,7 +91,7 @@ async def test_concurrency(tmp_path: Path, concurrency: int) -> None:
 
 async def test_throttling_spaces_the_sends(tmp_path: Path) -> None:
     copies(tmp_path / "src", 5)
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         times: list[float] = []
         scp.on_file_stored(lambda event: times.append(time.monotonic()))
         scu = StoreScu(f"127.0.0.1:{scp.port}", throttle_delay_ms=150)
@@ -108,7 +112,7 @@ async def test_warnings_failures_and_the_batch_goes_on(tmp_path: Path) -> None:
     mr = get_testdata_file("MR_small.dcm")
     async with StoreScp(
         0,
-        "127.0.0.1",
+        host="127.0.0.1",
         out_dir=tmp_path / "out",
         fsync=False,
         abstract_syntax_mode="custom",
@@ -161,7 +165,7 @@ async def test_add_folder_takes_data_set_only_files(tmp_path: Path) -> None:
     (tmp_path / "src" / "notes.txt").write_text("(0008,0016) is not DICOM")
     scu = StoreScu("127.0.0.1:104")
     assert scu.add_folder(tmp_path / "src") == 4
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_folder(tmp_path / "src")
         result = await scu.send()
@@ -177,7 +181,7 @@ async def test_s3_prefix_listing_takes_data_set_only_objects(
     for path in paths:
         s3.put_object(Bucket=bucket, Key=f"bare/{path.name}", Body=path.read_bytes())
     s3.put_object(Bucket=bucket, Key="bare/notes.txt", Body=b"not DICOM, skipped")
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}", s3_config={"bucket": bucket, "endpoint": moto_endpoint})
         scu.add_folder("bare/")
         result = await scu.send()
@@ -213,7 +217,7 @@ async def test_callbacks_that_raise_are_logged_and_the_batch_goes_on(
         calls.append("completed")
         raise RuntimeError("completed broke")
 
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_folder(tmp_path / "src")
         with caplog.at_level(logging.ERROR, logger="aiodicom.services.events"):
@@ -247,7 +251,7 @@ async def test_callbacks_without_the_event_argument(tmp_path: Path) -> None:
             counts["started"] += event is not None
 
     tracker = Tracker()
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_folder(tmp_path / "src")
         scu.add_file(tmp_path / "missing.dcm")
@@ -271,7 +275,7 @@ async def test_file_error_carries_the_peers_error_comment(tmp_path: Path) -> Non
     def refuse(tags: dict[str, str]) -> dict[str, str]:
         raise StoreRejected("patient not scheduled here", status=0xA801)
 
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scp.on_before_store(refuse)
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_file(ct)
@@ -288,7 +292,7 @@ async def test_a_rejected_sop_class_says_so(tmp_path: Path) -> None:
     ct, mr = get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")
     async with StoreScp(
         0,
-        "127.0.0.1",
+        host="127.0.0.1",
         out_dir=tmp_path / "out",
         fsync=False,
         abstract_syntax_mode="custom",
@@ -320,7 +324,7 @@ async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) ->
         ds.SOPInstanceUID = generate_uid()
         ds.save_as(src / f"{i}.dcm", enforce_file_format=True)
     async with StoreScp(
-        0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False, abstract_syntax_mode="all"
+        0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False, abstract_syntax_mode="all"
     ) as scp:
         opened = 0
 
@@ -337,7 +341,7 @@ async def test_more_than_128_contexts_split_over_associations(tmp_path: Path) ->
 
 async def test_peer_abort_mid_batch_loses_nothing(tmp_path: Path) -> None:
     copies(tmp_path / "src", 10)
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         calls = 0
 
         def abort_third(tags: dict[str, str]) -> dict[str, str]:
@@ -360,7 +364,7 @@ async def test_uncompressed_fallback_is_converted(tmp_path: Path) -> None:
     ct = get_testdata_file("CT_small.dcm")  # explicit VR little endian
     async with StoreScp(
         0,
-        "127.0.0.1",
+        host="127.0.0.1",
         out_dir=tmp_path / "out",
         fsync=False,
         transfer_syntax_mode="custom",
@@ -378,7 +382,7 @@ async def test_uncompressed_fallback_is_converted(tmp_path: Path) -> None:
 
 async def test_forced_transfer_syntax(tmp_path: Path) -> None:
     ct = get_testdata_file("CT_small.dcm")  # explicit VR little endian
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}", transfer_syntax="ImplicitVRLittleEndian")
         scu.add_file(ct)
         result = await scu.send()
@@ -393,7 +397,7 @@ async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_
     ct = get_testdata_file("CT_small.dcm")
     async with StoreScp(
         0,
-        "127.0.0.1",
+        host="127.0.0.1",
         out_dir=tmp_path / "out",
         fsync=False,
         transfer_syntax_mode="uncompressed_only",
@@ -415,7 +419,7 @@ async def test_nothing_reachable_raises_and_fail_first_raises(tmp_path: Path) ->
     scu.add_file(get_testdata_file("CT_small.dcm"))
     with pytest.raises(PeerUnreachable):
         await scu.send()
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path, fsync=False) as scp:
         scu = StoreScu(f"127.0.0.1:{scp.port}", fail_first=True)
         scu.add_file(tmp_path / "missing.dcm")
         scu.add_file(get_testdata_file("CT_small.dcm"))
@@ -518,7 +522,7 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
 
     port = free_port()
     ct = get_testdata_file("CT_small.dcm")
-    scp = StoreScp(port, "127.0.0.1", out_dir=tmp_path, fsync=False)
+    scp = StoreScp(port, host="127.0.0.1", out_dir=tmp_path, fsync=False)
     identities: list[object] = []
 
     def capture(tags: dict[str, str]) -> dict[str, str]:
@@ -533,7 +537,7 @@ async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
     streamed: list[str] = []
 
     async def consume() -> None:
-        async for event in scu.send_events():
+        async for event in scu.events():
             streamed.append(type(event).__name__)
 
     consumer = asyncio.create_task(consume())

@@ -192,9 +192,9 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> dict
     try:
         scp = StoreScp(
             0,
-            "127.0.0.1",
-            AE_TITLE,
-            None if s3 else out_dir,
+            host="127.0.0.1",
+            ae_title=AE_TITLE,
+            out_dir=None if s3 else out_dir,
             storage_backend="s3" if s3 else "filesystem",
             s3_config=s3,
             extract_tags=list(EXTRACT_TAGS),
@@ -245,7 +245,10 @@ async def _send(
 ) -> tuple[SendResult, list[str]]:
     """Send the study with a live progress bar; returns the :class:`SendResult` and the errors seen."""
     scu = StoreScu(
-        f"{AE_TITLE}@127.0.0.1:{port}", "DEMO-SCU", concurrency=options.concurrency, verbose=options.verbose
+        f"{AE_TITLE}@127.0.0.1:{port}",
+        calling_ae_title="DEMO-SCU",
+        concurrency=options.concurrency,
+        verbose=options.verbose,
     )
     for instance in study.instances:
         scu.add_file_from_memory(instance.data, instance.name)

@@ -51,8 +51,8 @@ def echoscp(
     try:
         scp = EchoScp(
             port,
-            host,
-            ae_title,
+            host=host,
+            ae_title=ae_title,
             require_called_ae_title=require_called_ae,
             max_associations=max_associations,
             max_pending_connections=max_pending,
@@ -121,9 +121,9 @@ def storescp(
     try:
         scp = StoreScp(
             port,
-            host,
-            ae_title,
-            out_dir,
+            host=host,
+            ae_title=ae_title,
+            out_dir=out_dir,
             storage_backend="s3" if s3 else "filesystem",
             s3_config=s3,
             extract_tags=keywords,

@@ -16,7 +16,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from aiodicom.dataset.files import InstanceHeader, open_instance
 from aiodicom.dimse import (
@@ -42,6 +42,7 @@ from aiodicom.errors import (
     ProtocolError,
     UsageError,
 )
+from aiodicom.net.sending import DataSource, send_data_set
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.ul.connection import (
     AssociationRequestRefused,
@@ -65,22 +66,17 @@ from aiodicom.ul.pdu import (
     AAssociateRQ,
     AReleaseRP,
     AReleaseRQ,
-    pdata_header,
 )
 
 log = logging.getLogger("aiodicom.association")
 
 #: Complete messages queued before reading from the peer pauses.
 _QUEUE_HIGH_WATER = 4
-#: Bytes written between two waits for the transport to drain.
-_DRAIN_EVERY = 1 << 20
-#: Bytes of a file read (and written) at once when sending it.
-_FILE_BLOCK = 256 * 1024
 
 _MESSAGE_IDS = itertools.count()
 
 SinkFactory = Callable[[int, Command], DatasetSink]
-Dataset = bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
+Dataset = DataSource
 
 
 @dataclass(slots=True)
@@ -140,8 +136,6 @@ class Association:
         self._send_lock = asyncio.Lock()
         self._max_value = DEFAULT_MAX_SEND_PDU - 6
         self._tasks: set[asyncio.Task[None]] = set()
-        self.busy = False  # a service is handling a message (a graceful stop waits for it)
-        self.stopping = False
         for future in (self._established, self._requested, self._released):
             future.add_done_callback(_consume_exception)
 
@@ -437,67 +431,19 @@ class Association:
         if context_id not in self.accepted:
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
         async with self._send_lock:
-            self._write(fragment(context_id, True, encode_command(command), self._max_value))
-            if dataset is None:
-                return
-            if isinstance(dataset, bytes | bytearray | memoryview):
-                await self._send_bytes(context_id, memoryview(dataset))
-            elif isinstance(dataset, AsyncIterable):
-                await self._send_stream(context_id, dataset)
-            else:
-                await self._send_file(context_id, dataset)
+            self.write_pdvs(fragment(context_id, True, encode_command(command), self._max_value))
+            if dataset is not None:
+                await send_data_set(self, context_id, dataset, self._max_value)
 
-    async def _send_bytes(self, context_id: int, data: memoryview) -> None:
-        step = max(self._max_value, _DRAIN_EVERY // self._max_value * self._max_value)
-        for offset in range(0, max(len(data), 1), step):
-            block = data[offset : offset + step]
-            buffers = fragment(context_id, False, block, self._max_value)
-            if offset + step < len(data):  # only the last block's last PDV is flagged last
-                buffers[-2] = _not_last(buffers[-2])
-            self._write(buffers)
-            await self._drain()
-
-    async def _send_file(self, context_id: int, source: BinaryIO) -> None:
-        # Read blocks of whole PDVs and write each block with one writelines: far fewer system calls than
-        # one write per PDV. A new block per read: a transport may keep the buffers until they are sent.
-        size = self._max_value
-        block_size = max(size, _FILE_BLOCK // size * size)
-        block = source.read(block_size)
-        while True:
-            following = source.read(block_size) if len(block) == block_size else b""
-            buffers = fragment(context_id, False, block, size)
-            if following:
-                buffers[-2] = _not_last(buffers[-2])
-            self._write(buffers)
-            await self._drain()
-            if not following:
-                return
-            block = following
-
-    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
-        # Hold back one block of whole PDVs until the next chunk shows whether it is the last one.
-        size = self._max_value
-        block_size = max(size, _FILE_BLOCK // size * size)
-        pending = bytearray()
-        async for chunk in chunks:
-            pending += chunk
-            while len(pending) > block_size:
-                block = bytes(pending[:block_size])
-                del pending[:block_size]
-                buffers = fragment(context_id, False, block, size)
-                buffers[-2] = _not_last(buffers[-2])
-                self._write(buffers)
-                await self._drain()
-        self._write(fragment(context_id, False, bytes(pending), size))
-        await self._drain()
-
-    def _write(self, buffers: list[bytes | memoryview]) -> None:
+    def write_pdvs(self, buffers: list[bytes | memoryview]) -> None:
+        """Write P-DATA-TF buffers as they are (a :class:`~aiodicom.net.sending.PdvWriter`)."""
         if self._error is not None:
             raise self._error
         assert self.protocol is not None
         self.protocol.write(self.conn.send_data(buffers))  # the table decides; the buffers pass through
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is full (a :class:`~aiodicom.net.sending.PdvWriter`)."""
         assert self.protocol is not None
         try:
             await self.protocol.drain()
@@ -614,12 +560,6 @@ class Association:
         self.protocol.close()
         self._fail(AssociationAborted(message, AbortSource.SERVICE_USER, 0))
 
-    def stop_when_idle(self) -> None:
-        """Abort once the message being handled is answered (at once when idle): a server's graceful stop."""
-        self.stopping = True
-        if not self.busy:
-            self.abort()
-
     def close(self) -> None:
         if self.protocol is not None:
             self.protocol.close()
@@ -689,13 +629,3 @@ def _resolve(future: asyncio.Future[Any], value: object) -> None:
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # nobody may be waiting: do not log "exception never retrieved"
-
-
-def _pdv(context_id: int, chunk: bytes) -> list[bytes | memoryview]:
-    return [pdata_header(context_id, False, False, len(chunk)), chunk]
-
-
-def _not_last(header: bytes | memoryview) -> bytes:
-    raw = bytearray(header)
-    raw[11] &= ~2  # clear the "last fragment" bit of the message control header
-    return bytes(raw)

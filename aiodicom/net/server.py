@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
@@ -101,6 +102,7 @@ class DicomServer:
         self._bound_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._busy: set[Association] = set()  # handling a message: a graceful stop waits for it
         self._pending = 0  # connections that have not associated (nor been rejected) yet
         self._refused_pending = 0
 
@@ -153,7 +155,8 @@ class DicomServer:
         if self._server is not None:
             self._server.close()
         for assoc in list(self.associations):
-            assoc.stop_when_idle()
+            if assoc not in self._busy:  # one handling a message finishes it first (see handling())
+                assoc.abort()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
@@ -163,6 +166,20 @@ class DicomServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` began: an association ends after the message it is handling."""
+        return self._stopping
+
+    @contextlib.contextmanager
+    def handling(self, assoc: Association) -> Iterator[None]:
+        """Mark ``assoc`` busy with a message for the block: a graceful stop lets it finish."""
+        self._busy.add(assoc)
+        try:
+            yield
+        finally:
+            self._busy.discard(assoc)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -61,4 +61,4 @@ class EchoScp(DicomServer):
         )
 
     async def _serve_association(self, assoc: Association) -> None:
-        await serve_messages(assoc, ECHO_HANDLERS, idle_timeout=self.idle_timeout)
+        await serve_messages(assoc, ECHO_HANDLERS, idle_timeout=self.idle_timeout, host=self)

@@ -279,6 +279,7 @@ class StoreScp(DicomServer):
             self._handlers,
             idle_timeout=self.idle_timeout,
             unsupported_status=Status.SOP_CLASS_NOT_SUPPORTED,
+            host=self,
         )
 
     def _stored(self, instance: StoredInstance, assoc: Association) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from aiodicom.dimse import Command, CommandField, Status
 from aiodicom.dimse.commands import echoable_uid
@@ -27,17 +29,28 @@ def failure_response(request: Command, status: int, error_comment: str | None = 
     )
 
 
+class Host(Protocol):
+    """The server of an association, for its graceful stop: a :class:`~aiodicom.net.server.DicomServer`."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def handling(self, assoc: Association) -> contextlib.AbstractContextManager[None]: ...
+
+
 async def serve_messages(
     assoc: Association,
     handlers: Mapping[int, ServiceHandler],
     *,
     idle_timeout: float | None = None,
     unsupported_status: int = Status.UNRECOGNIZED_OPERATION,
+    host: Host | None = None,
 ) -> None:
     """Serve requests until the peer releases the association (or aborts, or stays idle too long).
 
     A request for a service with no handler is answered ``unsupported_status`` (0x0211, unrecognized
-    operation, by default); its data set, if any, is discarded.
+    operation, by default); its data set, if any, is discarded. With ``host``, the server it belongs to,
+    a graceful stop lets the message being handled finish, then aborts the association.
     """
     while True:
         try:
@@ -59,12 +72,9 @@ async def serve_messages(
         if handler is None:
             await _unsupported(assoc, message, unsupported_status)
             continue
-        assoc.busy = True
-        try:
+        with host.handling(assoc) if host is not None else contextlib.nullcontext():
             await handler(assoc, message)
-        finally:
-            assoc.busy = False
-        if assoc.stopping:
+        if host is not None and host.stopping:
             assoc.abort()
             return
 

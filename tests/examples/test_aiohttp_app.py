@@ -98,7 +98,7 @@ async def test_unreachable_peer_is_a_bad_gateway(
 ) -> None:
     http, _ = client
     write_study(tmp_path / "study", 1)
-    closed = StoreScp(0, "127.0.0.1", out_dir=tmp_path / "unused")
+    closed = StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "unused")
     async with closed:
         port = closed.port  # nothing listens there once it stopped
     response = await http.post(

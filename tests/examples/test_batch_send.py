@@ -35,7 +35,7 @@ async def batch_send(*args: str, timeout: float = 60) -> tuple[int, str, str]:
 
 @pytest.fixture
 async def scp(tmp_path: Path) -> AsyncIterator[StoreScp]:
-    server = StoreScp(0, "127.0.0.1", "BATCH-SCP", tmp_path / "received", fsync=False)
+    server = StoreScp(0, host="127.0.0.1", ae_title="BATCH-SCP", out_dir=tmp_path / "received", fsync=False)
     async with server:
         yield server
 
@@ -62,7 +62,7 @@ async def test_text_summary(scp: StoreScp, tmp_path: Path) -> None:
 
 async def test_unreachable_peer_exits_3(tmp_path: Path) -> None:
     write_study(tmp_path / "a", 2)
-    closed = StoreScp(0, "127.0.0.1", out_dir=tmp_path / "unused")
+    closed = StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "unused")
     async with closed:
         port = closed.port
     status, _, err = await batch_send(f"X@127.0.0.1:{port}", str(tmp_path / "a"), "--retries", "0")

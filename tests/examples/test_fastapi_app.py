@@ -99,7 +99,7 @@ async def test_unreachable_peer_is_a_bad_gateway(
 ) -> None:
     http, _ = client
     write_study(tmp_path / "study", 1)
-    free = StoreScp(0, "127.0.0.1", out_dir=tmp_path / "unused")
+    free = StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "unused")
     async with free:
         port = free.port  # a port that was just closed: nothing listens there any more
     response = await http.post(

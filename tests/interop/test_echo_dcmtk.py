@@ -25,7 +25,9 @@ async def run_tool(*args: str, timeout: float = 60.0) -> tuple[int, str]:
 
 
 async def test_dcmtk_echoscu_against_our_echo_scp() -> None:
-    async with aiodicom.EchoScp(0, "127.0.0.1", "ECHO-SCP", require_called_ae_title=True) as scp:
+    async with aiodicom.EchoScp(
+        0, host="127.0.0.1", ae_title="ECHO-SCP", require_called_ae_title=True
+    ) as scp:
         code, out = await run_tool(
             "echoscu", "-aet", "DCMTK", "-aec", "ECHO-SCP", "--repeat", "5", "127.0.0.1", str(scp.port)
         )
@@ -33,7 +35,9 @@ async def test_dcmtk_echoscu_against_our_echo_scp() -> None:
 
 
 async def test_dcmtk_echoscu_with_wrong_called_ae_is_rejected_by_us() -> None:
-    async with aiodicom.EchoScp(0, "127.0.0.1", "ECHO-SCP", require_called_ae_title=True) as scp:
+    async with aiodicom.EchoScp(
+        0, host="127.0.0.1", ae_title="ECHO-SCP", require_called_ae_title=True
+    ) as scp:
         code, out = await run_tool("echoscu", "-v", "-aec", "WRONG", "127.0.0.1", str(scp.port))
         assert code != 0
         assert "Called AE Title Not Recognized" in out, out

@@ -54,7 +54,9 @@ def target_of(out: Path, original: str) -> Path:
 async def test_dcmtk_storescu_into_store_scp(tmp_path: Path) -> None:
     paths = [get_testdata_file(name) for name in FILES]
     stored: list[StoredInstance] = []
-    async with StoreScp(0, "127.0.0.1", "STORE-SCP", tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(
+        0, host="127.0.0.1", ae_title="STORE-SCP", out_dir=tmp_path / "out", fsync=False
+    ) as scp:
         scp.on_file_stored(stored.append)
         # storescu proposes a compressed syntax only when told which: one run per kind of file
         groups = {"-x=": paths[:4] + paths[7:], "-xy": [paths[4]], "-xr": [paths[5]], "-xw": [paths[6]]}
@@ -86,7 +88,9 @@ async def test_dcmtk_storescu_many_files_from_a_directory(tmp_path: Path) -> Non
     for i in range(40):
         ds.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1125.{i + 1}"
         ds.save_as(source / f"ct{i:03d}", enforce_file_format=True)  # no extension, as scanners write them
-    async with StoreScp(0, "127.0.0.1", "STORE-SCP", tmp_path / "out", fsync=True) as scp:
+    async with StoreScp(
+        0, host="127.0.0.1", ae_title="STORE-SCP", out_dir=tmp_path / "out", fsync=True
+    ) as scp:
         code, out = await run_tool(
             "storescu", "+sd", "-aec", "STORE-SCP", "127.0.0.1", str(scp.port), str(source)
         )
@@ -98,7 +102,9 @@ async def test_dcmtk_storescu_many_files_from_a_directory(tmp_path: Path) -> Non
 
 async def test_pynetdicom_storescu_into_store_scp(tmp_path: Path) -> None:
     paths = [get_testdata_file(name) for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm")]
-    async with StoreScp(0, "127.0.0.1", "STORE-SCP", tmp_path / "out", fsync=False) as scp:
+    async with StoreScp(
+        0, host="127.0.0.1", ae_title="STORE-SCP", out_dir=tmp_path / "out", fsync=False
+    ) as scp:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

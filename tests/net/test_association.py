@@ -28,7 +28,9 @@ RawPeer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 @pytest.fixture
 async def echo_scp() -> AsyncIterator[aiodicom.EchoScp]:
-    async with aiodicom.EchoScp(0, "127.0.0.1", "ECHO-SCP", require_called_ae_title=True) as scp:
+    async with aiodicom.EchoScp(
+        0, host="127.0.0.1", ae_title="ECHO-SCP", require_called_ae_title=True
+    ) as scp:
         yield scp
 
 
@@ -70,7 +72,7 @@ async def test_connect_yields_an_association_and_releases(echo_scp: aiodicom.Ech
 async def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.fail("this machine has no IPv6 support")
-    async with aiodicom.EchoScp(0, "::1", "V6") as scp:
+    async with aiodicom.EchoScp(0, host="::1", ae_title="V6") as scp:
         assert (await aiodicom.EchoScu(f"V6@[::1]:{scp.port}").echo()).count == 1
 
 
@@ -82,7 +84,7 @@ async def test_wrong_called_ae_title_is_rejected(echo_scp: aiodicom.EchoScp) -> 
 
 
 async def test_calling_ae_title_not_allowed_is_rejected() -> None:
-    async with aiodicom.EchoScp(0, "127.0.0.1", allowed_calling_ae_titles={"FRIEND"}) as scp:
+    async with aiodicom.EchoScp(0, host="127.0.0.1", allowed_calling_ae_titles={"FRIEND"}) as scp:
         await aiodicom.EchoScu(f"127.0.0.1:{scp.port}", calling_ae_title="FRIEND").echo()
         with pytest.raises(AssociationRejected, match="calling-AE-title-not-recognized"):
             await aiodicom.EchoScu(f"127.0.0.1:{scp.port}", calling_ae_title="STRANGER").echo()
@@ -90,7 +92,7 @@ async def test_calling_ae_title_not_allowed_is_rejected() -> None:
 
 async def test_association_limit_rejects_transiently() -> None:
     async with (
-        aiodicom.EchoScp(0, "127.0.0.1", max_associations=1) as scp,
+        aiodicom.EchoScp(0, host="127.0.0.1", max_associations=1) as scp,
         aiodicom.connect(f"127.0.0.1:{scp.port}"),
     ):
         with pytest.raises(AssociationRejected) as info:
@@ -167,7 +169,7 @@ async def test_peer_that_never_answers_the_request() -> None:
 
 
 async def test_artim_closes_a_peer_that_never_sends_a_request() -> None:
-    async with aiodicom.EchoScp(0, "127.0.0.1", artim_timeout=0.3) as scp:
+    async with aiodicom.EchoScp(0, host="127.0.0.1", artim_timeout=0.3) as scp:
         started = time.monotonic()  # before connecting: the server's ARTIM starts once it accepted
         reader, writer = await asyncio.open_connection("127.0.0.1", scp.port)
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, nothing sent
@@ -205,7 +207,7 @@ async def test_release_collision_as_requestor() -> None:
 
 
 async def test_graceful_stop_aborts_idle_associations() -> None:
-    scp = aiodicom.EchoScp(0, "127.0.0.1")
+    scp = aiodicom.EchoScp(0, host="127.0.0.1")
     await scp.start()
     async with aiodicom.connect(f"127.0.0.1:{scp.port}") as assoc:
         await asyncio.wait_for(scp.stop(), 5)
@@ -215,12 +217,12 @@ async def test_graceful_stop_aborts_idle_associations() -> None:
 
 async def test_port_in_use_is_a_clear_error(echo_scp: aiodicom.EchoScp) -> None:
     with pytest.raises(aiodicom.ListenError, match="already in use"):
-        await aiodicom.EchoScp(echo_scp.port, "127.0.0.1").start()
+        await aiodicom.EchoScp(echo_scp.port, host="127.0.0.1").start()
 
 
 async def test_idle_association_is_aborted_by_the_server() -> None:
     async with (
-        aiodicom.EchoScp(0, "127.0.0.1", idle_timeout=0.3) as scp,
+        aiodicom.EchoScp(0, host="127.0.0.1", idle_timeout=0.3) as scp,
         aiodicom.connect(f"127.0.0.1:{scp.port}") as assoc,
     ):
         await asyncio.sleep(1.0)

@@ -165,7 +165,12 @@ async def test_forward_to_a_store_scp_that_refuses_a_sop_class(
     """The destination takes CT only: MR and SC forwards fail; never silently."""
     ct = "1.2.840.10008.5.1.4.1.1.2"
     async with StoreScp(
-        0, "127.0.0.1", "DEST", tmp_path / "dest", abstract_syntax_mode="custom", abstract_syntaxes=[ct]
+        0,
+        host="127.0.0.1",
+        ae_title="DEST",
+        out_dir=tmp_path / "dest",
+        abstract_syntax_mode="custom",
+        abstract_syntaxes=[ct],
     ) as dest:
         scu = GetScu(
             orthanc_qr.address,
@@ -208,7 +213,9 @@ async def test_forwarding_a_large_instance_keeps_memory_bounded(tmp_path: Path) 
     with start_orthanc(tmp_path / "pacs", None) as pacs:
         assert pacs.http_port is not None
         _orthanc_upload(pacs.http_port, big)
-        async with StoreScp(0, "127.0.0.1", "DEST", tmp_path / "dest", fsync=False) as dest:
+        async with StoreScp(
+            0, host="127.0.0.1", ae_title="DEST", out_dir=tmp_path / "dest", fsync=False
+        ) as dest:
             scu = GetScu(
                 pacs.address,
                 storage_backend="forward",

@@ -72,7 +72,9 @@ async def test_concurrent_moves_into_one_receiver_get_their_own_instances(
 ) -> None:
     """Instances are tied to their move by Move Originator AE title and Message ID (or else by UIDs)."""
     ct = qr_data.a.series[0]
-    async with StoreScp(qr_pacs.dest_ports["AIODICOM-RCV"], "127.0.0.1", "AIODICOM-RCV", tmp_path) as scp:
+    async with StoreScp(
+        qr_pacs.dest_ports["AIODICOM-RCV"], host="127.0.0.1", ae_title="AIODICOM-RCV", out_dir=tmp_path
+    ) as scp:
         scu = MoveScu(qr_pacs.address)
         by_study, by_series = await asyncio.gather(
             scu.move_study({"StudyInstanceUID": qr_data.b.study_instance_uid}, "AIODICOM-RCV", receive=scp),

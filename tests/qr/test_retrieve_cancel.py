@@ -101,7 +101,9 @@ async def test_get_task_cancellation(qr_pacs: Pacs, qr_data: QrData, tmp_path: P
 
 def slow_receiver(pacs: Pacs, root: Path, seconds: float = 0.15) -> StoreScp:
     """The move destination, taking ``seconds`` per instance: the cancel lands before the end."""
-    scp = StoreScp(pacs.dest_ports["AIODICOM-RCV"], "127.0.0.1", "AIODICOM-RCV", root, fsync=False)
+    scp = StoreScp(
+        pacs.dest_ports["AIODICOM-RCV"], host="127.0.0.1", ae_title="AIODICOM-RCV", out_dir=root, fsync=False
+    )
 
     @scp.on_before_store
     async def slowly(tags: dict[str, str]) -> dict[str, str]:

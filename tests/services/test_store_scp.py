@@ -37,9 +37,9 @@ def contexts_for(paths: list[str]) -> list[tuple[str, list[str]]]:
 async def scp(tmp_path: Path) -> AsyncIterator[StoreScp]:
     server = StoreScp(
         0,
-        "127.0.0.1",
-        "STORE-SCP",
-        tmp_path / "out",
+        host="127.0.0.1",
+        ae_title="STORE-SCP",
+        out_dir=tmp_path / "out",
         extract_tags=["PatientName", "Modality", "StudyDescription", "SeriesNumber"],
         study_timeout=0.5,
         fsync=False,
@@ -134,7 +134,7 @@ async def test_hook_modifies_rejects_and_times_out(scp: StoreScp) -> None:
 async def test_study_completion_restarts_its_timer_and_flushes_on_stop(tmp_path: Path) -> None:
     scp = StoreScp(
         0,
-        "127.0.0.1",
+        host="127.0.0.1",
         out_dir=tmp_path,
         study_timeout=0.6,
         fsync=False,
@@ -162,8 +162,8 @@ async def test_two_servers_do_not_mix_events(tmp_path: Path) -> None:
     ct = get_testdata_file("CT_small.dcm")
     first, second = [], []
     async with (
-        StoreScp(0, "127.0.0.1", out_dir=tmp_path / "a", fsync=False) as a,
-        StoreScp(0, "127.0.0.1", out_dir=tmp_path / "b", fsync=False) as b,
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "a", fsync=False) as a,
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "b", fsync=False) as b,
     ):
         a.on_file_stored(first.append)
         b.on_file_stored(second.append)

@@ -23,7 +23,7 @@ CT = get_testdata_file("CT_small.dcm")
 
 
 async def test_events_handlers_and_stream(tmp_path: Path) -> None:
-    scp = StoreScp(0, "127.0.0.1", "EVENTS", tmp_path, fsync=False, study_timeout=0.2)
+    scp = StoreScp(0, host="127.0.0.1", ae_title="EVENTS", out_dir=tmp_path, fsync=False, study_timeout=0.2)
     seen: list[object] = []
     scp.on_server_started(seen.append)
     scp.on_connection(seen.append)
@@ -73,7 +73,7 @@ async def test_duplicates_keep_or_reject(tmp_path: Path, policy: str, second_sta
     ds.PatientName = "SECOND^COPY"
     ds.save_as(changed)
     errors: list[StoreErrorEvent] = []
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False, duplicates=policy) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False, duplicates=policy) as scp:
         scp.on_error(errors.append)
         async with aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=contexts_for([CT])) as assoc:
             assert await assoc.c_store(CT) == 0
@@ -87,7 +87,7 @@ async def test_custom_tags_file_meta_off_and_ipv6(tmp_path: Path) -> None:
     custom = [CustomTag(0x00431028, "Vendor"), ("(0008,0070)", "Maker")]
     async with StoreScp(
         0,
-        "::1",
+        host="::1",
         out_dir=tmp_path,
         fsync=False,
         store_with_file_meta=False,
@@ -110,7 +110,7 @@ async def test_group_0002_inside_the_data_set_is_dropped(tmp_path: Path) -> None
     raw = tmp_path / "raw.dcm"
     raw.write_bytes(source[: header.data_offset] + stray + source[header.data_offset :])
     async with (
-        StoreScp(0, "127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp,
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp,
         aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=contexts_for([CT])) as assoc,
     ):
         assert await assoc.c_store(str(raw)) == 0
@@ -140,7 +140,7 @@ async def test_full_disk_answers_out_of_resources_and_keeps_serving(tmp_path: Pa
     big = pydicom.dcmread(get_testdata_file("liver_1frame.dcm"))  # ~37 KB
     with tiny_filesystem(tmp_path / "disk", "64k") as disk:
         errors: list[StoreErrorEvent] = []
-        async with StoreScp(0, "127.0.0.1", out_dir=disk, fsync=True) as scp:
+        async with StoreScp(0, host="127.0.0.1", out_dir=disk, fsync=True) as scp:
             scp.on_error(errors.append)
             paths = []
             for i in range(4):
@@ -162,7 +162,7 @@ async def test_hook_runs_on_the_leading_elements_and_reading_pauses_meanwhile(tm
     liver = get_testdata_file("liver_1frame.dcm")  # 37 KB, Pixel Data starts within the first 2 KB
     total = Path(liver).stat().st_size
     sizes: list[int] = []
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False, max_pdu_length=4096) as scp:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path, fsync=False, max_pdu_length=4096) as scp:
 
         @scp.on_before_store
         async def hook(tags: dict[str, str]) -> dict[str, str]:
@@ -206,7 +206,7 @@ async def test_negotiation_modes(
     jpeg = ("1.2.840.10008.5.1.4.1.1.7", ["1.2.840.10008.1.2.4.50"])
     unknown = ("1.2.3.4.5.6.7", ["1.2.840.10008.1.2"])
     async with (
-        StoreScp(0, "127.0.0.1", out_dir=tmp_path, fsync=False, **options) as scp,  # type: ignore[arg-type]
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path, fsync=False, **options) as scp,  # type: ignore[arg-type]
         aiodicom.connect(f"127.0.0.1:{scp.port}", contexts=[jpeg, unknown, "1.2.840.10008.1.1"]) as assoc,
     ):
         abstracts = {c.abstract_syntax for c in assoc.accepted.values()}

@@ -28,7 +28,7 @@ def files(root: Path) -> list[Path]:
 
 async def test_a_truncated_instance_never_reaches_the_destination_whole(tmp_path: Path) -> None:
     outcomes: list[ForwardOutcome] = []
-    async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "dest", fsync=False) as dest:
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "dest", fsync=False) as dest:
         relay = Relay(ForwardTarget(f"127.0.0.1:{dest.port}"), on_outcome=outcomes.append)
         await relay.open([(CT_IMAGE_STORAGE, EXPLICIT_LE)])
 

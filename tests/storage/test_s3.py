@@ -65,7 +65,7 @@ def no_uploads_left(s3: Any, bucket: str) -> bool:
 
 def s3_scp(endpoint: str, bucket: str, **options: Any) -> StoreScp:
     config = S3Config(bucket, endpoint=endpoint, prefix="archive/", part_size=5 << 20)
-    return StoreScp(0, "127.0.0.1", storage_backend="s3", s3_config=config, **options)
+    return StoreScp(0, host="127.0.0.1", storage_backend="s3", s3_config=config, **options)
 
 
 def test_config_accepts_the_documents_keys() -> None:
@@ -123,7 +123,7 @@ async def test_associations_share_one_client_and_their_uploads_respect_the_cap(
 ) -> None:
     paths = [big_instance(tmp_path / f"big{k}.dcm", 16) for k in range(2)]  # 4 parts of 5 MiB each
     config = S3Config(bucket, endpoint=moto_endpoint, part_size=5 << 20, max_concurrent_uploads=cap)
-    async with StoreScp(0, "127.0.0.1", storage_backend="s3", s3_config=config) as scp:
+    async with StoreScp(0, host="127.0.0.1", storage_backend="s3", s3_config=config) as scp:
         assert isinstance(scp.storage, S3Storage)
         client = scp.storage.bucket.client
         counting = scp.storage.uploads = _Counting(cap)
@@ -151,7 +151,7 @@ async def test_dcmtk_storescu_into_s3_equals_the_filesystem(
     stored: list[StoredInstance] = []
     async with s3_scp(moto_endpoint, bucket) as on_s3:
         on_s3.on_file_stored(stored.append)
-        async with StoreScp(0, "127.0.0.1", out_dir=tmp_path / "fs", fsync=False) as on_fs:
+        async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "fs", fsync=False) as on_fs:
             for port in (on_s3.port, on_fs.port):
                 # storescu proposes a compressed syntax only when told which: the JPEG file goes apart
                 jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")
@@ -213,7 +213,6 @@ async def test_refused_and_aborted_instances_leave_nothing(
             nonlocal sent
             from aiodicom.dataset.files import read_header
             from aiodicom.dimse import Command, encode_command, fragment
-            from aiodicom.net.association import _not_last
             from aiodicom.net.client import open_association
 
             header = read_header(path)
@@ -223,9 +222,8 @@ async def test_refused_and_aborted_instances_leave_nothing(
             ctx = assoc.context_for(CTImageStorage, ExplicitVRLittleEndian).context_id
             command = Command.c_store_rq(1, CTImageStorage, header.sop_instance_uid)
             data = path.read_bytes()[header.data_offset : header.data_offset + (11 << 20)]
-            pdvs = fragment(ctx, False, data, 16378)
-            pdvs[-2] = _not_last(pdvs[-2])  # the data set is not complete: it never will be
-            assoc._write(fragment(ctx, True, encode_command(command), 16378) + pdvs)
+            pdvs = fragment(ctx, False, data, 16378, last=False)  # the data set never completes
+            assoc.write_pdvs(fragment(ctx, True, encode_command(command), 16378) + pdvs)
             while sent < 1:  # wait until parts went up
                 await asyncio.sleep(0.05)
                 uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
