@@ -77,6 +77,10 @@ class AssociationAborted(DicomError):
         self.reason = reason
 
 
+class AssociationReleased(DicomError):
+    """The association was released (normally, by either side): nothing more can be sent or received on it."""
+
+
 class PeerUnreachable(DicomError, ConnectionError):
     """No transport connection to the peer could be made (refused, unreachable, timed out)."""
 

@@ -9,6 +9,7 @@ consumer costs no memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import logging
@@ -16,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiodicom.dataset.files import InstanceHeader, open_instance
 from aiodicom.dimse import (
@@ -37,11 +38,13 @@ from aiodicom.errors import (
     AbortSource,
     AssociationAborted,
     AssociationRejected,
+    AssociationReleased,
     DimseError,
     NoAcceptableContext,
     ProtocolError,
     UsageError,
 )
+from aiodicom.net.options import AssociationOptions
 from aiodicom.net.sending import DataSource, send_data_set
 from aiodicom.net.transport import DicomProtocol
 from aiodicom.ul.connection import (
@@ -112,18 +115,34 @@ class _Discard:
 class Association:
     """One association, requestor or acceptor. Made by :func:`aiodicom.connect` or by a server."""
 
-    def __init__(self, conn: Connection, *, max_send_pdu_length: int | None = None) -> None:
-        self.conn = conn
+    def __init__(
+        self,
+        role: Literal["requestor", "acceptor"],
+        options: AssociationOptions,
+        *,
+        request: AAssociateRQ | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        # The one owner of the sans-IO connection: the transport only moves bytes to and from here.
+        self._conn = Connection(
+            role,
+            max_pdu_length=options.max_pdu_length,
+            strict=options.strict,
+            artim_timeout=options.artim_timeout,
+            acse_timeout=options.acse_timeout,
+        )
+        if request is not None:
+            self._conn.associate(request, self._loop.time())
         self.protocol: DicomProtocol | None = None
-        self.max_send_pdu_length = max_send_pdu_length
+        self.max_send_pdu_length = options.max_send_pdu_length
         self.accepted: dict[int, AcceptedContext] = {}
         self.peer_max_pdu_length = 0
         self.sink_factory: SinkFactory = lambda context_id, command: MemorySink()
-        self._loop = asyncio.get_running_loop()
         self._established: asyncio.Future[AAssociateAC] = self._loop.create_future()
         self._requested: asyncio.Future[AAssociateRQ] = self._loop.create_future()
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._error: Exception | None = None
+        self._release_requested = False  # the peer sent an A-RELEASE-RQ, not answered yet
         self._assembler = MessageAssembler()
         self._backlog: deque[tuple[int, bool, bool, memoryview | bytes]] = deque()
         self._sink: DatasetSink | None = None
@@ -139,17 +158,51 @@ class Association:
         for future in (self._established, self._requested, self._released):
             future.add_done_callback(_consume_exception)
 
-    def attach(self, protocol: DicomProtocol) -> None:
-        self.protocol = protocol
-        protocol.listener = self._on_events
-        protocol.closed.add_done_callback(lambda _: self._on_closed())
+    def protocol_factory(self) -> DicomProtocol:
+        """The transport's protocol for this association (for ``create_server``/``create_connection``)."""
+        self.protocol = DicomProtocol(self)
+        return self.protocol
+
+    # ----------------------------------------------------------------------- the transport's calls
+
+    def transport_ready(self, now: float) -> None:
+        self._flush(self._conn.connection_made(now))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._conn.get_buffer(sizehint)
+
+    def bytes_arrived(self, nbytes: int, now: float) -> None:
+        self._handle(self._conn.buffer_updated(nbytes, now))
+
+    def deadline_passed(self, now: float) -> None:
+        self._handle(self._conn.handle_timer(now))
+
+    def transport_lost(self, now: float) -> None:
+        self._on_events(self._conn.connection_lost(now))
+        self._fail(AssociationAborted("the connection closed"))
+
+    def _handle(self, events: list[ConnectionEvent]) -> None:
+        self._flush(self._conn.data_to_send())
+        if events:
+            self._on_events(events)
+            self._flush(self._conn.data_to_send())
+
+    def _flush(self, buffers: list[bytes | bytearray | memoryview]) -> None:
+        """Write what the connection wants sent, close when it says so, arm its deadline."""
+        protocol = self.protocol
+        if protocol is None:
+            return
+        protocol.write(buffers)
+        if self._conn.wants_close:
+            protocol.close()
+        protocol.set_deadline(self._conn.get_timer())
 
     # ---------------------------------------------------------------------------------- identity
 
     @property
     def request(self) -> AAssociateRQ:
-        assert self.conn.request is not None
-        return self.conn.request
+        assert self._conn.request is not None
+        return self._conn.request
 
     @property
     def calling_ae_title(self) -> str:
@@ -162,15 +215,20 @@ class Association:
     @property
     def peer_ae_title(self) -> str:
         """The other side's AE title: the calling AE for an acceptor, the called AE for a requestor."""
-        return self.called_ae_title if self.conn.role == "requestor" else self.calling_ae_title
+        return self.called_ae_title if self._conn.role == "requestor" else self.calling_ae_title
 
     @property
     def peer(self) -> tuple[str, int]:
         return self.protocol.peer if self.protocol is not None else ("", 0)
 
     @property
+    def state(self) -> State:
+        """The PS3.8 state of the association's connection (for logs and diagnostics)."""
+        return self._conn.state
+
+    @property
     def is_open(self) -> bool:
-        return self._error is None and self.conn.established
+        return self._error is None and self._conn.established
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> AcceptedContext:
         """The first accepted context for ``abstract_syntax`` (and ``transfer_syntax`` when given)."""
@@ -209,8 +267,7 @@ class Association:
         self._max_value = max_pdv_value(peer_max, self.max_send_pdu_length)
 
     def _send_pdu(self, pdu: AAssociateAC | AAssociateRJ | AReleaseRQ | AReleaseRP | AAbort) -> None:
-        assert self.protocol is not None
-        self.protocol.send(self.conn.send(pdu, self._loop.time()))
+        self._flush(self._conn.send(pdu, self._loop.time()) + self._conn.data_to_send())
 
     # --------------------------------------------------------------------------------- receiving
 
@@ -236,10 +293,11 @@ class Association:
                 rj = event.rejection
                 self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
             elif isinstance(event, AReleaseRQ):
+                self._release_requested = True
                 self._queue(None)
             elif isinstance(event, ReleaseComplete):
                 _resolve(self._released, None)
-                self._fail(AssociationAborted("the association was released"), released=True)
+                self._fail(AssociationReleased("the association was released"), released=True)
             elif isinstance(event, AAbort):
                 who = "the peer" if event.source == AbortSource.SERVICE_USER else "the peer's upper layer"
                 self._fail(
@@ -440,7 +498,7 @@ class Association:
         if self._error is not None:
             raise self._error
         assert self.protocol is not None
-        self.protocol.write(self.conn.send_data(buffers))  # the table decides; the buffers pass through
+        self.protocol.write(self._conn.send_data(buffers))  # the table decides; the buffers pass through
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is full (a :class:`~aiodicom.net.sending.PdvWriter`)."""
@@ -527,10 +585,10 @@ class Association:
 
     async def release(self, timeout: float = 30.0) -> None:
         """Release the association (A-RELEASE); aborts it if the peer does not answer in ``timeout``."""
-        if self._error is not None or not self.conn.established:
+        if self._error is not None or not self._conn.established:
             self.close()
             return
-        if self.conn.state is State.STA8:  # the peer asked first: answer it
+        if self._release_requested:  # the peer asked first: answer it
             self.answer_release()
             await self.wait_closed(timeout)
             return
@@ -547,15 +605,16 @@ class Association:
 
     def answer_release(self) -> None:
         """Answer the peer's A-RELEASE-RQ (after :meth:`receive` returned None)."""
-        if self.conn.state is State.STA8:
+        if self._release_requested:
+            self._release_requested = False
             self._send_pdu(AReleaseRP())
-        self._fail(AssociationAborted("the association was released"), released=True)
+        self._fail(AssociationReleased("the association was released"), released=True)
 
     def abort(self, message: str = "aborted locally") -> None:
         """Abort the association (A-ABORT, service-user) and close the connection."""
         if self.protocol is None:
             return
-        if self.conn.state not in (State.STA1, State.STA2, State.STA4, State.STA13):
+        with contextlib.suppress(UsageError):  # the table sends the A-ABORT where one makes sense
             self._send_pdu(AAbort(AbortSource.SERVICE_USER, 0))
         self.protocol.close()
         self._fail(AssociationAborted(message, AbortSource.SERVICE_USER, 0))
@@ -579,13 +638,7 @@ class Association:
 
     def _protocol_fault(self, exc: ProtocolError) -> None:
         log.warning("aborting the association with %s:%s: %s", *self.peer, exc)
-        assert self.protocol is not None
-        events = self.conn.abort(exc.reason, str(exc), self._loop.time())
-        self.protocol.send([])
-        self._on_events(events)
-
-    def _on_closed(self) -> None:
-        self._fail(AssociationAborted("the connection closed"))
+        self._handle(self._conn.abort(exc.reason, str(exc), self._loop.time()))
 
     def _fail(self, exc: Exception, *, released: bool = False) -> None:
         """The association is over: wake every waiter with ``exc`` and drop any half-received data set."""

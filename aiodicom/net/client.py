@@ -13,8 +13,6 @@ from aiodicom.net.address import Address, parse_address, validate_ae_title, vali
 from aiodicom.net.association import Association
 from aiodicom.net.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
-from aiodicom.net.transport import DicomProtocol
-from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -145,21 +143,12 @@ async def open_association(
         ),
     )
     loop = asyncio.get_running_loop()
-    conn = Connection(
-        "requestor", max_pdu_length=opts.max_pdu_length, strict=opts.strict, acse_timeout=opts.acse_timeout
-    )
-    conn.associate(rq, loop.time())
-    assoc = Association(conn, max_send_pdu_length=opts.max_send_pdu_length)
-
-    def factory() -> DicomProtocol:
-        protocol = DicomProtocol(conn)
-        assoc.attach(protocol)
-        return protocol
+    assoc = Association("requestor", opts, request=rq)
 
     log.debug("connecting to %s as %s", address, opts.ae_title)
     try:
         async with asyncio.timeout(opts.connect_timeout):
-            await loop.create_connection(factory, address.host, address.port)
+            await loop.create_connection(assoc.protocol_factory, address.host, address.port)
     except TimeoutError as exc:
         raise PeerUnreachable(f"{address}: no connection within {opts.connect_timeout:g} s") from exc
     except OSError as exc:

@@ -12,8 +12,6 @@ from typing import Self
 from aiodicom.errors import DicomError, ListenError, describe_rejection
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
-from aiodicom.net.transport import DicomProtocol
-from aiodicom.ul.connection import Connection
 from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
@@ -201,15 +199,8 @@ class DicomServer:
                 )
             return _Refused()
         self._pending += 1
-        conn = Connection(
-            "acceptor",
-            max_pdu_length=self.max_pdu_length,
-            strict=self.strict,
-            artim_timeout=self.artim_timeout,
-        )
-        assoc = Association(conn, max_send_pdu_length=self.max_send_pdu_length)
-        protocol = DicomProtocol(conn)
-        assoc.attach(protocol)
+        assoc = Association("acceptor", self.options)
+        protocol = assoc.protocol_factory()
         task = asyncio.get_running_loop().create_task(self._serve(assoc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -1,9 +1,11 @@
-"""The asyncio side of one connection: a ``BufferedProtocol`` driving a sans-IO ``Connection``.
+"""The asyncio side of one connection: a ``BufferedProtocol`` that moves bytes, and nothing else.
 
-Bytes are received straight into the connection's buffer (``recv_into``), events go to a listener
-synchronously, outgoing buffers go out with ``writelines``. ARTIM and the A-ASSOCIATE-AC wait are deadlines
-armed with ``loop.call_at``. Flow control works both ways: :meth:`drain` waits while the transport's write
-buffer is full, and :meth:`pause_reading` stops reading while the listener is behind.
+Bytes are received straight into the receiver's buffer (``recv_into``) and handed to it synchronously; what
+the receiver wants sent goes out with ``writelines``; its one deadline is armed with ``loop.call_at``. The
+receiver is the :class:`~aiodicom.net.association.Association`, the one owner of the sans-IO
+``Connection``: this class never looks at the connection. Flow control works both ways: :meth:`drain` waits
+while the transport's write buffer is full, and :meth:`pause_reading` stops reading while the receiver is
+behind.
 """
 
 from __future__ import annotations
@@ -11,13 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Sequence
-
-from aiodicom.ul.connection import Buffers, Connection, ConnectionEvent
+from collections.abc import Sequence
+from typing import Protocol
 
 log = logging.getLogger("aiodicom.net")
 
-EventListener = Callable[[list[ConnectionEvent]], None]
+
+class Receiver(Protocol):
+    """What the protocol hands the bytes and the transport's events to."""
+
+    def transport_ready(self, now: float) -> None: ...
+
+    def get_buffer(self, sizehint: int) -> memoryview: ...
+
+    def bytes_arrived(self, nbytes: int, now: float) -> None: ...
+
+    def deadline_passed(self, now: float) -> None: ...
+
+    def transport_lost(self, now: float) -> None: ...
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -28,11 +41,10 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 class DicomProtocol(asyncio.BufferedProtocol):
-    """Moves bytes between a transport and a sans-IO :class:`Connection`; decides nothing itself."""
+    """Moves bytes between a transport and its :class:`Receiver`; decides nothing itself."""
 
-    def __init__(self, connection: Connection, listener: EventListener | None = None) -> None:
-        self.conn = connection
-        self.listener = listener
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.loop = asyncio.get_running_loop()
@@ -54,16 +66,15 @@ class DicomProtocol(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = (str(peer[0]), int(peer[1]))
-        self.write(self.conn.connection_made(self.loop.time()))
-        self._rearm()
+        self._guarded(self.receiver.transport_ready, self.loop.time())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.conn.get_buffer(sizehint)
+        return self.receiver.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         self.bytes_received += nbytes
         self.last_received = now = self.loop.time()
-        self._deliver(self.conn.buffer_updated(nbytes, now))
+        self._guarded(self.receiver.bytes_arrived, nbytes, now)
 
     def eof_received(self) -> bool:
         return False  # close our side too: DICOM has no half-closed connections
@@ -72,12 +83,10 @@ class DicomProtocol(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        events = self.conn.connection_lost(self.loop.time())
         self._wake_drainers(exc or ConnectionResetError("connection lost"))
         if not self.closed.done():
             self.closed.set_result(None)
-        if events and self.listener is not None:
-            self.listener(events)
+        self._guarded(self.receiver.transport_lost, self.loop.time())
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -86,17 +95,20 @@ class DicomProtocol(asyncio.BufferedProtocol):
         self._write_paused = False
         self._wake_drainers(None)
 
+    def _guarded(self, call: object, *args: object) -> None:
+        try:
+            call(*args)  # type: ignore[operator]
+        except Exception:  # a receiver bug must not kill the event loop's reader
+            log.exception("error while handling the connection with %s:%s", *self.peer)
+            self.abort_transport()
+
     # ------------------------------------------------------------------------------------ sending
 
     def write(self, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
-        """Write buffers as they are (no join); closes the transport if the connection asks for it."""
+        """Write buffers as they are (no join)."""
         transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if buffers:
+        if buffers and transport is not None and not transport.is_closing():
             transport.writelines(buffers)
-        if self.conn.wants_close:
-            transport.close()
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -117,13 +129,8 @@ class DicomProtocol(asyncio.BufferedProtocol):
                 else:
                     waiter.set_exception(exc)
 
-    def send(self, buffers: Buffers) -> None:
-        """Write what a ``Connection.send`` returned, then flush automatic sends and re-arm timers."""
-        self.write(buffers)
-        self.write(self.conn.data_to_send())
-        self._rearm()
-
     def close(self) -> None:
+        """Close the transport once what was written has gone out."""
         if self.transport is not None:
             self.transport.close()
 
@@ -149,21 +156,10 @@ class DicomProtocol(asyncio.BufferedProtocol):
         if self._read_pauses == 0 and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
-    def _deliver(self, events: list[ConnectionEvent]) -> None:
-        self.write(self.conn.data_to_send())
-        if events and self.listener is not None:
-            try:
-                self.listener(events)
-            except Exception:  # a listener bug must not kill the event loop's reader
-                log.exception("error while handling upper-layer events from %s:%s", *self.peer)
-                self.abort_transport()
-        self.write(self.conn.data_to_send())
-        self._rearm()
-
     # --------------------------------------------------------------------------------------- timers
 
-    def _rearm(self) -> None:
-        deadline = self.conn.get_timer()
+    def set_deadline(self, deadline: float | None) -> None:
+        """Call the receiver's ``deadline_passed`` at ``deadline`` (loop time; None: no deadline)."""
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -178,4 +174,4 @@ class DicomProtocol(asyncio.BufferedProtocol):
         now = max(self.loop.time(), self._timer_at or 0.0)
         self._timer = None
         self._timer_at = None
-        self._deliver(self.conn.handle_timer(now))
+        self._guarded(self.receiver.deadline_passed, now)

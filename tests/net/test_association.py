@@ -203,7 +203,7 @@ async def test_release_collision_as_requestor() -> None:
     async with server:
         async with aiodicom.connect(addr) as assoc:
             pass
-        assert assoc.conn.state.value == "Sta1"
+        assert assoc.state.value == "Sta1"
 
 
 async def test_graceful_stop_aborts_idle_associations() -> None:
