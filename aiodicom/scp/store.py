@@ -18,13 +18,13 @@ from aiodicom.dataset.tags import (
     validate_keywords,
 )
 from aiodicom.dimse import CommandField, Status
-from aiodicom.net.association import Association
+from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
 from aiodicom.scu.base import instance_logger
 from aiodicom.services.dispatch import ServiceHandler, handle_echo, serve_messages
 from aiodicom.services.events import EventEmitter
-from aiodicom.services.store import Hook, StoredInstance, StoreService
+from aiodicom.services.store import Hook, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage
 from aiodicom.storage.base import Storage
@@ -208,11 +208,9 @@ class StoreScp(DicomServer):
             max_inflated_size=max_inflated_size,
             implementation_class_uid=self.implementation_class_uid,
             implementation_version_name=self.implementation_version_name,
-            on_stored=self._stored,
-            on_failure=self._failed,
         )
         self._handlers: dict[int, ServiceHandler] = {
-            CommandField.C_STORE_RQ: self.service.handle,
+            CommandField.C_STORE_RQ: self._store,
             CommandField.C_ECHO_RQ: handle_echo,
         }
 
@@ -282,16 +280,21 @@ class StoreScp(DicomServer):
             host=self,
         )
 
-    def _stored(self, instance: StoredInstance, assoc: Association) -> None:
-        self.log.info("%s from %s", instance.message, assoc.calling_ae_title)
-        self._events.emit("file_stored", instance)
-        self.studies.add(instance)
-
-    def _failed(
-        self, error: Exception, message: str, assoc: Association, sop_instance_uid: str | None
-    ) -> None:
-        host, port = assoc.peer
-        self._events.emit("error", StoreErrorEvent(error, message, f"{host}:{port}", sop_instance_uid))
+    async def _store(self, assoc: Association, message: DimseMessage) -> None:
+        """Answer one C-STORE (the service does), then tell what happened: stored, or why not."""
+        outcome = await self.service.handle(assoc, message)
+        if outcome.instance is not None:
+            instance = outcome.instance
+            self.log.info("%s from %s", instance.message, assoc.calling_ae_title)
+            self._events.emit("file_stored", instance)
+            self.studies.add(instance)
+        elif outcome.error is not None:
+            host, port = assoc.peer
+            uid = message.command.affected_sop_instance_uid
+            event = StoreErrorEvent(
+                outcome.error, outcome.message or str(outcome.error), f"{host}:{port}", uid
+            )
+            self._events.emit("error", event)
 
 
 def _policy(

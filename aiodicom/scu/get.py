@@ -107,8 +107,6 @@ class _Receiver:
         self.storage: Storage | None = None
         self.relay: Relay | None = None
         self.service: StoreService | None = None
-        self._stored: StoredInstance | None = None
-        self._forwarded: ForwardOutcome | None = None
 
     async def start(self, pairs: Iterable[tuple[str, str]]) -> None:
         scu = self.scu
@@ -118,7 +116,6 @@ class _Receiver:
                 scu.forward_target,
                 strict=scu.strict_forward,
                 dimse_timeout=scu.dimse_timeout,
-                on_outcome=self._on_forward,
             )
             await self.relay.open(pairs)
             return
@@ -128,7 +125,6 @@ class _Receiver:
             self.storage,
             ae_title=scu.calling_ae_title,
             store_with_file_meta=scu.store_with_file_meta,
-            on_stored=self._on_stored,
         )
 
     async def stop(self) -> None:
@@ -136,14 +132,6 @@ class _Receiver:
             await self.relay.close()
         if self.storage is not None:
             await self.storage.stop()
-
-    def _on_stored(self, instance: StoredInstance, assoc: Association) -> None:
-        self._stored = instance
-
-    def _on_forward(self, outcome: ForwardOutcome) -> None:
-        self._forwarded = outcome
-        if not outcome.ok:
-            self.tally.result.forward_failed.append(outcome)
 
     def attach(self, assoc: Association) -> None:
         if self.relay is not None:
@@ -153,18 +141,22 @@ class _Receiver:
             assoc.sink_factory = self.service.sink_factory(assoc)
 
     async def handle(self, assoc: Association, message: DimseMessage) -> None:
-        self._stored, self._forwarded = None, None
         uid = message.command.affected_sop_instance_uid or ""
+        stored: StoredInstance | None = None
+        forwarded: ForwardOutcome | None = None
         if self.relay is not None:
-            status = await self.relay.handle(assoc, message)
+            relayed = await self.relay.handle(assoc, message)
+            status, forwarded = relayed.status, relayed.forward
+            if forwarded is not None and not forwarded.ok:
+                self.tally.result.forward_failed.append(forwarded)
         else:
             assert self.service is not None
-            status = await self.service.handle(assoc, message)
+            outcome = await self.service.handle(assoc, message)
+            status, stored = outcome.status, outcome.instance
         self.received.add(uid)
         if not is_failure(status):
             self.ok.add(uid)
         self.tally.stored(status)
-        stored, forwarded = self._stored, self._forwarded
         if stored is not None:
             self.tally.result.files.append(stored.file)
         event = self.tally.event(

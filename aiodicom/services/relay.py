@@ -91,6 +91,14 @@ class ForwardOutcome:
         return self.error is None and self.status is not None and not is_failure(self.status)
 
 
+@dataclass(frozen=True, slots=True)
+class RelayOutcome:
+    """How relaying one C-STORE ended: the status answered to the source, and the forward's outcome."""
+
+    status: int
+    forward: ForwardOutcome | None
+
+
 class _RelaySink:
     """One instance on its way to the destination: chunks queue up and stream into its C-STORE.
 
@@ -202,13 +210,11 @@ class Relay:
         strict: bool = False,
         dimse_timeout: float | None = 60.0,
         connect_timeout: float = 30.0,
-        on_outcome: Callable[[ForwardOutcome], None] = lambda outcome: None,
     ) -> None:
         self.target = target
         self.strict = strict
         self.dimse_timeout = dimse_timeout
         self.connect_timeout = connect_timeout
-        self.on_outcome = on_outcome
         self.dest: Association | None = None
         self._pairs: list[tuple[str, str]] = []
 
@@ -260,8 +266,9 @@ class Relay:
 
         return open_sink
 
-    async def handle(self, assoc: Association, message: DimseMessage) -> int:
-        """Answer one C-STORE-RQ after relaying it; returns the status sent to the source."""
+    async def handle(self, assoc: Association, message: DimseMessage) -> RelayOutcome:
+        """Answer one C-STORE-RQ after relaying it; returns the status sent to the source and how the
+        forward went (None when the instance was refused before it could be forwarded)."""
         command = message.command
         sink = message.dataset
         status: int | None = None
@@ -286,7 +293,7 @@ class Relay:
             await assoc.send(message.context_id, Command.c_store_rsp(command, refused, comment[:64]))
             if self.dest is not None and not self.dest.is_open:
                 await self._reconnect()
-            return refused
+            return RelayOutcome(refused, None)
         outcome = ForwardOutcome(
             command.affected_sop_instance_uid or "",
             self.target.label,
@@ -302,11 +309,10 @@ class Relay:
                 answer = status if status is not None and is_failure(status) else Status.OUT_OF_RESOURCES
             else:
                 answer = Status.SUCCESS
-        self.on_outcome(outcome)
         await assoc.send(message.context_id, Command.c_store_rsp(command, answer, None))
         if self.dest is not None and not self.dest.is_open:
             await self._reconnect()
-        return answer
+        return RelayOutcome(answer, outcome)
 
     async def _reconnect(self) -> None:
         try:

@@ -66,9 +66,15 @@ class StoredInstance:
 
 
 @dataclass
-class _Outcome:
+class StoreOutcome:
+    """How one C-STORE ended: the status answered, its Error Comment, and either the stored instance or
+    the error that stopped it (with a sentence saying what happened, for events and logs)."""
+
     status: int
     comment: str | None = None
+    instance: StoredInstance | None = None
+    error: Exception | None = None
+    message: str | None = None
 
 
 @dataclass
@@ -93,7 +99,7 @@ class _Incoming:
     ) -> None:
         self.sink = sink
         self.scanner = scanner
-        self.placement: asyncio.Future[_Placement | _Outcome] | None = None
+        self.placement: asyncio.Future[_Placement | StoreOutcome] | None = None
         self._early = early
 
     def write(self, data: memoryview) -> Awaitable[None] | None:
@@ -114,11 +120,12 @@ class _Incoming:
         await self.sink.abort()
 
 
-Task = asyncio.Future[_Placement | _Outcome]
+Task = asyncio.Future[_Placement | StoreOutcome]
 
 
 class StoreService:
-    """What a StoreScp does with each C-STORE-RQ. ``on_stored`` is called for each stored instance."""
+    """What a StoreScp (and a GetScu's receiver) does with each C-STORE-RQ: :meth:`handle` answers it and
+    returns the :class:`StoreOutcome`."""
 
     def __init__(
         self,
@@ -134,8 +141,6 @@ class StoreService:
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
         implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
-        on_stored: Callable[[StoredInstance, Association], None] = lambda instance, assoc: None,
-        on_failure: Callable[[Exception, str, Association, str | None], None] = lambda *args: None,
     ) -> None:
         self.storage = storage
         self.ae_title = ae_title
@@ -149,8 +154,6 @@ class StoreService:
         self.max_inflated_size = max_inflated_size
         self.implementation_class_uid = implementation_class_uid
         self.implementation_version_name = implementation_version_name
-        self.on_stored = on_stored
-        self.on_failure = on_failure
         self._unchecked_syntaxes: set[str] = set()
 
     def sink_factory(self, assoc: Association) -> Callable[[int, Command], DatasetSink]:
@@ -216,25 +219,25 @@ class StoreService:
         """Whether the four placing UIDs are all that is needed of the leading elements."""
         return self.hook() is None and not self.extract_tags and not self.custom_tags
 
-    async def _run_hook(self, hook: Hook, tags: dict[str, str]) -> Mapping[str, str | None] | _Outcome:
+    async def _run_hook(self, hook: Hook, tags: dict[str, str]) -> Mapping[str, str | None] | StoreOutcome:
         """The hook's answer, or the failure to send: its exceptions never escape."""
         try:
             changes = await asyncio.wait_for(call(hook, dict(tags)), self.hook_timeout)
         except StoreRejected as exc:
-            return _Outcome(exc.status, str(exc))
+            return StoreOutcome(exc.status, str(exc))
         except TimeoutError:
-            return _Outcome(Status.CANNOT_UNDERSTAND, "on_before_store timed out")
+            return StoreOutcome(Status.CANNOT_UNDERSTAND, "on_before_store timed out")
         except Exception as exc:
-            return _Outcome(Status.CANNOT_UNDERSTAND, f"on_before_store failed: {exc}")
+            return StoreOutcome(Status.CANNOT_UNDERSTAND, f"on_before_store failed: {exc}")
         if not isinstance(changes, Mapping):
-            return _Outcome(Status.CANNOT_UNDERSTAND, "on_before_store returned no dict")
+            return StoreOutcome(Status.CANNOT_UNDERSTAND, "on_before_store returned no dict")
         return changes
 
-    async def handle(self, assoc: Association, message: DimseMessage) -> int:
-        """Answer one C-STORE-RQ (its data set complete in ``message.dataset``); returns the status sent."""
+    async def handle(self, assoc: Association, message: DimseMessage) -> StoreOutcome:
+        """Answer one C-STORE-RQ (its data set complete in ``message.dataset``); returns how it ended."""
         command = message.command
         incoming = message.dataset
-        outcome: _Outcome
+        outcome: StoreOutcome
         if message.error is not None or not isinstance(incoming, _Incoming):
             error = message.error or StorageError("no data set received")
             outcome = self._failed(assoc, command, error)
@@ -247,9 +250,9 @@ class StoreService:
                 await incoming.abort()
                 outcome = self._failed(assoc, command, exc)
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
-        return outcome.status
+        return outcome
 
-    def _failed(self, assoc: Association, command: Command, error: BaseException) -> _Outcome:
+    def _failed(self, assoc: Association, command: Command, error: BaseException) -> StoreOutcome:
         """The answer to an instance that could not be received or stored, said without local paths."""
         uid = command.affected_sop_instance_uid
         if isinstance(error, DatasetParseError):
@@ -261,10 +264,11 @@ class StoreService:
         else:
             log.exception("storing %s failed", uid, exc_info=error)
         error = error if isinstance(error, Exception) else StorageError(str(error))
-        self.on_failure(error, f"storage failed: {error}", assoc, uid)
-        return _Outcome(Status.OUT_OF_RESOURCES, _comment(error))
+        return StoreOutcome(
+            Status.OUT_OF_RESOURCES, _comment(error), error=error, message=f"storage failed: {error}"
+        )
 
-    async def _store(self, assoc: Association, message: DimseMessage, incoming: _Incoming) -> _Outcome:
+    async def _store(self, assoc: Association, message: DimseMessage, incoming: _Incoming) -> StoreOutcome:
         command = message.command
         transfer_syntax = assoc.accepted[message.context_id].transfer_syntax
         scanner, sink = incoming.scanner, incoming.sink
@@ -277,7 +281,7 @@ class StoreService:
             decided = await incoming.placement
         else:
             decided = await self._place(assoc, command, incoming, transfer_syntax)
-        if isinstance(decided, _Outcome):
+        if isinstance(decided, StoreOutcome):
             await sink.abort()
             return decided
         try:
@@ -296,13 +300,13 @@ class StoreService:
             command.move_originator_ae_title,
             command.move_originator_message_id,
         )
-        self.on_stored(instance, assoc)
         status = self.coercion_status if p.coerced else Status.SUCCESS
-        return _Outcome(status, "values coerced by the receiver" if p.coerced and status else None)
+        comment = "values coerced by the receiver" if p.coerced and status else None
+        return StoreOutcome(status, comment, instance=instance)
 
     async def _place(
         self, assoc: Association, command: Command, incoming: _Incoming, transfer_syntax: str
-    ) -> _Placement | _Outcome:
+    ) -> _Placement | StoreOutcome:
         """Decide where the instance goes (or why it is refused) and tell the sink."""
         scanner = incoming.scanner
         ds = scanner.placement() if self._placement_only() else None
@@ -312,7 +316,7 @@ class StoreService:
             except DatasetParseError as exc:
                 return self._failed(assoc, command, exc)
         decided = await self._decide(assoc, command, ds)
-        if isinstance(decided, _Outcome):
+        if isinstance(decided, StoreOutcome):
             return decided
         leading = None
         pixel_offset = (
@@ -325,7 +329,7 @@ class StoreService:
         await incoming.sink.place(decided.relative_path, leading, pixel_offset)
         return decided
 
-    async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | _Outcome:
+    async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | StoreOutcome:
         """Check the leading elements against the command, run the hook and merge its changes."""
         sop_instance = raw_text(ds, 0x00080018)
         sop_class = raw_text(ds, 0x00080016)
@@ -348,7 +352,7 @@ class StoreService:
         keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
         tags = extract(ds, keywords, self.custom_tags)
         answer = await self._run_hook(hook, tags) if hook is not None else None
-        if isinstance(answer, _Outcome):
+        if isinstance(answer, StoreOutcome):
             return self._refuse(assoc, command, answer.status, answer.comment or "refused")
         rewrite = has_group_0002(ds)
         coerced = False
@@ -379,7 +383,7 @@ class StoreService:
             f"{study}/{series}/{sop}.dcm", rewrite, coerced, sop, sop_class, study, series, tags
         )
 
-    def _refuse(self, assoc: Association, command: Command, status: int, reason: str) -> _Outcome:
+    def _refuse(self, assoc: Association, command: Command, status: int, reason: str) -> StoreOutcome:
         log.warning(
             "refused %s from %s (%s): %s",
             command.affected_sop_instance_uid,
@@ -387,8 +391,7 @@ class StoreService:
             status_name(status),
             reason,
         )
-        self.on_failure(StorageError(reason), reason, assoc, command.affected_sop_instance_uid)
-        return _Outcome(status, reason[:_ERROR_COMMENT_LIMIT])
+        return StoreOutcome(status, reason[:_ERROR_COMMENT_LIMIT], error=StorageError(reason), message=reason)
 
 
 _MISSING = object()

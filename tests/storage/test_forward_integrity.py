@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 
 from aiodicom import StoreScp
-from aiodicom.net.association import Association
+from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import serve_messages
 from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
@@ -29,12 +29,17 @@ def files(root: Path) -> list[Path]:
 async def test_a_truncated_instance_never_reaches_the_destination_whole(tmp_path: Path) -> None:
     outcomes: list[ForwardOutcome] = []
     async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "dest", fsync=False) as dest:
-        relay = Relay(ForwardTarget(f"127.0.0.1:{dest.port}"), on_outcome=outcomes.append)
+        relay = Relay(ForwardTarget(f"127.0.0.1:{dest.port}"))
         await relay.open([(CT_IMAGE_STORAGE, EXPLICIT_LE)])
+
+        async def handle(assoc: Association, message: DimseMessage) -> None:
+            relayed = await relay.handle(assoc, message)
+            if relayed.forward is not None:
+                outcomes.append(relayed.forward)
 
         async def serve(assoc: Association) -> None:
             assoc.sink_factory = relay.sink_factory(assoc)
-            await serve_messages(assoc, {C_STORE_RQ: relay.handle})
+            await serve_messages(assoc, {C_STORE_RQ: handle})
 
         policy = ContextPolicy(
             abstract_syntaxes=frozenset({CT_IMAGE_STORAGE}), transfer_syntaxes=(EXPLICIT_LE,)
