@@ -17,38 +17,17 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from enum import IntEnum
 
 from aiodicom.errors import IdentityNotConfirmed as IdentityNotConfirmed  # also importable from here
-from aiodicom.ul.items import UserIdentityRQ
+from aiodicom.ul.items import UserIdentityRQ, UserIdentityType
 
 __all__ = ["IdentityKind", "IdentityNotConfirmed", "UserIdentity"]
 
 _FIELD_MAX = 0xFFFF  # each field has a 2-byte length (PS3.7 Table D.3-14)
 
 
-class IdentityKind(IntEnum):
-    """User identity types (PS3.7 Table D.3-14)."""
-
-    USERNAME = 1
-    USERNAME_PASSWORD = 2
-    KERBEROS = 3
-    SAML = 4
-    JWT = 5
-
-    @classmethod
-    def parse(cls, value: str | int | IdentityKind) -> IdentityKind:
-        """A kind from its number or name (``"jwt"``, ``"username_password"``, ``"Kerberos"``)."""
-        if isinstance(value, IdentityKind):
-            return value
-        if isinstance(value, int):
-            return cls(value)
-        key = value.strip().upper().replace("-", "_").replace("+", "_")
-        try:
-            return cls[key]
-        except KeyError:
-            names = ", ".join(kind.name.lower() for kind in cls)
-            raise ValueError(f"unknown user identity type {value!r}: one of {names}") from None
+#: The user identity types (PS3.7 Table D.3-14), as the upper layer encodes them.
+IdentityKind = UserIdentityType
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TypeVar
 
 from aiodicom.errors import AbortReason, ProtocolError
@@ -357,7 +358,7 @@ class SOPClassCommonExtendedNegotiation:
         return cls(decode_uid(sop), decode_uid(service), tuple(related))
 
 
-class UserIdentityType:
+class UserIdentityType(IntEnum):
     """User identity types (PS3.7 Table D.3-14)."""
 
     USERNAME = 1
@@ -365,6 +366,20 @@ class UserIdentityType:
     KERBEROS = 3
     SAML = 4
     JWT = 5
+
+    @classmethod
+    def parse(cls, value: str | int | UserIdentityType) -> UserIdentityType:
+        """A kind from its number or name (``"jwt"``, ``"username_password"``, ``"Kerberos"``)."""
+        if isinstance(value, UserIdentityType):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        key = value.strip().upper().replace("-", "_").replace("+", "_")
+        try:
+            return cls[key]
+        except KeyError:
+            names = ", ".join(kind.name.lower() for kind in cls)
+            raise ValueError(f"unknown user identity type {value!r}: one of {names}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,14 +298,11 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     return AReleaseRQ() if pdu_type == A_RELEASE_RQ else AReleaseRP()
 
 
-#: At most 128 presentation contexts fit an association: their IDs are the odd numbers 1-255 (PS3.8 9.3.2.2).
-MAX_PRESENTATION_CONTEXTS = 128
-
-
 def check_request_contexts(data: bytes | bytearray | memoryview) -> None:
     """Refuse, before decoding it, an A-ASSOCIATE-RQ (a whole PDU) whose presentation context IDs are
-    even, repeated or more than 128: only the item headers are read, so a request with tens of
-    thousands of contexts costs little. Raises :class:`ProtocolError` (invalid PDU parameter value)."""
+    even or repeated (hence also more than 128: the IDs are the odd numbers 1-255, PS3.8 9.3.2.2). Only
+    the item headers are read, so a request with tens of thousands of contexts costs little. Raises
+    :class:`ProtocolError` (invalid PDU parameter value)."""
     view = memoryview(data)
     offset, end = PDU_HEADER_LENGTH + _ASSOC_FIXED.size, len(view)
     seen: set[int] = set()
