@@ -22,7 +22,9 @@ _EXPORTS: dict[str, str] = {
     "Address": "aiodicom.net.address",
     "Association": "aiodicom.net.association",
     "AssociationAborted": "aiodicom.errors",
+    "AssociationOptions": "aiodicom.net.options",
     "AssociationRejected": "aiodicom.errors",
+    "AssociationReleased": "aiodicom.errors",
     "ConnectionOpened": "aiodicom.scp.store",
     "CustomTag": "aiodicom.dataset.tags",
     "DatasetParseError": "aiodicom.errors",
@@ -133,6 +135,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         AssociationRejected as AssociationRejected,
     )
     from aiodicom.errors import (
+        AssociationReleased as AssociationReleased,
+    )
+    from aiodicom.errors import (
         DatasetParseError as DatasetParseError,
     )
     from aiodicom.errors import (
@@ -186,6 +191,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from aiodicom.net.identity import (
         UserIdentity as UserIdentity,
     )
+    from aiodicom.net.options import AssociationOptions as AssociationOptions
     from aiodicom.net.server import (
         DicomServer as DicomServer,
     )
