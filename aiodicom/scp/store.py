@@ -21,9 +21,8 @@ from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
-from aiodicom.scu.base import instance_logger
 from aiodicom.services.dispatch import ServiceHandler, handle_echo, serve_messages
-from aiodicom.services.events import EventEmitter
+from aiodicom.services.events import EventEmitter, instance_logger
 from aiodicom.services.store import Hook, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage

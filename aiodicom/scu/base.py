@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator, Iterable
 
@@ -13,6 +12,7 @@ from aiodicom.net.association import Association
 from aiodicom.net.client import ContextSpec, connect, options_of
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
+from aiodicom.services.events import instance_logger
 from aiodicom.ul.items import RoleSelection, UserIdentityRQ
 
 log = logging.getLogger("aiodicom.scu")
@@ -121,19 +121,6 @@ class Scu:
         ) as assoc:
             log_negotiation(assoc, self.address, self.log)
             yield assoc
-
-
-_instances = itertools.count(1)
-
-
-def instance_logger(name: str, verbose: bool) -> logging.Logger:
-    """The logger of one user-facing object: the shared ``name`` logger, or with ``verbose`` a child of it
-    of its own (``name.<n>``) at INFO, so that raising one instance's level never changes another's."""
-    if not verbose:
-        return logging.getLogger(name)
-    logger = logging.getLogger(f"{name}.{next(_instances)}")
-    logger.setLevel(logging.INFO)
-    return logger
 
 
 def _identity_arg(value: object) -> UserIdentity | UserIdentityRQ | None:

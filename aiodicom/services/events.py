@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -186,3 +187,16 @@ class EventEmitter:
         """Wait for the coroutine handlers still running."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+_instances = itertools.count(1)
+
+
+def instance_logger(name: str, verbose: bool) -> logging.Logger:
+    """The logger of one user-facing object: the shared ``name`` logger, or with ``verbose`` a child of it
+    of its own (``name.<n>``) at INFO, so that raising one instance's level never changes another's."""
+    if not verbose:
+        return logging.getLogger(name)
+    logger = logging.getLogger(f"{name}.{next(_instances)}")
+    logger.setLevel(logging.INFO)
+    return logger

@@ -14,11 +14,12 @@ is then checked here, or leaves it out, and a match that cannot be checked is le
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -29,7 +30,7 @@ from aiodicom.dimse.status import is_failure
 from aiodicom.errors import DimseError
 from aiodicom.errors import UnmatchableKey as UnmatchableKey  # also importable from here
 from aiodicom.net.association import Association
-from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES
+from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
 from aiodicom.services.query import (
     MODEL_LEVELS,
     UNIQUE_KEYS,
@@ -40,8 +41,17 @@ from aiodicom.services.query import (
     key_level,
 )
 
-if TYPE_CHECKING:
-    from aiodicom.scu.base import Scu
+
+class Requestor(Protocol):
+    """What a survey needs of the requestor that runs it (a :class:`~aiodicom.scu.base.Scu`): associations,
+    and how long a response may stay silent."""
+
+    dimse_timeout: float | None
+
+    def connect(
+        self, contexts: Iterable[ContextSpec]
+    ) -> contextlib.AbstractAsyncContextManager[Association]: ...
+
 
 log = logging.getLogger("aiodicom.services.survey")
 
@@ -333,7 +343,7 @@ class _Finder:
                 matches.append(decode_identifier(message.data, ctx.transfer_syntax))
 
 
-async def survey(scu: Scu, scope: Scope, *, classes: bool = False, instances: bool = False) -> Survey:
+async def survey(scu: Requestor, scope: Scope, *, classes: bool = False, instances: bool = False) -> Survey:
     """Ask the peer what ``scope`` matches, level by level down to the retrieve's level; further down to
     learn the SOP classes when ``classes`` and the peer does not answer SOPClassesInStudy, and to IMAGE
     (every instance) when ``instances``."""
