@@ -182,10 +182,12 @@ class Association:
         self._fail(AssociationAborted("the connection closed"))
 
     def _handle(self, events: list[ConnectionEvent]) -> None:
-        self._flush(self._conn.data_to_send())
+        queued = self._conn.data_to_send()  # what the connection sent by itself (an A-ABORT...) goes first
+        if queued:
+            self._flush(queued)
         if events:
             self._on_events(events)
-            self._flush(self._conn.data_to_send())
+        self._flush(self._conn.data_to_send())
 
     def _flush(self, buffers: list[bytes | bytearray | memoryview]) -> None:
         """Write what the connection wants sent, close when it says so, arm its deadline."""

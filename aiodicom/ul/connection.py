@@ -188,8 +188,10 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """The earliest deadline (ARTIM, or the wait for the A-ASSOCIATE-AC), or None."""
-        deadlines = [t for t in (self._artim, self._acse_deadline) if t is not None]
-        return min(deadlines) if deadlines else None
+        artim, acse = self._artim, self._acse_deadline
+        if artim is None or acse is None:
+            return acse if artim is None else artim
+        return min(artim, acse)
 
     def handle_timer(self, now: float) -> list[ConnectionEvent]:
         """Fire the deadlines that have passed; returns the resulting events."""
