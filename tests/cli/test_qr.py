@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from tests.qr.conftest import Pacs
-from tests.qr.studies import Instance, QrData
+from tests.interop.pacs import Pacs
+from tests.interop.studies import Instance, QrData
 
 pytestmark = pytest.mark.interop
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.qr.conftest import Pacs
-from tests.qr.studies import QrData
-from tests.qr.test_cli_qr import one_line, run
+from tests.cli.test_qr import one_line, run
+from tests.interop.pacs import Pacs
+from tests.interop.studies import QrData
 
 pytestmark = pytest.mark.interop
 

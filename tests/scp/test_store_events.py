@@ -17,7 +17,7 @@ from aiodicom.dataset.files import read_header
 from aiodicom.dataset.tags import CustomTag
 from aiodicom.scp.store import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.services.store import StoredInstance
-from tests.services.test_store_scp import contexts_for, partial_files, stored_path
+from tests.scp.test_store import contexts_for, partial_files, stored_path
 
 CT = get_testdata_file("CT_small.dcm")
 

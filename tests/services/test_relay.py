@@ -17,7 +17,7 @@ from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import serve_messages
 from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
 from aiodicom.ul.negotiation import ContextPolicy
-from tests.rawpeer import CT_IMAGE_STORAGE, EXPLICIT_LE, RawPeer, ct_image
+from tests.interop.rawpeer import CT_IMAGE_STORAGE, EXPLICIT_LE, RawPeer, ct_image
 
 C_STORE_RQ = 0x0001
 
