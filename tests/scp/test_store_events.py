@@ -167,9 +167,10 @@ async def test_hook_runs_on_the_leading_elements_and_reading_pauses_meanwhile(tm
         @scp.on_before_store
         async def hook(tags: dict[str, str]) -> dict[str, str]:
             (assoc,) = scp.associations
-            sizes.append(assoc._sink.scanner.size)  # type: ignore[union-attr]
+            assert assoc.protocol is not None
+            sizes.append(assoc.protocol.bytes_received)
             await asyncio.sleep(0.3)
-            sizes.append(assoc._sink.scanner.size)  # type: ignore[union-attr]
+            sizes.append(assoc.protocol.bytes_received)
             return {**tags, "PatientName": "EARLY^HOOK"}
 
         async with aiodicom.connect(
