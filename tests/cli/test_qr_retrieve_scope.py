@@ -74,9 +74,3 @@ def test_a_query_that_matches_nothing_exits_4(orthanc_qr: Pacs, tmp_path: Path) 
     assert proc.returncode == 4
     assert "no C-MOVE was sent" in one_line(proc)
     assert json.loads(proc.stdout)["matched"] is False
-
-
-def test_a_get_without_any_key_exits_2(orthanc_qr: Pacs, tmp_path: Path) -> None:
-    proc = run("get", orthanc_qr.address, "--out-dir", str(tmp_path))
-    assert proc.returncode == 2
-    assert "at least one key" in one_line(proc)
