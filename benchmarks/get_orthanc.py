@@ -2,7 +2,7 @@
 
     python benchmarks/get_orthanc.py [--count 500] [--repeats 3] [--uvloop] [--profile]
 
-The study (``tests.qr.studies.build_large_study``: ``--count`` CT instances of ~39 kB, explicit VR little
+The study (``tests.interop.studies.build_large_study``: ``--count`` CT instances of ~39 kB, explicit VR little
 endian, 5 series) is uploaded to a private Orthanc over REST, then each tool retrieves it with C-GET at
 STUDY level into an empty directory, on one association, max PDU 16 kB; all DCMTK processes run with
 TCP_NODELAY=1, Orthanc too (DCMTK inside: without it every sub-operation waits ~40 ms on Nagle). Runs are
@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests pac
 from aiodicom import GetScu
 from aiodicom.services.query import QueryModel
 from aiodicom.services.survey import survey
-from tests.peers import DCMTK_ENV, find_dcmtk
-from tests.qr.conftest import Pacs, start_orthanc
-from tests.qr.studies import QrData, build_large_study
+from tests.interop.pacs import Pacs, start_orthanc
+from tests.interop.peers import DCMTK_ENV, find_dcmtk
+from tests.interop.studies import QrData, build_large_study
 
 DCMTK = "DCMTK getscu"
 PYNETDICOM = "pynetdicom (in-process)"

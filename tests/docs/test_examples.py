@@ -3,7 +3,7 @@
 A block that needs something the tests cannot provide (a remote PACS, an S3 bucket) is preceded by an HTML
 comment ``<!-- not-run: the reason -->``: it is not run, but it must still compile, and such blocks stay few.
 Blocks that need a peer say which, and run against a real one with their addresses replaced:
-``<!-- runs against orthanc -->`` in tests/qr/test_docs_examples.py (the query/retrieve fixtures' Orthanc),
+``<!-- runs against orthanc -->`` in tests/docs/test_examples_pacs.py (the query/retrieve fixtures' Orthanc),
 ``<!-- runs against moto -->`` here (a moto S3 server and a DCMTK storescp), and
 ``<!-- runs until SIGTERM -->`` here (a service: it must start listening, then stop cleanly on SIGTERM).
 """
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from pydicom.data import get_testdata_file
 
-from tests.conftest import CREDENTIALS
-from tests.peers import free_port, stop, wait_for_port
+from tests.interop.peers import free_port, stop, wait_for_port
+from tests.interop.s3 import CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import aiodicom
-from tests.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
+from tests.interop.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
 
 pytestmark = pytest.mark.interop
 

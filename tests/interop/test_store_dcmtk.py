@@ -14,8 +14,8 @@ from pydicom.data import get_testdata_file
 
 from aiodicom.scp.store import StoreScp
 from aiodicom.services.store import StoredInstance
+from tests.interop.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
 from tests.interop.test_echo_dcmtk import run_tool
-from tests.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
 
 pytestmark = pytest.mark.interop
 

@@ -28,7 +28,7 @@ from aiodicom.ul.items import (
     UserInformation,
 )
 from aiodicom.ul.pdu import AAbort, AAssociateAC, AAssociateRJ, AAssociateRQ
-from tests.rawpeer import (
+from tests.interop.rawpeer import (
     A_ASSOCIATE_RQ,
     A_RELEASE_RQ,
     CT_IMAGE_STORAGE,

@@ -25,8 +25,8 @@ from pydicom.data import get_testdata_file
 
 import aiodicom
 from aiodicom.scu.store import StoreScu
-from tests.peers import stop
-from tests.rawpeer import A_ASSOCIATE_RQ, IMPLICIT_LE, P_DATA_TF, VERIFICATION, RawPeer, pdu_header
+from tests.interop.peers import stop
+from tests.interop.rawpeer import A_ASSOCIATE_RQ, IMPLICIT_LE, P_DATA_TF, VERIFICATION, RawPeer, pdu_header
 
 MB = 1 << 20
 LIMIT = 50 * MB

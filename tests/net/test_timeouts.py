@@ -20,7 +20,7 @@ from aiodicom.scp.store import StoreScp
 from aiodicom.scu.echo import EchoScu
 from aiodicom.ul import encode_pdu
 from aiodicom.ul.pdu import AAbort, AReleaseRP, AReleaseRQ
-from tests.rawpeer import (
+from tests.interop.rawpeer import (
     A_ASSOCIATE_RQ,
     CT_IMAGE_STORAGE,
     EXPLICIT_LE,

@@ -27,7 +27,7 @@ import pytest
 
 from aiodicom.dimse import Command
 from aiodicom.scp.store import StoreScp
-from tests.rawpeer import (
+from tests.interop.rawpeer import (
     BE,
     CT_IMAGE_STORAGE,
     DEFLATED_LE,

@@ -20,7 +20,7 @@ from aiodicom.scp.store import StoreScp
 from aiodicom.scu.store import StoreScu
 from aiodicom.services.store import StoredInstance
 from aiodicom.storage.s3 import S3Config, S3Storage
-from tests.faultproxy import FaultProxy
+from tests.interop.faultproxy import FaultProxy
 from tests.interop.test_echo_dcmtk import run_tool
 
 pytestmark = [pytest.mark.s3]
@@ -206,7 +206,7 @@ async def test_refused_and_aborted_instances_leave_nothing(
         assert result.failed == 1
 
         # a sender that goes away mid-instance, after the first parts were uploaded
-        scp._hook = None
+        scp.on_before_store(lambda tags: tags)  # this one lets everything through
         sent = 0
 
         async def abort_midway() -> None:
@@ -271,7 +271,7 @@ async def test_endpoint_cut_mid_upload_fails_the_instance_and_leaves_nothing(
 async def test_unreachable_endpoint_and_missing_bucket_fail_at_start(
     moto_endpoint: str, bucket: str, s3_env: None
 ) -> None:
-    from tests.peers import free_port
+    from tests.interop.peers import free_port
 
     with pytest.raises(StorageError, match="does not exist"):
         async with s3_scp(moto_endpoint, "no-such-bucket"):
@@ -350,7 +350,7 @@ def test_cli_storescp_on_s3_takes_200_mb_in_bounded_memory_and_store_sends_from_
     import subprocess
     import sys
 
-    from tests.peers import free_port, stop, wait_for_port
+    from tests.interop.peers import free_port, stop, wait_for_port
 
     big = big_instance(tmp_path / "big.dcm", 200)
     port = free_port()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import pytest
@@ -38,6 +40,21 @@ from aiodicom.ul.pdu import (
     pdata_header,
 )
 from tests.ul.streamed import kept, pdvs
+
+
+@contextlib.contextmanager
+def allocated() -> Iterator[list[int]]:
+    """The peak memory allocated within the block, above what was allocated before it (tracemalloc)."""
+    result = [0]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        yield result
+        result[0] = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT = "1.2.840.10008.1.2"
@@ -550,15 +567,16 @@ def test_the_receive_buffer_is_not_resized_under_exported_views() -> None:
 def test_a_pdu_header_costs_nothing_until_its_bytes_arrive() -> None:
     pair = Pair(max_pdu_length=0)
     pair.associate()
-    size = len(pair.acc._buf)
     # a P-DATA-TF declaring 4 GiB, then one PDV header declaring almost as much: streamed, never buffered
     header = struct.pack(">BxI", 4, 0xFFFFFFFF) + struct.pack(">IBB", 0xFFFFFFF0, 1, 2)
-    assert pair.acc.receive_data(header, pair.now) == []
-    assert len(pair.acc._buf) == size
     piece = b"v" * 100_000
-    events = pair.acc.receive_data(piece, pair.now)
-    assert b"".join(bytes(e.data) for e in events if isinstance(e, PDVData)) == piece
-    assert len(pair.acc._buf) <= 256 * 1024
+    with allocated() as header_cost:
+        assert pair.acc.receive_data(header, pair.now) == []
+    assert header_cost[0] < 16 * 1024
+    with allocated() as piece_cost:
+        events = pair.acc.receive_data(piece, pair.now)
+        assert b"".join(bytes(e.data) for e in events if isinstance(e, PDVData)) == piece
+    assert piece_cost[0] <= 256 * 1024 + 2 * len(piece)  # the streaming buffer, the piece and its copy
 
 
 def test_before_association_only_an_association_request_is_buffered() -> None:
@@ -566,15 +584,17 @@ def test_before_association_only_an_association_request_is_buffered() -> None:
         conn = Connection("acceptor")
         conn.connection_made(0.0)
         length = 4 if pdu_type != 4 else 1 << 30
-        events = conn.receive_data(struct.pack(">BxI", pdu_type, length), 0.0)
+        with allocated() as cost:
+            events = conn.receive_data(struct.pack(">BxI", pdu_type, length), 0.0)
         assert isinstance(events[0], ProviderAbort), pdu_type
         out = joined(conn.data_to_send())
         assert decode_pdu(out) == AAbort(2, AbortReason.UNEXPECTED_PDU)
-        assert len(conn._buf) <= 4096
+        assert cost[0] <= 8 * 1024, pdu_type
     conn = Connection("acceptor")
     conn.connection_made(0.0)
-    assert conn.receive_data(struct.pack(">BxI", 1, 1 << 20), 0.0) == []  # held, capped, and small
-    assert len(conn._buf) <= 4096
+    with allocated() as cost:
+        assert conn.receive_data(struct.pack(">BxI", 1, 1 << 20), 0.0) == []  # held, capped, and small
+    assert cost[0] <= 8 * 1024
 
 
 def test_request_with_bad_context_ids_or_tiny_max_length_is_aborted() -> None:

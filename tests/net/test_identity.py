@@ -30,9 +30,9 @@ from aiodicom.ul.negotiation import (
     accept,
 )
 from aiodicom.ul.pdu import AAssociateRQ, AReleaseRP, AReleaseRQ, decode_pdu, encode_pdu
-from tests import pynetdicom_peer as creds
-from tests.peers import Peer
-from tests.pynetdicom_peer import IdentityPeer, start_identity_peer
+from tests.interop import pynetdicom_peer as creds
+from tests.interop.peers import Peer
+from tests.interop.pynetdicom_peer import IdentityPeer, start_identity_peer
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 
 from aiodicom import ForwardTarget, GetScu, StoreScp, SubOperation
 from aiodicom.storage.s3 import S3Config
-from tests.qr.conftest import Pacs
-from tests.qr.studies import Instance, QrData
+from tests.interop.pacs import Pacs
+from tests.interop.studies import Instance, QrData
 
 pytestmark = pytest.mark.interop
 
@@ -205,7 +205,7 @@ async def test_forwarding_a_large_instance_keeps_memory_bounded(tmp_path: Path) 
     """64 MB relayed from Orthanc to a StoreScp in this process: never whole in memory on the way."""
     import tracemalloc
 
-    from tests.qr.conftest import _orthanc_upload, start_orthanc
+    from tests.interop.pacs import _orthanc_upload, start_orthanc
     from tests.storage.test_s3 import big_instance
 
     big = big_instance(tmp_path / "big.dcm", 64)
@@ -239,7 +239,7 @@ async def test_a_connection_cut_mid_retrieve_leaves_no_partial_file(
     orthanc_qr: Pacs, qr_data: QrData, tmp_path: Path
 ) -> None:
     from aiodicom import AssociationAborted
-    from tests.faultproxy import FaultProxy
+    from tests.interop.faultproxy import FaultProxy
 
     async with FaultProxy(orthanc_qr.dicom_port) as proxy:
         scu = GetScu(f"ORTHANC@127.0.0.1:{proxy.port}", out_dir=tmp_path)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aiodicom import AssociationRejected, FindCompleted, FindScu, NoAcceptableContext, QueryBuilder
-from tests.qr.conftest import Pacs, WorklistScp
-from tests.qr.studies import QrData
+from tests.interop.pacs import Pacs, WorklistScp
+from tests.interop.studies import QrData
 
 pytestmark = pytest.mark.interop
 

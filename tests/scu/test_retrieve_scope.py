@@ -18,10 +18,10 @@ import pytest
 from aiodicom import GetScu, MoveScu
 from aiodicom.scu.get import RETRIEVE_TRANSFER_SYNTAXES
 from aiodicom.services.survey import UnmatchableKey
-from tests.qr.conftest import Pacs
-from tests.qr.proxy import FIND, GET, MOVE, RecordingProxy
-from tests.qr.studies import Instance, QrData
-from tests.qr.test_get_scu import received_path
+from tests.interop.pacs import Pacs
+from tests.interop.proxy import FIND, GET, MOVE, RecordingProxy
+from tests.interop.studies import Instance, QrData
+from tests.scu.test_get import received_path
 
 pytestmark = pytest.mark.interop
 

@@ -134,3 +134,24 @@ def test_identifiers_carry_unique_keys_only_and_never_an_empty_one() -> None:
 )
 def test_value_matches(keyword: str, key: str, returned: str, matches: bool) -> None:
     assert value_matches(keyword, key, returned) is matches
+
+
+def test_instances_by_series_and_the_uids_at_the_retrieve_level() -> None:
+    found = Survey(
+        level="SERIES",
+        matches=[
+            {"StudyInstanceUID": "1.1", "SeriesInstanceUID": "1.1.1"},
+            {"StudyInstanceUID": "1.1", "SeriesInstanceUID": "1.1.2"},
+            {"StudyInstanceUID": "1.1", "SeriesInstanceUID": ""},  # names nothing
+        ],
+        instances={
+            "1.1.1.1": ("1.2.840.10008.5.1.4.1.1.2", "1.1.1", "1.1"),
+            "1.1.2.1": ("1.2.840.10008.5.1.4.1.1.4", "1.1.2", "1.1"),
+            "1.1.1.2": ("1.2.840.10008.5.1.4.1.1.2", "1.1.1", "1.1"),
+        },
+    )
+    assert found.uids() == {"1.1.1", "1.1.2"}
+    assert found.by_series() == {"1.1.1": ["1.1.1.1", "1.1.1.2"], "1.1.2": ["1.1.2.1"]}
+    assert found.by_series(only={"1.1.1.2", "9.9"}) == {"1.1.1": ["1.1.1.2"]}
+    assert found.by_series(only=[]) == {}
+    assert Survey(level="STUDY", matches=[{"StudyInstanceUID": "2.1"}]).uids() == {"2.1"}

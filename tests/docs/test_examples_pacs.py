@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.test_examples import AGAINST_ORTHANC, Example, run_example
-from tests.qr.conftest import Pacs
+from tests.interop.pacs import Pacs
 
 pytestmark = pytest.mark.interop
 

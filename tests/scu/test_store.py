@@ -22,7 +22,7 @@ from aiodicom.net.identity import UserIdentity
 from aiodicom.scp.store import StoreScp
 from aiodicom.scu.store import FileError, FileSending, FileSent, StoreScu, TransferCompleted, TransferStarted
 from aiodicom.ul.items import UserIdentityRQ
-from tests.peers import Peer
+from tests.interop.peers import Peer
 
 FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm"]
 
@@ -476,7 +476,7 @@ async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path:
     """A SOP class the peer rejects and a transfer syntax it does not take fail with different reasons."""
     import subprocess
 
-    from tests.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
+    from tests.interop.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
 
     config = tmp_path / "storescp.cfg"
     config.write_text(_CT_MR_ONLY)
@@ -518,7 +518,7 @@ async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path:
 
 
 async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
-    from tests.peers import free_port
+    from tests.interop.peers import free_port
 
     port = free_port()
     ct = get_testdata_file("CT_small.dcm")
@@ -571,7 +571,7 @@ def test_store_command(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.peers import free_port, stop, wait_for_port
+    from tests.interop.peers import free_port, stop, wait_for_port
 
     port = free_port()
     src = tmp_path / "src"

@@ -15,9 +15,9 @@ import pydicom
 import pytest
 
 from aiodicom import FindScu, GetScu, MoveScu, RetrieveCompleted, RetrieveResult, StoreScp, SubOperation
-from tests.qr.conftest import Pacs
-from tests.qr.proxy import GET, RecordingProxy
-from tests.qr.studies import QrData
+from tests.interop.pacs import Pacs
+from tests.interop.proxy import GET, RecordingProxy
+from tests.interop.studies import QrData
 
 pytestmark = pytest.mark.interop
 

@@ -1,4 +1,5 @@
-"""Helpers for tests that talk to real peers: free loopback ports, DCMTK processes (TCP_NODELAY=1)."""
+"""Helpers for tests that talk to real peers: free loopback ports, DCMTK processes (TCP_NODELAY=1), and the
+``dcmtk_storescp`` fixture."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +92,23 @@ def run_dcmtk(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[
     return subprocess.run(
         [exe, *args[1:]], env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+@pytest.fixture
+def dcmtk_storescp(tmp_path: Path) -> Iterator[Peer]:
+    """DCMTK storescp on a free loopback port, AE title STORESCP, storing into a temporary directory."""
+    exe = require_tool("storescp")
+    port = free_port()
+    out = tmp_path / "dcmtk-received"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [exe, "--aetitle", "STORESCP", "--output-directory", str(out), str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield Peer(port, out, proc)
+    finally:
+        stop(proc)

@@ -10,9 +10,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from tests.peers import DCMTK_ENV, Peer, require_tool
-from tests.qr.conftest import HOST, Pacs, WorklistScp
-from tests.qr.studies import QrData, build_large_study
+from tests.interop.pacs import HOST, Pacs, WorklistScp
+from tests.interop.peers import DCMTK_ENV, Peer, require_tool
+from tests.interop.studies import QrData, build_large_study
 
 pytestmark = pytest.mark.interop
 

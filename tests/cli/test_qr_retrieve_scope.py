@@ -14,9 +14,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.qr.conftest import Pacs
-from tests.qr.studies import QrData
-from tests.qr.test_cli_qr import one_line, run
+from tests.cli.test_qr import one_line, run
+from tests.interop.pacs import Pacs
+from tests.interop.studies import QrData
 
 pytestmark = pytest.mark.interop
 
@@ -74,9 +74,3 @@ def test_a_query_that_matches_nothing_exits_4(orthanc_qr: Pacs, tmp_path: Path) 
     assert proc.returncode == 4
     assert "no C-MOVE was sent" in one_line(proc)
     assert json.loads(proc.stdout)["matched"] is False
-
-
-def test_a_get_without_any_key_exits_2(orthanc_qr: Pacs, tmp_path: Path) -> None:
-    proc = run("get", orthanc_qr.address, "--out-dir", str(tmp_path))
-    assert proc.returncode == 2
-    assert "at least one key" in one_line(proc)

@@ -9,7 +9,7 @@ AE titles used by these fixtures (every PACS knows all of them):
   ``STORESCP`` (a DCMTK storescp, start it with the ``qr_storescp`` fixture). Nothing listens on these ports
   until a test starts a receiver there; a test must stop its receiver before it ends (ports are reused).
 
-Study contents: see ``tests/qr/studies.py`` (``qr_data.a`` and ``qr_data.b``).
+Study contents: see ``tests/interop/studies.py`` (``qr_data.a`` and ``qr_data.b``).
 
 The session-scoped PACS fixtures are shared and read only. A test that stores into a PACS (or needs another
 data set, e.g. ``build_large_study``) starts a private one: ``with start_orthanc(tmp_path / "pacs", data)``
@@ -32,8 +32,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from tests.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
-from tests.qr.studies import Instance, QrData, build_qr_studies
+from tests.interop.peers import DCMTK_ENV, Peer, free_port, require_tool, stop, wait_for_port
+from tests.interop.studies import Instance, QrData, build_qr_studies
 
 HOST = "127.0.0.1"
 #: Calling AE titles the tests use.
@@ -91,7 +91,7 @@ class Pacs:
 
 @pytest.fixture(scope="session")
 def qr_data(tmp_path_factory: pytest.TempPathFactory) -> QrData:
-    """Studies A and B (``tests/qr/studies.py``) written once per session into a temporary directory.
+    """Studies A and B (``tests/interop/studies.py``) written once per session into a temporary directory.
 
     A: PatientID QR-PAT-1, QR^Alpha, 20240115, ACC-A, 8 series / 11 instances in 8 transfer syntaxes
     (explicit/implicit LE, explicit BE, RLE, JPEG baseline, JPEG-LS, JPEG 2000, deflated), modalities
@@ -189,6 +189,15 @@ def start_orthanc(workdir: Path, data: QrData | None) -> Iterator[Pacs]:
     finally:
         stop(proc)
         log.close()
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """An empty Orthanc with its own storage, DICOM and HTTP ports on 127.0.0.1; yields
+    (dicom_port, http_port)."""
+    with start_orthanc(tmp_path / "orthanc", None) as pacs:
+        assert pacs.http_port is not None
+        yield pacs.dicom_port, pacs.http_port
 
 
 @pytest.fixture(scope="session")

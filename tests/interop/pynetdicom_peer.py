@@ -1,8 +1,9 @@
-"""A pynetdicom SCP that checks user identity (a test peer, run as ``python -m tests.pynetdicom_peer PORT
-LOG``). It answers C-ECHO and C-STORE of CT images (after 3 s for the calling AE title SLOW-SCU; with 0xA700
-and an Error Comment for REFUSE-SCU), C-FIND (no matches), C-GET and C-MOVE (no sub-operations), verifies
-the credentials below in EVT_USER_ID, answers Kerberos, SAML and JWT identities with a server response when
-one is requested, and appends one JSON line per association to LOG: what the requestor sent."""
+"""A pynetdicom SCP that checks user identity (a test peer, run as
+``python -m tests.interop.pynetdicom_peer PORT LOG``). It answers C-ECHO and C-STORE of CT images (after 3 s
+for the calling AE title SLOW-SCU; with 0xA700 and an Error Comment for REFUSE-SCU), C-FIND (no matches),
+C-GET and C-MOVE (no sub-operations), verifies the credentials below in EVT_USER_ID, answers Kerberos, SAML
+and JWT identities with a server response when one is requested, and appends one JSON line per association
+to LOG: what the requestor sent."""
 
 from __future__ import annotations
 
@@ -160,12 +161,12 @@ class IdentityPeer:
 @contextlib.contextmanager
 def start_identity_peer(directory: Path) -> Iterator[IdentityPeer]:
     """The pynetdicom peer in a subprocess on a free loopback port, logging into ``directory``."""
-    from tests.peers import free_port, stop, wait_for_port
+    from tests.interop.peers import free_port, stop, wait_for_port
 
     port = free_port()
     log = directory / "associations.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.pynetdicom_peer", str(port), str(log)],
+        [sys.executable, "-m", "tests.interop.pynetdicom_peer", str(port), str(log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

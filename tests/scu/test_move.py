@@ -10,9 +10,9 @@ import pydicom
 import pytest
 
 from aiodicom import DimseError, MoveScu, StoreScp, SubOperation
-from tests.qr.conftest import Pacs
-from tests.qr.studies import QrData
-from tests.qr.test_get_scu import assert_same_instance, received_path
+from tests.interop.pacs import Pacs
+from tests.interop.studies import QrData
+from tests.scu.test_get import assert_same_instance, received_path
 
 pytestmark = pytest.mark.interop
 

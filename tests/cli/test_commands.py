@@ -18,9 +18,9 @@ from pydicom.data import get_testdata_file
 
 import aiodicom
 from aiodicom.errors import AssociationAborted
-from tests import pynetdicom_peer as creds
-from tests.peers import free_port, stop, wait_for_port
-from tests.pynetdicom_peer import IdentityPeer, start_identity_peer
+from tests.interop import pynetdicom_peer as creds
+from tests.interop.peers import free_port, stop, wait_for_port
+from tests.interop.pynetdicom_peer import IdentityPeer, start_identity_peer
 
 
 def run(

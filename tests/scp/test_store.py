@@ -191,6 +191,11 @@ async def test_bad_uid_and_mismatched_instance_are_refused(scp: StoreScp, tmp_pa
     assert stored_files(scp.out_dir) == [] and partial_files(scp.out_dir) == []
 
 
+def received(scp: StoreScp) -> int:
+    """The bytes the server's associations have received so far."""
+    return sum(a.protocol.bytes_received for a in scp.associations if a.protocol is not None)
+
+
 async def test_aborted_sender_leaves_nothing(scp: StoreScp) -> None:
     ct = get_testdata_file("CT_small.dcm")
     header = read_header(ct)
@@ -202,10 +207,14 @@ async def test_aborted_sender_leaves_nothing(scp: StoreScp) -> None:
     from aiodicom.dimse import encode_command, fragment
 
     assert assoc.protocol is not None
-    assoc.protocol.write(fragment(1, True, encode_command(command), 4090))
-    assoc.protocol.write(fragment(1, False, data[:5000], 4090)[:2])  # half of the data set, not the last PDV
-    await asyncio.sleep(0.3)
-    assert any(a._sink is not None for a in scp.associations)  # an instance is being received
+    before = received(scp)
+    pdus = [*fragment(1, True, encode_command(command), 4090), *fragment(1, False, data[:5000], 4090)[:2]]
+    assoc.protocol.write(pdus)  # the command and half of the data set, not the last PDV
+    for _ in range(100):  # until the server has it all: an instance is being received
+        if received(scp) >= before + sum(len(pdu) for pdu in pdus):
+            break
+        await asyncio.sleep(0.02)
+    assert received(scp) >= before + sum(len(pdu) for pdu in pdus)
     assoc.abort()
     await assoc.wait_closed(5)
     for _ in range(50):

@@ -17,7 +17,7 @@ from aiodicom.dataset.files import read_header
 from aiodicom.dataset.tags import CustomTag
 from aiodicom.scp.store import ConnectionOpened, ServerStarted, StoreErrorEvent, StoreScp
 from aiodicom.services.store import StoredInstance
-from tests.services.test_store_scp import contexts_for, partial_files, stored_path
+from tests.scp.test_store import contexts_for, partial_files, stored_path
 
 CT = get_testdata_file("CT_small.dcm")
 
@@ -167,9 +167,10 @@ async def test_hook_runs_on_the_leading_elements_and_reading_pauses_meanwhile(tm
         @scp.on_before_store
         async def hook(tags: dict[str, str]) -> dict[str, str]:
             (assoc,) = scp.associations
-            sizes.append(assoc._sink.scanner.size)  # type: ignore[union-attr]
+            assert assoc.protocol is not None
+            sizes.append(assoc.protocol.bytes_received)
             await asyncio.sleep(0.3)
-            sizes.append(assoc._sink.scanner.size)  # type: ignore[union-attr]
+            sizes.append(assoc.protocol.bytes_received)
             return {**tags, "PatientName": "EARLY^HOOK"}
 
         async with aiodicom.connect(
