@@ -166,10 +166,11 @@ class StoreScp(DicomServer):
             transfer_syntax_mode = given.get("transfer_syntax_mode", transfer_syntax_mode)
             transfer_syntaxes = given.get("transfer_syntaxes", transfer_syntaxes)
             verbose = given.get("verbose", verbose)
+        # every option is checked before anything is made on disk (out_dir, its temporary files)
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
-        self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
+        policy = _policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes)
         self.log = instance_logger("aiodicom.scp.store", verbose)
         super().__init__(
             self._serve_association,
@@ -177,7 +178,7 @@ class StoreScp(DicomServer):
             host=host,
             options=options or AssociationOptions(ae_title="STORE-SCP"),
             ae_title=ae_title,
-            policy=_policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes),
+            policy=policy,
             max_pdu_length=max_pdu_length,
             strict=strict,
             idle_timeout=idle_timeout,
@@ -190,6 +191,7 @@ class StoreScp(DicomServer):
             implementation_version_name=implementation_version_name,
             logger=self.log,
         )
+        self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
         #: Where instances go: the resolved ``out_dir``, or None with S3.
         self.out_dir = self.storage.out_dir if isinstance(self.storage, FilesystemStorage) else None
         self._events = EventEmitter(_EVENTS)

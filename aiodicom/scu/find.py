@@ -27,6 +27,7 @@ from aiodicom.services.query import (
     resolve_query,
     with_unique_key,
 )
+from aiodicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 
 log = logging.getLogger("aiodicom.find")
 
@@ -217,6 +218,7 @@ class FindScu(Scu):
         """
         model, identifier = resolve_query(query, query_model)
         identifier = with_unique_key(identifier)
+        encode_identifier(identifier, EXPLICIT_VR_LITTLE_ENDIAN)  # an unknown keyword fails here, not later
         return FindOperation(
             self,
             model,

@@ -290,9 +290,10 @@ class Relay:
             log.warning("refused %s: %s", command.affected_sop_instance_uid, comment)
             if isinstance(sink, _RelaySink):
                 await sink.abort()
-            await assoc.send(message.context_id, Command.c_store_rsp(command, refused, comment[:64]))
+            # associate with the destination again before answering: the source's next instance comes then
             if self.dest is not None and not self.dest.is_open:
                 await self._reconnect()
+            await assoc.send(message.context_id, Command.c_store_rsp(command, refused, comment[:64]))
             return RelayOutcome(refused, None)
         outcome = ForwardOutcome(
             command.affected_sop_instance_uid or "",
@@ -309,9 +310,9 @@ class Relay:
                 answer = status if status is not None and is_failure(status) else Status.OUT_OF_RESOURCES
             else:
                 answer = Status.SUCCESS
-        await assoc.send(message.context_id, Command.c_store_rsp(command, answer, None))
-        if self.dest is not None and not self.dest.is_open:
+        if self.dest is not None and not self.dest.is_open:  # before answering, as above
             await self._reconnect()
+        await assoc.send(message.context_id, Command.c_store_rsp(command, answer, None))
         return RelayOutcome(answer, outcome)
 
     async def _reconnect(self) -> None:

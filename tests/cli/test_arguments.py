@@ -55,6 +55,7 @@ def cases(tmp: Path) -> dict[tuple[str, ...], tuple[str, ...]]:
         ("find", ADDR, "-k", "=x"): ("-k", "KEY=VALUE"),
         ("find", ADDR, "-k", "PatientID=QR-PAT-1", "--level", "GALAXY"): ("GALAXY",),
         ("find", ADDR, "-k", "PatientID=QR-PAT-1", "--model", "nonsense_root"): ("nonsense_root",),
+        ("find", ADDR, "-k", "NoSuchKeyword=1"): ("NoSuchKeyword",),  # checked before connecting
         # get
         ("get", ADDR, "-k", study, "--level", "GALAXY", "-o", out): ("GALAXY",),
         ("get", ADDR, "-k", study): ("--out-dir",),
@@ -92,6 +93,13 @@ def test_our_checks_give_one_line(tmp_path: Path) -> None:
         line = one_line(usage_error(list(args)))
         for text in expected:
             assert text in line, (args, line)
+
+
+def test_a_receiver_refused_at_start_leaves_no_folder(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    for bad in (["--ae-title", ""], ["--extract-tags", "NoSuchKeyword"]):
+        one_line(usage_error(["storescp", "--port", "0", "-o", str(out), *bad]))
+        assert not out.exists(), bad
 
 
 # ------------------------------------------------------------------- option parsing: typer's usage errors
