@@ -38,8 +38,8 @@ _EXPORTS: dict[str, str] = {
     "FileError": "aiodicom.scu.store",
     "FileSending": "aiodicom.scu.store",
     "FileSent": "aiodicom.scu.store",
-    "FindCompleted": "aiodicom.scu.find",
-    "FindResult": "aiodicom.scu.find",
+    "FindCompleted": "aiodicom.services.find",
+    "FindResult": "aiodicom.services.find",
     "FindScu": "aiodicom.scu.find",
     "ForwardTarget": "aiodicom.services.relay",
     "GetScu": "aiodicom.scu.get",
@@ -103,80 +103,36 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from aiodicom.dataset.tags import (
         CustomTag as CustomTag,
-    )
-    from aiodicom.dataset.tags import (
         combine_tags as combine_tags,
-    )
-    from aiodicom.dataset.tags import (
         create_custom_tag as create_custom_tag,
-    )
-    from aiodicom.dataset.tags import (
         get_available_tag_names as get_available_tag_names,
-    )
-    from aiodicom.dataset.tags import (
         get_common_sop_classes as get_common_sop_classes,
-    )
-    from aiodicom.dataset.tags import (
         get_common_tag_sets as get_common_tag_sets,
-    )
-    from aiodicom.dataset.tags import (
         get_common_transfer_syntaxes as get_common_transfer_syntaxes,
     )
     from aiodicom.errors import (
         AbortReason as AbortReason,
-    )
-    from aiodicom.errors import (
         AbortSource as AbortSource,
-    )
-    from aiodicom.errors import (
         AssociationAborted as AssociationAborted,
-    )
-    from aiodicom.errors import (
         AssociationRejected as AssociationRejected,
-    )
-    from aiodicom.errors import (
         AssociationReleased as AssociationReleased,
-    )
-    from aiodicom.errors import (
         DatasetParseError as DatasetParseError,
-    )
-    from aiodicom.errors import (
         DicomError as DicomError,
-    )
-    from aiodicom.errors import (
         DimseError as DimseError,
-    )
-    from aiodicom.errors import (
         InvalidCommand as InvalidCommand,
-    )
-    from aiodicom.errors import (
         ListenError as ListenError,
-    )
-    from aiodicom.errors import (
         NoAcceptableContext as NoAcceptableContext,
-    )
-    from aiodicom.errors import (
         PeerUnreachable as PeerUnreachable,
-    )
-    from aiodicom.errors import (
         ProtocolError as ProtocolError,
-    )
-    from aiodicom.errors import (
         StorageError as StorageError,
-    )
-    from aiodicom.errors import (
         UsageError as UsageError,
     )
     from aiodicom.net.address import (
         Address as Address,
-    )
-    from aiodicom.net.address import (
         parse_address as parse_address,
     )
     from aiodicom.net.association import (
         Association as Association,
-    )
-    from aiodicom.net.association import (
         DimseMessage as DimseMessage,
     )
     from aiodicom.net.client import (
@@ -184,14 +140,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.net.identity import (
         IdentityKind as IdentityKind,
-    )
-    from aiodicom.net.identity import (
         IdentityNotConfirmed as IdentityNotConfirmed,
-    )
-    from aiodicom.net.identity import (
         UserIdentity as UserIdentity,
     )
-    from aiodicom.net.options import AssociationOptions as AssociationOptions
+    from aiodicom.net.options import (
+        AssociationOptions as AssociationOptions,
+    )
     from aiodicom.net.server import (
         DicomServer as DicomServer,
     )
@@ -200,27 +154,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.scp.store import (
         ConnectionOpened as ConnectionOpened,
-    )
-    from aiodicom.scp.store import (
         ServerStarted as ServerStarted,
-    )
-    from aiodicom.scp.store import (
         StoreErrorEvent as StoreErrorEvent,
-    )
-    from aiodicom.scp.store import (
         StoreScp as StoreScp,
     )
     from aiodicom.scu.echo import (
         EchoResult as EchoResult,
-    )
-    from aiodicom.scu.echo import (
         EchoScu as EchoScu,
-    )
-    from aiodicom.scu.find import (
-        FindCompleted as FindCompleted,
-    )
-    from aiodicom.scu.find import (
-        FindResult as FindResult,
     )
     from aiodicom.scu.find import (
         FindScu as FindScu,
@@ -233,32 +173,20 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.scu.store import (
         FileError as FileError,
-    )
-    from aiodicom.scu.store import (
         FileSending as FileSending,
-    )
-    from aiodicom.scu.store import (
         FileSent as FileSent,
-    )
-    from aiodicom.scu.store import (
         SendResult as SendResult,
-    )
-    from aiodicom.scu.store import (
         StoreScu as StoreScu,
-    )
-    from aiodicom.scu.store import (
         TransferCompleted as TransferCompleted,
-    )
-    from aiodicom.scu.store import (
         TransferStarted as TransferStarted,
+    )
+    from aiodicom.services.find import (
+        FindCompleted as FindCompleted,
+        FindResult as FindResult,
     )
     from aiodicom.services.query import (
         QueryBuilder as QueryBuilder,
-    )
-    from aiodicom.services.query import (
         QueryLevel as QueryLevel,
-    )
-    from aiodicom.services.query import (
         QueryModel as QueryModel,
     )
     from aiodicom.services.relay import (
@@ -266,29 +194,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.services.retrieve import (
         RetrieveCompleted as RetrieveCompleted,
-    )
-    from aiodicom.services.retrieve import (
         RetrieveOperation as RetrieveOperation,
-    )
-    from aiodicom.services.retrieve import (
         RetrieveResult as RetrieveResult,
-    )
-    from aiodicom.services.retrieve import (
         SubOperation as SubOperation,
     )
     from aiodicom.services.store import (
-        StoredInstance as StoredInstance,
-    )
-    from aiodicom.services.store import (
         StoreRejected as StoreRejected,
+        StoredInstance as StoredInstance,
     )
     from aiodicom.services.studies import (
         InstanceSummary as InstanceSummary,
-    )
-    from aiodicom.services.studies import (
         SeriesSummary as SeriesSummary,
-    )
-    from aiodicom.services.studies import (
         StudyCompleted as StudyCompleted,
     )
     from aiodicom.services.survey import (

@@ -201,3 +201,13 @@ def test_importing_loads_only_what_it_needs(module: str, absent: tuple[str, ...]
     code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+def test_every_public_name_resolves_to_its_module() -> None:
+    code = (
+        "import aiodicom, importlib; "
+        "bad = [n for n, m in aiodicom._EXPORTS.items() "
+        "if getattr(importlib.import_module(m), n) is not getattr(aiodicom, n)]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
 from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
@@ -30,6 +31,18 @@ DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIA
 #: A context to propose: an abstract syntax alone (with the uncompressed defaults), a pair
 #: ``(abstract syntax, transfer syntaxes)``, or a ready :class:`PresentationContextRQ`.
 ContextSpec = str | tuple[str, Sequence[str]] | PresentationContextRQ
+
+
+class Requestor(Protocol):
+    """What opens associations for a service (a :class:`~aiodicom.scu.base.Scu`): the peer's address,
+    ``connect``, and the longest silence to wait for a response."""
+
+    address: Address
+    dimse_timeout: float | None
+
+    def connect(
+        self, contexts: Iterable[ContextSpec], role_selections: Iterable[RoleSelection] = ()
+    ) -> contextlib.AbstractAsyncContextManager[Association]: ...
 
 
 def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[PresentationContextRQ, ...]:
@@ -242,6 +255,7 @@ async def connect(
 __all__ = [
     "AssociationOptions",
     "ContextSpec",
+    "Requestor",
     "build_contexts",
     "connect",
     "open_association",

@@ -14,7 +14,6 @@ The sub-operations are stored by the store service (a file system or S3) or rela
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -24,9 +23,8 @@ from typing import Any, Protocol
 from aiodicom.dataset.tags import get_common_sop_classes
 from aiodicom.dimse import Command, CommandField, is_failure, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
-from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
+from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec, Requestor
 from aiodicom.services.events import notify
 from aiodicom.services.query import QueryModel, decode_identifier, encode_identifier
 from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
@@ -159,12 +157,10 @@ class _Receiver:
         await self.control.progress(event, self.tally.done)
 
 
-class GetSettings(Protocol):
+class GetSettings(Requestor, Protocol):
     """What a C-GET retrieve needs of its requestor: where, how, and where the instances go."""
 
-    address: Address
     calling_ae_title: str
-    dimse_timeout: float | None
     priority: int
     max_contexts: int
     transfer_syntaxes: tuple[str, ...]
@@ -176,10 +172,6 @@ class GetSettings(Protocol):
     store_with_file_meta: bool
     forward_target: ForwardTarget | None
     strict_forward: bool
-
-    def connect(
-        self, contexts: Iterable[ContextSpec], role_selections: Iterable[RoleSelection] = ()
-    ) -> contextlib.AbstractAsyncContextManager[Association]: ...
 
 
 class GetRun:

@@ -8,16 +8,14 @@ receiver of this process are tied to the move that brought them (:class:`_Arriva
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from aiodicom.dimse import Command, CommandField, Status, is_pending, status_name
 from aiodicom.errors import AssociationAborted, AssociationRejected, DimseError, NoAcceptableContext
-from aiodicom.net.address import Address
 from aiodicom.net.association import Association
-from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
+from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, Requestor
 from aiodicom.services.events import notify
 from aiodicom.services.query import UNIQUE_KEYS, QueryModel, encode_identifier
 from aiodicom.services.retrieve import (
@@ -90,18 +88,12 @@ class MoveReceiver(Protocol):
     async def stop(self, timeout: float = 30.0) -> None: ...
 
 
-class MoveSettings(Protocol):
+class MoveSettings(Requestor, Protocol):
     """What a C-MOVE needs of its requestor."""
 
-    address: Address
     calling_ae_title: str
     called_ae_title: str
-    dimse_timeout: float | None
     priority: int
-
-    def connect(
-        self, contexts: Iterable[ContextSpec]
-    ) -> contextlib.AbstractAsyncContextManager[Association]: ...
 
 
 class MoveRun:

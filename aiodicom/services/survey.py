@@ -14,12 +14,11 @@ is then checked here, or leaves it out, and a match that cannot be checked is le
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -30,7 +29,7 @@ from aiodicom.dimse.status import is_failure
 from aiodicom.errors import DimseError
 from aiodicom.errors import UnmatchableKey as UnmatchableKey  # also importable from here
 from aiodicom.net.association import Association
-from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec
+from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, Requestor
 from aiodicom.services.query import (
     MODEL_LEVELS,
     UNIQUE_KEYS,
@@ -40,18 +39,6 @@ from aiodicom.services.query import (
     key_keyword,
     key_level,
 )
-
-
-class Requestor(Protocol):
-    """What a survey needs of the requestor that runs it (a :class:`~aiodicom.scu.base.Scu`): associations,
-    and how long a response may stay silent."""
-
-    dimse_timeout: float | None
-
-    def connect(
-        self, contexts: Iterable[ContextSpec]
-    ) -> contextlib.AbstractAsyncContextManager[Association]: ...
-
 
 log = logging.getLogger("aiodicom.services.survey")
 
