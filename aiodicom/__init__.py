@@ -199,8 +199,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         SubOperation as SubOperation,
     )
     from aiodicom.services.store import (
-        StoreRejected as StoreRejected,
         StoredInstance as StoredInstance,
+        StoreRejected as StoreRejected,
     )
     from aiodicom.services.studies import (
         InstanceSummary as InstanceSummary,

@@ -29,8 +29,11 @@ from aiodicom.dataset import (
 from aiodicom.dataset.tags import DEFAULT_TAGS
 from aiodicom.dimse import Command, CommandField, Status, status_name
 from aiodicom.dimse.sink import DatasetSink, MemorySink
-from aiodicom.errors import DimseError, StorageError
-from aiodicom.errors import StoreRejected as StoreRejected  # also importable from here
+from aiodicom.errors import (
+    DimseError,
+    StorageError,
+    StoreRejected as StoreRejected,  # also importable from here
+)
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.services.events import call
 from aiodicom.storage.base import InstanceSink, Storage

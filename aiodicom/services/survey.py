@@ -26,8 +26,10 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from aiodicom.dataset import tag_string
 from aiodicom.dimse import Command, CommandField, is_pending, status_name
 from aiodicom.dimse.status import is_failure
-from aiodicom.errors import DimseError
-from aiodicom.errors import UnmatchableKey as UnmatchableKey  # also importable from here
+from aiodicom.errors import (
+    DimseError,
+    UnmatchableKey as UnmatchableKey,  # also importable from here
+)
 from aiodicom.net.association import Association
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, Requestor
 from aiodicom.services.query import (

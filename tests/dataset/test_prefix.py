@@ -9,8 +9,7 @@ import warnings
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aiodicom.dataset import DatasetParseError, LeadingElements, raw_text, strip_group_0002
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from pydicom import uid as pydicom_uid
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_is_retired, dictionary_VR, keyword_dict, tag_for_keyword

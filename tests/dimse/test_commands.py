@@ -9,8 +9,7 @@ from io import BytesIO
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from aiodicom.dimse import NO_DATASET, Command, CommandField, InvalidCommand, decode_command, encode_command
 from aiodicom.dimse.commands import ELEMENTS

@@ -6,8 +6,7 @@ import struct
 from io import BytesIO
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from aiodicom.dimse import DEFAULT_MAX_SEND_PDU, Command, encode_command, fragment, max_pdv_value
 from aiodicom.ul.pdu import PDataTF, decode_pdu

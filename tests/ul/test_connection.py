@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from aiodicom.errors import AbortReason, AbortSource, UsageError
 from aiodicom.ul.connection import (

@@ -7,11 +7,8 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from pynetdicom import pdu as pn
-from pynetdicom import pdu_items as pni
-from pynetdicom import pdu_primitives as pnp
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pynetdicom import pdu as pn, pdu_items as pni, pdu_primitives as pnp
 from pynetdicom.presentation import PresentationContext
 
 from aiodicom.errors import AbortReason, ProtocolError
