@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
@@ -153,7 +152,7 @@ class DicomServer:
         if self._server is not None:
             self._server.close()
         for assoc in list(self.associations):
-            if assoc not in self._busy:  # one handling a message finishes it first (see handling())
+            if assoc not in self._busy:  # one handling a message finishes it first (see busy())
                 assoc.abort()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
@@ -170,14 +169,12 @@ class DicomServer:
         """True once :meth:`stop` began: an association ends after the message it is handling."""
         return self._stopping
 
-    @contextlib.contextmanager
-    def handling(self, assoc: Association) -> Iterator[None]:
-        """Mark ``assoc`` busy with a message for the block: a graceful stop lets it finish."""
+    def busy(self, assoc: Association) -> None:
+        """``assoc`` is handling a message: a graceful stop lets it finish (then :meth:`idle`)."""
         self._busy.add(assoc)
-        try:
-            yield
-        finally:
-            self._busy.discard(assoc)
+
+    def idle(self, assoc: Association) -> None:
+        self._busy.discard(assoc)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
@@ -35,7 +34,9 @@ class Host(Protocol):
     @property
     def stopping(self) -> bool: ...
 
-    def handling(self, assoc: Association) -> contextlib.AbstractContextManager[None]: ...
+    def busy(self, assoc: Association) -> None: ...
+
+    def idle(self, assoc: Association) -> None: ...
 
 
 async def serve_messages(
@@ -72,8 +73,14 @@ async def serve_messages(
         if handler is None:
             await _unsupported(assoc, message, unsupported_status)
             continue
-        with host.handling(assoc) if host is not None else contextlib.nullcontext():
+        if host is None:
             await handler(assoc, message)
+        else:
+            host.busy(assoc)
+            try:
+                await handler(assoc, message)
+            finally:
+                host.idle(assoc)
         if host is not None and host.stopping:
             assoc.abort()
             return

@@ -12,7 +12,14 @@ from enum import Enum
 from aiodicom.errors import UsageError
 
 
-class State(Enum):
+class _Fast(Enum):
+    """An enum whose members hash by identity: their equality is identity already, and the table's
+    lookups, made for every PDU, then skip Enum's hash of the member's name."""
+
+    __hash__ = object.__hash__
+
+
+class State(_Fast):
     """The 13 states of PS3.8 9.2.1 (Tables 9-1 to 9-5)."""
 
     STA1 = "Sta1"
@@ -34,7 +41,7 @@ class State(Enum):
         return _STATE_TEXT[self]
 
 
-class Event(Enum):
+class Event(_Fast):
     """The 19 events, the rows of PS3.8 Table 9-10."""
 
     EVT1 = "Evt1"
@@ -62,7 +69,7 @@ class Event(Enum):
         return _EVENT_TEXT[self]
 
 
-class Action(Enum):
+class Action(_Fast):
     """The 28 actions of PS3.8 9.2.2 (Tables 9-6 to 9-9)."""
 
     AE_1 = "AE-1"

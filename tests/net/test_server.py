@@ -136,13 +136,15 @@ async def test_stop_gives_up_on_a_handler_after_its_timeout() -> None:
     entered, cancelled = asyncio.Event(), asyncio.Event()
 
     async def stuck(assoc: Association) -> None:
-        with server.handling(assoc):  # busy with a message that never ends
-            entered.set()
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                cancelled.set()
-                raise
+        server.busy(assoc)  # busy with a message that never ends
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        finally:
+            server.idle(assoc)
 
     server = DicomServer(stuck, port=0, host="127.0.0.1")
     await server.start()
