@@ -7,13 +7,13 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, Unpack
 
 from aiodicom.errors import NoAcceptableContext, PeerUnreachable
 from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
-from aiodicom.net.identity import IdentityNotConfirmed, UserIdentity, resolve_identity
-from aiodicom.net.options import KEEP, AssociationOptions, Keep
+from aiodicom.net.identity import IdentityNotConfirmed, resolve_identity
+from aiodicom.net.options import AssociationOptions, OptionKeywords
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -65,35 +65,16 @@ def build_contexts(contexts: Iterable[ContextSpec] | None) -> tuple[Presentation
 
 def options_of(
     options: AssociationOptions | None,
-    *,
-    calling_ae_title: str | Keep = KEEP,
-    called_ae_title: str | Keep | None = KEEP,
-    max_pdu_length: int | Keep = KEEP,
-    max_send_pdu_length: int | Keep | None = KEEP,
-    strict: bool | Keep = KEEP,
-    connect_timeout: float | Keep = KEEP,
-    acse_timeout: float | Keep = KEEP,
-    dimse_timeout: float | Keep | None = KEEP,
-    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
-    implementation_class_uid: str | Keep = KEEP,
-    implementation_version_name: str | Keep = KEEP,
+    **settings: Unpack[OptionKeywords],
 ) -> AssociationOptions:
-    """``options`` (or the defaults) with the reference documents' keyword names applied over them."""
-    if isinstance(user_identity, UserIdentityRQ):
-        user_identity = resolve_identity(user_identity)  # deprecated: warns at the caller's line
-    return (options or AssociationOptions()).replace(
-        ae_title=calling_ae_title,
-        called_ae_title=called_ae_title,
-        max_pdu_length=max_pdu_length,
-        max_send_pdu_length=max_send_pdu_length,
-        strict=strict,
-        connect_timeout=connect_timeout,
-        acse_timeout=acse_timeout,
-        dimse_timeout=dimse_timeout,
-        user_identity=user_identity,
-        implementation_class_uid=implementation_class_uid,
-        implementation_version_name=implementation_version_name,
-    )
+    """``options`` (or the defaults) with the reference documents' keyword names applied over them.
+
+    A deprecated ``UserIdentityRQ`` as ``user_identity`` is turned into a ``UserIdentity`` (with a warning).
+    """
+    changes: dict[str, Any] = {("ae_title" if k == "calling_ae_title" else k): v for k, v in settings.items()}
+    if isinstance(changes.get("user_identity"), UserIdentityRQ):
+        changes["user_identity"] = resolve_identity(changes["user_identity"])
+    return (options or AssociationOptions()).replace(**changes)
 
 
 async def open_association(
@@ -103,43 +84,24 @@ async def open_association(
     options: AssociationOptions | None = None,
     role_selections: Iterable[RoleSelection] = (),
     require_accepted_context: bool = True,
-    calling_ae_title: str | Keep = KEEP,
-    called_ae_title: str | Keep | None = KEEP,
-    max_pdu_length: int | Keep = KEEP,
-    max_send_pdu_length: int | Keep | None = KEEP,
-    strict: bool | Keep = KEEP,
-    connect_timeout: float | Keep = KEEP,
-    acse_timeout: float | Keep = KEEP,
-    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
-    implementation_class_uid: str | Keep = KEEP,
-    implementation_version_name: str | Keep = KEEP,
+    **settings: Unpack[OptionKeywords],
 ) -> Association:
     """Connect and negotiate an association; the caller must release or abort it.
 
-    ``options`` (:class:`~aiodicom.net.options.AssociationOptions`) says how; the keyword arguments that
-    share its names (``calling_ae_title`` is its ``ae_title``) override it. The user identity is sent in
-    the request; when it asks for a positive response and the peer's A-ASSOCIATE-AC has none, the
-    association is released and :class:`IdentityNotConfirmed` raised. With
+    ``options`` (:class:`~aiodicom.net.options.AssociationOptions`) says how; the keyword arguments of
+    :class:`~aiodicom.net.options.OptionKeywords` (``calling_ae_title``, ``called_ae_title``,
+    ``max_pdu_length``, ``max_send_pdu_length``, ``strict``, ``connect_timeout``, ``acse_timeout``,
+    ``user_identity``, ``implementation_class_uid``, ``implementation_version_name``) override it. The
+    user identity is sent in the request; when it asks for a positive response and the peer's
+    A-ASSOCIATE-AC has none, the association is released and :class:`IdentityNotConfirmed` raised. With
     ``require_accepted_context=False`` an association on which the peer accepted no context is returned
     (to read why from its A-ASSOCIATE-AC) instead of raising :class:`NoAcceptableContext`.
 
-    Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the peer
-    rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
+    Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the
+    peer rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
     ``acse_timeout``.
     """
-    opts = options_of(
-        options,
-        calling_ae_title=calling_ae_title,
-        called_ae_title=called_ae_title,
-        max_pdu_length=max_pdu_length,
-        max_send_pdu_length=max_send_pdu_length,
-        strict=strict,
-        connect_timeout=connect_timeout,
-        acse_timeout=acse_timeout,
-        user_identity=user_identity,
-        implementation_class_uid=implementation_class_uid,
-        implementation_version_name=implementation_version_name,
-    )
+    opts = options_of(options, **settings)
     address = parse_address(addr)
     called = validate_ae_title(opts.called_ae_title or address.ae_title or "ANY-SCP", "called AE title")
     identity = opts.user_identity
@@ -204,16 +166,7 @@ async def connect(
     contexts: Iterable[ContextSpec] | None = None,
     options: AssociationOptions | None = None,
     role_selections: Iterable[RoleSelection] = (),
-    calling_ae_title: str | Keep = KEEP,
-    called_ae_title: str | Keep | None = KEEP,
-    max_pdu_length: int | Keep = KEEP,
-    max_send_pdu_length: int | Keep | None = KEEP,
-    strict: bool | Keep = KEEP,
-    connect_timeout: float | Keep = KEEP,
-    acse_timeout: float | Keep = KEEP,
-    user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
-    implementation_class_uid: str | Keep = KEEP,
-    implementation_version_name: str | Keep = KEEP,
+    **settings: Unpack[OptionKeywords],
 ) -> AsyncIterator[Association]:
     """Open an association; release it on exit, abort it on an error or a cancellation.
 
@@ -225,19 +178,7 @@ async def connect(
 
     ``options`` and the keyword arguments are as for :func:`open_association`.
     """
-    opts = options_of(
-        options,
-        calling_ae_title=calling_ae_title,
-        called_ae_title=called_ae_title,
-        max_pdu_length=max_pdu_length,
-        max_send_pdu_length=max_send_pdu_length,
-        strict=strict,
-        connect_timeout=connect_timeout,
-        acse_timeout=acse_timeout,
-        user_identity=user_identity,
-        implementation_class_uid=implementation_class_uid,
-        implementation_version_name=implementation_version_name,
-    )
+    opts = options_of(options, **settings)
     assoc = await open_association(addr, contexts=contexts, options=opts, role_selections=role_selections)
     try:
         yield assoc

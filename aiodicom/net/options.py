@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypedDict, TypeVar, overload
 
 from aiodicom.net.address import validate_ae_title, validate_implementation
 from aiodicom.net.identity import UserIdentity
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
-__all__ = ["KEEP", "AssociationOptions", "Keep", "Option", "deprecated_positional"]
+__all__ = ["KEEP", "AssociationOptions", "Keep", "Option", "OptionKeywords", "deprecated_positional"]
 
 
 class Keep:
@@ -96,6 +96,23 @@ class AssociationOptions:
         """A copy with ``changes``; arguments that are :data:`KEEP` change nothing."""
         given = {name: value for name, value in changes.items() if value is not KEEP}
         return dataclasses.replace(self, **given) if given else self
+
+
+class OptionKeywords(TypedDict, total=False):
+    """The reference documents' keyword names for association options, as ``connect()`` takes them: each
+    one given overrides the options' field (``calling_ae_title`` is ``ae_title``)."""
+
+    calling_ae_title: str
+    called_ae_title: str | None
+    max_pdu_length: int
+    max_send_pdu_length: int | None
+    strict: bool
+    connect_timeout: float
+    acse_timeout: float
+    dimse_timeout: float | None
+    user_identity: UserIdentity | None
+    implementation_class_uid: str
+    implementation_version_name: str
 
 
 _T = TypeVar("_T")

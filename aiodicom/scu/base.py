@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from aiodicom.dataset.tags import uid_name
 from aiodicom.net.address import Address, parse_address
 from aiodicom.net.association import Association
-from aiodicom.net.client import ContextSpec, connect, options_of
+from aiodicom.net.client import ContextSpec, connect
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
 from aiodicom.services.events import instance_logger
@@ -94,9 +94,8 @@ class Scu:
             )
         if isinstance(user_identity, UserIdentityRQ) or not isinstance(user_identity, Keep | UserIdentity):
             user_identity = resolve_identity(_identity_arg(user_identity))
-        opts = options_of(
-            options,
-            calling_ae_title=calling_ae_title if calling_ae_title is not None else KEEP,
+        opts = options.replace(
+            ae_title=calling_ae_title if calling_ae_title is not None else KEEP,
             called_ae_title=called_ae_title,
             max_pdu_length=max_pdu_length,
             connect_timeout=connect_timeout,
