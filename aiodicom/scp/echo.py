@@ -8,7 +8,8 @@ from typing import Any
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ECHO_HANDLERS, serve_messages
+from aiodicom.services.dispatch import serve_messages
+from aiodicom.services.echo import ECHO_HANDLERS
 from aiodicom.services.events import instance_logger
 from aiodicom.ul.negotiation import ContextPolicy
 

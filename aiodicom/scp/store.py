@@ -21,7 +21,8 @@ from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ServiceHandler, handle_echo, serve_messages
+from aiodicom.services.dispatch import ServiceHandler, serve_messages
+from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
 from aiodicom.services.store import Hook, StoreService
 from aiodicom.services.studies import StudyTracker

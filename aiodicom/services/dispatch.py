@@ -104,12 +104,3 @@ async def _unsupported(assoc: Association, message: DimseMessage, status: int) -
         return
     log.info("%s from %s:%s is not supported here", command.name, *assoc.peer)
     await assoc.send(message.context_id, failure_response(command, status))
-
-
-async def handle_echo(assoc: Association, message: DimseMessage) -> None:
-    """C-ECHO SCP: every aiodicom server answers Success."""
-    assert message.command.message_id is not None
-    await assoc.send(message.context_id, Command.c_echo_rsp(message.command.message_id, 0))
-
-
-ECHO_HANDLERS: Mapping[int, ServiceHandler] = {CommandField.C_ECHO_RQ: handle_echo}

@@ -14,7 +14,8 @@ import pytest
 from aiodicom.errors import DicomError, ListenError
 from aiodicom.net.association import Association
 from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ECHO_HANDLERS, serve_messages
+from aiodicom.services.dispatch import serve_messages
+from aiodicom.services.echo import ECHO_HANDLERS
 from aiodicom.ul.pdu import AAssociateAC, AAssociateRJ
 from tests.interop.rawpeer import IMPLICIT_LE, VERIFICATION, RawPeer, associate_rq
 

@@ -15,7 +15,8 @@ import pytest
 from aiodicom.dimse import Command, CommandField
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.server import DicomServer
-from aiodicom.services.dispatch import ECHO_HANDLERS, ServiceHandler, serve_messages
+from aiodicom.services.dispatch import ServiceHandler, serve_messages
+from aiodicom.services.echo import ECHO_HANDLERS
 from aiodicom.ul.negotiation import ContextPolicy
 from tests.interop.rawpeer import (
     CT_IMAGE_STORAGE,
