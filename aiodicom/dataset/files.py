@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -148,10 +149,11 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
             syntax = EXPLICIT_VR_LITTLE_ENDIAN if explicit else IMPLICIT_VR_LITTLE_ENDIAN
     fp.seek(offset)
     uid = UID(syntax)
-    if uid.is_deflated:
-        raise ValueError("deflated data sets are not supported for sending yet")
+    data: BinaryIO = fp
+    if uid.is_deflated:  # the UIDs are near the start of the inflated data set; the file is sent as it is
+        data = io.BytesIO(_inflate_start(fp))
     ds = read_dataset(
-        fp,
+        data,
         uid.is_implicit_VR,
         uid.is_little_endian,
         stop_when=_at_pixel_data,
@@ -162,6 +164,18 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
     if not sop_class or not sop_instance:
         raise ValueError("no SOP Class UID or SOP Instance UID: not a DICOM instance")
     return InstanceHeader(sop_class, sop_instance, syntax, offset, has_meta)
+
+
+def _inflate_start(fp: BinaryIO, size: int = 1 << 20) -> bytes:
+    """The first ``size`` bytes (at most) of the deflated data set at ``fp``'s position, inflated."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    plain = bytearray()
+    try:
+        while len(plain) < size and not inflater.eof and (block := fp.read(1 << 16)):
+            plain += inflater.decompress(block, size - len(plain))
+    except zlib.error as exc:
+        raise ValueError(f"the deflated data set cannot be inflated: {exc}") from exc
+    return bytes(plain)
 
 
 def looks_like_dicom(path: str | os.PathLike[str]) -> bool:

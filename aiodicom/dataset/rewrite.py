@@ -6,7 +6,9 @@ the received ones and copies the rest of the data set as received.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import IO
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -155,3 +157,36 @@ def encode_leading(ds: Dataset, transfer_syntax: str) -> bytes:
     except Exception as exc:  # pydicom's encoders raise many kinds on values they cannot encode
         raise ValueError(f"cannot encode the leading elements: {exc}") from exc
     return bytes(fp.getvalue())
+
+
+def redeflate(source: IO[bytes], leading: bytes, leading_end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A deflated data set (read from ``source``, from where it stands) whose first ``leading_end`` inflated
+    bytes are replaced by ``leading``, deflated again, in chunks: the memory it takes is a chunk or two,
+    whatever the data set's size. A result of odd length is padded with a NUL, as PS3.5 A.5 asks."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    written = 0
+    skip = leading_end
+    out = deflater.compress(leading)
+    while True:
+        block = source.read(chunk)
+        data = inflater.decompress(block, chunk) if block else inflater.flush()
+        while True:
+            if skip:
+                cut = min(skip, len(data))
+                data, skip = data[cut:], skip - cut
+            out += deflater.compress(data)
+            if inflater.eof or not inflater.unconsumed_tail:  # after the end only a trailer is left
+                break
+            data = inflater.decompress(inflater.unconsumed_tail, chunk)
+        if out:
+            written += len(out)
+            yield out
+            out = b""
+        if not block or inflater.eof:
+            break
+    if skip:
+        raise ValueError("the deflated data set is shorter than its leading elements")
+    out = deflater.flush()
+    written += len(out)
+    yield out + (b"\x00" if written % 2 else b"")

@@ -322,14 +322,14 @@ class StoreService:
         if isinstance(decided, StoreOutcome):
             return decided
         leading = None
-        pixel_offset = (
-            -1 if scanner.prefix_length is None else incoming.sink.meta_length + scanner.prefix_length
-        )
-        if decided.rewrite:  # only the elements before Pixel Data are written again
-            if pixel_offset < 0:
-                raise StorageError("changing tags of a deflated data set is not supported")
+        deflated = scanner.prefix_length is None
+        # where the leading elements end: in what was written, or in the inflated data set when deflated
+        end = len(scanner.prefix) if deflated else incoming.sink.meta_length + (scanner.prefix_length or 0)
+        if decided.rewrite:  # only the elements before Pixel Data are encoded again
             leading = await anyio.to_thread.run_sync(encode_leading, ds, transfer_syntax)
-        await incoming.sink.place(decided.relative_path, leading, pixel_offset)
+        await incoming.sink.place(
+            decided.relative_path, leading, end, deflated=deflated and leading is not None
+        )
         return decided
 
     async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | StoreOutcome:

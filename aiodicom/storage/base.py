@@ -26,11 +26,20 @@ class InstanceSink(abc.ABC):
         association's reading until it is done."""
 
     @abc.abstractmethod
-    async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
+    async def place(
+        self,
+        relative_path: str,
+        leading: bytes | None = None,
+        leading_end: int = 0,
+        *,
+        deflated: bool = False,
+    ) -> None:
         """Say where the instance goes (``Study/Series/SOP.dcm``, relative to the backend's root).
 
         With ``leading``, the bytes from :attr:`meta_length` to ``leading_end`` (offsets in what was
-        written) are replaced by ``leading``: the leading elements, changed by a hook.
+        written) are replaced by ``leading``: the leading elements, changed by a hook. With ``deflated`` the
+        data set is deflated: ``leading_end`` is an offset in the inflated data set, and the whole data set is
+        deflated again with its new leading elements (``aiodicom.dataset.rewrite.redeflate``).
         """
 
     @abc.abstractmethod

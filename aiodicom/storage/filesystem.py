@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiodicom.dataset.rewrite import redeflate
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
 
@@ -49,7 +50,7 @@ class FileSink(InstanceSink):
         self.temp_path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
         self._target: Path | None = None
-        self._leading: tuple[bytes, int] | None = None
+        self._leading: tuple[bytes, int, bool] | None = None
         self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
@@ -61,9 +62,16 @@ class FileSink(InstanceSink):
             raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from exc
         return None
 
-    async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
+    async def place(
+        self,
+        relative_path: str,
+        leading: bytes | None = None,
+        leading_end: int = 0,
+        *,
+        deflated: bool = False,
+    ) -> None:
         self._target = self.storage.out_dir / relative_path
-        self._leading = (leading, leading_end) if leading is not None else None
+        self._leading = (leading, leading_end, deflated) if leading is not None else None
 
     async def commit(self) -> str:
         """Rewrite the leading elements if asked, sync (when the storage says so), rename into place.
@@ -118,8 +126,9 @@ class FileSink(InstanceSink):
         if storage.fsync:
             _fsync_dir(target.parent)
 
-    def _rewrite(self, leading: bytes, leading_end: int) -> None:
-        """Write the file again with new leading elements; the rest is copied as it is (in a thread)."""
+    def _rewrite(self, leading: bytes, leading_end: int, deflated: bool) -> None:
+        """Write the file again with new leading elements; the rest is copied as it is, or for a deflated data
+        set inflated and deflated again, a chunk at a time (in a thread)."""
         self._file.flush()
         with open(self.temp_path, "rb") as fp:
             meta = fp.read(self.meta_length)
@@ -127,9 +136,13 @@ class FileSink(InstanceSink):
             try:
                 with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
                     out.write(meta)
-                    out.write(leading)
-                    fp.seek(leading_end)
-                    shutil.copyfileobj(fp, out, 1 << 20)
+                    if deflated:
+                        for chunk in redeflate(fp, leading, leading_end):
+                            out.write(chunk)
+                    else:
+                        out.write(leading)
+                        fp.seek(leading_end)
+                        shutil.copyfileobj(fp, out, 1 << 20)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(name)

@@ -14,11 +14,12 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
 from typing import IO, Any
 
+from aiodicom.dataset.rewrite import redeflate
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
 
@@ -255,7 +256,7 @@ class S3Sink(InstanceSink):
         self.key: str | None = None
         self._buffer = bytearray()
         self._spill: IO[bytes] | None = None
-        self._leading: tuple[bytes, int] | None = None  # to apply while copying a spilled data set out
+        self._leading: tuple[bytes, int, bool] | None = None  # to apply while copying a spilled data set out
         self._upload_id: asyncio.Task[str] | None = None
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._error: BaseException | None = None
@@ -280,11 +281,25 @@ class S3Sink(InstanceSink):
             return None
         return self._cut_parts()
 
-    async def place(self, relative_path: str, leading: bytes | None = None, leading_end: int = 0) -> None:
+    async def place(
+        self,
+        relative_path: str,
+        leading: bytes | None = None,
+        leading_end: int = 0,
+        *,
+        deflated: bool = False,
+    ) -> None:
         self.key = self.storage.config.key(relative_path)
-        if leading is not None:
+        if leading is not None and deflated:
+            # the whole data set is deflated again: it is kept (spilled) until complete, then sent out
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile()  # noqa: SIM115
+                self._spill.write(self._buffer)
+                self._buffer = bytearray()
+            self._leading = (leading, leading_end, True)
+        elif leading is not None:
             if self._spill is not None:
-                self._leading = (leading, leading_end)
+                self._leading = (leading, leading_end, False)
             else:  # nothing has left yet: change the bytes in place
                 self._buffer[self.meta_length : leading_end] = leading
         if self._spill is None:
@@ -385,12 +400,16 @@ class S3Sink(InstanceSink):
         assert spill is not None
         try:
             spill.seek(0)
+            chunks: Iterable[bytes] = iter(lambda: spill.read(1 << 20), b"")
             if self._leading is not None:
-                leading, end = self._leading
+                leading, end, deflated = self._leading
                 self._buffer += spill.read(self.meta_length)
-                self._buffer += leading
-                spill.seek(end)
-            while chunk := spill.read(1 << 20):
+                if deflated:
+                    chunks = redeflate(spill, leading, end)
+                else:
+                    self._buffer += leading
+                    spill.seek(end)
+            for chunk in chunks:
                 self._buffer += chunk
                 await self._drain_parts()
         finally:

@@ -214,3 +214,27 @@ async def test_negotiation_modes(
         assert (jpeg[0] in abstracts) == accepted_jpeg
         assert (unknown[0] in abstracts) == accepted_unknown
         assert "1.2.840.10008.1.1" in abstracts  # Verification is always accepted
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+async def test_a_hook_changes_a_deflated_data_set(tmp_path: Path, size: str) -> None:
+    """The whole data set is inflated, its leading elements replaced, and deflated again (DESIGN 4)."""
+    source = pydicom.dcmread(get_testdata_file("image_dfl.dcm"))
+    if size == "large":  # deflated pixel data of a few MB, so that the rewrite goes chunk by chunk
+        source.PixelData = bytes(range(256)) * (3 << 14)
+        source.Rows, source.Columns = 768, 4096
+    path = tmp_path / "deflated.dcm"
+    source.save_as(path, enforce_file_format=True)
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "in", fsync=False) as scp:
+        scp.on_before_store(lambda tags: {**tags, "PatientName": "DEFLATED^HOOK"})
+        scu = aiodicom.StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(path)
+        result = await scu.send()
+    assert result.successful == 1 and [w[2] for w in result.warnings] == [0xB000]
+    (stored,) = [p for p in (tmp_path / "in").rglob("*.dcm")]
+    received = pydicom.dcmread(stored)
+    assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99"
+    assert received.PatientName == "DEFLATED^HOOK"
+    assert received.PixelData == source.PixelData
+    assert received.SOPInstanceUID == source.SOPInstanceUID
+    assert stored.stat().st_size % 2 == 0

@@ -392,3 +392,20 @@ def test_cli_storescp_on_s3_takes_200_mb_in_bounded_memory_and_store_sends_from_
     assert summary["successful"] == summary["total_files"] == 1
     (received,) = dcmtk_storescp.out_dir.iterdir()
     assert received.stat().st_size > big.stat().st_size - 1000
+
+
+async def test_a_hook_changes_a_deflated_data_set_on_s3(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None
+) -> None:
+    path = get_testdata_file("image_dfl.dcm")
+    async with s3_scp(moto_endpoint, bucket) as scp:
+        scp.on_before_store(lambda tags: {**tags, "PatientName": "DEFLATED^S3"})
+        scu = StoreScu(f"127.0.0.1:{scp.port}")
+        scu.add_file(path)
+        result = await scu.send()
+    assert result.successful == 1 and result.warnings
+    (data,) = objects(s3, bucket).values()
+    received = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))
+    assert received.PatientName == "DEFLATED^S3"
+    assert received.PixelData == pydicom.dcmread(path).PixelData
+    assert no_uploads_left(s3, bucket)
