@@ -13,21 +13,19 @@ SOP Instance UID (in the file meta too). Lossless conversions keep the instance 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
-from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import UID
+from pydicom.uid import UID, generate_uid
 
 from aiodicom.errors import TranscodeError
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -38,23 +36,32 @@ from .codecs import (
     EXPLICIT,
     IMPLICIT,
     NATIVE,
+    FrameInfo,
     check_target,
     decodable,
     encodable,
     lossy_target,
     syntax_label,
 )
+from .transcode_source import (
+    CHUNK,
+    PIXEL_DATA,
+    SPOOL_BYTES,
+    Pixel,
+    Source,
+    check_frames,
+    first_fragment,
+    frame_bytes,
+    frame_count,
+    opened,
+    read_source,
+)
 
 if TYPE_CHECKING:
-    pass
+    import numpy as np
 
 __all__ = ["Transcoded", "check_target", "decodable", "encodable", "lossy_target", "transcode"]
 
-_PIXEL_DATA = 0x7FE00010
-_ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
-#: Past this many bytes, encoded frames wait in a temporary file rather than in memory.
-_SPOOL_BYTES = 8 << 20
-_CHUNK = 4 << 20
 _EXCEPTIONS = (
     ValueError,
     TypeError,
@@ -85,150 +92,6 @@ class Transcoded:
     """False when the source was already in the target syntax (copied as it is)."""
 
 
-@dataclass
-class _Pixel:
-    tag: int
-    vr: str
-    value_offset: int
-    length: int | None  # None: undefined (encapsulated)
-    fragments: int = 0
-    offsets: tuple[int, ...] = ()  # the Basic Offset Table
-
-
-@dataclass
-class _Source:
-    fp: BinaryIO
-    syntax: str  # as declared
-    meta: FileMetaDataset | None
-    body_offset: int
-    dataset: Dataset  # the elements before the pixel data
-    pixel: _Pixel | None
-    trailing: Dataset  # the elements after it
-    layout: str = ""  # the syntax the body is read in (Explicit VR LE for a deflated source)
-    extra: list[Any] = field(default_factory=list)
-
-    @property
-    def implicit(self) -> bool:
-        return self.layout == IMPLICIT
-
-    @property
-    def little(self) -> bool:
-        return self.layout != codecs.BIG
-
-
-# -- reading ------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _opened(source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[BinaryIO]:
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as fp:
-            yield fp
-    elif isinstance(source, bytes | bytearray | memoryview):
-        yield io.BytesIO(source)
-    else:
-        yield source
-
-
-def _read_source(fp: BinaryIO, source_syntax: str | None) -> _Source:
-    start = fp.tell()
-    head = fp.read(132)
-    meta: FileMetaDataset | None = None
-    if head[128:132] == b"DICM":
-        meta = _read_file_meta_info(fp)
-    else:
-        fp.seek(start)
-        if head[:2] == b"\x02\x00":
-            meta = _read_file_meta_info(fp)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        syntax = str(meta.TransferSyntaxUID).rstrip("\0 ")
-    elif source_syntax:
-        syntax = source_syntax
-    else:
-        at = fp.tell()
-        first = fp.read(6)
-        fp.seek(at)
-        explicit = len(first) == 6 and first[4:6].isalpha() and first[4:6].isupper()
-        syntax = EXPLICIT if explicit else IMPLICIT
-    body_offset = fp.tell()
-    source = _Source(fp, syntax, meta, body_offset, Dataset(), None, Dataset(), layout=syntax)
-    if syntax == DEFLATED:
-        source.fp = _inflate(fp)
-        source.layout = EXPLICIT
-        source.body_offset = 0
-        source.extra.append(source.fp)
-    elif syntax not in NATIVE and UID(syntax).is_implicit_VR:
-        raise TranscodeError(f"{syntax_label(syntax)} is not a transfer syntax of this kind", syntax)
-    body = source.fp
-    source.dataset = read_dataset(body, source.implicit, source.little, stop_when=_at_pixel_data)
-    source.pixel = _read_pixel_header(body, source)
-    source.trailing = read_dataset(body, source.implicit, source.little)
-    return source
-
-
-def _inflate(fp: BinaryIO) -> BinaryIO:
-    """The deflated body inflated into a temporary file (in memory while small)."""
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES))  # noqa: SIM115
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    while chunk := fp.read(_CHUNK):
-        spool.write(inflater.decompress(chunk))
-    spool.write(inflater.flush())
-    spool.seek(0)
-    return spool
-
-
-def _read_pixel_header(fp: BinaryIO, source: _Source) -> _Pixel | None:
-    at = fp.tell()
-    head = fp.read(8)
-    if len(head) < 8:
-        fp.seek(at)
-        return None
-    order = "<" if source.little else ">"
-    group, element = struct.unpack(order + "HH", head[:4])
-    tag = group << 16 | element
-    if source.implicit:
-        length: int | None = struct.unpack(order + "I", head[4:])[0]
-        vr = ""
-    else:
-        vr = head[4:6].decode("ascii", "replace")
-        length = struct.unpack(order + "I", fp.read(4))[0]
-    if length == 0xFFFFFFFF:
-        length = None
-    if vr in ("", "UN", "OB or OW"):
-        bits = int(source.dataset.get("BitsAllocated", 16) or 16)
-        vr = "OB" if length is None or (tag == _PIXEL_DATA and bits <= 8) else "OW"
-        if tag == 0x7FE00008:
-            vr = "OF"
-        elif tag == 0x7FE00009:
-            vr = "OD"
-    pixel = _Pixel(tag, vr, fp.tell(), length)
-    if length is not None:
-        fp.seek(pixel.value_offset + length)
-        return pixel
-    # Encapsulated: walk the items to the sequence delimiter (reading only the Basic Offset Table).
-    fragments = -1
-    while True:
-        item = fp.read(8)
-        if len(item) < 8:
-            raise TranscodeError("the encapsulated pixel data ends before its delimiter", source.syntax)
-        group, element, size = struct.unpack("<HHI", item)
-        tag_value = group << 16 | element
-        if tag_value == _SEQUENCE_END:
-            break
-        if tag_value != _ITEM or size == 0xFFFFFFFF:
-            raise TranscodeError("the encapsulated pixel data holds a non-item", source.syntax)
-        if fragments == -1 and size:
-            table = fp.read(size)
-            if len(table) != size or size % 4:
-                raise TranscodeError("the Basic Offset Table is truncated or misaligned", source.syntax)
-            pixel.offsets = struct.unpack(f"<{size // 4}I", table)
-        else:
-            fp.seek(size, io.SEEK_CUR)
-        fragments += 1
-    pixel.fragments = fragments
-    return pixel
-
-
 # -- writing ------------------------------------------------------------------------------------------------
 
 
@@ -255,7 +118,7 @@ class _Deflater:
         self._out.write(self._zip.flush())
 
 
-def _file_meta(source: _Source, ds: Dataset, syntax: str, *, ours: bool) -> bytes:
+def _file_meta(source: Source, ds: Dataset, syntax: str, *, ours: bool) -> bytes:
     meta = FileMetaDataset()
     if source.meta is not None:
         for element in source.meta:
@@ -310,10 +173,10 @@ def _swapped(data: bytes | bytearray | memoryview, unit: int) -> bytes:
     return swapped + bytes(view[whole:])
 
 
-def _swap_unit(pixel: _Pixel, big_endian_vr: str, ds: Dataset) -> int:
+def _swap_unit(pixel: Pixel, big_endian_vr: str, ds: Dataset) -> int:
     """The size of the units whose bytes reverse between little and big endian: a pixel of 16 bits or more;
     for 8-bit data, a 16-bit word when the big endian side says OW, else nothing."""
-    if pixel.tag != _PIXEL_DATA:
+    if pixel.tag != PIXEL_DATA:
         return _WORD_VRS.get(pixel.vr, 1)
     bits = int(ds.get("BitsAllocated", 8) or 8)
     if bits >= 16:
@@ -358,9 +221,9 @@ def transcode(
         target_uid = codecs.resolve(target)
     except ValueError as exc:
         raise TranscodeError(str(exc)) from None
-    with _opened(source) as fp:
+    with opened(source) as fp:
         try:
-            src = _read_source(fp, source_transfer_syntax)
+            src = read_source(fp, source_transfer_syntax)
         except TranscodeError:
             raise
         except _EXCEPTIONS as exc:
@@ -377,7 +240,7 @@ def transcode(
                 extra.close()
 
 
-def _convert(src: _Source, target: str, out: BinaryIO, *, allow_lossy: bool, file_meta: bool) -> Transcoded:
+def _convert(src: Source, target: str, out: BinaryIO, *, allow_lossy: bool, file_meta: bool) -> Transcoded:
     ds = src.dataset
     uid = str(ds.get("SOPInstanceUID", "") or "").rstrip("\0 ")
     if src.syntax == target:
@@ -388,7 +251,7 @@ def _convert(src: _Source, target: str, out: BinaryIO, *, allow_lossy: bool, fil
     pixel = src.pixel
     native_in = src.syntax in NATIVE or src.syntax == DEFLATED
     native_out = target in NATIVE or target == DEFLATED
-    if pixel is None or pixel.tag != _PIXEL_DATA or (native_in and native_out):
+    if pixel is None or pixel.tag != PIXEL_DATA or (native_in and native_out):
         if pixel is not None and not native_out:
             raise TranscodeError(f"{pixel.vr} float pixel data has no compressed form", target)
         _write_plain(src, target, out, file_meta=file_meta)
@@ -398,22 +261,22 @@ def _convert(src: _Source, target: str, out: BinaryIO, *, allow_lossy: bool, fil
     return _write_pixels(src, target, out, uid, allow_lossy=allow_lossy, file_meta=file_meta)
 
 
-def _copy(src: _Source, out: BinaryIO, *, file_meta: bool) -> None:
+def _copy(src: Source, out: BinaryIO, *, file_meta: bool) -> None:
     if file_meta:
         out.write(_file_meta(src, src.dataset, src.syntax, ours=False))
     if src.syntax == DEFLATED:
         _deflate_copy(src, out)
         return
     src.fp.seek(src.body_offset)
-    while chunk := src.fp.read(_CHUNK):
+    while chunk := src.fp.read(CHUNK):
         out.write(chunk)
 
 
-def _deflate_copy(src: _Source, out: BinaryIO) -> None:
+def _deflate_copy(src: Source, out: BinaryIO) -> None:
     """A deflated source copied: deflate the inflated body again (the original stream was consumed)."""
     deflater = _Deflater(out)
     src.fp.seek(0)
-    while chunk := src.fp.read(_CHUNK):
+    while chunk := src.fp.read(CHUNK):
         deflater.write(chunk)
     deflater.finish()
 
@@ -425,7 +288,7 @@ def _body(out: BinaryIO, target: str) -> tuple[DicomFileLike, _Deflater | None]:
     return _writer(out, target), None
 
 
-def _write_plain(src: _Source, target: str, out: BinaryIO, *, file_meta: bool) -> None:
+def _write_plain(src: Source, target: str, out: BinaryIO, *, file_meta: bool) -> None:
     """Uncompressed to uncompressed (or no pixel data): the elements re-encoded, pixel bytes copied."""
     layout = EXPLICIT if target == DEFLATED else target
     ds, trailing = src.dataset, src.trailing
@@ -447,7 +310,7 @@ def _write_plain(src: _Source, target: str, out: BinaryIO, *, file_meta: bool) -
         src.fp.seek(pixel.value_offset)
         left = pixel.length
         while left:
-            chunk = src.fp.read(min(left, _CHUNK))
+            chunk = src.fp.read(min(left, CHUNK))
             if not chunk:
                 raise TranscodeError("the pixel data is shorter than its length says", src.syntax)
             left -= len(chunk)
@@ -457,13 +320,229 @@ def _write_plain(src: _Source, target: str, out: BinaryIO, *, file_meta: bool) -
         deflater.finish()
 
 
-def _be_vr(pixel: _Pixel, ds: Dataset) -> str:
-    if pixel.tag != _PIXEL_DATA:
+def _be_vr(pixel: Pixel, ds: Dataset) -> str:
+    if pixel.tag != PIXEL_DATA:
         return pixel.vr
     return "OB" if int(ds.get("BitsAllocated", 16) or 16) <= 8 else "OW"
 
 
+def _decoded(
+    src: Source, frames: int, *, as_rgb: bool
+) -> Iterator[tuple[np.ndarray[Any, Any], dict[str, Any]]]:
+    """The frames decoded one at a time; when the preferred decoder fails on a frame, the next one available
+    takes over from that frame."""
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.pixels.utils import as_pixel_options
+
+    pixel = cast(Pixel, src.pixel)
+    layout = src.layout
+    opts = as_pixel_options(src.dataset, transfer_syntax_uid=UID(layout), pixel_keyword="PixelData")
+    opts["pixel_vr"] = pixel.vr
+    opts["number_of_frames"] = frames
+    decoder = get_decoder(UID(layout))
+    plugins: tuple[str, ...] = ("",) if layout in NATIVE else codecs.decoding_plugins(layout)
+    index = 0
+    failure: Exception | None = None
+    for plugin in plugins:
+        src.fp.seek(pixel.value_offset)
+        try:
+            for arr, meta in decoder.iter_array(
+                src.fp,
+                indices=range(index, frames),
+                raw=not as_rgb,
+                as_rgb=as_rgb,
+                decoding_plugin=plugin,
+                **opts,
+            ):
+                yield arr, meta
+                index += 1
+            if index < frames:
+                raise TranscodeError(f"only {index} of {frames} frames could be read", src.syntax)
+            return
+        except TranscodeError:
+            raise
+        except Exception as exc:  # a codec's own error type: try the next one, then say what failed
+            failure = exc
+    where = f"frame {index + 1} of {frames}"
+    raise TranscodeError(f"cannot decode {syntax_label(src.syntax)} ({where}): {failure}", src.syntax)
+
+
 def _write_pixels(
-    src: _Source, target: str, out: BinaryIO, uid: str, *, allow_lossy: bool, file_meta: bool
+    src: Source, target: str, out: BinaryIO, uid: str, *, allow_lossy: bool, file_meta: bool
 ) -> Transcoded:
-    raise TranscodeError(f"{syntax_label(src.syntax)} to {syntax_label(target)} is not supported yet", target)
+    """Decode the source's frames one by one and write them, encoded or not."""
+    import numpy as np
+
+    ds = src.dataset
+    frames = frame_count(ds)
+    check_frames(src, frames)
+    encapsulated_source = src.pixel is not None and src.pixel.length is None
+    source_lossy = str(ds.get("LossyImageCompression", "")) == "01"
+    if encapsulated_source:
+        source_lossy = source_lossy or codecs.stream_lossy(src.syntax, first_fragment(src))
+    if int(ds.get("BitsAllocated", 0) or 0) == 1:
+        raise TranscodeError("1-bit pixel data has no compressed form here", target)
+    # Lossy JPEG decodes to RGB, as DCMTK's dcmdjpeg does; anything else keeps its colour space.
+    as_rgb = src.syntax in (codecs.JPEG_BASELINE, codecs.JPEG_EXTENDED)
+    decoded = _decoded(src, frames, as_rgb=as_rgb)
+    first, meta = next(decoded)
+    photometric = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
+    if photometric == "YBR_FULL_422":  # decoded frames are never subsampled
+        photometric = "YBR_FULL"
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    info = FrameInfo(
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        samples=int(ds.get("SamplesPerPixel", 1) or 1),
+        bits_allocated=int(ds.BitsAllocated),
+        bits_stored=int(ds.get("BitsStored", ds.BitsAllocated)),
+        signed=signed,
+        photometric=photometric,
+    )
+    for tag in (0x7FE00001, 0x7FE00002):  # the source's Extended Offset Table describes the source
+        if tag in ds:
+            del ds[tag]
+    native_out = target in NATIVE or target == DEFLATED
+    plan = None if native_out else codecs.plan(target, info, allow_lossy=allow_lossy)
+    lossy = plan is not None and plan.lossy
+    if info.samples > 1:
+        ds.PlanarConfiguration = 0
+    if source_lossy or lossy:
+        ds.LossyImageCompression = "01"
+    new_uid = uid
+    if plan is None:
+        ds.PhotometricInterpretation = photometric
+        rest = (arr for arr, _ in decoded)
+        _write_native(src, target, out, info, [first], rest, file_meta=file_meta)
+        return Transcoded(target, uid, uid, lossy=False, converted=True)
+    ds.PhotometricInterpretation = plan.photometric
+    if plan.bits_allocated != info.bits_allocated or plan.bits_stored != info.bits_stored:
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = (
+            plan.bits_allocated,
+            plan.bits_stored,
+            plan.bits_stored - 1,
+        )
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        lengths = []
+        for arr in _chain(first, (a for a, _ in decoded)):
+            data = plan.encode(np.asarray(arr))
+            if len(data) % 2:
+                data += b"\0"
+            spool.write(data)
+            lengths.append(len(data))
+        if lossy:
+            ratio = frames * frame_bytes(ds) / max(1, sum(lengths))
+            new_uid = _mark_lossy(ds, ratio, plan.method, uid)
+        _write_encapsulated(src, target, out, spool, lengths, file_meta=file_meta)
+    return Transcoded(target, new_uid, uid, lossy=lossy, converted=True)
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _write_native(
+    src: Source,
+    target: str,
+    out: BinaryIO,
+    info: FrameInfo,
+    head: list[Any],
+    rest: Iterator[Any],
+    *,
+    file_meta: bool,
+) -> None:
+    import numpy as np
+
+    ds = src.dataset
+    layout = EXPLICIT if target == DEFLATED else target
+    order = ">" if layout == codecs.BIG else "<"
+    dtype = np.dtype(f"{order}{'i' if info.signed else 'u'}{info.bits_allocated // 8}")
+    frames = frame_count(ds)
+    size = info.rows * info.columns * info.samples * info.bits_allocated // 8
+    length = frames * size + (frames * size) % 2
+    if file_meta:
+        out.write(_file_meta(src, ds, target, ours=True))
+    fp, deflater = _body(out, target)
+    write_dataset(fp, ds)
+    fp.write(_element_header(PIXEL_DATA, "OB" if info.bits_allocated == 8 else "OW", length, layout))
+    for arr in _chain(head[0], rest):
+        data = np.ascontiguousarray(arr, dtype=dtype)
+        if data.nbytes != size:
+            raise TranscodeError(f"a decoded frame has {data.nbytes} bytes, not {size}", src.syntax)
+        fp.write(data.tobytes())
+    if length != frames * size:
+        fp.write(b"\0")
+    write_dataset(fp, src.trailing)
+    if deflater is not None:
+        deflater.finish()
+
+
+def _write_encapsulated(
+    src: Source, target: str, out: BinaryIO, spool: Any, lengths: list[int], *, file_meta: bool
+) -> None:
+    ds = src.dataset
+    total = sum(len_ + 8 for len_ in lengths)
+    offsets: list[int] = []
+    if len(lengths) > 1:
+        if total < 1 << 32:
+            at = 0
+            for size in lengths:
+                offsets.append(at)
+                at += size + 8
+        else:  # a Basic Offset Table cannot point past 4 GiB: an Extended Offset Table does (PS3.5 A.4)
+            at, starts = 0, []
+            for size in lengths:
+                starts.append(at)
+                at += size + 8
+            ds.ExtendedOffsetTable = struct.pack(f"<{len(starts)}Q", *starts)
+            ds.ExtendedOffsetTableLengths = struct.pack(f"<{len(lengths)}Q", *lengths)
+    if file_meta:
+        out.write(_file_meta(src, ds, target, ours=True))
+    fp = _writer(out, target)
+    write_dataset(fp, ds)
+    fp.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF))
+    fp.write(struct.pack(f"<HHI{len(offsets)}I", 0xFFFE, 0xE000, 4 * len(offsets), *offsets))
+    spool.seek(0)
+    for size in lengths:
+        fp.write(struct.pack("<HHI", 0xFFFE, 0xE000, size))
+        fp.write(spool.read(size))
+    fp.write(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    write_dataset(fp, src.trailing)
+
+
+def _mark_lossy(ds: Dataset, ratio: float, method: str, uid: str) -> str:
+    """PS3.3 C.7.6.1.1.5: the lossy attributes (ratio and method appended), Image Type DERIVED, a new SOP
+    Instance UID, and the original referenced as the Source Image (as DCMTK's codecs do)."""
+    ds.LossyImageCompression = "01"
+    ratios = [str(v) for v in _values(ds.get("LossyImageCompressionRatio"))]
+    methods = [str(v) for v in _values(ds.get("LossyImageCompressionMethod"))]
+    ds.LossyImageCompressionRatio = [*ratios, f"{ratio:.2f}"[:16]]
+    ds.LossyImageCompressionMethod = [*methods, method]
+    image_type = [str(v) for v in _values(ds.get("ImageType"))] or ["DERIVED", "SECONDARY"]
+    image_type[0] = "DERIVED"
+    ds.ImageType = image_type
+    description = str(ds.get("DerivationDescription", "") or "")
+    note = f"Lossy compression with {method}, compression ratio {ratio:.2f}"
+    ds.DerivationDescription = (f"{description}; {note}" if description else note)[:1024]
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = ds.get("SOPClassUID", "")
+    reference.ReferencedSOPInstanceUID = uid
+    purpose = Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator = "121320", "DCM"
+    purpose.CodeMeaning = "Uncompressed predecessor"
+    reference.PurposeOfReferenceCodeSequence = [purpose]
+    sources = list(ds.get("SourceImageSequence", []) or [])
+    ds.SourceImageSequence = [*sources, reference]
+    new_uid = str(generate_uid())
+    ds.SOPInstanceUID = new_uid
+    return new_uid
+
+
+def _values(element: Any) -> list[Any]:
+    value = getattr(element, "value", element)
+    if value in (None, ""):
+        return []
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
