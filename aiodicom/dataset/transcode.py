@@ -425,7 +425,10 @@ def _write_pixels(
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         lengths = []
         for arr in _chain(first, (a for a, _ in decoded)):
-            data = plan.encode(np.asarray(arr))
+            frame = np.asarray(arr)
+            if not frame.dtype.isnative:  # a big endian source
+                frame = frame.astype(frame.dtype.newbyteorder("="))
+            data = plan.encode(frame)
             if len(data) % 2:
                 data += b"\0"
             spool.write(data)

@@ -25,7 +25,7 @@ from .codecs import DEFLATED, EXPLICIT, IMPLICIT, NATIVE, syntax_label
 PIXEL_DATA = 0x7FE00010
 _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 #: Past this many bytes, data waits in a temporary file rather than in memory.
-SPOOL_BYTES = 8 << 20
+SPOOL_BYTES = 2 << 20
 CHUNK = 4 << 20
 
 
@@ -37,6 +37,8 @@ class Pixel:
     length: int | None  # None: undefined (encapsulated)
     fragments: int = 0
     offsets: tuple[int, ...] = ()  # the Basic Offset Table
+    starts: list[int] = field(default_factory=list)  # each fragment's offset after the table, as a BOT counts
+    tails: list[bytes] = field(default_factory=list)  # the last bytes of each fragment
 
 
 @dataclass
@@ -147,7 +149,7 @@ def _read_pixel_header(fp: BinaryIO, source: Source) -> Pixel | None:
         fp.seek(pixel.value_offset + length)
         return pixel
     # Encapsulated: walk the items to the sequence delimiter (reading only the Basic Offset Table).
-    fragments = -1
+    fragments, first = -1, 0
     while True:
         item = fp.read(8)
         if len(item) < 8:
@@ -163,8 +165,17 @@ def _read_pixel_header(fp: BinaryIO, source: Source) -> Pixel | None:
             if len(table) != size or size % 4:
                 raise TranscodeError("the Basic Offset Table is truncated or misaligned", source.syntax)
             pixel.offsets = struct.unpack(f"<{size // 4}I", table)
+        elif fragments == -1:
+            pass
         else:
-            fp.seek(size, io.SEEK_CUR)
+            at = fp.tell()
+            pixel.starts.append(at - 8 - first)
+            if size >= 4:
+                fp.seek(size - 4, io.SEEK_CUR)
+            pixel.tails.append(fp.read(min(size, 4)))
+            fp.seek(at + size)
+        if fragments == -1:
+            first = fp.tell()
         fragments += 1
     pixel.fragments = fragments
     return pixel
@@ -211,6 +222,28 @@ def check_frames(src: Source, frames: int) -> None:
         raise TranscodeError(
             f"the frame count does not match: {frames} frames in {pixel.fragments} fragments", src.syntax
         )
+    if src.syntax in codecs.JPEG_FAMILY | codecs.JPEG_LS_FAMILY | codecs.J2K_FAMILY:
+        _check_ends(src, frames)
+
+
+def _check_ends(src: Source, frames: int) -> None:
+    """Every JPEG, JPEG-LS and JPEG 2000 frame ends with its EOI/EOC marker (FFD9): a stream cut short is an
+    error here, where some decoders would only warn and return part of an image."""
+    pixel = cast(Pixel, src.pixel)
+    if pixel.fragments == frames:
+        last = list(range(frames))
+    elif pixel.offsets:
+        index = {start: i for i, start in enumerate(pixel.starts)}
+        last = [index[o] - 1 for o in pixel.offsets[1:] if o in index] + [pixel.fragments - 1]
+    else:
+        last = [pixel.fragments - 1]
+    for frame, fragment in enumerate(last):
+        if not pixel.tails[fragment].rstrip(b"\0").endswith(b"\xff\xd9"):
+            raise TranscodeError(
+                f"the stream of frame {frame + 1} of {frames} is truncated or corrupt: it does not end with "
+                f"an end-of-image marker",
+                src.syntax,
+            )
 
 
 def first_fragment(src: Source) -> bytes:
