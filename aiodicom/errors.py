@@ -125,6 +125,17 @@ class DatasetParseError(DicomError, ValueError):
     wrong in a few words (it goes into a response's Error Comment)."""
 
 
+class TranscodeError(DicomError):
+    """An instance could not be converted to another transfer syntax: no codec for its syntax or the target
+    (the message names the syntax, and ``aiodicom[codecs]`` when a codec package is missing), a corrupt
+    compressed stream, a frame count that does not match the pixel data, or pixel data the target cannot carry
+    (JPEG Baseline from 12 or 16 bits). ``transfer_syntax`` is the syntax concerned, when one is."""
+
+    def __init__(self, message: str, transfer_syntax: str | None = None) -> None:
+        super().__init__(message)
+        self.transfer_syntax = transfer_syntax
+
+
 class IdentityNotConfirmed(DicomError):
     """A positive response to our user identity was requested and the peer's A-ASSOCIATE-AC had none.
 

@@ -1,0 +1,191 @@
+"""The transcoding executor: :func:`aiodicom.dataset.transcode.transcode` off the event loop, in a bounded
+pool of worker threads or processes.
+
+``kind="auto"`` picks, per conversion, the pool measured faster for its codecs on two cores
+(benchmarks/transcode_vs_dcmtk.py): threads where the codec releases the GIL, processes where it holds it.
+At most ``max_workers`` conversions run at once, whichever pool they run in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import multiprocessing
+import os
+import tempfile
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from types import TracebackType
+from typing import Literal
+
+from aiodicom.dataset.codecs import HTJ2K_FAMILY, J2K_FAMILY, JPEG_FAMILY, JPEG_LS_FAMILY, RLE, resolve
+from aiodicom.dataset.files import read_header
+from aiodicom.dataset.transcode import Transcoded, transcode
+
+__all__ = ["PROCESS_FAMILIES", "Transcoder", "transcode_bytes", "transcode_to_file"]
+
+Kind = Literal["thread", "process", "auto"]
+
+#: Codec families whose work runs faster in processes than in threads on two cores (they hold the GIL).
+#: Measured by benchmarks/transcode_vs_dcmtk.py; see the docstring of :class:`Transcoder`.
+PROCESS_FAMILIES: frozenset[str] = frozenset()
+
+
+def _family(uid: str) -> str:
+    if uid in JPEG_FAMILY:
+        return "jpeg"
+    if uid in JPEG_LS_FAMILY:
+        return "jpeg-ls"
+    if uid in HTJ2K_FAMILY:
+        return "htj2k"
+    if uid in J2K_FAMILY:
+        return "jpeg2000"
+    if uid == RLE:
+        return "rle"
+    return "uncompressed"
+
+
+def transcode_bytes(
+    source: str | os.PathLike[str] | bytes, target: str, allow_lossy: bool, file_meta: bool
+) -> tuple[bytes, Transcoded]:
+    """:func:`transcode` into bytes (what a worker runs)."""
+    out = io.BytesIO()
+    result = transcode(source, target, out, allow_lossy=allow_lossy, file_meta=file_meta)
+    return out.getvalue(), result
+
+
+def transcode_to_file(
+    source: str | os.PathLike[str], target: str, destination: str, allow_lossy: bool, file_meta: bool
+) -> Transcoded:
+    """:func:`transcode` into ``destination``, through a temporary file in its folder renamed into place
+    when the conversion succeeded: on failure nothing is left behind."""
+    folder = os.path.dirname(os.path.abspath(destination))
+    fd, temporary = tempfile.mkstemp(prefix=".transcode-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = transcode(source, target, out, allow_lossy=allow_lossy, file_meta=file_meta)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return result
+
+
+class Transcoder:
+    """Converts instances between transfer syntaxes without blocking the event loop.
+
+    ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
+    they run: ``"thread"``, ``"process"`` (a spawned pool: no fork of a running event loop), or ``"auto"``
+    (threads, but processes for the codec families in :data:`PROCESS_FAMILIES`). Pools start on first use;
+    :meth:`close` (or leaving ``async with``) shuts them down.
+    """
+
+    def __init__(self, max_workers: int | None = None, *, kind: str = "auto") -> None:
+        if kind not in ("thread", "process", "auto"):
+            raise ValueError(f"kind must be 'thread', 'process' or 'auto', not {kind!r}")
+        workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.max_workers = workers
+        self.kind = kind
+        self._threads: ThreadPoolExecutor | None = None
+        self._processes: ProcessPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
+
+    # -- pools --------------------------------------------------------------------------------------------
+
+    def _where(self, source: str | os.PathLike[str] | bytes, target: str) -> str:
+        if self.kind != "auto":
+            return self.kind
+        if not PROCESS_FAMILIES:
+            return "thread"
+        try:
+            uid = resolve(target)
+            header = read_header(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except (OSError, ValueError):
+            return "thread"  # the worker will say what is wrong
+        families = {_family(uid), _family(header.transfer_syntax_uid)}
+        return "process" if families & PROCESS_FAMILIES else "thread"
+
+    def _executor(self, where: str) -> Executor:
+        if self._closed:
+            raise RuntimeError("the transcoder is closed")
+        if where == "process":
+            if self._processes is None:
+                context = multiprocessing.get_context("spawn")
+                self._processes = ProcessPoolExecutor(self.max_workers, mp_context=context)
+            return self._processes
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.max_workers, thread_name_prefix="aiodicom-transcode")
+        return self._threads
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_workers)
+        return self._slots
+
+    # -- work ---------------------------------------------------------------------------------------------
+
+    async def transcode(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        target: str,
+        *,
+        allow_lossy: bool = False,
+        file_meta: bool = True,
+    ) -> tuple[bytes, Transcoded]:
+        """``source`` (a path or the bytes of an instance) converted to ``target``: the bytes written and what
+        they are. Raises :class:`~aiodicom.errors.TranscodeError` when it cannot be converted."""
+        loop = asyncio.get_running_loop()
+        async with self._semaphore():
+            where = self._where(source, target)
+            if where == "process" and isinstance(source, os.PathLike):
+                source = os.fspath(source)
+            return await loop.run_in_executor(
+                self._executor(where), transcode_bytes, source, target, allow_lossy, file_meta
+            )
+
+    async def transcode_file(
+        self,
+        source: str | os.PathLike[str],
+        target: str,
+        destination: str | os.PathLike[str],
+        *,
+        allow_lossy: bool = False,
+        file_meta: bool = True,
+    ) -> Transcoded:
+        """Write ``source`` converted to ``target`` to ``destination`` (atomically: a temporary file in the
+        same folder renamed into place; nothing is left there when the conversion fails)."""
+        loop = asyncio.get_running_loop()
+        async with self._semaphore():
+            where = self._where(source, target)
+            return await loop.run_in_executor(
+                self._executor(where),
+                transcode_to_file,
+                os.fspath(source),
+                target,
+                os.fspath(destination),
+                allow_lossy,
+                file_meta,
+            )
+
+    async def close(self) -> None:
+        """Shut the pools down, waiting (in a thread) for the conversions under way."""
+        self._closed = True
+        pools: list[Executor] = [p for p in (self._threads, self._processes) if p is not None]
+        self._threads = self._processes = None
+        for pool in pools:
+            await asyncio.to_thread(pool.shutdown, True)
+
+    async def __aenter__(self) -> Transcoder:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
