@@ -104,8 +104,26 @@ def store(
     ] = 0,
     transfer_syntax: Annotated[
         str | None,
-        typer.Option("--transfer-syntax", help="Force a syntax (UID, keyword or a name like JPEGBaseline)."),
+        typer.Option(
+            "--transfer-syntax",
+            help="Convert every file to this syntax and propose only it (UID, keyword or a name like "
+            "JPEGLSLossless).",
+        ),
     ] = None,
+    allow_lossy: Annotated[
+        bool,
+        typer.Option(
+            "--allow-lossy",
+            help="Allow a lossy --transfer-syntax (each file converted becomes a new instance).",
+        ),
+    ] = False,
+    never_transcode: Annotated[
+        bool,
+        typer.Option(
+            "--never-transcode",
+            help="Fail a file the peer takes in none of its own syntaxes, rather than convert it losslessly.",
+        ),
+    ] = False,
     calling_ae: CallingAe = "STORE-SCU",
     called_ae: CalledAe = None,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
@@ -140,6 +158,8 @@ def store(
             concurrency=concurrency,
             throttle_delay_ms=throttle_ms,
             transfer_syntax=transfer_syntax,
+            allow_lossy=allow_lossy,
+            never_transcode=never_transcode,
             s3_config=s3_config_from(s3_bucket, s3_endpoint, "", s3_region),
             verbose=verbose,
             connect_timeout=timeout,

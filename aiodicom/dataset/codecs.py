@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -512,3 +512,31 @@ def _register() -> None:
     for uid in sorted(_IMAGECODECS_DECODES):
         with contextlib.suppress(ValueError, NotImplementedError):  # already there; no such decoder
             get_decoder(uid).add_plugin("imagecodecs", (__name__, "decode_frame"))
+
+
+# -- choosing a target --------------------------------------------------------------------------------------
+
+#: Lossless targets for an instance whose own syntax a peer did not accept, best first: uncompressed ones
+#: (a decode only, and every receiver reads them), Deflate, then lossless compressions.
+FALLBACK_ORDER = (
+    EXPLICIT,
+    IMPLICIT,
+    DEFLATED,
+    BIG,
+    JPEG_LS_LOSSLESS,
+    RLE,
+    J2K_LOSSLESS,
+    HTJ2K_LOSSLESS,
+    JPEG_LOSSLESS_SV1,
+    JPEG_LOSSLESS,
+)
+
+
+def lossless_fallback(accepted: Iterable[str]) -> str | None:
+    """The best of the ``accepted`` syntaxes to convert an instance to without losing anything (None when
+    none of them can be encoded losslessly here)."""
+    offered = set(accepted)
+    for uid in FALLBACK_ORDER:
+        if uid in offered and encodable(uid):
+            return uid
+    return None

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiodicom.dataset.codecs import lossy_target, syntax_label
 from aiodicom.dataset.files import looks_like_dicom
 from aiodicom.dataset.tags import resolve_transfer_syntax
 from aiodicom.net.address import Address
@@ -77,6 +78,16 @@ class StoreScu(Scu):
     ``username``, ``password``, ``kerberos_ticket``, ``saml_assertion``, ``jwt`` and
     ``identity_response_requested`` arguments, and positional arguments after ``addr``, still work but are
     deprecated.
+
+    Transfer syntaxes: each file is proposed in its own syntax plus Explicit and Implicit VR Little Endian,
+    and sent as it is when the peer accepts its syntax; when the peer accepts none of the file's own, it is
+    converted losslessly to the best syntax accepted (decompressed for a peer that takes only uncompressed
+    data), unless ``never_transcode=True`` makes that file a failure. ``transfer_syntax`` (a UID or a name)
+    forces one syntax: every file is converted to it and only it is proposed; a lossy one (JPEG Baseline,
+    JPEG 2000, ...) needs ``allow_lossy=True``, and each file so converted becomes a new instance (new SOP
+    Instance UID, Lossy Image Compression attributes, Image Type DERIVED). Conversions run in a pool of
+    ``max_transcode_workers`` (default: the number of CPUs) and need the ``aiodicom[codecs]`` extra for
+    compressed syntaxes.
     """
 
     default_calling_ae_title = "STORE-SCU"
@@ -101,7 +112,9 @@ class StoreScu(Scu):
         acse_timeout: float | Keep = KEEP,
         dimse_timeout: float | Keep | None = KEEP,
         fail_first: bool = False,
-        never_transcode: bool = True,
+        never_transcode: bool = False,
+        allow_lossy: bool = False,
+        max_transcode_workers: int | None = None,
         retries: int = 0,
         retry_backoff: float = 1.0,
         user_identity: UserIdentity | Keep | None = KEEP,
@@ -163,8 +176,17 @@ class StoreScu(Scu):
         self.concurrency = concurrency
         self.throttle_delay_ms = throttle_delay_ms
         self.transfer_syntax = resolve_transfer_syntax(transfer_syntax) if transfer_syntax else None
+        if self.transfer_syntax and lossy_target(self.transfer_syntax) and not allow_lossy:
+            raise ValueError(
+                f"{syntax_label(self.transfer_syntax)} is lossy: forcing it needs allow_lossy=True "
+                "(--allow-lossy), and each file converted becomes a new instance"
+            )
+        if max_transcode_workers is not None and max_transcode_workers < 1:
+            raise ValueError("max_transcode_workers must be at least 1")
         self.fail_first = fail_first
         self.never_transcode = never_transcode
+        self.allow_lossy = allow_lossy
+        self.max_transcode_workers = max_transcode_workers
         self.retries, self.retry_backoff = retries, retry_backoff
         self._items: list[QueuedFile] = []
         self._s3_prefixes: list[str] = []
@@ -276,6 +298,9 @@ class StoreScu(Scu):
             concurrency=self.concurrency,
             throttle_delay_ms=self.throttle_delay_ms,
             transfer_syntax=self.transfer_syntax,
+            allow_lossy=self.allow_lossy,
+            never_transcode=self.never_transcode,
+            max_transcode_workers=self.max_transcode_workers,
             retries=self.retries,
             retry_backoff=self.retry_backoff,
             fail_first=self.fail_first,

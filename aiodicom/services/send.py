@@ -2,15 +2,19 @@
 
 The engine behind :class:`~aiodicom.scu.store.StoreScu`, which queues the files and hands them over with
 its settings. Files are grouped into associations of at most 128 presentation contexts; each file goes out
-as it is stored (from disk or S3, PDV by PDV), or converted when the peer accepts only another uncompressed
-syntax. Nothing is silently lost: every file ends as a success, a warning or a failure with its reason.
+as it is stored (from disk or S3, PDV by PDV), or converted (:class:`~aiodicom.services.transcode.Transcoder`)
+to the syntax forced, or, when the peer accepted none of its own, losslessly to the best one it accepted.
+Nothing is silently lost: every file ends as a success, a warning or a failure with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import pydicom
 
+from aiodicom.dataset.codecs import lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
@@ -34,7 +39,8 @@ from aiodicom.net.address import Address
 from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
 from aiodicom.net.options import AssociationOptions
-from aiodicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, UNCOMPRESSED_TRANSFER_SYNTAXES
+from aiodicom.services.transcode import Transcoder
+from aiodicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from aiodicom.ul.items import PresentationContextResult
 
 if TYPE_CHECKING:
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiodicom.send")
 
 _MAX_CONTEXTS = 128
+#: Files up to this size are converted in memory; larger ones through a temporary file.
+_CONVERT_IN_MEMORY = 8 << 20
 #: The events of a send, in the order they can come.
 EVENTS = ("transfer_started", "file_sending", "file_sent", "file_error", "transfer_completed")
 
@@ -72,16 +80,34 @@ class FileSending:
 
 @dataclass(frozen=True, slots=True)
 class FileSent:
+    """A file the peer answered with a success or warning status. ``transfer_syntax_uid`` and
+    ``sop_instance_uid`` are those of the instance sent; when it was converted, ``file_transfer_syntax`` and
+    ``original_sop_instance_uid`` are the file's (the UID differs only after a lossy conversion)."""
+
     file: str
     sop_instance_uid: str
     sop_class_uid: str
     transfer_syntax_uid: str
     status: int
     duration_seconds: float
+    file_transfer_syntax: str | None = None
+    original_sop_instance_uid: str | None = None
+
+    @property
+    def converted(self) -> bool:
+        """The file was sent in another transfer syntax than its own."""
+        return self.file_transfer_syntax not in (None, self.transfer_syntax_uid)
 
     @property
     def message(self) -> str:
-        return f"sent {self.file}: {status_name(self.status)}"
+        how = ""
+        if self.converted:
+            how = f" (converted from {uid_name(self.file_transfer_syntax or '')} to "
+            how += f"{uid_name(self.transfer_syntax_uid)}"
+            if self.original_sop_instance_uid not in (None, self.sop_instance_uid):
+                how += f", a new instance {self.sop_instance_uid}"
+            how += ")"
+        return f"sent {self.file}{how}: {status_name(self.status)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +142,16 @@ class TransferCompleted:
 
 @dataclass(frozen=True, slots=True)
 class FileOutcome:
+    """How one file ended. ``sop_instance_uid`` is the instance the peer got (new after a lossy
+    conversion, with the file's own in ``original_sop_instance_uid``); ``transfer_syntax`` is the syntax it
+    was sent in."""
+
     file: str
     sop_instance_uid: str | None
     status: int | None
     error: str | None
+    transfer_syntax: str | None = None
+    original_sop_instance_uid: str | None = None
 
 
 @dataclass
@@ -157,17 +189,33 @@ Plan = tuple[list[tuple[str, list[str]]], list["QueuedFile"]]
 @dataclass(frozen=True, kw_only=True)
 class SendSettings:
     """How a batch is sent: where, how (the association options), how many associations at once, the pause
-    between files, a forced transfer syntax, retries of a failed association, and whether the first failed
-    file stops the batch."""
+    between files, a forced transfer syntax (lossy only with ``allow_lossy``), whether a file the peer takes
+    in none of its own syntaxes may be converted (not with ``never_transcode``), how many conversions run at
+    once, retries of a failed association, and whether the first failed file stops the batch."""
 
     address: Address
     options: AssociationOptions
     concurrency: int = 1
     throttle_delay_ms: int = 0
     transfer_syntax: str | None = None
+    allow_lossy: bool = False
+    never_transcode: bool = False
+    max_transcode_workers: int | None = None
     retries: int = 0
     retry_backoff: float = 1.0
     fail_first: bool = False
+
+
+@dataclass
+class Outgoing:
+    """What goes out for one file: the syntax, the source (a path, bytes, or an S3 stream of the data set),
+    its header when known, the UID sent, and the temporary file to remove after."""
+
+    syntax: str
+    source: str | bytes | AsyncIterator[bytes]
+    header: InstanceHeader | None
+    sop_instance_uid: str
+    temporary: str | None = None
 
 
 class SendBatch:
@@ -194,17 +242,22 @@ class SendBatch:
         self.started = time.perf_counter()
         self.connected = False
         self.first_error: BaseException | None = None
+        self._transcoder: Transcoder | None = None
 
     async def run(self, queued: Sequence[QueuedFile], s3_prefixes: Sequence[str] = ()) -> SendResult:
         """Send ``queued`` (and, with S3, every object under ``s3_prefixes``, listed now)."""
-        if self.s3 is not None:
-            await self.s3.open()
-            try:
-                items = await _s3_items(self.s3, list(queued), list(s3_prefixes))
-                return await self._go(await _read_s3_headers(self.s3, items))
-            finally:
-                await self.s3.close()
-        return await self._go(list(queued))
+        try:
+            if self.s3 is not None:
+                await self.s3.open()
+                try:
+                    items = await _s3_items(self.s3, list(queued), list(s3_prefixes))
+                    return await self._go(await _read_s3_headers(self.s3, items))
+                finally:
+                    await self.s3.close()
+            return await self._go(list(queued))
+        finally:
+            if self._transcoder is not None:
+                await self._transcoder.close()
 
     async def _go(self, items: list[QueuedFile]) -> SendResult:
         self.result.total_files = len(items)
@@ -294,14 +347,15 @@ class SendBatch:
         assert header is not None
         await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
         began = time.perf_counter()
+        timeout = self.settings.options.dimse_timeout
         try:
-            syntax, payload = await self.payload(assoc, item)
-            timeout = self.settings.options.dimse_timeout
-            response = await assoc.c_store_response(
-                payload,
-                header=header if not isinstance(payload, bytes) or payload is item.data else None,
-                timeout=timeout,
-            )
+            out = await self.outgoing(assoc, item)
+            try:
+                response = await assoc.c_store_response(out.source, header=out.header, timeout=timeout)
+            finally:
+                if out.temporary is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(out.temporary)
         except TimeoutError:  # the association was aborted: a late response would answer another file
             await self.fail(item, f"no C-STORE response within {timeout:g} s (dimse_timeout)")
             return
@@ -314,61 +368,104 @@ class SendBatch:
         if is_success(status) or is_warning(status):
             self.result.successful += 1
             if is_warning(status):
-                self.result.warnings.append((item.name, header.sop_instance_uid, status, described))
-            self.result.files.append(FileOutcome(item.name, header.sop_instance_uid, status, None))
+                self.result.warnings.append((item.name, out.sop_instance_uid, status, described))
+            self.result.files.append(
+                FileOutcome(
+                    item.name, out.sop_instance_uid, status, None, out.syntax, header.sop_instance_uid
+                )
+            )
             event = FileSent(
                 item.name,
-                header.sop_instance_uid,
+                out.sop_instance_uid,
                 header.sop_class_uid,
-                syntax,
+                out.syntax,
                 status,
                 time.perf_counter() - began,
+                header.transfer_syntax_uid,
+                header.sop_instance_uid,
             )
             self.log.info("%s", event.message)
             await self.emit("file_sent", event)
         else:
             await self.fail(item, described, status)
 
-    async def payload(
-        self, assoc: Association, item: QueuedFile
-    ) -> tuple[str, str | bytes | AsyncIterator[bytes]]:
-        """The transfer syntax to use and what to send: the file as it is, or converted when the peer accepted
-        only another uncompressed syntax."""
+    async def outgoing(self, assoc: Association, item: QueuedFile) -> Outgoing:
+        """What to send for ``item``: the file as it is when the peer accepted its syntax (and none was
+        forced), else the file converted to the syntax forced or to the best lossless one accepted."""
         header = item.header
         assert header is not None
-        wanted = self.settings.transfer_syntax or header.transfer_syntax_uid
-        accepted = {
+        own = header.transfer_syntax_uid
+        accepted = [
             c.transfer_syntax for c in assoc.accepted.values() if c.abstract_syntax == header.sop_class_uid
-        }
-        if wanted == header.transfer_syntax_uid and wanted in accepted:
-            if item.key is not None:
-                assert self.s3 is not None
-                return wanted, self.s3.stream(item.key, header.data_offset)
-            return wanted, item.path if item.path is not None else item.data  # type: ignore[return-value]
+        ]
         if not accepted:
             raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid))
-        source: str | bytes = item.path if item.path is not None else item.data  # type: ignore[assignment]
-        if item.key is not None:  # converting parses the whole instance: it is downloaded for that
-            assert self.s3 is not None
-            source = b"".join([chunk async for chunk in self.s3.stream(item.key)])
         forced = self.settings.transfer_syntax
-        targets = [forced] if forced else [ts for ts in UNCOMPRESSED_TRANSFER_SYNTAXES if ts in accepted]
-        if header.transfer_syntax_uid in UNCOMPRESSED_TRANSFER_SYNTAXES:
-            for target in targets:
-                if target in UNCOMPRESSED_TRANSFER_SYNTAXES and target in accepted:
-                    data = await anyio.to_thread.run_sync(_convert, source, target)
-                    return target, data
-        if header.transfer_syntax_uid not in UNCOMPRESSED_TRANSFER_SYNTAXES:
-            why = "converting compressed data is not supported yet"
-        elif forced and forced in accepted:
-            why = f"converting to {uid_name(forced)} is not supported yet"
+        offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
+        what = f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
+        if forced:
+            if forced not in accepted:
+                raise NoAcceptableContext(f"{what}, not {syntax_label(forced)} (forced)")
+            target = forced
+        elif own in accepted:
+            target = own
         else:
-            why = f"it did not accept {uid_name(forced or wanted)}"
-        raise NoAcceptableContext(
-            f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in "
-            f"{', '.join(f'{uid_name(ts)} ({ts})' for ts in sorted(accepted))}; the file is "
-            f"{uid_name(header.transfer_syntax_uid)} ({header.transfer_syntax_uid}): {why}"
-        )
+            fallback = lossless_fallback(accepted)
+            if fallback is None:
+                raise NoAcceptableContext(
+                    f"{what}; the file is {syntax_label(own)}: none of them can be encoded here"
+                )
+            if self.settings.never_transcode:
+                raise NoAcceptableContext(
+                    f"{what}; the file is {syntax_label(own)} and would need converting to "
+                    f"{uid_name(fallback)}: never_transcode is set"
+                )
+            target = fallback
+        if target == own:
+            if item.key is not None:
+                assert self.s3 is not None
+                return Outgoing(
+                    own, self.s3.stream(item.key, header.data_offset), header, header.sop_instance_uid
+                )
+            source = item.path if item.path is not None else item.data
+            assert source is not None
+            return Outgoing(own, source, header, header.sop_instance_uid)
+        return await self.convert(item, target, allow_lossy=self.settings.allow_lossy and target == forced)
+
+    def transcoder(self) -> Transcoder:
+        if self._transcoder is None:
+            self._transcoder = Transcoder(self.settings.max_transcode_workers)
+        return self._transcoder
+
+    async def convert(self, item: QueuedFile, target: str, *, allow_lossy: bool) -> Outgoing:
+        """``item`` converted to ``target``: in memory when it is small, else through a temporary file (an
+        S3 object is downloaded to one first), so that a large instance is never held whole in memory."""
+        transcoder = self.transcoder()
+        downloaded: str | None = None
+        try:
+            path = item.path
+            if item.key is not None:
+                assert self.s3 is not None
+                downloaded = path = await _download(self.s3, item.key)
+            if path is None or os.path.getsize(path) <= _CONVERT_IN_MEMORY:
+                source = path if path is not None else item.data
+                assert source is not None
+                data, done = await transcoder.transcode(source, target, allow_lossy=allow_lossy)
+                return Outgoing(target, data, None, done.sop_instance_uid)
+            fd, temporary = tempfile.mkstemp(prefix="aiodicom-send-", suffix=".dcm")
+            os.close(fd)
+            try:
+                done = await transcoder.transcode_file(path, target, temporary, allow_lossy=allow_lossy)
+                header = await anyio.to_thread.run_sync(read_header, temporary)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+            return Outgoing(target, temporary, header, done.sop_instance_uid, temporary)
+        finally:
+            if downloaded is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(downloaded)
 
     async def fail(self, item: QueuedFile, error: str, status: int | None = None) -> None:
         header = item.header
@@ -474,13 +571,18 @@ def _plans(
     return plans
 
 
-def _convert(source: str | bytes, target: str) -> bytes:
-    """Re-encode an uncompressed instance in another uncompressed syntax (lossless)."""
-    ds = pydicom.dcmread(source if isinstance(source, str) else io.BytesIO(source), force=True)
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(target)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+async def _download(bucket: S3Bucket, key: str) -> str:
+    """The object ``key`` in a temporary file (the caller removes it)."""
+    fd, path = tempfile.mkstemp(prefix="aiodicom-s3-", suffix=".dcm")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in bucket.stream(key):
+                await anyio.to_thread.run_sync(out.write, chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path
 
 
 async def _rejection(assoc: Association, sop_class: str) -> str:

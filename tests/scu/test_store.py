@@ -392,9 +392,10 @@ async def test_forced_transfer_syntax(tmp_path: Path) -> None:
     assert received.PixelData == pydicom.dcmread(ct).PixelData
 
 
-async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_error(tmp_path: Path) -> None:
+async def test_a_compressed_file_is_decompressed_for_an_uncompressed_only_peer(tmp_path: Path) -> None:
     jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")  # JPEG Baseline
     ct = get_testdata_file("CT_small.dcm")
+    sent: list[FileSent] = []
     async with StoreScp(
         0,
         host="127.0.0.1",
@@ -405,13 +406,42 @@ async def test_compressed_file_to_an_uncompressed_only_peer_is_a_clear_per_file_
         scu = StoreScu(f"127.0.0.1:{scp.port}")
         scu.add_file(jpeg)
         scu.add_file(ct)
+        result = await scu.send(on_file_sent=sent.append)
+    assert result.successful == 2 and result.failed == 0
+    source = pydicom.dcmread(jpeg)
+    (event,) = [e for e in sent if e.file == jpeg]
+    assert event.converted and event.file_transfer_syntax == "1.2.840.10008.1.2.4.50"
+    assert event.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+    assert event.sop_instance_uid == event.original_sop_instance_uid == source.SOPInstanceUID
+    assert "converted from JPEG Baseline" in event.message
+    received = pydicom.dcmread(stored(scp.out_dir, jpeg))
+    assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert received.LossyImageCompression == "01"  # decompressing a lossy stream says it was lossy
+    diff = received.pixel_array.astype(int) - source.pixel_array.astype(int)
+    assert abs(diff).max() <= 1
+
+
+async def test_never_transcode_fails_exactly_the_files_that_need_converting(tmp_path: Path) -> None:
+    jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")
+    ct = get_testdata_file("CT_small.dcm")
+    async with StoreScp(
+        0,
+        host="127.0.0.1",
+        out_dir=tmp_path / "out",
+        fsync=False,
+        transfer_syntax_mode="uncompressed_only",
+    ) as scp:
+        scu = StoreScu(f"127.0.0.1:{scp.port}", never_transcode=True)
+        scu.add_file(jpeg)
+        scu.add_file(ct)
         result = await scu.send()
     assert result.successful == 1 and result.failed == 1 and result.total_files == 2
-    (error,) = [f.error for f in result.files if f.error]
-    assert "1.2.840.10008.1.2.4.50" in error and "1.2.840.10008.1.2" in error
-    assert "accepted SOP class Secondary Capture Image Storage only in" in error
-    assert error.endswith("converting compressed data is not supported yet")
-    assert not list((tmp_path / "out").rglob("*.dcm"))[1:]  # only the CT arrived
+    (failed,) = [f for f in result.files if f.error]
+    assert failed.file == jpeg and failed.error is not None
+    assert "accepted SOP class Secondary Capture Image Storage only in" in failed.error
+    assert "JPEG Baseline (Process 1) (1.2.840.10008.1.2.4.50)" in failed.error
+    assert failed.error.endswith("never_transcode is set")
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 1  # only the CT arrived
 
 
 async def test_nothing_reachable_raises_and_fail_first_raises(tmp_path: Path) -> None:
@@ -473,7 +503,8 @@ PresentationContexts = CTMR
 
 @pytest.mark.interop
 async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path: Path) -> None:
-    """A SOP class the peer rejects and a transfer syntax it does not take fail with different reasons."""
+    """A SOP class the peer rejects fails with the peer's reason; a file in a syntax it does not take is
+    decompressed."""
     import subprocess
 
     from tests.interop.peers import DCMTK_ENV, free_port, require_tool, stop, wait_for_port
@@ -506,15 +537,16 @@ async def test_dcmtk_storescp_that_accepts_ct_and_mr_uncompressed_only(tmp_path:
         stop(proc)
     ct, mr, sc = result.files
     assert ct.status == 0 and ct.error is None
-    assert mr.error is not None and sc.error is not None
     assert sc.error == (
         "the peer rejected SOP class Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7): "
         "abstract syntax not supported"
     )
-    assert mr.error.startswith("the peer accepted SOP class MR Image Storage only in ")
-    assert "JPEG 2000 Image Compression (Lossless Only) (1.2.840.10008.1.2.4.90)" in mr.error
-    assert mr.error.endswith("converting compressed data is not supported yet")
-    assert len(list((tmp_path / "in").iterdir())) == 1
+    assert mr.status == 0 and mr.error is None
+    assert mr.transfer_syntax in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+    (stored_mr,) = [p for p in (tmp_path / "in").iterdir() if p.name.startswith("MR")]
+    source = pydicom.dcmread(get_testdata_file("MR_small_jp2klossless.dcm"))
+    assert (pydicom.dcmread(stored_mr).pixel_array == source.pixel_array).all()
+    assert len(list((tmp_path / "in").iterdir())) == 2
 
 
 async def test_user_identity_stream_of_events_and_retry(tmp_path: Path) -> None:
