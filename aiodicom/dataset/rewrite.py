@@ -190,3 +190,27 @@ def redeflate(source: IO[bytes], leading: bytes, leading_end: int, chunk: int = 
     out = deflater.flush()
     written += len(out)
     yield out + (b"\x00" if written % 2 else b"")
+
+
+def spliced(
+    source: IO[bytes],
+    meta_length: int,
+    leading: bytes,
+    leading_end: int,
+    *,
+    deflated: bool = False,
+    chunk: int = 1 << 20,
+) -> Iterator[bytes]:
+    """A stored instance (read from ``source``'s start: ``meta_length`` bytes of file meta, then the data set)
+    with the data set's leading elements replaced by ``leading``, in chunks. ``leading_end`` is where the old
+    ones end: an offset in ``source``, or in the inflated data set when it is ``deflated`` (which is then
+    deflated again, :func:`redeflate`)."""
+    source.seek(0)
+    if meta_length:
+        yield source.read(meta_length)
+    if deflated:
+        yield from redeflate(source, leading, leading_end, chunk)
+        return
+    yield leading
+    source.seek(leading_end)
+    yield from iter(lambda: source.read(chunk), b"")

@@ -11,7 +11,6 @@ import collections
 import contextlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Awaitable
 from enum import StrEnum
@@ -20,7 +19,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from aiodicom.dataset.rewrite import redeflate
+from aiodicom.dataset.rewrite import spliced
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
 
@@ -131,18 +130,11 @@ class FileSink(InstanceSink):
         set inflated and deflated again, a chunk at a time (in a thread)."""
         self._file.flush()
         with open(self.temp_path, "rb") as fp:
-            meta = fp.read(self.meta_length)
             fd, name = self.storage._create()
             try:
                 with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
-                    out.write(meta)
-                    if deflated:
-                        for chunk in redeflate(fp, leading, leading_end):
-                            out.write(chunk)
-                    else:
-                        out.write(leading)
-                        fp.seek(leading_end)
-                        shutil.copyfileobj(fp, out, 1 << 20)
+                    for chunk in spliced(fp, self.meta_length, leading, leading_end, deflated=deflated):
+                        out.write(chunk)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(name)

@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
 from typing import IO, Any
 
-from aiodicom.dataset.rewrite import redeflate
+from aiodicom.dataset.rewrite import spliced
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
 
@@ -399,16 +399,13 @@ class S3Sink(InstanceSink):
         spill, self._spill = self._spill, None
         assert spill is not None
         try:
-            spill.seek(0)
-            chunks: Iterable[bytes] = iter(lambda: spill.read(1 << 20), b"")
+            chunks: Iterable[bytes]
             if self._leading is not None:
                 leading, end, deflated = self._leading
-                self._buffer += spill.read(self.meta_length)
-                if deflated:
-                    chunks = redeflate(spill, leading, end)
-                else:
-                    self._buffer += leading
-                    spill.seek(end)
+                chunks = spliced(spill, self.meta_length, leading, end, deflated=deflated)
+            else:
+                spill.seek(0)
+                chunks = iter(lambda: spill.read(1 << 20), b"")
             for chunk in chunks:
                 self._buffer += chunk
                 await self._drain_parts()
