@@ -94,6 +94,29 @@ MaxPending = Annotated[
     ),
 ]
 
+# Converting what a receiver stores (storescp, get, move).
+Transcode = Annotated[
+    str | None,
+    typer.Option(
+        "--transcode",
+        help="Store every instance converted to this transfer syntax (UID or name, e.g. "
+        "ExplicitVRLittleEndian or JPEGLSLossless).",
+    ),
+]
+AllowLossy = Annotated[
+    bool,
+    typer.Option(
+        "--allow-lossy", help="Allow a lossy syntax (each instance converted becomes a new instance)."
+    ),
+]
+KeepOriginal = Annotated[
+    bool,
+    typer.Option(
+        "--keep-original-on-transcode-failure",
+        help="Store an instance that cannot be converted as received, instead of refusing it.",
+    ),
+]
+
 # User identity (PS3.7 D.3.3.7), the same options on every verb that connects to a peer.
 Username = Annotated[str | None, typer.Option("--username", help="Send this username as user identity.")]
 PasswordFile = Annotated[

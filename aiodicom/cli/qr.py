@@ -9,18 +9,21 @@ from typing import Annotated, Any
 import typer
 
 from aiodicom.cli.common import (
+    AllowLossy,
     CalledAe,
     DimseTimeout,
     IdentityFile,
     IdentityResponse,
     IdentityType,
     Json,
+    KeepOriginal,
     PasswordFile,
     S3BucketOpt,
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
     Timeout,
+    Transcode,
     Username,
     Verbose,
     app,
@@ -232,6 +235,17 @@ def get(
     s3_prefix: S3PrefixOpt = "",
     s3_region: S3RegionOpt = None,
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not sync each file.")] = False,
+    transcode: Transcode = None,
+    allow_lossy: AllowLossy = False,
+    keep_original: KeepOriginal = False,
+    never_transcode: Annotated[
+        bool,
+        typer.Option(
+            "--never-transcode",
+            help="With --forward: fail an instance the destination takes in none of its syntaxes, rather "
+            "than convert it.",
+        ),
+    ] = False,
     timeout: Timeout = 60.0,
     dimse_timeout: DimseTimeout = None,
     username: Username = None,
@@ -264,6 +278,10 @@ def get(
             strict_forward=strict_forward,
             query_model=model,
             fsync=not no_fsync,
+            transcode_on_receipt=transcode,
+            allow_lossy=allow_lossy,
+            keep_original_on_transcode_failure=keep_original,
+            never_transcode=never_transcode,
             connect_timeout=timeout,
             acse_timeout=timeout,
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
@@ -291,6 +309,9 @@ def move(
         str, typer.Option("--receive-host", help="Address the receiver binds.")
     ] = "0.0.0.0",
     out_dir: Annotated[str | None, typer.Option("--out-dir", "-o", help="Where the receiver stores.")] = None,
+    transcode: Transcode = None,
+    allow_lossy: AllowLossy = False,
+    keep_original: KeepOriginal = False,
     calling_ae: Annotated[str, typer.Option("--calling-ae", "-aet", help="Our AE title.")] = "MOVE-SCU",
     called_ae: CalledAe = None,
     timeout: Timeout = 600.0,
@@ -313,9 +334,16 @@ def move(
     if receive_port is not None:
         if out_dir is None:
             raise fail("--receive-port needs --out-dir", 2)
-        receive = {"port": receive_port, "host": receive_host, "out_dir": out_dir}
-    elif out_dir is not None:
-        raise fail("--out-dir needs --receive-port (the built-in receiver)", 2)
+        receive = {
+            "port": receive_port,
+            "host": receive_host,
+            "out_dir": out_dir,
+            "transcode_on_receipt": transcode,
+            "allow_lossy": allow_lossy,
+            "keep_original_on_transcode_failure": keep_original,
+        }
+    elif out_dir is not None or transcode is not None:
+        raise fail("--out-dir and --transcode need --receive-port (the built-in receiver)", 2)
     try:
         query = _keys(keys, level, "STUDY")
         scu = MoveScu(

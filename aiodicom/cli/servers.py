@@ -8,14 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from aiodicom.cli.common import (
+    AllowLossy,
     IdleTimeout,
     Json,
+    KeepOriginal,
     MaxAssociations,
     MaxPending,
     S3BucketOpt,
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
+    Transcode,
     Verbose,
     app,
     fail,
@@ -105,6 +108,9 @@ def storescp(
     s3_endpoint: S3EndpointOpt = None,
     s3_prefix: S3PrefixOpt = "",
     s3_region: S3RegionOpt = None,
+    transcode: Transcode = None,
+    allow_lossy: AllowLossy = False,
+    keep_original: KeepOriginal = False,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -133,6 +139,9 @@ def storescp(
             max_pdu_length=max_pdu,
             max_associations=max_associations,
             max_pending_connections=max_pending,
+            transcode_on_receipt=transcode,
+            allow_lossy=allow_lossy,
+            keep_original_on_transcode_failure=keep_original,
             verbose=verbose,
             **idle,
         )
@@ -152,6 +161,10 @@ def storescp(
                 "sop_class_uid": e.sop_class_uid,
                 "study_instance_uid": e.study_instance_uid,
                 "series_instance_uid": e.series_instance_uid,
+                "transfer_syntax_uid": e.transfer_syntax_uid,
+                "received_transfer_syntax": e.received_transfer_syntax,
+                "original_sop_instance_uid": e.original_sop_instance_uid,
+                "transcode_error": e.transcode_error,
                 "tags": e.tags,
             },
         )

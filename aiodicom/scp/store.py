@@ -24,6 +24,7 @@ from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
+from aiodicom.services.receipt import TranscodeOnReceipt, converting
 from aiodicom.services.store import Hook, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage
@@ -112,6 +113,14 @@ class StoreScp(DicomServer):
         scp.on_study_completed(lambda study: print(study.message))
         async with scp:
             await asyncio.Event().wait()
+
+    ``transcode_on_receipt`` (a transfer syntax UID or name) stores every instance converted to that syntax,
+    after the hook and before the commit and the response: the response waits for the conversion (see
+    docs/receiving.md for what it costs). A lossy target needs ``allow_lossy=True`` and stores each instance
+    under a new SOP Instance UID while the response echoes the received one. An instance that cannot be
+    converted is refused with a failure status and nothing is stored, or, with
+    ``keep_original_on_transcode_failure=True``, stored as received (the stored event says why).
+    ``max_transcode_workers`` bounds the conversions running at once (default: the number of CPUs).
     """
 
     def __init__(
@@ -148,6 +157,10 @@ class StoreScp(DicomServer):
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        transcode_on_receipt: str | None = None,
+        allow_lossy: bool = False,
+        keep_original_on_transcode_failure: bool = False,
+        max_transcode_workers: int | None = None,
     ) -> None:
         if args:
             given = deprecated_positional("StoreScp", _POSITIONAL, args)
@@ -172,6 +185,12 @@ class StoreScp(DicomServer):
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
         policy = _policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes)
+        self.transcode_on_receipt = TranscodeOnReceipt.of(
+            transcode_on_receipt,
+            allow_lossy=allow_lossy,
+            keep_original_on_failure=keep_original_on_transcode_failure,
+            max_workers=max_transcode_workers,
+        )
         self.log = instance_logger("aiodicom.scp.store", verbose)
         super().__init__(
             self._serve_association,
@@ -192,9 +211,10 @@ class StoreScp(DicomServer):
             implementation_version_name=implementation_version_name,
             logger=self.log,
         )
-        self.storage: Storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
+        storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)
         #: Where instances go: the resolved ``out_dir``, or None with S3.
-        self.out_dir = self.storage.out_dir if isinstance(self.storage, FilesystemStorage) else None
+        self.out_dir = storage.out_dir if isinstance(storage, FilesystemStorage) else None
+        self.storage: Storage = converting(storage, self.transcode_on_receipt, file_meta=store_with_file_meta)
         self._events = EventEmitter(_EVENTS)
         self._hook: Hook | None = None
         self.studies = StudyTracker(study_timeout, lambda study: self._events.emit("study_completed", study))

@@ -23,6 +23,7 @@ from aiodicom.services.query import (
     QueryModel,
     resolve_query,
 )
+from aiodicom.services.receipt import TranscodeOnReceipt
 from aiodicom.services.relay import ForwardTarget
 from aiodicom.services.retrieve import (
     CANCEL_TIMEOUT,
@@ -50,6 +51,12 @@ class GetScu(Scu):
     ``dimse_timeout`` is the longest silence while waiting for the next sub-operation or response, not a
     bound on the whole retrieve; ``cancel_timeout`` how long a cancelled task waits for the final response
     after its C-CANCEL before it aborts.
+
+    ``transcode_on_receipt`` (filesystem and S3) stores every instance converted to one syntax, as
+    :class:`~aiodicom.scp.store.StoreScp` does (with ``allow_lossy``, ``keep_original_on_transcode_failure``,
+    ``max_transcode_workers``). The ``forward`` relay proposes each instance's syntax plus uncompressed ones
+    to the destination and converts an instance only when the destination accepts none of its own, unless
+    ``never_transcode=True`` makes that a failed sub-operation.
     """
 
     default_calling_ae_title = "GET-SCU"
@@ -84,6 +91,11 @@ class GetScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        transcode_on_receipt: str | None = None,
+        allow_lossy: bool = False,
+        keep_original_on_transcode_failure: bool = False,
+        max_transcode_workers: int | None = None,
+        never_transcode: bool = False,
     ) -> None:
         super().__init__(
             addr,
@@ -124,6 +136,20 @@ class GetScu(Scu):
         self.fsync = fsync
         self.priority = priority
         self.cancel_timeout = cancel_timeout
+        if transcode_on_receipt and self.storage_backend == "forward":
+            raise ValueError(
+                "transcode_on_receipt is for the filesystem and S3 backends: the relay converts only what "
+                "the destination cannot take (never_transcode=True stops that)"
+            )
+        #: What the filesystem and S3 backends convert instances to (None: stored as received).
+        self.transcode_on_receipt = TranscodeOnReceipt.of(
+            transcode_on_receipt,
+            allow_lossy=allow_lossy,
+            keep_original_on_failure=keep_original_on_transcode_failure,
+            max_workers=max_transcode_workers,
+        )
+        self.max_transcode_workers = max_transcode_workers
+        self.never_transcode = never_transcode
 
     # ------------------------------------------------------------------------------------ public API
 

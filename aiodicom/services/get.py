@@ -27,6 +27,7 @@ from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import DEFAULT_TRANSFER_SYNTAXES, ContextSpec, Requestor
 from aiodicom.services.events import notify
 from aiodicom.services.query import QueryModel, decode_identifier, encode_identifier
+from aiodicom.services.receipt import TranscodeOnReceipt, converting
 from aiodicom.services.relay import ForwardOutcome, ForwardTarget, Relay
 from aiodicom.services.retrieve import (
     Control,
@@ -107,7 +108,8 @@ class _Receiver:
             )
             await self.relay.open(pairs)
             return
-        self.storage = make_storage(scu.storage_backend, scu.out_dir, scu.s3_config, fsync=scu.fsync)
+        storage = make_storage(scu.storage_backend, scu.out_dir, scu.s3_config, fsync=scu.fsync)
+        self.storage = converting(storage, scu.transcode_on_receipt, file_meta=scu.store_with_file_meta)
         await self.storage.start()
         self.service = StoreService(
             self.storage,
@@ -172,6 +174,9 @@ class GetSettings(Requestor, Protocol):
     store_with_file_meta: bool
     forward_target: ForwardTarget | None
     strict_forward: bool
+    transcode_on_receipt: TranscodeOnReceipt | None
+    never_transcode: bool
+    max_transcode_workers: int | None
 
 
 class GetRun:

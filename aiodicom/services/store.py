@@ -26,7 +26,7 @@ from aiodicom.dataset import (
     raw_text,
     validate_uid,
 )
-from aiodicom.dataset.tags import DEFAULT_TAGS
+from aiodicom.dataset.tags import DEFAULT_TAGS, uid_name
 from aiodicom.dimse import Command, CommandField, Status, status_name
 from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import (
@@ -36,6 +36,7 @@ from aiodicom.errors import (
 )
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.services.events import call
+from aiodicom.services.receipt import TranscodingSink, TranscodingStorage
 from aiodicom.storage.base import InstanceSink, Storage
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, is_dicom_transfer_syntax
 
@@ -50,7 +51,12 @@ _ERROR_COMMENT_LIMIT = 64
 
 @dataclass(frozen=True, slots=True)
 class StoredInstance:
-    """An instance that was stored: where, what, and the tags extracted from it."""
+    """An instance that was stored: where, what, and the tags extracted from it.
+
+    ``transfer_syntax_uid`` and ``sop_instance_uid`` are those stored. When the receiver converts on receipt
+    ``received_transfer_syntax`` is the syntax it came in and ``original_sop_instance_uid`` the UID it came
+    with (a lossy conversion stores a new instance); ``transcode_error`` says why it was stored as received
+    when converting failed and the original was kept."""
 
     file: str
     sop_instance_uid: str
@@ -62,10 +68,26 @@ class StoredInstance:
     #: Set when the instance is a C-MOVE sub-operation (and the sender filled these optional fields in).
     move_originator_ae_title: str | None = None
     move_originator_message_id: int | None = None
+    received_transfer_syntax: str | None = None
+    original_sop_instance_uid: str | None = None
+    transcode_error: str | None = None
+
+    @property
+    def converted(self) -> bool:
+        """Stored in another syntax than it came in."""
+        return self.received_transfer_syntax not in (None, self.transfer_syntax_uid)
 
     @property
     def message(self) -> str:
-        return f"stored {self.sop_instance_uid} as {self.file}"
+        text = f"stored {self.sop_instance_uid} as {self.file}"
+        if self.converted:
+            text += f" (converted from {uid_name(self.received_transfer_syntax or '')}"
+            if self.original_sop_instance_uid not in (None, self.sop_instance_uid):
+                text += f"; received as {self.original_sop_instance_uid}"
+            text += ")"
+        elif self.transcode_error:
+            text += f" as received ({self.transcode_error})"
+        return text
 
 
 @dataclass
@@ -147,7 +169,8 @@ class StoreService:
     ) -> None:
         self.storage = storage
         self.ae_title = ae_title
-        self.store_with_file_meta = store_with_file_meta
+        # converting on receipt reads the syntax in the file meta: it is written, and dropped after if asked
+        self.store_with_file_meta = store_with_file_meta or isinstance(storage, TranscodingStorage)
         self.extract_tags = tuple(extract_tags)
         self.custom_tags = tuple(custom_tags)
         self.custom_by_name = {name: tag for tag, name in custom_tags}
@@ -292,16 +315,25 @@ class StoreService:
         except FileExistsError:
             return self._refuse(assoc, command, Status.OUT_OF_RESOURCES, "a copy exists already (kept)")
         p = decided
+        stored_uid, stored_syntax = p.sop, transfer_syntax
+        received_syntax = original_uid = failure = None
+        if isinstance(sink, TranscodingSink):
+            received_syntax, original_uid, failure = transfer_syntax, p.sop, sink.failure
+            if sink.converted is not None:
+                stored_uid, stored_syntax = sink.converted.sop_instance_uid, sink.converted.transfer_syntax
         instance = StoredInstance(
             location,
-            p.sop,
+            stored_uid,
             p.sop_class,
-            transfer_syntax,
+            stored_syntax,
             p.study,
             p.series,
             p.tags,
             command.move_originator_ae_title,
             command.move_originator_message_id,
+            received_syntax,
+            original_uid,
+            failure,
         )
         status = self.coercion_status if p.coerced else Status.SUCCESS
         comment = "values coerced by the receiver" if p.coerced and status else None
