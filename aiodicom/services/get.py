@@ -105,6 +105,8 @@ class _Receiver:
                 scu.forward_target,
                 strict=scu.strict_forward,
                 dimse_timeout=scu.dimse_timeout,
+                never_transcode=scu.never_transcode,
+                max_transcode_workers=scu.max_transcode_workers,
             )
             await self.relay.open(pairs)
             return
@@ -149,12 +151,21 @@ class _Receiver:
         self.tally.stored(status)
         if stored is not None:
             self.tally.result.files.append(stored.file)
+        converted_from = syntax = stored_uid = None
+        if stored is not None:
+            syntax, stored_uid = stored.transfer_syntax_uid, stored.sop_instance_uid
+            converted_from = stored.received_transfer_syntax if stored.converted else None
+        elif forwarded is not None:
+            syntax, converted_from = forwarded.transfer_syntax, forwarded.converted_from
         event = self.tally.event(
             file=stored.file if stored is not None else None,
             sop_instance_uid=uid,
             forwarded_to=forwarded.forwarded_to if forwarded is not None else None,
             forward_status=forwarded.status if forwarded is not None else None,
             forward_error=forwarded.error if forwarded is not None else None,
+            transfer_syntax=syntax,
+            converted_from=converted_from,
+            stored_sop_instance_uid=stored_uid if stored_uid != uid else None,
         )
         await self.control.progress(event, self.tally.done)
 

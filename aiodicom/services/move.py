@@ -58,7 +58,7 @@ class _Arrivals:
         elif self.scope is not None:
             keyword, uids = self.scope
             value = {
-                "SOPInstanceUID": instance.sop_instance_uid,
+                "SOPInstanceUID": instance.original_sop_instance_uid or instance.sop_instance_uid,
                 "SeriesInstanceUID": instance.series_instance_uid,
                 "StudyInstanceUID": instance.study_instance_uid,
             }[keyword]
@@ -249,8 +249,17 @@ class MoveRun:
                 return status, (command.error_comment or "").strip()
             instance = arrivals.unreported[-1] if arrivals.unreported else None
             arrivals.unreported.clear()
-            event = tally.event(
-                file=instance.file if instance is not None else None,
-                sop_instance_uid=instance.sop_instance_uid if instance is not None else None,
-            )
+            if instance is None:
+                event = tally.event()
+            else:
+                received = instance.original_sop_instance_uid or instance.sop_instance_uid
+                event = tally.event(
+                    file=instance.file,
+                    sop_instance_uid=received,
+                    transfer_syntax=instance.transfer_syntax_uid,
+                    converted_from=instance.received_transfer_syntax if instance.converted else None,
+                    stored_sop_instance_uid=instance.sop_instance_uid
+                    if instance.sop_instance_uid != received
+                    else None,
+                )
             await control.progress(event, tally.done)

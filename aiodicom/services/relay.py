@@ -2,25 +2,38 @@
 
 Nothing goes to disk and no instance is ever whole in memory: the bytes of each PDV are queued (a bounded
 queue, so a slow destination pauses reading from the source) and sent on one long-lived association to
-the destination, re-fragmented to the destination's maximum PDU.
+the destination, re-fragmented to the destination's maximum PDU. An instance in a syntax the destination
+did not accept is spooled to a temporary file (that one instance), converted losslessly to the best syntax
+it accepted, and sent from there, unless ``never_transcode`` makes it a failed forward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiodicom.dataset import DatasetParseError, LeadingElements
+from aiodicom.dataset import DatasetParseError, LeadingElements, build_file_meta
+from aiodicom.dataset.codecs import lossless_fallback, syntax_label
 from aiodicom.dimse import Command, CommandField, Status, is_failure, status_name
 from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import DicomError, DimseError, NoAcceptableContext, StorageError
 from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
-from aiodicom.uids import is_dicom_transfer_syntax
+from aiodicom.services.transcode import Transcoder
+from aiodicom.uids import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    is_dicom_transfer_syntax,
+)
 
 log = logging.getLogger("aiodicom.forward")
 
@@ -85,6 +98,9 @@ class ForwardOutcome:
     forwarded_to: str
     status: int | None
     error: str | None
+    #: The syntax it was sent to the destination in, and the one it came in when it was converted.
+    transfer_syntax: str | None = None
+    converted_from: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -194,6 +210,68 @@ class _Refused:
         pass
 
 
+class _ConvertingSink:
+    """An instance the destination takes only in another syntax: spooled to a temporary file as it arrives
+    (checked as it passes), converted losslessly to ``target`` when complete, then sent from the file."""
+
+    def __init__(
+        self,
+        dest: Association,
+        command: Command,
+        transfer_syntax: str,
+        target: str,
+        transcoder: Transcoder,
+    ) -> None:
+        self.dest = dest
+        self.command = command
+        self.transfer_syntax = transfer_syntax
+        self.target = target
+        self.transcoder = transcoder
+        self.scanner = LeadingElements(transfer_syntax, whole=True)
+        fd, name = tempfile.mkstemp(prefix="aiodicom-relay-", suffix=".dcm")
+        self.paths = [name]
+        self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+        # the converter reads the syntax from the file meta
+        self.file.write(
+            build_file_meta(
+                sop_class_uid=command.affected_sop_class_uid or "",
+                sop_instance_uid=command.affected_sop_instance_uid or "",
+                transfer_syntax_uid=transfer_syntax,
+                implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+                implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                source_ae_title=None,
+                sending_ae_title=None,
+                receiving_ae_title=None,
+            )
+        )
+
+    def write(self, data: memoryview) -> None:
+        self.scanner.feed(data)  # a malformed data set raises: the association aborts this sink
+        self.file.write(data)
+
+    async def finish(self, timeout: float | None) -> int:
+        """Convert, send, and return the destination's status."""
+        try:
+            self.scanner.finish()
+            self.file.close()
+            fd, converted = tempfile.mkstemp(prefix="aiodicom-relay-", suffix=".dcm")
+            os.close(fd)
+            self.paths.append(converted)
+            await self.transcoder.transcode_file(self.paths[0], self.target, converted)
+            response = await self.dest.c_store_response(converted, timeout=timeout)
+            return response.status if response.status is not None else 0xC000
+        finally:
+            await self.abort()
+
+    async def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self.paths.clear()
+
+
 class Relay:
     """Relays the C-STORE sub-operations received on an association to a :class:`ForwardTarget`.
 
@@ -201,6 +279,9 @@ class Relay:
     proposed to the source) before anything is received; :meth:`handle` answers each sub-operation. With
     ``strict=False`` a failed forward is answered Success to the source (the instance was received) and
     reported; with ``strict=True`` it is answered with a failure status.
+
+    An instance whose syntax the destination did not accept is converted losslessly to the best one it did
+    (in a pool of ``max_transcode_workers``), unless ``never_transcode=True``.
     """
 
     def __init__(
@@ -210,18 +291,28 @@ class Relay:
         strict: bool = False,
         dimse_timeout: float | None = 60.0,
         connect_timeout: float = 30.0,
+        never_transcode: bool = False,
+        max_transcode_workers: int | None = None,
     ) -> None:
         self.target = target
         self.strict = strict
         self.dimse_timeout = dimse_timeout
         self.connect_timeout = connect_timeout
+        self.never_transcode = never_transcode
+        self.max_transcode_workers = max_transcode_workers
         self.dest: Association | None = None
         self._pairs: list[tuple[str, str]] = []
+        self._transcoder: Transcoder | None = None
 
     async def open(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Associate with the destination, one context per (SOP class, transfer syntax)."""
-        wanted = list(dict.fromkeys(pairs))
-        if len(wanted) > 128:  # instances of the classes left out fail to forward, each reported
+        """Associate with the destination, one context per (SOP class, transfer syntax), with Explicit and
+        Implicit VR Little Endian for every SOP class (first, so that an association's 128 contexts leave
+        out compressed syntaxes, which convert, before any SOP class)."""
+        given = list(dict.fromkeys(pairs))
+        classes = dict.fromkeys(sop_class for sop_class, _ in given)
+        plain = [(c, ts) for c in classes for ts in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)]
+        wanted = list(dict.fromkeys([*plain, *given]))
+        if len(wanted) > 128:  # left out: instances that convert, or of classes that fail to forward
             log.warning("%s: %d contexts wanted, an association holds 128", self.target.label, len(wanted))
         self._pairs = wanted[:128]
         await self._connect()
@@ -243,6 +334,8 @@ class Relay:
         )
 
     async def close(self) -> None:
+        if self._transcoder is not None:
+            await self._transcoder.close()
         if self.dest is not None:
             if self.dest.is_open:
                 await self.dest.release()
@@ -258,13 +351,30 @@ class Relay:
             if dest is None or not dest.is_open:
                 return _Refused(StorageError(f"the association with {self.target.label} is closed"))
             syntax = assoc.accepted[context_id].transfer_syntax
+            sop_class = command.affected_sop_class_uid or ""
             try:
-                ctx = dest.context_for(command.affected_sop_class_uid or "", syntax)
+                ctx = dest.context_for(sop_class, syntax)
             except NoAcceptableContext as exc:
-                return _Refused(NoAcceptableContext(f"{self.target.label}: {exc}"))
+                return self._converting(dest, command, syntax, exc)
             return _RelaySink(dest, ctx.context_id, command, syntax)
 
         return open_sink
+
+    def _converting(
+        self, dest: Association, command: Command, syntax: str, refused: NoAcceptableContext
+    ) -> _ConvertingSink | _Refused:
+        """A sink converting to the best syntax the destination accepted for the class (or why not)."""
+        sop_class = command.affected_sop_class_uid or ""
+        accepted = [c.transfer_syntax for c in dest.accepted.values() if c.abstract_syntax == sop_class]
+        target = lossless_fallback(accepted) if accepted and is_dicom_transfer_syntax(syntax) else None
+        if target is None:
+            return _Refused(NoAcceptableContext(f"{self.target.label}: {refused}"))
+        if self.never_transcode:
+            why = f"it takes it only in {syntax_label(target)} and never_transcode is set"
+            return _Refused(NoAcceptableContext(f"{self.target.label}: {refused}; {why}"))
+        if self._transcoder is None:
+            self._transcoder = Transcoder(self.max_transcode_workers)
+        return _ConvertingSink(dest, command, syntax, target, self._transcoder)
 
     async def handle(self, assoc: Association, message: DimseMessage) -> RelayOutcome:
         """Answer one C-STORE-RQ after relaying it; returns the status sent to the source and how the
@@ -275,7 +385,7 @@ class Relay:
         error: Exception | None = message.error
         if isinstance(sink, _Refused):
             error = sink.error
-        elif isinstance(sink, _RelaySink) and error is None:
+        elif isinstance(sink, _RelaySink | _ConvertingSink) and error is None:
             try:
                 status = await sink.finish(self.dimse_timeout)
             except (DicomError, OSError, TimeoutError, DatasetParseError) as exc:
@@ -288,18 +398,23 @@ class Relay:
             )
             comment = f"malformed data set: {error}" if isinstance(error, DatasetParseError) else str(error)
             log.warning("refused %s: %s", command.affected_sop_instance_uid, comment)
-            if isinstance(sink, _RelaySink):
+            if isinstance(sink, _RelaySink | _ConvertingSink):
                 await sink.abort()
             # associate with the destination again before answering: the source's next instance comes then
             if self.dest is not None and not self.dest.is_open:
                 await self._reconnect()
             await assoc.send(message.context_id, Command.c_store_rsp(command, refused, comment[:64]))
             return RelayOutcome(refused, None)
+        sent_in, converted_from = assoc.accepted[message.context_id].transfer_syntax, None
+        if isinstance(sink, _ConvertingSink):
+            sent_in, converted_from = sink.target, sink.transfer_syntax
         outcome = ForwardOutcome(
             command.affected_sop_instance_uid or "",
             self.target.label,
             status,
             str(error) if error is not None else None,
+            sent_in,
+            converted_from,
         )
         if outcome.ok:
             answer = status if status is not None else Status.SUCCESS

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import Command, is_failure, is_warning, status_name
 from aiodicom.errors import AssociationAborted
 from aiodicom.net.association import Association
@@ -32,6 +33,9 @@ class SubOperation:
 
     ``file`` is where it was stored (a path, or ``s3://bucket/key``); with the forward backend it is None
     and ``forwarded_to``, ``forward_status`` and ``forward_error`` say how relaying it went.
+    ``transfer_syntax`` is the syntax it was stored or forwarded in; ``converted_from`` the one it came in,
+    when it was converted; ``stored_sop_instance_uid`` the new UID a lossy conversion on receipt gave it
+    (``sop_instance_uid`` is always the UID the peer sent).
     """
 
     remaining: int
@@ -43,6 +47,9 @@ class SubOperation:
     forwarded_to: str | None = None
     forward_status: int | None = None
     forward_error: str | None = None
+    transfer_syntax: str | None = None
+    converted_from: str | None = None
+    stored_sop_instance_uid: str | None = None
 
     @property
     def total(self) -> int:
@@ -52,6 +59,8 @@ class SubOperation:
     def message(self) -> str:
         done = self.completed + self.failed + self.warning
         what = f": {self.file or self.sop_instance_uid}" if self.file or self.sop_instance_uid else ""
+        if self.converted_from and self.transfer_syntax:
+            what += f" (converted from {uid_name(self.converted_from)} to {uid_name(self.transfer_syntax)})"
         if self.forward_error:
             what += f" (forward to {self.forwarded_to} failed: {self.forward_error})"
         return f"{done}/{self.total} sub-operations{what}"
