@@ -22,13 +22,16 @@ from aiodicom.dataset.codecs import HTJ2K_FAMILY, J2K_FAMILY, JPEG_FAMILY, JPEG_
 from aiodicom.dataset.files import read_header
 from aiodicom.dataset.transcode import Transcoded, transcode
 
-__all__ = ["PROCESS_FAMILIES", "Transcoder", "transcode_bytes", "transcode_to_file"]
+__all__ = ["PROCESS_DECODES", "PROCESS_ENCODES", "Transcoder", "transcode_bytes", "transcode_to_file"]
 
 Kind = Literal["thread", "process", "auto"]
 
-#: Codec families whose work runs faster in processes than in threads on two cores (they hold the GIL).
-#: Measured by benchmarks/transcode_vs_dcmtk.py; see the docstring of :class:`Transcoder`.
-PROCESS_FAMILIES: frozenset[str] = frozenset()
+#: Where a codec holds the GIL (two threads no faster than one, measured on two cores), so that
+#: ``kind="auto"`` runs its work in processes: encoding with pyjpegls (JPEG-LS) and pylibjpeg-rle, decoding
+#: with pylibjpeg-rle and imagecodecs' OpenJPH (HTJ2K). imagecodecs' libjpeg-turbo, CharLS and OpenJPEG
+#: release it (1.4x to 1.9x with two threads), and so do zlib and file I/O.
+PROCESS_ENCODES: frozenset[str] = frozenset(("jpeg-ls", "rle"))
+PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k"))
 
 
 def _family(uid: str) -> str:
@@ -77,8 +80,8 @@ class Transcoder:
 
     ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
     they run: ``"thread"``, ``"process"`` (a spawned pool: no fork of a running event loop), or ``"auto"``
-    (threads, but processes for the codec families in :data:`PROCESS_FAMILIES`). Pools start on first use;
-    :meth:`close` (or leaving ``async with``) shuts them down.
+    (threads, but processes where the codec holds the GIL: :data:`PROCESS_ENCODES`, :data:`PROCESS_DECODES`).
+    Pools start on first use; :meth:`close` (or leaving ``async with``) shuts them down.
     """
 
     def __init__(self, max_workers: int | None = None, *, kind: str = "auto") -> None:
@@ -99,15 +102,16 @@ class Transcoder:
     def _where(self, source: str | os.PathLike[str] | bytes, target: str) -> str:
         if self.kind != "auto":
             return self.kind
-        if not PROCESS_FAMILIES:
-            return "thread"
         try:
             uid = resolve(target)
             header = read_header(io.BytesIO(source) if isinstance(source, bytes) else source)
         except (OSError, ValueError):
             return "thread"  # the worker will say what is wrong
-        families = {_family(uid), _family(header.transfer_syntax_uid)}
-        return "process" if families & PROCESS_FAMILIES else "thread"
+        source = header.transfer_syntax_uid
+        if source == uid:
+            return "thread"  # copied as it is
+        held = _family(uid) in PROCESS_ENCODES or _family(source) in PROCESS_DECODES
+        return "process" if held else "thread"
 
     def _executor(self, where: str) -> Executor:
         if self._closed:
