@@ -127,7 +127,8 @@ def main() -> None:
         tiny = {bits: make_files(work, 1, 1, 8, bits == 8, f"tiny{bits}")[0] for bits in (8, 16)}
         print(f"{args.files} files of {args.frames} frames 512x512, Python {sys.version.split()[0]}")
         print(f"best of {args.rounds} rounds; MB/s of decoded pixel data; inst/s and ratio: aiodicom's best")
-        header = f"{'codec':20} {'dir':6} {'w':>2} {'DCMTK MB/s':>10} {'threads':>8} {'procs':>8} {'inst/s':>7}  ratio"
+        columns = ("DCMTK MB/s", 10), ("threads", 8), ("procs", 8), ("inst/s", 7)
+        header = f"{'codec':20} {'dir':6} {'w':>2} " + " ".join(f"{c:>{w}}" for c, w in columns) + "  ratio"
         print(header)
         print("-" * len(header))
         for name, target, dcmtk, eight in CODECS:
