@@ -1,17 +1,18 @@
 """The codecs behind :mod:`aiodicom.dataset.transcode`: which library decodes and encodes each syntax.
 
-Chosen by measurement (one 512x512 frame, one core; benchmarks/transcode_vs_dcmtk.py measures whole files):
+Chosen by measurement (one 512x512 16-bit frame, one core, then two threads; the benchmark
+benchmarks/transcode_vs_dcmtk.py measures whole files against DCMTK):
 
-==================  ===========================================  =============================================
-syntax              decoder                                      encoder
-==================  ===========================================  =============================================
-JPEG (4.50-4.70)    imagecodecs (libjpeg-turbo 3): 6x pylibjpeg  imagecodecs (the only encoder)
-JPEG-LS             pydicom + pyjpegls (CharLS; as imagecodecs)  pydicom + pyjpegls (the precision Bits Stored
-                                                                 says: imagecodecs writes 16-bit streams)
-JPEG 2000           pydicom + pylibjpeg-openjpeg (as imagecodecs) pydicom + pylibjpeg-openjpeg
-HTJ2K               imagecodecs (OpenJPH): 1.8x pylibjpeg        imagecodecs (OpenJPH, the only encoder)
-RLE Lossless        pydicom + pylibjpeg-rle: 18x pydicom's own   pydicom + pylibjpeg-rle: 10x pydicom's
-==================  ===========================================  =============================================
+- JPEG (4.50-4.70): imagecodecs' libjpeg-turbo 3 both ways (the only encoder); decoding 6x pylibjpeg-libjpeg.
+- JPEG-LS: decoding with imagecodecs' CharLS (as fast as pyjpegls on one core, but it releases the GIL: 1.9x
+  with two threads, pyjpegls 1.0x); encoding with pyjpegls through pydicom, which writes the precision Bits
+  Stored says (imagecodecs writes 16-bit streams for 12-bit data, 4% larger).
+- JPEG 2000: imagecodecs' OpenJPEG both ways (as fast as pylibjpeg-openjpeg, releases the GIL; pylibjpeg-
+  openjpeg 2.6 crashes when two threads encode at once, so its fallback encodes under a lock).
+- HTJ2K: imagecodecs' OpenJPH (0.26, the maintained HTJ2K library, the only encoder; decoding 1.8x
+  pylibjpeg-openjpeg), but irreversible streams are decoded by pylibjpeg-openjpeg: imagecodecs returns
+  OpenJPH's out-of-range values wrapped around (256 -> 0) rather than clipped.
+- RLE Lossless: pylibjpeg-rle through pydicom both ways (decoding 18x, encoding 10x pydicom's own).
 
 Each choice falls back to the other libraries pydicom knows when its own is missing (or, for a decoder,
 fails on a stream). imagecodecs decodes through a pydicom decoding plugin registered here, so that pydicom

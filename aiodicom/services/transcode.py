@@ -2,7 +2,8 @@
 pool of worker threads or processes.
 
 ``kind="auto"`` picks, per conversion, the pool measured faster for its codecs on two cores
-(benchmarks/transcode_vs_dcmtk.py): threads where the codec releases the GIL, processes where it holds it.
+(benchmarks/transcode_vs_dcmtk.py): processes where the codec, or the Python work around a fast one, holds
+the GIL; threads where the codec's own time dominates and it releases the GIL.
 At most ``max_workers`` conversions run at once, whichever pool they run in.
 """
 
@@ -26,12 +27,14 @@ __all__ = ["PROCESS_DECODES", "PROCESS_ENCODES", "Transcoder", "transcode_bytes"
 
 Kind = Literal["thread", "process", "auto"]
 
-#: Where a codec holds the GIL (two threads no faster than one, measured on two cores), so that
-#: ``kind="auto"`` runs its work in processes: encoding with pyjpegls (JPEG-LS) and pylibjpeg-rle, decoding
-#: with pylibjpeg-rle and imagecodecs' OpenJPH (HTJ2K). imagecodecs' libjpeg-turbo, CharLS and OpenJPEG
-#: release it (1.4x to 1.9x with two threads), and so do zlib and file I/O.
-PROCESS_ENCODES: frozenset[str] = frozenset(("jpeg-ls", "rle"))
-PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k"))
+#: The codec families that ``kind="auto"`` runs in processes, as measured with two workers on two cores
+#: (benchmarks/transcode_vs_dcmtk.py, MB/s threads vs processes): RLE (pylibjpeg-rle holds the GIL; encode
+#: 41 vs 96, decode 140 vs 181), HTJ2K (OpenJPH decoding holds it; encode 154 vs 180, decode 168 vs 222) and
+#: JPEG (libjpeg-turbo is so fast that the GIL-bound reading and writing of the data set dominates; Baseline
+#: encode 104 vs 205, decode 106 vs 171). JPEG-LS (encode 51 vs 36, decode 65 vs 57) and JPEG 2000 (36 vs 36,
+#: 41 vs 40) stay in threads, and so do uncompressed and deflated conversions.
+PROCESS_ENCODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
+PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
 
 
 def _family(uid: str) -> str:
@@ -80,7 +83,8 @@ class Transcoder:
 
     ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
     they run: ``"thread"``, ``"process"`` (a spawned pool: no fork of a running event loop), or ``"auto"``
-    (threads, but processes where the codec holds the GIL: :data:`PROCESS_ENCODES`, :data:`PROCESS_DECODES`).
+    (threads, but processes for the codecs measured faster there: :data:`PROCESS_ENCODES` and
+    :data:`PROCESS_DECODES`).
     Pools start on first use; :meth:`close` (or leaving ``async with``) shuts them down.
     """
 
