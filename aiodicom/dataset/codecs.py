@@ -1,17 +1,18 @@
 """The codecs behind :mod:`aiodicom.dataset.transcode`: which library decodes and encodes each syntax.
 
-Chosen by measurement (one 512x512 frame, one core; benchmarks/transcode_vs_dcmtk.py measures whole files):
+Chosen by measurement (one 512x512 16-bit frame, one core, then two threads; the benchmark
+benchmarks/transcode_vs_dcmtk.py measures whole files against DCMTK):
 
-==================  ===========================================  =============================================
-syntax              decoder                                      encoder
-==================  ===========================================  =============================================
-JPEG (4.50-4.70)    imagecodecs (libjpeg-turbo 3): 6x pylibjpeg  imagecodecs (the only encoder)
-JPEG-LS             pydicom + pyjpegls (CharLS; as imagecodecs)  pydicom + pyjpegls (the precision Bits Stored
-                                                                 says: imagecodecs writes 16-bit streams)
-JPEG 2000           pydicom + pylibjpeg-openjpeg (as imagecodecs) pydicom + pylibjpeg-openjpeg
-HTJ2K               imagecodecs (OpenJPH): 1.8x pylibjpeg        imagecodecs (OpenJPH, the only encoder)
-RLE Lossless        pydicom + pylibjpeg-rle: 18x pydicom's own   pydicom + pylibjpeg-rle: 10x pydicom's
-==================  ===========================================  =============================================
+- JPEG (4.50-4.70): imagecodecs' libjpeg-turbo 3 both ways (the only encoder); decoding 6x pylibjpeg-libjpeg.
+- JPEG-LS: decoding with imagecodecs' CharLS (as fast as pyjpegls on one core, but it releases the GIL: 1.9x
+  with two threads, pyjpegls 1.0x); encoding with pyjpegls through pydicom, which writes the precision Bits
+  Stored says (imagecodecs writes 16-bit streams for 12-bit data, 4% larger).
+- JPEG 2000: imagecodecs' OpenJPEG both ways (as fast as pylibjpeg-openjpeg, releases the GIL; pylibjpeg-
+  openjpeg 2.6 crashes when two threads encode at once, so its fallback encodes under a lock).
+- HTJ2K: imagecodecs' OpenJPH (0.26, the maintained HTJ2K library, the only encoder; decoding 1.8x
+  pylibjpeg-openjpeg), but irreversible streams are decoded by pylibjpeg-openjpeg: imagecodecs returns
+  OpenJPH's out-of-range values wrapped around (256 -> 0) rather than clipped.
+- RLE Lossless: pylibjpeg-rle through pydicom both ways (decoding 18x, encoding 10x pydicom's own).
 
 Each choice falls back to the other libraries pydicom knows when its own is missing (or, for a decoder,
 fails on a stream). imagecodecs decodes through a pydicom decoding plugin registered here, so that pydicom
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -77,6 +79,7 @@ J2K_PSNR = 46.0  # dB over the range of values a frame uses
 HTJ2K_LEVELS = 64.0  # quantization step: this fraction of the range a frame uses
 
 _EXTRA = "pip install aiodicom[codecs]"
+_OPENJPEG_LOCK = threading.Lock()
 
 
 # -- names and availability ---------------------------------------------------------------------------------
@@ -120,8 +123,8 @@ def _plugins(uid: str, *, decoder: bool) -> tuple[str, ...]:
 
 _DECODE_ORDER: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(JPEG_FAMILY, ("imagecodecs", "pylibjpeg")),
-    **dict.fromkeys(JPEG_LS_FAMILY, ("pyjpegls", "pylibjpeg")),
-    **dict.fromkeys((J2K_LOSSLESS, J2K), ("pylibjpeg",)),
+    **dict.fromkeys(JPEG_LS_FAMILY, ("imagecodecs", "pyjpegls", "pylibjpeg")),
+    **dict.fromkeys((J2K_LOSSLESS, J2K), ("imagecodecs", "pylibjpeg")),
     **dict.fromkeys(HTJ2K_FAMILY, ("imagecodecs", "pylibjpeg")),
     RLE: ("pylibjpeg", "pydicom"),
 }
@@ -253,6 +256,8 @@ def plan(target: str, info: FrameInfo, *, allow_lossy: bool) -> Plan:
         return _jpeg_lossy(target, info, allow_lossy=allow_lossy)
     if target in (JPEG_LOSSLESS, JPEG_LOSSLESS_SV1):
         return _jpeg_lossless(target, info)
+    if target in (J2K_LOSSLESS, J2K) and _have("imagecodecs"):
+        return _j2k(target, info, lossy=allow_lossy and target == J2K)
     if target in JPEG_LS_FAMILY or target == RLE or target in (J2K_LOSSLESS, J2K):
         return _pydicom_plan(target, info, lossy=allow_lossy and target in LOSSY_TARGETS)
     if target in (HTJ2K_LOSSLESS, HTJ2K):
@@ -356,7 +361,13 @@ def _pydicom_plan(target: str, info: FrameInfo, *, lossy: bool) -> Plan:
     }
 
     def encode(arr: np.ndarray[Any, Any]) -> bytes:
-        if lossy and syntax == J2K:
+        if syntax in (J2K, J2K_LOSSLESS):
+            with _OPENJPEG_LOCK:  # pylibjpeg-openjpeg 2.6 crashes when two threads encode at once
+                return _encode_j2k(arr)
+        return bytes(encoder.encode(arr, **options))
+
+    def _encode_j2k(arr: np.ndarray[Any, Any]) -> bytes:
+        if lossy:
             # OpenJPEG's PSNR target is relative to the full scale of the precision: aim at J2K_PSNR over the
             # range the frame uses instead, so that 12 bits of CT in 16 get the same quality as 8-bit data.
             scale = (1 << info.bits_stored) - 1
@@ -374,6 +385,35 @@ def _db(ratio: float) -> float:
     import math
 
     return 20 * math.log10(max(ratio, 1.0))
+
+
+def _j2k(target: str, info: FrameInfo, *, lossy: bool) -> Plan:
+    """JPEG 2000 through imagecodecs' OpenJPEG: the same library as pylibjpeg-openjpeg, but it releases the
+    GIL and is safe in threads (pylibjpeg-openjpeg 2.6 crashes when two threads encode at once)."""
+    import imagecodecs
+
+    if lossy and info.photometric == "PALETTE COLOR":
+        raise _refuse(target, "palette indices cannot be compressed lossily")
+    colour = info.samples == 3 and info.photometric == "RGB"
+    photometric = ("YBR_ICT" if lossy else "YBR_RCT") if colour else info.photometric
+    scale = (1 << info.bits_stored) - 1
+
+    def encode(arr: np.ndarray[Any, Any]) -> bytes:
+        # The PSNR target (dB) is relative to the full scale of Bits Stored: aim at J2K_PSNR over the range
+        # the frame uses instead, so that 12 bits of CT in 16 get the same quality as 8-bit data.
+        level: Any = J2K_PSNR + _db(scale / _range(arr)) if lossy else None
+        return bytes(
+            imagecodecs.jpeg2k_encode(
+                arr,
+                level,
+                codecformat="j2k",
+                bitspersample=info.bits_stored,
+                reversible=not lossy,
+                mct=colour,
+            )
+        )
+
+    return Plan(J2K if lossy else target, photometric, info.bits_allocated, info.bits_stored, lossy, encode)
 
 
 def _htj2k(target: str, info: FrameInfo, *, lossy: bool) -> Plan:
@@ -455,7 +495,7 @@ def _j2k_irreversible(stream: bytes) -> bool:
 
 # -- imagecodecs as a pydicom decoding plugin ---------------------------------------------------------------
 
-_IMAGECODECS_DECODES = JPEG_FAMILY | HTJ2K_FAMILY
+_IMAGECODECS_DECODES = JPEG_FAMILY | JPEG_LS_FAMILY | J2K_FAMILY
 DECODER_DEPENDENCIES = {uid: ("numpy", "imagecodecs") for uid in _IMAGECODECS_DECODES}
 
 
@@ -480,6 +520,14 @@ def decode_frame(src: bytes, runner: Any) -> bytes:
         arr = imagecodecs.htj2k_decode(src)
         if runner.photometric_interpretation in ("YBR_ICT", "YBR_RCT"):
             runner.set_option("photometric_interpretation", "RGB")
+    elif uid in J2K_FAMILY:
+        arr = imagecodecs.jpeg2k_decode(src)  # the multiple component transform undone by OpenJPEG
+        if runner.photometric_interpretation in ("YBR_ICT", "YBR_RCT"):
+            runner.set_option("photometric_interpretation", "RGB")
+    elif uid in JPEG_LS_FAMILY:
+        arr = imagecodecs.jpegls_decode(src)
+        if arr.ndim == 3 and arr.shape[-1] != runner.samples_per_pixel:  # colour by plane
+            arr = arr.transpose(1, 2, 0)
     else:
         photometric = runner.photometric_interpretation
         if runner.samples_per_pixel == 3 and photometric.startswith("YBR"):

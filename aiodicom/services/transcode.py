@@ -2,7 +2,8 @@
 pool of worker threads or processes.
 
 ``kind="auto"`` picks, per conversion, the pool measured faster for its codecs on two cores
-(benchmarks/transcode_vs_dcmtk.py): threads where the codec releases the GIL, processes where it holds it.
+(benchmarks/transcode_vs_dcmtk.py): processes where the codec, or the Python work around a fast one, holds
+the GIL; threads where the codec's own time dominates and it releases the GIL.
 At most ``max_workers`` conversions run at once, whichever pool they run in.
 """
 
@@ -22,13 +23,18 @@ from aiodicom.dataset.codecs import HTJ2K_FAMILY, J2K_FAMILY, JPEG_FAMILY, JPEG_
 from aiodicom.dataset.files import read_header
 from aiodicom.dataset.transcode import Transcoded, transcode
 
-__all__ = ["PROCESS_FAMILIES", "Transcoder", "transcode_bytes", "transcode_to_file"]
+__all__ = ["PROCESS_DECODES", "PROCESS_ENCODES", "Transcoder", "transcode_bytes", "transcode_to_file"]
 
 Kind = Literal["thread", "process", "auto"]
 
-#: Codec families whose work runs faster in processes than in threads on two cores (they hold the GIL).
-#: Measured by benchmarks/transcode_vs_dcmtk.py; see the docstring of :class:`Transcoder`.
-PROCESS_FAMILIES: frozenset[str] = frozenset()
+#: The codec families that ``kind="auto"`` runs in processes, as measured with two workers on two cores
+#: (benchmarks/transcode_vs_dcmtk.py, MB/s threads vs processes): RLE (pylibjpeg-rle holds the GIL; encode
+#: 41 vs 96, decode 140 vs 181), HTJ2K (OpenJPH decoding holds it; encode 154 vs 180, decode 168 vs 222) and
+#: JPEG (libjpeg-turbo is so fast that the GIL-bound reading and writing of the data set dominates; Baseline
+#: encode 104 vs 205, decode 106 vs 171). JPEG-LS (encode 51 vs 36, decode 65 vs 57) and JPEG 2000 (36 vs 36,
+#: 41 vs 40) stay in threads, and so do uncompressed and deflated conversions.
+PROCESS_ENCODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
+PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
 
 
 def _family(uid: str) -> str:
@@ -77,8 +83,9 @@ class Transcoder:
 
     ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
     they run: ``"thread"``, ``"process"`` (a spawned pool: no fork of a running event loop), or ``"auto"``
-    (threads, but processes for the codec families in :data:`PROCESS_FAMILIES`). Pools start on first use;
-    :meth:`close` (or leaving ``async with``) shuts them down.
+    (threads, but processes for the codecs measured faster there: :data:`PROCESS_ENCODES` and
+    :data:`PROCESS_DECODES`).
+    Pools start on first use; :meth:`close` (or leaving ``async with``) shuts them down.
     """
 
     def __init__(self, max_workers: int | None = None, *, kind: str = "auto") -> None:
@@ -99,15 +106,16 @@ class Transcoder:
     def _where(self, source: str | os.PathLike[str] | bytes, target: str) -> str:
         if self.kind != "auto":
             return self.kind
-        if not PROCESS_FAMILIES:
-            return "thread"
         try:
             uid = resolve(target)
             header = read_header(io.BytesIO(source) if isinstance(source, bytes) else source)
         except (OSError, ValueError):
             return "thread"  # the worker will say what is wrong
-        families = {_family(uid), _family(header.transfer_syntax_uid)}
-        return "process" if families & PROCESS_FAMILIES else "thread"
+        source = header.transfer_syntax_uid
+        if source == uid:
+            return "thread"  # copied as it is
+        held = _family(uid) in PROCESS_ENCODES or _family(source) in PROCESS_DECODES
+        return "process" if held else "thread"
 
     def _executor(self, where: str) -> Executor:
         if self._closed:
