@@ -1,0 +1,260 @@
+"""Sending with conversion, and converting on receipt, against DCMTK in the same run.
+
+    python benchmarks/store_transcode.py [--files 40] [--frames 2] [--big-mb 1024] [--rounds 2]
+
+1. ``StoreScu(transfer_syntax="JPEGLSLossless")`` (the engine of ``aiodicom store --transfer-syntax
+   JPEGLSLossless``) sending uncompressed 512x512 12-bit files to a DCMTK ``storescp`` (``+B +xa``, writing
+   to /dev/shm), against DCMTK's own way to do it: ``dcmcjpls`` on each file, then ``storescu`` of the
+   compressed files to the same storescp. aiodicom runs in this process (no start-up to take out); DCMTK's
+   process start-up is taken out by subtracting, per process, the time of the same command on an 8x8
+   instance (for storescu that includes one association: a generous subtraction). Both with 1 and 2 at once
+   (concurrency 2, and two dcmcjpls at a time). Ratios > 1 mean aiodicom is faster.
+2. A multi-frame instance of ``--big-mb`` MB sent by DCMTK ``storescu`` to ``aiodicom storescp --transcode
+   JPEGLSLossless`` (storing on /dev/shm): the time until the response, and the peak resident memory of the
+   receiving process and its children (sampled every 20 ms from /proc).
+
+Every DCMTK process runs with TCP_NODELAY=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from _peers import DCMTK_ENV, free_port, tool, wait_for_port
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from aiodicom.scu.store import StoreScu
+
+SHM = Path("/dev/shm")
+
+
+def make_files(folder: Path, count: int, frames: int, rows: int, tag: str) -> list[Path]:
+    """CT-like 12-bit frames (CT_small upscaled, shifted per file, a little noise)."""
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    base = ct.pixel_array.astype(np.int32)
+    base -= base.min()
+    scale = max(1, rows // base.shape[0])
+    tile = np.kron(base, np.ones((scale, scale), dtype=np.int32))[:rows, :rows]
+    rng = np.random.default_rng(1)
+    paths = []
+    for n in range(count):
+        stack = np.stack(
+            [np.roll(tile, 5 * n + 3 * i, axis=1) + rng.integers(0, 4, tile.shape) for i in range(frames)]
+        )
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.Rows = ds.Columns = rows
+        ds.NumberOfFrames = frames
+        ds.PixelRepresentation = 0
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.PixelData = np.clip(stack, 0, 4095).astype(np.uint16).tobytes()
+        for keyword in ("RescaleIntercept", "RescaleSlope", "WindowCenter", "WindowWidth"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        path = folder / f"{tag}-{n:04}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+@contextlib.contextmanager
+def storescp_on_shm() -> Iterator[int]:
+    """DCMTK's storescp in its fastest mode (+B: the data set straight to disk), taking every syntax it knows
+    (+xa), into /dev/shm."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(dir=SHM) as out:
+        proc = subprocess.Popen(
+            [tool("storescp"), "+B", "+xa", "--output-directory", out, str(port)],
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def timed(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=DCMTK_ENV, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def dcmtk_pipeline(
+    port: int, sources: list[Path], work: Path, workers: int, tiny: Path
+) -> tuple[float, float]:
+    """dcmcjpls each file (``workers`` at once), then storescu them all: (raw seconds, start-up taken out)."""
+    compressed = work / "jls"
+    compressed.mkdir(exist_ok=True)
+    dcmcjpls, storescu = tool("dcmcjpls"), tool("storescu")
+    encode_startup = min(timed([dcmcjpls, str(tiny), str(work / "tiny.jls.dcm")]) for _ in range(3))
+    send_startup = min(
+        timed([storescu, "-xt", "-R", "127.0.0.1", str(port), str(work / "tiny.jls.dcm")]) for _ in range(3)
+    )
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda p: timed([dcmcjpls, str(p), str(compressed / p.name)]), sources))
+    outputs = sorted(compressed.iterdir())
+    # storescu proposes JPEG-LS Lossless (-xt) for the SOP classes of its files only (-R); one process
+    # per worker, each with its share of the files
+    shares = [outputs[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        list(
+            pool.map(
+                lambda share: timed([storescu, "-xt", "-R", "127.0.0.1", str(port), *map(str, share)]), shares
+            )
+        )
+    raw = time.perf_counter() - started
+    startup = encode_startup * len(sources) / workers + send_startup
+    return raw, raw - startup
+
+
+async def ours(port: int, sources: list[Path], workers: int) -> float:
+    scu = StoreScu(
+        f"STORESCP@127.0.0.1:{port}",
+        transfer_syntax="JPEGLSLossless",
+        concurrency=workers,
+        max_transcode_workers=workers,
+    )
+    for path in sources:
+        scu.add_file(path)
+    result = await scu.send()
+    if result.failed:
+        sys.exit(f"aiodicom failed {result.failed} files: {result.files[0].error}")
+    return result.duration_seconds
+
+
+def part_one(files: int, frames: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(dir=SHM) as tmp:
+        work = Path(tmp)
+        sources = make_files(work, files, frames, 512, "src")
+        (tiny,) = make_files(work, 1, 1, 8, "tiny")
+        megabytes = sum(p.stat().st_size for p in sources) / 1e6
+        print(
+            f"1. {files} files of {frames} 512x512 12-bit frames ({megabytes:.0f} MB), to storescp +B +xa "
+            "on /dev/shm"
+        )
+        print(f"{'at once':>8} {'DCMTK raw s':>12} {'DCMTK s':>9} {'aiodicom s':>11} {'ratio':>7}")
+        for workers in (1, 2):
+            theirs_raw, theirs, mine = [], [], []
+            for _ in range(rounds):
+                with storescp_on_shm() as port:
+                    raw, net = dcmtk_pipeline(port, sources, work, workers, tiny)
+                    theirs_raw.append(raw)
+                    theirs.append(net)
+                    mine.append(asyncio.run(ours(port, sources, workers)))
+            best_theirs, best_mine = min(theirs), min(mine)
+            print(
+                f"{workers:>8} {min(theirs_raw):>12.2f} {best_theirs:>9.2f} {best_mine:>11.2f} "
+                f"{best_theirs / best_mine:>6.2f}x"
+            )
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and every descendant."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as fp:
+                for line in fp:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            with open(f"/proc/{current}/task/{current}/children") as fp:
+                stack.extend(int(c) for c in fp.read().split())
+        except OSError:
+            continue
+    return total
+
+
+def part_two(megabytes: int) -> None:
+    frames = max(1, megabytes * 2)  # 512x512 16-bit frames: 0.5 MB each
+    with tempfile.TemporaryDirectory(dir=SHM) as tmp:
+        work = Path(tmp)
+        (big,) = make_files(work, 1, frames, 512, "big")
+        size = big.stat().st_size
+        port = free_port()
+        out = work / "received"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiodicom",
+                "storescp",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--out-dir",
+                str(out),
+                "--no-fsync",
+                "--transcode",
+                "JPEGLSLossless",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            peak = tree_rss(proc.pid)
+            started = time.perf_counter()
+            sender = subprocess.Popen(
+                [tool("storescu"), "-to", "600", "127.0.0.1", str(port), str(big)],
+                env=DCMTK_ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            while sender.poll() is None:
+                peak = max(peak, tree_rss(proc.pid))
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            if sender.returncode:
+                sys.exit(f"storescu failed: {sender.stderr.read().decode() if sender.stderr else ''}")
+        finally:
+            proc.terminate()
+            lines = proc.communicate(timeout=30)[0].decode().splitlines()
+        stored = [json.loads(line) for line in lines if '"file_stored"' in line]
+        if not stored or stored[0]["transfer_syntax_uid"] != "1.2.840.10008.1.2.4.80":
+            sys.exit(f"the instance was not stored as JPEG-LS: {lines}")
+        kept = Path(stored[0]["file"]).stat().st_size
+        print(
+            f"2. one {size / 1e6:.0f} MB instance ({frames} frames) to aiodicom storescp --transcode "
+            f"JPEGLSLossless on /dev/shm: answered in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s), "
+            f"stored {kept / 1e6:.0f} MB, peak RSS of the receiver and its children {peak / 1e6:.0f} MB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--big-mb", type=int, default=1024, help="0: skip part 2")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("TCP_NODELAY", "1")
+    part_one(args.files, args.frames, args.rounds)
+    if args.big_mb:
+        part_two(args.big_mb)
+
+
+if __name__ == "__main__":
+    main()
