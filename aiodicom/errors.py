@@ -135,6 +135,10 @@ class TranscodeError(DicomError):
         super().__init__(message)
         self.transfer_syntax = transfer_syntax
 
+    def __reduce__(self) -> tuple[type[TranscodeError], tuple[str, str | None]]:
+        # raised in a worker process: it comes back whole
+        return type(self), (str(self), self.transfer_syntax)
+
 
 class IdentityNotConfirmed(DicomError):
     """A positive response to our user identity was requested and the peer's A-ASSOCIATE-AC had none.

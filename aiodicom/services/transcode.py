@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import multiprocessing
 import os
 import tempfile
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal
 
 from aiodicom.dataset.codecs import HTJ2K_FAMILY, J2K_FAMILY, JPEG_FAMILY, JPEG_LS_FAMILY, RLE, resolve
 from aiodicom.dataset.files import read_header
 from aiodicom.dataset.transcode import Transcoded, transcode
+from aiodicom.services.workers import ProcessWorkers
 
 __all__ = ["PROCESS_DECODES", "PROCESS_ENCODES", "Transcoder", "transcode_bytes", "transcode_to_file"]
 
@@ -82,7 +82,7 @@ class Transcoder:
     """Converts instances between transfer syntaxes without blocking the event loop.
 
     ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
-    they run: ``"thread"``, ``"process"`` (a spawned pool: no fork of a running event loop), or ``"auto"``
+    they run: ``"thread"``, ``"process"`` (:class:`~aiodicom.services.workers.ProcessWorkers`), or ``"auto"``
     (threads, but processes for the codecs measured faster there: :data:`PROCESS_ENCODES` and
     :data:`PROCESS_DECODES`).
     Pools start on first use; :meth:`close` (or leaving ``async with``) shuts them down.
@@ -97,7 +97,7 @@ class Transcoder:
         self.max_workers = workers
         self.kind = kind
         self._threads: ThreadPoolExecutor | None = None
-        self._processes: ProcessPoolExecutor | None = None
+        self._processes: ProcessWorkers | None = None
         self._slots: asyncio.Semaphore | None = None
         self._closed = False
 
@@ -122,8 +122,7 @@ class Transcoder:
             raise RuntimeError("the transcoder is closed")
         if where == "process":
             if self._processes is None:
-                context = multiprocessing.get_context("spawn")
-                self._processes = ProcessPoolExecutor(self.max_workers, mp_context=context)
+                self._processes = ProcessWorkers(self.max_workers)
             return self._processes
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.max_workers, thread_name_prefix="aiodicom-transcode")
