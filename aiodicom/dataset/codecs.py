@@ -513,11 +513,16 @@ def decode_frame(src: bytes, runner: Any) -> bytes:
 
     uid = runner.transfer_syntax
     if uid in HTJ2K_FAMILY:
-        if _j2k_irreversible(src):
+        if _j2k_irreversible(src) and _have("openjpeg"):
             # imagecodecs 2026.3 returns OpenJPH's irreversible output wrapped around (256 -> 0), not clipped:
-            # pylibjpeg-openjpeg (the next plugin) decodes these streams.
-            raise ValueError("irreversible HTJ2K is left to pylibjpeg-openjpeg")
-        arr = imagecodecs.htj2k_decode(src)
+            # pylibjpeg-openjpeg decodes these streams (here, rather than by failing over to its plugin, which
+            # pydicom would log as an error with a traceback for every frame)
+            from openjpeg.utils import decode as openjpeg_decode
+
+            with _OPENJPEG_LOCK:
+                arr = openjpeg_decode(src)
+        else:
+            arr = imagecodecs.htj2k_decode(src)
         if runner.photometric_interpretation in ("YBR_ICT", "YBR_RCT"):
             runner.set_option("photometric_interpretation", "RGB")
     elif uid in J2K_FAMILY:

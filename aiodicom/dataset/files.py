@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset
-from pydicom.uid import UID
 
+from aiodicom.dataset.prefix import syntax_encoding
 from aiodicom.ul.negotiation import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
 _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
@@ -148,14 +148,15 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
             explicit = first[4] in _VR_CHARS and first[5] in _VR_CHARS
             syntax = EXPLICIT_VR_LITTLE_ENDIAN if explicit else IMPLICIT_VR_LITTLE_ENDIAN
     fp.seek(offset)
-    uid = UID(syntax)
+    # from the UID itself: pydicom's registry does not know every syntax (JPEG XL, private ones)
+    implicit, little, deflated = syntax_encoding(syntax)
     data: BinaryIO = fp
-    if uid.is_deflated:  # the UIDs are near the start of the inflated data set; the file is sent as it is
+    if deflated:  # the UIDs are near the start of the inflated data set; the file is sent as it is
         data = io.BytesIO(_inflate_start(fp))
     ds = read_dataset(
         data,
-        uid.is_implicit_VR,
-        uid.is_little_endian,
+        implicit,
+        little,
         stop_when=_at_pixel_data,
         specific_tags=[_SOP_CLASS, _SOP_INSTANCE],
     )

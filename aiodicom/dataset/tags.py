@@ -22,6 +22,8 @@ from pydicom._dicom_dict import DicomDictionary
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import keyword_dict, tag_for_keyword
 
+from aiodicom.uids import TRANSFER_SYNTAXES
+
 __all__ = [
     "DEFAULT_TAGS",
     "SERIES_LEVEL_KEYWORDS",
@@ -508,5 +510,9 @@ def normalize_option(value: str, choices: Iterable[str], what: str) -> str:
 
 
 def uid_name(uid: str) -> str:
-    """The name of a SOP class or transfer syntax UID (the UID itself when pydicom does not know it)."""
-    return str(_uid.UID(uid).name) or uid
+    """The name of a SOP class or transfer syntax UID (the UID itself when neither pydicom nor the table of
+    transfer syntaxes, which has those newer than pydicom's registry, knows it)."""
+    name = str(_uid.UID(uid).name)
+    if name and name != uid:
+        return name
+    return TRANSFER_SYNTAXES.get(uid, uid)

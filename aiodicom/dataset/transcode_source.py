@@ -15,12 +15,11 @@ from typing import Any, BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset
-from pydicom.uid import UID
 
 from aiodicom.errors import TranscodeError
 
 from . import codecs
-from .codecs import DEFLATED, EXPLICIT, IMPLICIT, NATIVE, syntax_label
+from .codecs import DEFLATED, EXPLICIT, IMPLICIT
 
 PIXEL_DATA = 0x7FE00010
 _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
@@ -100,8 +99,6 @@ def read_source(fp: BinaryIO, source_syntax: str | None) -> Source:
         source.layout = EXPLICIT
         source.body_offset = 0
         source.extra.append(source.fp)
-    elif syntax not in NATIVE and UID(syntax).is_implicit_VR:
-        raise TranscodeError(f"{syntax_label(syntax)} is not a transfer syntax of this kind", syntax)
     body = source.fp
     source.dataset = read_dataset(body, source.implicit, source.little, stop_when=_at_pixel_data)
     source.pixel = _read_pixel_header(body, source)

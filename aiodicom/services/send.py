@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import pydicom
 
-from aiodicom.dataset.codecs import lossless_fallback, syntax_label
+from aiodicom.dataset.codecs import FALLBACK_ORDER, encodable, lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
@@ -40,7 +40,12 @@ from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
 from aiodicom.net.options import AssociationOptions
 from aiodicom.services.transcode import Transcoder
-from aiodicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from aiodicom.uids import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    UNCOMPRESSED_TRANSFER_SYNTAXES,
+)
 from aiodicom.ul.items import PresentationContextResult
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ log = logging.getLogger("aiodicom.send")
 _MAX_CONTEXTS = 128
 #: Files up to this size are converted in memory; larger ones through a temporary file.
 _CONVERT_IN_MEMORY = 8 << 20
+_UNCOMPRESSED_AND_DEFLATED = frozenset((*UNCOMPRESSED_TRANSFER_SYNTAXES, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN))
 #: The events of a send, in the order they can come.
 EVENTS = ("transfer_started", "file_sending", "file_sent", "file_error", "transfer_completed")
 
@@ -271,7 +277,7 @@ class SendBatch:
             else:
                 ready.append(item)
         try:
-            for plan in _plans(ready, self.settings.transfer_syntax):
+            for plan in _plans(ready, self.settings.transfer_syntax, self.settings.never_transcode):
                 await self.send_plan(plan)
         finally:
             self.result.duration_seconds = time.perf_counter() - self.started
@@ -398,9 +404,9 @@ class SendBatch:
         accepted = [
             c.transfer_syntax for c in assoc.accepted.values() if c.abstract_syntax == header.sop_class_uid
         ]
-        if not accepted:
-            raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid))
         forced = self.settings.transfer_syntax
+        if not accepted:
+            raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid, forced))
         offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
         what = f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
         if forced:
@@ -541,26 +547,31 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: 
 
 
 def _plans(
-    items: list[QueuedFile], forced: str | None
+    items: list[QueuedFile], forced: str | None, never_transcode: bool = False
 ) -> list[tuple[list[tuple[str, list[str]]], list[QueuedFile]]]:
     """Group files into associations of at most 128 presentation contexts.
 
     Each (SOP class, transfer syntax) of the batch is a context of its own (acceptors choose by their own
-    preference within one context); each SOP class also gets an uncompressed fallback context.
+    preference within one context); each SOP class also gets an uncompressed fallback context and, unless
+    nothing may be converted, one with the lossless compressions this side can encode (for a peer that
+    takes only those).
     """
     by_class: dict[str, list[QueuedFile]] = {}
     for item in items:
         assert item.header is not None
         by_class.setdefault(item.header.sop_class_uid, []).append(item)
+    compressions = [] if forced or never_transcode else _lossless_compressions()
     plans: list[Plan] = []
     contexts: list[tuple[str, list[str]]] = []
     members: list[QueuedFile] = []
     for sop_class, group in by_class.items():
         syntaxes = [forced] if forced else list(dict.fromkeys(i.header.transfer_syntax_uid for i in group))  # type: ignore[union-attr]
         wanted = [(sop_class, [ts]) for ts in syntaxes]
-        fallback = [ts for ts in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN) if ts not in syntaxes]
-        if fallback:
-            wanted.append((sop_class, fallback))
+        if not forced:
+            for fallback in ((EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN), compressions):
+                extra = [ts for ts in fallback if ts not in syntaxes]
+                if extra:
+                    wanted.append((sop_class, extra))
         if len(contexts) + len(wanted) > _MAX_CONTEXTS and contexts:
             plans.append((contexts, members))
             contexts, members = [], []
@@ -569,6 +580,11 @@ def _plans(
     if contexts:
         plans.append((contexts, members))
     return plans
+
+
+def _lossless_compressions() -> list[str]:
+    """The lossless compressed syntaxes this side can encode, in the order it prefers them."""
+    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encodable(ts)]
 
 
 async def _download(bucket: S3Bucket, key: str) -> str:
@@ -585,7 +601,7 @@ async def _download(bucket: S3Bucket, key: str) -> str:
     return path
 
 
-async def _rejection(assoc: Association, sop_class: str) -> str:
+async def _rejection(assoc: Association, sop_class: str, forced: str | None = None) -> str:
     """Why no context was accepted for ``sop_class``, in the peer's words (PS3.8 Table 9-18)."""
     ac = await assoc.wait_established()
     proposed = {
@@ -598,6 +614,8 @@ async def _rejection(assoc: Association, sop_class: str) -> str:
     if results == {PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}:
         return f"the peer rejected {what}: abstract syntax not supported"
     if results == {PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED}:
+        if forced:
+            return f"the peer accepts {what} only in other syntaxes, not {syntax_label(forced)} (forced)"
         return f"the peer accepts {what} in none of the transfer syntaxes proposed"
     reasons = ", ".join(PresentationContextResult.NAMES.get(r, str(r)) for r in sorted(results))
     return f"the peer rejected {what} ({reasons or 'no answer for its contexts'})"
