@@ -176,6 +176,7 @@ class FilesystemStorage:
         # while on a busy disk, and the event loop should not wait for it.
         self._spares: collections.deque[tuple[int, str]] = collections.deque()
         self._refilling = False
+        self._refill_done: asyncio.Future[None] | None = None
         self._closed = False
         self.directories: set[Path] = set()  # known to exist (a study's instances share a few)
         self.temp_dir = self.out_dir / ".incoming"
@@ -214,13 +215,17 @@ class FilesystemStorage:
             finally:
                 self._refilling = False
 
-        loop.run_in_executor(None, create)
+        self._refill_done = loop.run_in_executor(None, create)
 
     async def start(self) -> None:
         """Nothing to check: ``out_dir`` was created with the storage."""
 
     async def stop(self) -> None:
         self.close()
+        # A refill still running would leave its spare in .incoming until it noticed the close.
+        if self._refill_done is not None:
+            await asyncio.shield(self._refill_done)
+            self.close()
 
     def location(self, relative_path: str) -> str:
         """Where an instance placed at ``relative_path`` is stored."""

@@ -25,9 +25,7 @@ from aiodicom.dataset import codecs
 from aiodicom.dataset.files import read_header
 from aiodicom.dataset.transcode import Transcoded, check_target, decodable, encodable, lossy_target, transcode
 from aiodicom.errors import TranscodeError
-from tests.interop.syntaxes import SyntaxFile, syntax_files
-
-__all__ = ["syntax_files"]  # the session fixture
+from tests.interop.syntaxes import SyntaxFile
 
 IMPLICIT, EXPLICIT, BIG, DEFLATED = codecs.IMPLICIT, codecs.EXPLICIT, codecs.BIG, codecs.DEFLATED
 LOSSLESS_TARGETS = (
