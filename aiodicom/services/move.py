@@ -22,6 +22,7 @@ from aiodicom.services.retrieve import (
     Control,
     RetrieveCompleted,
     RetrieveResult,
+    SubOperation,
     Tally,
     no_match,
     worse_status,
@@ -245,21 +246,33 @@ class MoveRun:
             tally.response(command)
             status = command.status if command.status is not None else 0xC000
             if not is_pending(status):
+                # The last instances arrive before the final response, with no pending one of their own;
+                # one turn of the loop lets a receiver's store handler that answered them record them.
+                await asyncio.sleep(0)
+                for event in _arrived(arrivals, tally):
+                    await control.report(event)
                 control.final(status)
                 return status, (command.error_comment or "").strip()
-            instance = arrivals.unreported[-1] if arrivals.unreported else None
-            arrivals.unreported.clear()
-            if instance is None:
-                event = tally.event()
-            else:
-                received = instance.original_sop_instance_uid or instance.sop_instance_uid
-                event = tally.event(
-                    file=instance.file,
-                    sop_instance_uid=received,
-                    transfer_syntax=instance.transfer_syntax_uid,
-                    converted_from=instance.received_transfer_syntax if instance.converted else None,
-                    stored_sop_instance_uid=instance.sop_instance_uid
-                    if instance.sop_instance_uid != received
-                    else None,
-                )
-            await control.progress(event, tally.done)
+            for event in _arrived(arrivals, tally) or [tally.event()]:
+                await control.report(event)
+            await control.progress(None, tally.done)
+
+
+def _arrived(arrivals: _Arrivals, tally: Tally) -> list[SubOperation]:
+    """One event for each instance that arrived since the last response (the counts as they stand)."""
+    events = []
+    for instance in arrivals.unreported:
+        received = instance.original_sop_instance_uid or instance.sop_instance_uid
+        events.append(
+            tally.event(
+                file=instance.file,
+                sop_instance_uid=received,
+                transfer_syntax=instance.transfer_syntax_uid,
+                converted_from=instance.received_transfer_syntax if instance.converted else None,
+                stored_sop_instance_uid=instance.sop_instance_uid
+                if instance.sop_instance_uid != received
+                else None,
+            )
+        )
+    arrivals.unreported.clear()
+    return events

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiodicom.dataset.tags import uid_name
-from aiodicom.dimse import Command, is_failure, is_warning, status_name
+from aiodicom.dimse import Command, is_failure, is_pending, is_warning, status_name
 from aiodicom.errors import AssociationAborted
 from aiodicom.net.association import Association
 from aiodicom.services.events import notify
@@ -185,6 +185,8 @@ class Tally:
         if command.remaining is not None:
             self._remaining = command.remaining
             self._since = 0
+        elif command.status is not None and not is_pending(command.status):
+            self._remaining, self._since = 0, 0  # a final response without the count: nothing remains
         counts = (command.completed, command.failed, command.warning)
         if all(c is not None for c in counts):
             self._peer = [c or 0 for c in counts]
@@ -318,14 +320,18 @@ class Control:
         """After each sub-operation: tell ``on_sub_operation`` and the iterator about ``event``, then stop
         once ``done`` reaches the limit."""
         if event is not None:
-            await notify(self.on_sub_operation, event, event="on_sub_operation")
-            if self._queue is not None and not self.requested:
-                self._taken.clear()
-                self._queue.put_nowait(event)
-                await self._taken.wait()  # the caller goes at its own pace (backpressure)
+            await self.report(event)
         if self.limit is not None and done >= self.limit and not self.requested:
             log.info("%d sub-operations done: the limit", done)
             await self.cancel()
+
+    async def report(self, event: SubOperation) -> None:
+        """Tell ``on_sub_operation`` and the iterator about ``event`` (no limit check)."""
+        await notify(self.on_sub_operation, event, event="on_sub_operation")
+        if self._queue is not None and not self.requested:
+            self._taken.clear()
+            self._queue.put_nowait(event)
+            await self._taken.wait()  # the caller goes at its own pace (backpressure)
 
     async def run(self, reading: Awaitable[_T], assoc: Association) -> _T:
         """Await ``reading`` (the loop reading a request's responses to the final one); if this task is

@@ -8,6 +8,7 @@ requestor the source; tests/scu/test_get_transcode.py has the same with Orthanc 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterable
@@ -19,6 +20,7 @@ import pytest
 import aiodicom
 from aiodicom import StoreScp
 from aiodicom.dataset import codecs
+from aiodicom.dimse import Command
 from aiodicom.net.association import Association
 from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import serve_messages
@@ -214,5 +216,57 @@ async def test_an_instance_cut_short_on_the_wire_is_refused_and_not_spooled_for_
             await relay.close()
         assert await stored_uids(tmp_path / "dest", 1) == {whole.sop_instance_uid}
     assert_pixels(read(whole.stored_at(tmp_path / "dest")), whole)
+    assert [o.sop_instance_uid for o in outcomes if o.ok] == [whole.sop_instance_uid]
+    assert relay_files(spool) == []
+
+
+async def test_a_source_that_goes_away_mid_instance_leaves_nothing_and_the_next_one_is_relayed(
+    syntax_files: list[SyntaxFile], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops halfway through an instance the relay is spooling for conversion: the spooled
+    copy is removed, nothing reaches the destination, and an instance on a new association is relayed."""
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    cut, whole = copies(syntax_files, ["mono12-jpegls", "mono8-jpegls"], tmp_path / "src")
+    pairs = [(s.sop_class, s.transfer_syntax) for s in (cut, whole)]
+    outcomes: list[ForwardOutcome] = []
+    async with destination(tmp_path / "dest") as dest:
+        relay = Relay(ForwardTarget(f"DEST@127.0.0.1:{dest.port}"))
+        await relay.open(pairs)
+
+        async def serve(assoc: Association) -> None:
+            assoc.sink_factory = relay.sink_factory(assoc)
+            await serve_messages(assoc, {C_STORE_RQ: recording(relay, outcomes)})
+
+        try:
+            async with DicomServer(serve, port=0, host="127.0.0.1", policy=ContextPolicy()) as server:
+                async with await RawPeer.connect(server.port) as peer:
+                    await peer.associate([(1, cut.sop_class, [cut.transfer_syntax])])
+                    body = dataset_bytes(cut.path)
+                    await peer.send_command(1, Command.c_store_rq(1, cut.sop_class, cut.sop_instance_uid))
+                    await peer.send_dataset(1, body[: len(body) // 2], last=False)
+                    for _ in range(100):  # until the relay spools it
+                        if relay_files(spool):
+                            break
+                        await asyncio.sleep(0.02)
+                    assert relay_files(spool), "the relay did not spool the instance it must convert"
+                for _ in range(100):
+                    if not relay_files(spool):
+                        break
+                    await asyncio.sleep(0.02)
+                assert relay_files(spool) == []
+                async with await RawPeer.connect(server.port) as peer:
+                    await peer.associate([(1, whole.sop_class, [whole.transfer_syntax])])
+                    other = dataset_bytes(whole.path)
+                    good = RawInstance(
+                        whole.sop_class, whole.sop_instance_uid, whole.study, whole.series, other
+                    )
+                    assert (await peer.c_store(1, good)).status == 0
+                    await peer.release()
+        finally:
+            await relay.close()
+        assert await stored_uids(tmp_path / "dest", 1) == {whole.sop_instance_uid}
     assert [o.sop_instance_uid for o in outcomes if o.ok] == [whole.sop_instance_uid]
     assert relay_files(spool) == []
