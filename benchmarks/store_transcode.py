@@ -1,6 +1,7 @@
 """Sending with conversion, and converting on receipt, against DCMTK in the same run.
 
     python benchmarks/store_transcode.py [--files 40] [--frames 2] [--big-mb 1024] [--rounds 2]
+        [--big-targets JPEGLSLossless,RLELossless]
 
 1. ``StoreScu(transfer_syntax="JPEGLSLossless")`` (the engine of ``aiodicom store --transfer-syntax
    JPEGLSLossless``) sending uncompressed 512x512 12-bit files to a DCMTK ``storescp`` (``+B +xa``, writing
@@ -10,8 +11,9 @@
    instance (for storescu that includes one association: a generous subtraction). Both with 1 and 2 at once
    (concurrency 2, and two dcmcjpls at a time). Ratios > 1 mean aiodicom is faster.
 2. A multi-frame instance of ``--big-mb`` MB sent by DCMTK ``storescu`` to ``aiodicom storescp --transcode
-   JPEGLSLossless`` (storing on /dev/shm): the time until the response, and the peak resident memory of the
-   receiving process and its children (sampled every 20 ms from /proc).
+   TARGET`` for each of ``--big-targets`` (storing on /dev/shm; RLE encodes in worker processes): the time
+   until the response, and the peak resident memory of the receiving process and its children (sampled
+   every 20 ms from /proc).
 
 Every DCMTK process runs with TCP_NODELAY=1.
 """
@@ -185,7 +187,7 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def part_two(megabytes: int) -> None:
+def part_two(megabytes: int, target: str) -> None:
     frames = max(1, megabytes * 2)  # 512x512 16-bit frames: 0.5 MB each
     with tempfile.TemporaryDirectory(dir=SHM) as tmp:
         work = Path(tmp)
@@ -207,7 +209,7 @@ def part_two(megabytes: int) -> None:
                 str(out),
                 "--no-fsync",
                 "--transcode",
-                "JPEGLSLossless",
+                target,
                 "--json",
             ],
             stdout=subprocess.PIPE,
@@ -233,12 +235,13 @@ def part_two(megabytes: int) -> None:
             proc.terminate()
             lines = proc.communicate(timeout=30)[0].decode().splitlines()
         stored = [json.loads(line) for line in lines if '"file_stored"' in line]
-        if not stored or stored[0]["transfer_syntax_uid"] != "1.2.840.10008.1.2.4.80":
-            sys.exit(f"the instance was not stored as JPEG-LS: {lines}")
+        want = str(getattr(pydicom.uid, target))
+        if not stored or stored[0]["transfer_syntax_uid"] != want:
+            sys.exit(f"the instance was not stored as {target}: {lines}")
         kept = Path(stored[0]["file"]).stat().st_size
         print(
             f"2. one {size / 1e6:.0f} MB instance ({frames} frames) to aiodicom storescp --transcode "
-            f"JPEGLSLossless on /dev/shm: answered in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s), "
+            f"{target} on /dev/shm: answered in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s), "
             f"stored {kept / 1e6:.0f} MB, peak RSS of the receiver and its children {peak / 1e6:.0f} MB"
         )
 
@@ -249,11 +252,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--big-mb", type=int, default=1024, help="0: skip part 2")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--big-targets",
+        default="JPEGLSLossless,RLELossless",
+        help="part 2's --transcode targets, comma-separated (RLE encodes in a process pool)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TCP_NODELAY", "1")
     part_one(args.files, args.frames, args.rounds)
     if args.big_mb:
-        part_two(args.big_mb)
+        for target in args.big_targets.split(","):
+            part_two(args.big_mb, target.strip())
 
 
 if __name__ == "__main__":

@@ -25,11 +25,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0, log: Path | None = None
+) -> None:
+    """Until something listens on ``port``; a peer that exits first is an error with its output (its
+    stdout pipe, or ``log`` when its output goes to a file)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            if log is not None:
+                output = log.read_text(errors="replace")
+            else:
+                output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise RuntimeError(f"peer exited with status {proc.returncode} before listening: {output}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
