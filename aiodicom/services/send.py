@@ -10,6 +10,7 @@ Nothing is silently lost: every file ends as a success, a warning or a failure w
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import logging
@@ -267,6 +268,8 @@ class SendBatch:
 
     async def _go(self, items: list[QueuedFile]) -> SendResult:
         self.result.total_files = len(items)
+        if self.settings.transfer_syntax:  # every file converts: start the worker processes it may need now
+            self.transcoder().warm(self.settings.transfer_syntax)
         await self.emit("transfer_started", TransferStarted(len(items)))
         if self.s3 is None:
             await anyio.to_thread.run_sync(_read_headers, items)
@@ -331,31 +334,41 @@ class SendBatch:
 
     async def worker(self, contexts: list[tuple[str, list[str]]], queue: asyncio.Queue[QueuedFile]) -> None:
         assoc: Association | None = None
+        # The next files are prepared (converted) while one is sent: a receiver that takes one association
+        # at a time would otherwise leave every transcoding worker but one idle.
+        ahead: collections.deque[tuple[QueuedFile, asyncio.Task[Outgoing]]] = collections.deque()
+        lookahead = 1 + (self.settings.max_transcode_workers or os.cpu_count() or 1)
         try:
-            while not queue.empty():
+            while ahead or not queue.empty():
                 if assoc is None or not assoc.is_open:
+                    _put_back(ahead, queue)
                     assoc = await self.connect(contexts)
                     if assoc is None:
                         return
-                try:
+                while len(ahead) < lookahead and not queue.empty():
                     item = queue.get_nowait()
-                except asyncio.QueueEmpty:  # the other workers took the rest while this one connected
+                    ahead.append((item, asyncio.ensure_future(self.outgoing(assoc, item))))
+                if not ahead:  # the other workers took the rest while this one connected
                     break
-                await self.send_one(assoc, item)
-                if self.settings.throttle_delay_ms and not queue.empty():
+                item, prepared = ahead.popleft()
+                await self.send_one(assoc, item, prepared)
+                if self.settings.throttle_delay_ms and (ahead or not queue.empty()):
                     await asyncio.sleep(self.settings.throttle_delay_ms / 1000)
         finally:
+            _put_back(ahead, queue)
             if assoc is not None and assoc.is_open:
                 await assoc.release(self.settings.options.acse_timeout)
 
-    async def send_one(self, assoc: Association, item: QueuedFile) -> None:
+    async def send_one(
+        self, assoc: Association, item: QueuedFile, prepared: Awaitable[Outgoing] | None = None
+    ) -> None:
         header = item.header
         assert header is not None
         await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
         began = time.perf_counter()
         timeout = self.settings.options.dimse_timeout
         try:
-            out = await self.outgoing(assoc, item)
+            out = await (prepared if prepared is not None else self.outgoing(assoc, item))
             try:
                 response = await assoc.c_store_response(out.source, header=out.header, timeout=timeout)
             finally:
@@ -599,6 +612,26 @@ async def _download(bucket: S3Bucket, key: str) -> str:
             os.unlink(path)
         raise
     return path
+
+
+def _put_back(
+    ahead: collections.deque[tuple[QueuedFile, asyncio.Task[Outgoing]]], queue: asyncio.Queue[QueuedFile]
+) -> None:
+    """Files prepared for an association that ended go back to the queue; what was converted for them is
+    dropped when the conversion ends (not cancelled: a worker would still write its temporary file)."""
+    while ahead:
+        item, task = ahead.popleft()
+        task.add_done_callback(_drop_prepared)
+        queue.put_nowait(item)
+
+
+def _drop_prepared(task: asyncio.Task[Outgoing]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    temporary = task.result().temporary
+    if temporary is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 async def _rejection(assoc: Association, sop_class: str, forced: str | None = None) -> str:

@@ -87,11 +87,40 @@ class ProcessWorkers(Executor):
     def __init__(self, max_workers: int) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
+        self._max_workers = max_workers
+        self._starting = 0  # workers being started by start()
         self._threads = ThreadPoolExecutor(max_workers, thread_name_prefix="aiodicom-worker")
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
+
+    def start(self) -> None:
+        """Start every worker now, in the background, rather than at the first calls."""
+        if self._closed:
+            return
+        with self._lock:
+            missing = self._max_workers - len(self._all) - self._starting
+            self._starting += max(missing, 0)
+        for _ in range(missing):
+            threading.Thread(target=self._start_one, daemon=True).start()
+
+    def _start_one(self) -> None:
+        try:
+            worker = _Worker()
+        finally:
+            with self._lock:
+                self._starting -= 1
+        with self._lock:
+            if self._closed:
+                closing = True
+            else:
+                closing = False
+                self._all.append(worker)
+        if closing:
+            worker.close()
+        else:
+            self._idle.put(worker)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if self._closed:
@@ -99,12 +128,21 @@ class ProcessWorkers(Executor):
         return self._threads.submit(self._run, fn, args, kwargs)
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        try:
-            worker = self._idle.get_nowait()
-        except queue.Empty:  # no more threads than max_workers: no more workers either
-            worker = _Worker()
-            with self._lock:
-                self._all.append(worker)
+        wait = 0.0
+        while True:
+            try:
+                worker = self._idle.get(timeout=wait) if wait else self._idle.get_nowait()
+                break
+            except queue.Empty:
+                wait = 0.05
+                with self._lock:
+                    starting = self._starting > 0
+                if not starting:  # no more threads than max_workers: no more workers either
+                    worker = _Worker()
+                    with self._lock:
+                        self._all.append(worker)
+                    break
+                # else one that start() began is on its way
         try:
             result = worker.call(fn, args, kwargs)
         except WorkerDied:
@@ -128,6 +166,8 @@ class ProcessWorkers(Executor):
 
 def _serve() -> None:
     """The worker's loop: read a call, answer with its result or exception, until stdin closes."""
+    with contextlib.suppress(ImportError):  # what the work needs, loaded before the first call arrives
+        import aiodicom.dataset.transcode  # noqa: F401
     calls = sys.stdin.buffer
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print() must not corrupt the answers
