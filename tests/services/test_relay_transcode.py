@@ -74,6 +74,34 @@ async def relaying(
         await relay.close()
 
 
+def spool_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The relay's temporary files go to a folder of the test's own, to be looked at."""
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return spool
+
+
+@asynccontextmanager
+async def raw_relay(
+    dest_port: int, sources: Iterable[Source], outcomes: list[ForwardOutcome]
+) -> AsyncIterator[DicomServer]:
+    """A relay server forwarding to ``dest_port`` for raw peers to talk to (any context accepted)."""
+    relay = Relay(ForwardTarget(f"DEST@127.0.0.1:{dest_port}"))
+    await relay.open([(s.sop_class, s.transfer_syntax) for s in sources])
+
+    async def serve(assoc: Association) -> None:
+        assoc.sink_factory = relay.sink_factory(assoc)
+        await serve_messages(assoc, {C_STORE_RQ: recording(relay, outcomes)})
+
+    try:
+        async with DicomServer(serve, port=0, host="127.0.0.1", policy=ContextPolicy()) as server:
+            yield server
+    finally:
+        await relay.close()
+
+
 def destination(out_dir: Path) -> StoreScp:
     return StoreScp(
         0,
@@ -182,38 +210,24 @@ async def test_an_instance_cut_short_on_the_wire_is_refused_and_not_spooled_for_
 ) -> None:
     """A compressed instance whose data set ends early (a truncated encapsulated pixel data element) on its
     way to conversion: refused 0xC000 to the source, its spooled copy removed, the next one relayed."""
-    spool = tmp_path / "tmp"
-    spool.mkdir()
-    monkeypatch.setenv("TMPDIR", str(spool))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+    spool = spool_here(tmp_path, monkeypatch)
     cut, whole = copies(syntax_files, ["mono12-jpegls", "mono8-jpegls"], tmp_path / "src")
-    pairs = [(s.sop_class, s.transfer_syntax) for s in (cut, whole)]
     outcomes: list[ForwardOutcome] = []
     async with destination(tmp_path / "dest") as dest:
-        relay = Relay(ForwardTarget(f"DEST@127.0.0.1:{dest.port}"))
-        await relay.open(pairs)
-
-        async def serve(assoc: Association) -> None:
-            assoc.sink_factory = relay.sink_factory(assoc)
-            await serve_messages(assoc, {C_STORE_RQ: recording(relay, outcomes)})
-
-        try:
-            async with (
-                DicomServer(serve, port=0, host="127.0.0.1", policy=ContextPolicy()) as server,
-                await RawPeer.connect(server.port) as peer,
-            ):
-                await peer.associate([(1, cut.sop_class, [cut.transfer_syntax])])
-                body = dataset_bytes(cut.path)
-                instance = RawInstance(cut.sop_class, cut.sop_instance_uid, cut.study, cut.series, body)
-                rsp = await peer.c_store(1, instance, data=body[: len(body) - 200])
-                assert rsp.status == 0xC000, hex(rsp.status or 0)
-                assert relay_files(spool) == []
-                other = dataset_bytes(whole.path)
-                good = RawInstance(whole.sop_class, whole.sop_instance_uid, whole.study, whole.series, other)
-                assert (await peer.c_store(1, good)).status == 0
-                await peer.release()
-        finally:
-            await relay.close()
+        async with (
+            raw_relay(dest.port, (cut, whole), outcomes) as server,
+            await RawPeer.connect(server.port) as peer,
+        ):
+            await peer.associate([(1, cut.sop_class, [cut.transfer_syntax])])
+            body = dataset_bytes(cut.path)
+            instance = RawInstance(cut.sop_class, cut.sop_instance_uid, cut.study, cut.series, body)
+            rsp = await peer.c_store(1, instance, data=body[: len(body) - 200])
+            assert rsp.status == 0xC000, hex(rsp.status or 0)
+            assert relay_files(spool) == []
+            w = whole
+            good = RawInstance(w.sop_class, w.sop_instance_uid, w.study, w.series, dataset_bytes(w.path))
+            assert (await peer.c_store(1, good)).status == 0
+            await peer.release()
         assert await stored_uids(tmp_path / "dest", 1) == {whole.sop_instance_uid}
     assert_pixels(read(whole.stored_at(tmp_path / "dest")), whole)
     assert [o.sop_instance_uid for o in outcomes if o.ok] == [whole.sop_instance_uid]
@@ -225,48 +239,31 @@ async def test_a_source_that_goes_away_mid_instance_leaves_nothing_and_the_next_
 ) -> None:
     """The connection drops halfway through an instance the relay is spooling for conversion: the spooled
     copy is removed, nothing reaches the destination, and an instance on a new association is relayed."""
-    spool = tmp_path / "tmp"
-    spool.mkdir()
-    monkeypatch.setenv("TMPDIR", str(spool))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+    spool = spool_here(tmp_path, monkeypatch)
     cut, whole = copies(syntax_files, ["mono12-jpegls", "mono8-jpegls"], tmp_path / "src")
-    pairs = [(s.sop_class, s.transfer_syntax) for s in (cut, whole)]
     outcomes: list[ForwardOutcome] = []
-    async with destination(tmp_path / "dest") as dest:
-        relay = Relay(ForwardTarget(f"DEST@127.0.0.1:{dest.port}"))
-        await relay.open(pairs)
-
-        async def serve(assoc: Association) -> None:
-            assoc.sink_factory = relay.sink_factory(assoc)
-            await serve_messages(assoc, {C_STORE_RQ: recording(relay, outcomes)})
-
-        try:
-            async with DicomServer(serve, port=0, host="127.0.0.1", policy=ContextPolicy()) as server:
-                async with await RawPeer.connect(server.port) as peer:
-                    await peer.associate([(1, cut.sop_class, [cut.transfer_syntax])])
-                    body = dataset_bytes(cut.path)
-                    await peer.send_command(1, Command.c_store_rq(1, cut.sop_class, cut.sop_instance_uid))
-                    await peer.send_dataset(1, body[: len(body) // 2], last=False)
-                    for _ in range(100):  # until the relay spools it
-                        if relay_files(spool):
-                            break
-                        await asyncio.sleep(0.02)
-                    assert relay_files(spool), "the relay did not spool the instance it must convert"
-                for _ in range(100):
-                    if not relay_files(spool):
-                        break
-                    await asyncio.sleep(0.02)
-                assert relay_files(spool) == []
-                async with await RawPeer.connect(server.port) as peer:
-                    await peer.associate([(1, whole.sop_class, [whole.transfer_syntax])])
-                    other = dataset_bytes(whole.path)
-                    good = RawInstance(
-                        whole.sop_class, whole.sop_instance_uid, whole.study, whole.series, other
-                    )
-                    assert (await peer.c_store(1, good)).status == 0
-                    await peer.release()
-        finally:
-            await relay.close()
+    async with destination(tmp_path / "dest") as dest, raw_relay(dest.port, (cut, whole), outcomes) as server:
+        async with await RawPeer.connect(server.port) as peer:
+            await peer.associate([(1, cut.sop_class, [cut.transfer_syntax])])
+            body = dataset_bytes(cut.path)
+            await peer.send_command(1, Command.c_store_rq(1, cut.sop_class, cut.sop_instance_uid))
+            await peer.send_dataset(1, body[: len(body) // 2], last=False)
+            for _ in range(100):  # until the relay spools it
+                if relay_files(spool):
+                    break
+                await asyncio.sleep(0.02)
+            assert relay_files(spool), "the relay did not spool the instance it must convert"
+        for _ in range(100):
+            if not relay_files(spool):
+                break
+            await asyncio.sleep(0.02)
+        assert relay_files(spool) == []
+        async with await RawPeer.connect(server.port) as peer:
+            await peer.associate([(1, whole.sop_class, [whole.transfer_syntax])])
+            w = whole
+            good = RawInstance(w.sop_class, w.sop_instance_uid, w.study, w.series, dataset_bytes(w.path))
+            assert (await peer.c_store(1, good)).status == 0
+            await peer.release()
         assert await stored_uids(tmp_path / "dest", 1) == {whole.sop_instance_uid}
     assert [o.sop_instance_uid for o in outcomes if o.ok] == [whole.sop_instance_uid]
     assert relay_files(spool) == []
