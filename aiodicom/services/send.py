@@ -338,6 +338,7 @@ class SendBatch:
         # at a time would otherwise leave every transcoding worker but one idle.
         ahead: collections.deque[tuple[QueuedFile, asyncio.Task[Outgoing]]] = collections.deque()
         lookahead = 1 + (self.settings.max_transcode_workers or os.cpu_count() or 1)
+        others = self.settings.concurrency - 1
         try:
             while ahead or not queue.empty():
                 if assoc is None or not assoc.is_open:
@@ -345,7 +346,8 @@ class SendBatch:
                     assoc = await self.connect(contexts)
                     if assoc is None:
                         return
-                while len(ahead) < lookahead and not queue.empty():
+                # ahead only from what the other workers would not take (one file each)
+                while len(ahead) < lookahead and queue.qsize() > (others if ahead else 0):
                     item = queue.get_nowait()
                     ahead.append((item, asyncio.ensure_future(self.outgoing(assoc, item))))
                 if not ahead:  # the other workers took the rest while this one connected
