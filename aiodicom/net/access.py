@@ -22,14 +22,13 @@ authenticates and denies by default: only ``True`` or the server response (bytes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiodicom.errors import describe_rejection
 from aiodicom.net.identity import IdentityKind
@@ -400,7 +399,8 @@ class _Screen(asyncio.Protocol):
         self.factory = factory
         self.task: asyncio.Task[None] | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)
         peername = transport.get_extra_info("peername")
         peer: Peer = (str(peername[0]), int(peername[1])) if peername else ("", 0)
         access = self.access
@@ -420,16 +420,16 @@ class _Screen(asyncio.Protocol):
             self._decide(transport, peer, verdict)
             return
         if access._screening >= access.max_screening:
-            with contextlib.suppress(Exception):
-                verdict.close()  # type: ignore[union-attr]  # a coroutine never awaited
+            if inspect.iscoroutine(verdict):
+                verdict.close()  # never awaited: no warning
             access.refuse(peer[0], "too many connections waiting for on_connection")
             transport.abort()
             return
-        transport.pause_reading()  # type: ignore[attr-defined]  # nothing is read before the verdict
+        transport.pause_reading()  # nothing is read before the verdict
         access._screening += 1
         self.task = asyncio.get_running_loop().create_task(self._wait(transport, peer, verdict))
 
-    async def _wait(self, transport: asyncio.BaseTransport, peer: Peer, pending: Awaitable[Any]) -> None:
+    async def _wait(self, transport: asyncio.Transport, peer: Peer, pending: Awaitable[Any]) -> None:
         try:
             async with asyncio.timeout(self.access.hook_timeout or None):
                 verdict = await pending
@@ -441,16 +441,16 @@ class _Screen(asyncio.Protocol):
         if not transport.is_closing():
             self._decide(transport, peer, verdict)
             if not transport.is_closing():
-                transport.resume_reading()  # type: ignore[attr-defined]
+                transport.resume_reading()
 
-    def _decide(self, transport: asyncio.BaseTransport, peer: Peer, verdict: object) -> None:
+    def _decide(self, transport: asyncio.Transport, peer: Peer, verdict: object) -> None:
         if verdict is False or isinstance(verdict, Rejection):
             self.access.refuse(peer[0], "refused by on_connection")
             transport.abort()
         else:
             self._admit(transport)
 
-    def _admit(self, transport: asyncio.BaseTransport) -> None:
+    def _admit(self, transport: asyncio.Transport) -> None:
         protocol = self.access.admit(self.factory)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
