@@ -5,15 +5,19 @@ DCMTK clients; bad values exit 2; store --retries."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import typer
 from pydicom.data import get_testdata_file
 
 import aiodicom
+from aiodicom.cli.access import access_options
+from aiodicom.net.client import open_association
 from aiodicom.net.passwords import load_users, verify_password
 from tests.cli.test_commands import run
 from tests.interop.peers import free_port, run_dcmtk, stop, wait_for_port
@@ -30,15 +34,23 @@ def test_hash_password_prints_a_users_file_line(tmp_path: Path) -> None:
     assert list(users) == ["alice"] and verify_password("s3cret", users["alice"])
 
 
-def test_bad_access_options_exit_2(tmp_path: Path) -> None:
+def test_bad_access_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = run("echoscp", "--port", "0", "--allow-host", "pacs.example.org")
+    assert proc.returncode == 2 and "host names are not accepted" in proc.stderr, proc.stderr
     for args, message in (
-        (["--allow-host", "pacs.example.org"], "host names are not accepted"),
-        (["--users", str(tmp_path / "missing")], "cannot read"),
-        (["--artim-timeout", "0"], "--artim-timeout must be more than 0"),
-        (["--allow-calling-ae", "A\\B"], "--allow-calling-ae"),
+        ((None, None, str(tmp_path / "missing"), None, None), "cannot read"),
+        ((None, None, None, None, 0.0), "--artim-timeout must be more than 0"),
+        ((None, ["A\\B"], None, None, None), "--allow-calling-ae"),
     ):
-        proc = run("echoscp", "--port", "0", *args)
-        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        with pytest.raises(typer.Exit) as info:
+            access_options(*args)  # type: ignore[arg-type]
+        assert info.value.exit_code == 2 and message in capsys.readouterr().err, args
+    assert access_options(["127.0.0.1, 10.0.0.0/8"], ["CT01"], None, 0, 5.0) == {
+        "allowed_hosts": (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8")),
+        "allowed_calling_ae_titles": ["CT01"],
+        "max_associations_per_peer": None,
+        "artim_timeout": 5.0,
+    }
 
 
 @pytest.mark.interop
@@ -74,7 +86,7 @@ async def test_storescp_users_calling_ae_and_limits_with_dcmtk_storescu(tmp_path
             text = (bad.stdout + bad.stderr).lower()
             assert bad.returncode != 0 and "rejected" in text and why in text, (args, text)
         identity = aiodicom.UserIdentity.username_password("alice", "s3cret")
-        held = await aiodicom.net.client.open_association(
+        held = await open_association(
             f"127.0.0.1:{port}", calling_ae_title="MODALITY", user_identity=identity
         )
         try:  # one association per peer address: the next one is told to come back later
