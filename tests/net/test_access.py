@@ -435,7 +435,7 @@ async def test_storescu_retries_a_full_server_to_zero_loss(tmp_path: Path) -> No
         batches.append(batch)
 
     async def slow(tags: dict[str, str]) -> dict[str, str]:
-        await asyncio.sleep(0.05)  # each association holds its slot for a while
+        await asyncio.sleep(0.03)  # each association holds its slot for a while
         return tags
 
     async with StoreScp(
@@ -444,7 +444,7 @@ async def test_storescu_retries_a_full_server_to_zero_loss(tmp_path: Path) -> No
         scp.on_before_store(slow)
         senders = []
         for batch in batches:
-            scu = StoreScu(f"127.0.0.1:{scp.port}", retry_backoff=0.5)  # retries: the default
+            scu = StoreScu(f"127.0.0.1:{scp.port}")  # retries and their backoff: the defaults
             for path in batch:
                 scu.add_file(path)
             senders.append(scu)
