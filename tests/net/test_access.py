@@ -419,11 +419,11 @@ async def test_a_full_server_answers_2_3_2_transient() -> None:
 
 async def test_storescu_retries_a_full_server_to_zero_loss(tmp_path: Path) -> None:
     """Found: a batch against a full server lost 1,380 of 2,000 files with a client that does not retry.
-    Here 24 senders of 4 files each share a server that takes 4 associations at once."""
+    Here 16 senders of 4 files each share a server that takes 4 associations at once."""
     import pydicom
 
     batches: list[list[Path]] = []
-    for i in range(24):
+    for i in range(16):
         batch = []
         for j in range(4):
             ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
@@ -444,15 +444,15 @@ async def test_storescu_retries_a_full_server_to_zero_loss(tmp_path: Path) -> No
         scp.on_before_store(slow)
         senders = []
         for batch in batches:
-            scu = StoreScu(f"127.0.0.1:{scp.port}")  # retries and their backoff: the defaults
+            scu = StoreScu(f"127.0.0.1:{scp.port}", retry_backoff=0.5)  # the default retries, shorter waits
             for path in batch:
                 scu.add_file(path)
             senders.append(scu)
         results = await asyncio.gather(*(scu.send() for scu in senders), return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     assert not failures, failures[:3]
-    assert sum(r.successful for r in results if not isinstance(r, BaseException)) == 96
-    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 96
+    assert sum(r.successful for r in results if not isinstance(r, BaseException)) == 64
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 64
     assert scp.access.rejected[(2, 3, 2)] > 0  # the server was full, and said so
 
 
