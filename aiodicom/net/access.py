@@ -338,6 +338,11 @@ class AccessControl:
         request = AssociationRequest(peer, rq.calling_ae_title, rq.called_ae_title, identity, verified, rq)
         try:
             verdict = await _call(self.on_association_request, request, self.hook_timeout)
+        except TimeoutError:
+            self.log.warning(
+                "on_association_request did not answer within %g s; rejecting", self.hook_timeout
+            )
+            return _HOOK_FAILED, None
         except Exception:
             self.log.exception("on_association_request failed for %s:%s; rejecting", *peer)
             return _HOOK_FAILED, None
@@ -363,6 +368,9 @@ class AccessControl:
             return None, None, False
         try:
             verdict = await _call(hook, identity, self.hook_timeout)
+        except TimeoutError:
+            self.log.warning("on_user_identity did not answer within %g s; rejecting", self.hook_timeout)
+            return IDENTITY_REJECTED, None, False
         except Exception:
             self.log.exception("on_user_identity failed for %r; rejecting", identity)
             return IDENTITY_REJECTED, None, False
@@ -433,6 +441,9 @@ class _Screen(asyncio.Protocol):
         try:
             async with asyncio.timeout(self.access.hook_timeout or None):
                 verdict = await pending
+        except TimeoutError:
+            self.access.log.warning("on_connection did not answer within %g s", self.access.hook_timeout)
+            verdict = False
         except Exception:
             self.access.log.exception("on_connection failed for %s:%s; refusing", *peer)
             verdict = False

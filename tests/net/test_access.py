@@ -340,6 +340,25 @@ async def test_on_connection_hook_sync_and_async(asynchronous: bool) -> None:
     assert scp.access.refused_connections == 5
 
 
+async def test_a_hook_that_never_answers_refuses_within_the_artim_timeout() -> None:
+    async def hang(argument: object) -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    async with EchoScp(0, host="127.0.0.1", artim_timeout=0.5, on_connection=hang) as scp:
+        reader, writer = await asyncio.open_connection("127.0.0.1", scp.port)
+        started = time.monotonic()
+        assert await closed_unanswered(reader)
+        assert 0.4 <= time.monotonic() - started < 5
+        writer.close()
+    assert scp.access.refused_connections == 1
+    async with EchoScp(0, host="127.0.0.1", artim_timeout=0.5, on_user_identity=hang) as scp:
+        named = request_with_identity(UserIdentityRQ(1, b"bob", b"", True))
+        assert rj_of(await raw_request(scp.port, named)) == (1, 2, 1)
+    async with EchoScp(0, host="127.0.0.1", artim_timeout=0.5, on_association_request=hang) as scp:
+        assert rj_of(await raw_request(scp.port, request_with_identity(None))) == (2, 1, 1)
+
+
 async def test_on_association_request_sees_peer_titles_identity_and_may_reject() -> None:
     seen: list[AssociationRequest] = []
 
