@@ -8,10 +8,10 @@ One module per group of verbs (:mod:`~aiodicom.cli.clients`, :mod:`~aiodicom.cli
 
 from __future__ import annotations
 
-from aiodicom.cli import clients, demo, qr, servers
+from aiodicom.cli import access, clients, demo, qr, servers
 from aiodicom.cli.common import app
 
-__all__ = ["app", "clients", "demo", "main", "qr", "servers"]
+__all__ = ["access", "app", "clients", "demo", "main", "qr", "servers"]
 
 
 def main() -> None:

@@ -124,6 +124,15 @@ def store(
             help="Fail a file the peer takes in none of its own syntaxes, rather than convert it losslessly.",
         ),
     ] = False,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            min=0,
+            help="Try an association again this many times when the peer is busy (transient rejection) or "
+            "the connection fails, with a growing wait, at most 10 s in all (0: never).",
+        ),
+    ] = 3,
     calling_ae: CallingAe = "STORE-SCU",
     called_ae: CalledAe = None,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
@@ -160,6 +169,7 @@ def store(
             transfer_syntax=transfer_syntax,
             allow_lossy=allow_lossy,
             never_transcode=never_transcode,
+            retries=retries,
             s3_config=s3_config_from(s3_bucket, s3_endpoint, "", s3_region),
             verbose=verbose,
             connect_timeout=timeout,

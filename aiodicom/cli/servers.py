@@ -7,6 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from aiodicom.cli.access import (
+    AllowCallingAe,
+    AllowHost,
+    ArtimTimeout,
+    MaxAssociationsPerPeer,
+    Users,
+    access_options,
+)
 from aiodicom.cli.common import (
     AllowLossy,
     IdleTimeout,
@@ -43,6 +51,11 @@ def echoscp(
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,
+    max_associations_per_peer: MaxAssociationsPerPeer = None,
+    artim_timeout: ArtimTimeout = None,
+    allow_host: AllowHost = None,
+    allow_calling_ae: AllowCallingAe = None,
+    users: Users = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -51,6 +64,7 @@ def echoscp(
 
     setup_logging(verbose)
     idle = idle_timeout_option(idle_timeout)
+    access = access_options(allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout)
     try:
         scp = EchoScp(
             port,
@@ -61,6 +75,7 @@ def echoscp(
             max_pending_connections=max_pending,
             verbose=verbose,
             **idle,
+            **access,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
@@ -104,6 +119,11 @@ def storescp(
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,
+    max_associations_per_peer: MaxAssociationsPerPeer = None,
+    artim_timeout: ArtimTimeout = None,
+    allow_host: AllowHost = None,
+    allow_calling_ae: AllowCallingAe = None,
+    users: Users = None,
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_prefix: S3PrefixOpt = "",
@@ -124,6 +144,7 @@ def storescp(
     if s3 is None and out_dir is None:
         raise fail("give --out-dir (or --s3-bucket)", 2)
     idle = idle_timeout_option(idle_timeout)
+    access = access_options(allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout)
     try:
         scp = StoreScp(
             port,
@@ -144,6 +165,7 @@ def storescp(
             keep_original_on_transcode_failure=keep_original,
             verbose=verbose,
             **idle,
+            **access,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None

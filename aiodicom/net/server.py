@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Self
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
+from aiodicom.net.access import (
+    DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
+    AccessControl,
+    AllowedHost,
+    AssociationHook,
+    ConnectionHook,
+    IdentityHook,
+)
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
 from aiodicom.ul.items import PresentationContextResult
@@ -35,6 +43,13 @@ class DicomServer:
     that have not associated yet are limited to ``max_pending_connections`` (default: 4 x
     ``max_associations``; more are closed at once) and closed ``artim_timeout`` seconds after they
     connected if no whole A-ASSOCIATE-RQ came by then (bytes do not extend that deadline).
+
+    Who may connect (see :mod:`aiodicom.net.access` and docs/access-control.md): ``allowed_hosts``
+    (addresses and networks) and ``on_connection(peer)`` at accept time, before anything is read;
+    ``allowed_calling_ae_titles`` and ``require_called_ae_title``, then ``require_user_identity`` and
+    ``on_user_identity(identity)``, then ``on_association_request(request)`` once the A-ASSOCIATE-RQ came.
+    One peer address holds at most ``max_associations_per_peer`` associations (None: no limit); beyond,
+    it is rejected transiently like a full server. What was refused is counted in :attr:`access`.
     """
 
     ae_title: Option[str] = Option("ae_title")
@@ -58,6 +73,12 @@ class DicomServer:
         max_pending_connections: int | None = None,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
+        allowed_hosts: Iterable[AllowedHost] | None = None,
+        on_connection: ConnectionHook | None = None,
+        on_user_identity: IdentityHook | None = None,
+        require_user_identity: bool = False,
+        on_association_request: AssociationHook | None = None,
+        max_associations_per_peer: int | None = DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
         logger: logging.Logger = log,
         ae_title: str | Keep = KEEP,
         max_pdu_length: int | Keep = KEEP,
@@ -94,6 +115,18 @@ class DicomServer:
             None if allowed_calling_ae_titles is None else frozenset(allowed_calling_ae_titles)
         )
         self.log = logger
+        #: The access settings (hosts, hooks, the per-peer limit) and the counts of what they refused.
+        self.access = AccessControl(
+            allowed_hosts=allowed_hosts,
+            on_connection=on_connection,
+            on_user_identity=on_user_identity,
+            require_user_identity=require_user_identity,
+            on_association_request=on_association_request,
+            max_associations_per_peer=max_associations_per_peer,
+            hook_timeout=self.options.artim_timeout,
+            max_screening=self.max_pending_connections,
+            logger=logger,
+        )
         self.associations: set[Association] = set()
         self._server: asyncio.Server | None = None
         self._bound_port = 0
@@ -186,6 +219,8 @@ class DicomServer:
     # -------------------------------------------------------------------------------- per connection
 
     def _new_connection(self) -> asyncio.BaseProtocol:
+        if (screen := self.access.screen(self._new_connection)) is not None:  # allowed_hosts, on_connection
+            return screen
         if self._pending >= self.max_pending_connections:
             self._refused_pending += 1
             if self._refused_pending in (1, 10, 100) or self._refused_pending % 1000 == 0:
@@ -230,9 +265,15 @@ class DicomServer:
             require_called_ae_title=self.require_called_ae_title,
             allowed_calling_ae_titles=self.allowed_calling_ae_titles,
         )
+        identity_response: bytes | None = None
+        if rj is None:  # the user identity and the on_association_request hook
+            rj, identity_response = await self.access.check_request(rq, assoc.peer)
         if rj is None and (self._stopping or len(self.associations) >= self.max_associations):
             rj = AAssociateRJ(REJECTED_TRANSIENT, SOURCE_PRESENTATION, REASON_LOCAL_LIMIT_EXCEEDED)
+        if rj is None:  # checked with the admission, after every await: nothing slips in between
+            rj = self.access.peer_limit(host, (a.peer[0] for a in self.associations))
         if rj is not None:
+            self.access.rejected[(rj.result, rj.source, rj.reason)] += 1
             self.log.info("rejected the association from %s:%s (%s)", host, port, _rj_text(rj))
             assoc.reject(rj)
             await assoc.wait_closed(self.artim_timeout)
@@ -243,6 +284,7 @@ class DicomServer:
             max_pdu_length=self.max_pdu_length,
             implementation_class_uid=self.implementation_class_uid,
             implementation_version_name=self.implementation_version_name,
+            user_identity_response=identity_response,
         )
         for proposed, answer in zip(rq.presentation_contexts, ac.presentation_contexts, strict=True):
             self.log.debug(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
+from aiodicom.net.access import (
+    DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
+    AllowedHost,
+    AssociationHook,
+    ConnectionHook,
+    IdentityHook,
+)
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
@@ -18,6 +25,9 @@ class EchoScp(DicomServer):
     """A Verification SCP: accepts associations and answers C-ECHO.
 
     ``async with EchoScp(port=11112) as scp: ...`` or ``await scp.serve_forever()``.
+
+    Who may connect and the limits are those of :class:`~aiodicom.net.server.DicomServer`
+    (docs/access-control.md).
     """
 
     def __init__(
@@ -32,6 +42,12 @@ class EchoScp(DicomServer):
         max_pending_connections: int | None = None,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
+        allowed_hosts: Iterable[AllowedHost] | None = None,
+        on_connection: ConnectionHook | None = None,
+        on_user_identity: IdentityHook | None = None,
+        require_user_identity: bool = False,
+        on_association_request: AssociationHook | None = None,
+        max_associations_per_peer: int | None = DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
         idle_timeout: float | Keep | None = KEEP,
         artim_timeout: float | Keep = KEEP,
         implementation_class_uid: str | Keep = KEEP,
@@ -56,6 +72,12 @@ class EchoScp(DicomServer):
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
+            allowed_hosts=allowed_hosts,
+            on_connection=on_connection,
+            on_user_identity=on_user_identity,
+            require_user_identity=require_user_identity,
+            on_association_request=on_association_request,
+            max_associations_per_peer=max_associations_per_peer,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
             logger=instance_logger("aiodicom.scp.echo", verbose),

@@ -18,6 +18,13 @@ from aiodicom.dataset.tags import (
     validate_keywords,
 )
 from aiodicom.dimse import CommandField, Status
+from aiodicom.net.access import (
+    DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
+    AllowedHost,
+    AssociationHook,
+    ConnectionHook,
+    IdentityHook,
+)
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
@@ -121,6 +128,12 @@ class StoreScp(DicomServer):
     converted is refused with a failure status and nothing is stored, or, with
     ``keep_original_on_transcode_failure=True``, stored as received (the stored event says why).
     ``max_transcode_workers`` bounds the conversions running at once (default: the number of CPUs).
+
+    Who may connect and the limits (``allowed_hosts``, the ``on_connection=`` / ``on_user_identity=`` /
+    ``on_association_request=`` hooks, ``require_user_identity``, ``max_associations_per_peer``) are those
+    of :class:`~aiodicom.net.server.DicomServer` (docs/access-control.md). The ``on_connection=`` keyword
+    screens a connection before anything is read; the :meth:`on_connection` method registers a handler of
+    the :class:`ConnectionOpened` event, told of each association once it is accepted.
     """
 
     def __init__(
@@ -147,6 +160,12 @@ class StoreScp(DicomServer):
         fsync: bool = True,
         duplicates: str = "replace",
         allowed_calling_ae_titles: Collection[str] | None = None,
+        allowed_hosts: Iterable[AllowedHost] | None = None,
+        on_connection: ConnectionHook | None = None,
+        on_user_identity: IdentityHook | None = None,
+        require_user_identity: bool = False,
+        on_association_request: AssociationHook | None = None,
+        max_associations_per_peer: int | None = DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
         require_called_ae_title: bool = False,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
@@ -207,6 +226,12 @@ class StoreScp(DicomServer):
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
+            allowed_hosts=allowed_hosts,
+            on_connection=on_connection,
+            on_user_identity=on_user_identity,
+            require_user_identity=require_user_identity,
+            on_association_request=on_association_request,
+            max_associations_per_peer=max_associations_per_peer,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
             logger=self.log,

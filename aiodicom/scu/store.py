@@ -88,6 +88,11 @@ class StoreScu(Scu):
     Instance UID, Lossy Image Compression attributes, Image Type DERIVED). Conversions run in a pool of
     ``max_transcode_workers`` (default: the number of CPUs) and need the ``aiodicom[codecs]`` extra for
     compressed syntaxes.
+
+    An association that cannot be opened because the peer is busy (a transient A-ASSOCIATE-RJ, such as a
+    full server's (2, 3, 2)) or because the connection failed is tried again ``retries`` times (default 3),
+    after ``retry_backoff`` seconds, doubling, with jitter, at most 10 s of waiting in all; a permanent
+    rejection is never retried. ``retries=0`` gives up at once.
     """
 
     default_calling_ae_title = "STORE-SCU"
@@ -115,7 +120,7 @@ class StoreScu(Scu):
         never_transcode: bool = False,
         allow_lossy: bool = False,
         max_transcode_workers: int | None = None,
-        retries: int = 0,
+        retries: int = 3,
         retry_backoff: float = 1.0,
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
@@ -168,6 +173,8 @@ class StoreScu(Scu):
             raise ValueError("concurrency must be at least 1")
         if throttle_delay_ms < 0:
             raise ValueError("throttle_delay_ms cannot be negative")
+        if retries < 0 or retry_backoff < 0:
+            raise ValueError("retries and retry_backoff cannot be negative")
         self.s3: S3Bucket | None = None
         if s3_config is not None:
             from aiodicom.storage.s3 import S3Bucket, S3Config

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import os
+import random
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -29,6 +30,7 @@ from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
 from aiodicom.errors import (
+    AssociationAborted,
     AssociationRejected,
     DicomError,
     DimseError,
@@ -198,7 +200,12 @@ class SendSettings:
     """How a batch is sent: where, how (the association options), how many associations at once, the pause
     between files, a forced transfer syntax (lossy only with ``allow_lossy``), whether a file the peer takes
     in none of its own syntaxes may be converted (not with ``never_transcode``), how many conversions run at
-    once, retries of a failed association, and whether the first failed file stops the batch."""
+    once, retries of a failed association, and whether the first failed file stops the batch.
+
+    ``retries``: how many times an association is tried again after a transient rejection (A-ASSOCIATE-RJ
+    with result 2, e.g. a full server) or a connection error, waiting ``retry_backoff`` seconds, then twice
+    as long each time (with jitter, so that many refused senders do not come back at once), at most
+    ``RETRY_BUDGET`` seconds of waiting in all. A permanent rejection is never retried."""
 
     address: Address
     options: AssociationOptions
@@ -208,9 +215,34 @@ class SendSettings:
     allow_lossy: bool = False
     never_transcode: bool = False
     max_transcode_workers: int | None = None
-    retries: int = 0
+    retries: int = 3
     retry_backoff: float = 1.0
     fail_first: bool = False
+
+
+#: The longest a sender waits in all between the attempts to open one association (seconds).
+RETRY_BUDGET = 10.0
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: a transient rejection or a connection error, never a
+    permanent rejection nor an identity the peer did not confirm."""
+    if isinstance(exc, AssociationRejected):
+        return exc.result == 2
+    if isinstance(exc, IdentityNotConfirmed):
+        return False
+    return isinstance(exc, PeerUnreachable | AssociationAborted | OSError)
+
+
+def retry_delays(retries: int, backoff: float, budget: float = RETRY_BUDGET) -> list[float]:
+    """The waits before each retry: ``backoff`` doubling, each drawn in its upper half (jitter), cut to
+    ``budget`` seconds in all."""
+    delays, left = [], budget
+    for attempt in range(retries):
+        delay = min(backoff * 2**attempt * random.uniform(0.5, 1.0), left)
+        delays.append(delay)
+        left -= delay
+    return delays
 
 
 @dataclass
@@ -311,6 +343,7 @@ class SendBatch:
 
     async def connect(self, contexts: list[tuple[str, list[str]]]) -> Association | None:
         settings = self.settings
+        delays = retry_delays(settings.retries, settings.retry_backoff)
         for attempt in range(settings.retries + 1):
             try:
                 assoc = await open_association(
@@ -321,11 +354,16 @@ class SendBatch:
                 )
             except (DicomError, OSError) as exc:
                 self.first_error = self.first_error or exc
-                self.log.warning("association with %s failed: %s", settings.address, exc)
-                if isinstance(exc, IdentityNotConfirmed):  # the same credentials will not do better
+                if not retryable(exc) or attempt == settings.retries:
+                    self.log.warning("association with %s failed: %s", settings.address, exc)
                     return None
-                if attempt < settings.retries:
-                    await asyncio.sleep(settings.retry_backoff * 2**attempt)
+                self.log.info(
+                    "association with %s failed (%s): trying again in %.1f s",
+                    settings.address,
+                    exc,
+                    delays[attempt],
+                )
+                await asyncio.sleep(delays[attempt])
                 continue
             self.connected = True
             self.on_connected(assoc)

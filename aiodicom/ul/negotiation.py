@@ -26,6 +26,7 @@ from aiodicom.ul.items import (
     PresentationContextResult,
     PresentationContextRQ,
     RoleSelection,
+    UserIdentityAC,
     UserInformation,
 )
 from aiodicom.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
@@ -165,8 +166,12 @@ def accept(
     max_pdu_length: int,
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
+    user_identity_response: bytes | None = None,
 ) -> tuple[AAssociateAC, dict[int, AcceptedContext]]:
     """The acceptor's A-ASSOCIATE-AC for ``rq`` and the contexts it accepted, by context ID.
+
+    ``user_identity_response`` (bytes, possibly empty) is sent as the user identity server response
+    (PS3.7 D.3.3.7.2): give it only when the identity was accepted and a positive response was requested.
 
     Role selection is answered per SOP class; a SOP class for which the requestor would be left with no
     role has every context of its abstract syntax rejected (user rejection). When the answers would not
@@ -183,6 +188,7 @@ def accept(
         for pc in rq.presentation_contexts
     )
     window = AsyncOperationsWindow(1, 1) if rq.user_information.async_ops_window is not None else None
+    identity = None if user_identity_response is None else UserIdentityAC(user_identity_response)
 
     def info(roles: Sequence[RoleSelection]) -> UserInformation:
         return user_information(
@@ -191,6 +197,7 @@ def accept(
             async_ops_window=window,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            user_identity=identity,
         )
 
     fixed = _encoded_length(info(()))

@@ -53,12 +53,14 @@ def raise_open_files_limit(wanted: int = 4096) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``aiodicom storescp`` with room for the 64 associated probes and a pending limit of 200."""
+    """``aiodicom storescp`` with room for the 64 associated probes (all from 127.0.0.1, so without the
+    per-peer limit) and a pending limit of 200."""
     raise_open_files_limit()
     out = tmp_path_factory.mktemp("memory") / "in"
     proc = subprocess.Popen(
         [sys.executable, "-m", "aiodicom", "storescp", "--port", "0", "--host", "127.0.0.1",
-         "--out-dir", str(out), "--no-fsync", "--json", "--max-associations", "70", "--max-pending", "200"],
+         "--out-dir", str(out), "--no-fsync", "--json", "--max-associations", "70", "--max-pending", "200",
+         "--max-associations-per-peer", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -445,7 +445,7 @@ async def test_never_transcode_fails_exactly_the_files_that_need_converting(tmp_
 
 
 async def test_nothing_reachable_raises_and_fail_first_raises(tmp_path: Path) -> None:
-    scu = StoreScu("127.0.0.1:1")
+    scu = StoreScu("127.0.0.1:1", retry_backoff=0.05)  # retried (3 times, by default), then raised
     scu.add_file(get_testdata_file("CT_small.dcm"))
     with pytest.raises(PeerUnreachable):
         await scu.send()
