@@ -93,6 +93,14 @@ MaxPending = Annotated[
         help="Connections not yet associated at once; more are closed (default: 4 x --max-associations).",
     ),
 ]
+DrainTimeout = Annotated[
+    float,
+    typer.Option(
+        "--drain-timeout",
+        min=0,
+        help="On SIGTERM, seconds each association may take to finish the instance it is receiving.",
+    ),
+]
 
 # Converting what a receiver stores (storescp, get, move).
 Transcode = Annotated[

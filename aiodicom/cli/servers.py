@@ -17,6 +17,7 @@ from aiodicom.cli.access import (
 )
 from aiodicom.cli.common import (
     AllowLossy,
+    DrainTimeout,
     IdleTimeout,
     Json,
     KeepOriginal,
@@ -56,6 +57,7 @@ def echoscp(
     allow_host: AllowHost = None,
     allow_calling_ae: AllowCallingAe = None,
     users: Users = None,
+    drain_timeout: DrainTimeout = 30.0,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -73,6 +75,7 @@ def echoscp(
             require_called_ae_title=require_called_ae,
             max_associations=max_associations,
             max_pending_connections=max_pending,
+            drain_timeout=drain_timeout,
             verbose=verbose,
             **idle,
             **access,
@@ -124,6 +127,7 @@ def storescp(
     allow_host: AllowHost = None,
     allow_calling_ae: AllowCallingAe = None,
     users: Users = None,
+    drain_timeout: DrainTimeout = 30.0,
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_prefix: S3PrefixOpt = "",
@@ -160,6 +164,7 @@ def storescp(
             max_pdu_length=max_pdu,
             max_associations=max_associations,
             max_pending_connections=max_pending,
+            drain_timeout=drain_timeout,
             transcode_on_receipt=transcode,
             allow_lossy=allow_lossy,
             keep_original_on_transcode_failure=keep_original,

@@ -232,6 +232,18 @@ class Association:
     def is_open(self) -> bool:
         return self._error is None and self._conn.established
 
+    @property
+    def receiving(self) -> bool:
+        """Whether a message is on its way in or waits to be handled: from the first PDV of its command
+        (a C-STORE-RQ whose data set is still arriving counts) until a service takes it from
+        :meth:`receive`. A graceful stop lets such an association finish."""
+        return (
+            self._assembler.message_context_id is not None
+            or self._sink_wait
+            or bool(self._backlog)
+            or any(message is not None for message in self._messages)
+        )
+
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> AcceptedContext:
         """The first accepted context for ``abstract_syntax`` (and ``transfer_syntax`` when given)."""
         for ctx in self.accepted.values():
@@ -626,7 +638,9 @@ class Association:
             self.protocol.close()
 
     async def wait_closed(self, timeout: float | None = None) -> None:
-        """Wait for the connection to close and for sinks being aborted to finish."""
+        """Wait for the connection to close and for sinks being aborted to finish; then drop the data
+        sets of messages still queued, which nobody can answer any more (a peer that sent requests ahead
+        and went away, requests queued behind a handler that failed): nothing of them remains."""
         if self.protocol is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -635,6 +649,16 @@ class Association:
                 self.protocol.abort_transport()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._discard_queued()
+
+    async def _discard_queued(self) -> None:
+        while self._messages:
+            message = self._messages.popleft()
+            if message is not None and message.dataset is not None:
+                try:
+                    await message.dataset.abort()
+                except Exception:
+                    log.exception("cannot discard the data set of %s", message.command.name)
 
     # ------------------------------------------------------------------------------------- ending
 

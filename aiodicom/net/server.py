@@ -50,6 +50,9 @@ class DicomServer:
     ``on_user_identity(identity)``, then ``on_association_request(request)`` once the A-ASSOCIATE-RQ came.
     One peer address holds at most ``max_associations_per_peer`` associations (None: no limit); beyond,
     it is rejected transiently like a full server. What was refused is counted in :attr:`access`.
+
+    :meth:`stop` is graceful: each association finishes the message it is receiving or handling, for at most
+    ``drain_timeout`` seconds (default 30), and is answered before it ends.
     """
 
     ae_title: Option[str] = Option("ae_title")
@@ -71,6 +74,7 @@ class DicomServer:
         policy: ContextPolicy | None = None,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
+        drain_timeout: float = 30.0,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
         allowed_hosts: Iterable[AllowedHost] | None = None,
@@ -93,6 +97,8 @@ class DicomServer:
             raise ValueError(f"max_associations must be at least 1, not {max_associations}")
         if max_pending_connections is not None and max_pending_connections < 1:
             raise ValueError(f"max_pending_connections must be at least 1, not {max_pending_connections}")
+        if drain_timeout < 0:
+            raise ValueError(f"drain_timeout cannot be negative, not {drain_timeout}")
         self.handler = handler
         self.host = host
         self.requested_port = port
@@ -110,6 +116,8 @@ class DicomServer:
         self.policy = policy or ContextPolicy(abstract_syntaxes=frozenset())
         self.max_associations = max_associations
         self.max_pending_connections = max_pending_connections or 4 * max_associations
+        #: How long :meth:`stop` lets associations finish the instance they are receiving (seconds).
+        self.drain_timeout = drain_timeout
         self.require_called_ae_title = require_called_ae_title
         self.allowed_calling_ae_titles = (
             None if allowed_calling_ae_titles is None else frozenset(allowed_calling_ae_titles)
@@ -176,22 +184,28 @@ class DicomServer:
             await self.stop()
             raise
 
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Stop accepting, let each association finish the message it is handling, then abort it.
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting; let each association finish the message it is receiving or handling and answer
+        it, then end it (A-ABORT); an association with nothing on its way in ends at once.
 
-        Associations still running after ``timeout`` seconds are aborted at once.
+        An association counts as busy from the first PDV of a request's command (a C-STORE of 100 MB that
+        is halfway in is finished, not cut). Those still running after ``timeout`` seconds (default
+        :attr:`drain_timeout`) are aborted: what they were receiving is discarded, nothing of it stored.
         """
         self._stopping = True
         if self._server is not None:
             self._server.close()
         for assoc in list(self.associations):
-            if assoc not in self._busy:  # one handling a message finishes it first (see busy())
+            # one receiving or handling a message finishes it first (see busy())
+            if assoc not in self._busy and not assoc.receiving:
                 assoc.abort()
         if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            deadline = self.drain_timeout if timeout is None else timeout
+            _, pending = await asyncio.wait(self._tasks, timeout=deadline)
             for task in pending:
                 task.cancel()
             if pending:
+                self.log.warning("%d associations still busy after %g s: aborted", len(pending), deadline)
                 await asyncio.wait(pending, timeout=5.0)
         if self._server is not None:
             await self._server.wait_closed()
@@ -203,10 +217,14 @@ class DicomServer:
         return self._stopping
 
     def busy(self, assoc: Association) -> None:
-        """``assoc`` is handling a message: a graceful stop lets it finish (then :meth:`idle`)."""
+        """``assoc`` is handling a message: a graceful stop lets it finish (then :meth:`idle`).
+
+        An association is also busy, without this call, while a message is on its way in
+        (:attr:`Association.receiving <aiodicom.net.association.Association.receiving>`)."""
         self._busy.add(assoc)
 
     def idle(self, assoc: Association) -> None:
+        """``assoc`` finished handling its message."""
         self._busy.discard(assoc)
 
     async def __aenter__(self) -> Self:

@@ -169,6 +169,7 @@ class StoreScp(DicomServer):
         require_called_ae_title: bool = False,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
+        drain_timeout: float = 30.0,
         idle_timeout: float | Keep | None = KEEP,
         artim_timeout: float | Keep = KEEP,
         hook_timeout: float = 30.0,
@@ -223,6 +224,7 @@ class StoreScp(DicomServer):
             idle_timeout=idle_timeout,
             max_associations=max_associations,
             max_pending_connections=max_pending_connections,
+            drain_timeout=drain_timeout,
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,
             allowed_calling_ae_titles=allowed_calling_ae_titles,
@@ -306,8 +308,9 @@ class StoreScp(DicomServer):
             self.log.info(event.message)
             self._events.emit("server_started", event)
 
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Finish the instances in flight, stop, and flush the studies still pending."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Finish the instances in flight (for at most ``timeout`` seconds, default ``drain_timeout``),
+        stop, and flush the studies still pending."""
         await super().stop(timeout)
         await self.storage.stop()
         self.studies.flush()

@@ -102,9 +102,10 @@ class TranscodingStorage:
         return TranscodingSink(self, fd, name)
 
     async def start(self) -> None:
+        # the inner storage first: a filesystem storage's own folder (the spool) is made and locked by it
+        await self.inner.start()
         if self.spool_dir is not None:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
-        await self.inner.start()
 
     async def stop(self) -> None:
         await self.transcoder.close()
@@ -235,7 +236,8 @@ class TranscodingSink(InstanceSink):
 
 
 def converting(storage: Storage, setting: TranscodeOnReceipt | None, *, file_meta: bool = True) -> Storage:
-    """``storage`` converting on receipt when ``setting`` says so (spooling next to the files it stores)."""
+    """``storage`` converting on receipt when ``setting`` says so (spooling next to the files it stores, in
+    the filesystem storage's own temporary folder)."""
     if setting is None:
         return storage
     spool = storage.temp_dir if isinstance(storage, FilesystemStorage) else None

@@ -275,6 +275,9 @@ class StoreService:
             except Exception as exc:  # never leave anything half-stored behind, never kill the association
                 await incoming.abort()
                 outcome = self._failed(assoc, command, exc)
+            except BaseException:  # cancelled (a stop's deadline): nothing of it remains either
+                await incoming.abort()
+                raise
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
         return outcome
 

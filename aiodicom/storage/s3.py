@@ -229,15 +229,24 @@ class S3Storage:
         self.config = S3Config.from_value(config)
         self.bucket = S3Bucket(self.config)
         self.uploads = asyncio.Semaphore(self.config.max_concurrent_uploads)
+        #: Sinks neither committed nor aborted yet: :meth:`stop` aborts their uploads.
+        self.open_sinks: set[S3Sink] = set()
 
     async def start(self) -> None:
         await self.bucket.open()
 
     async def stop(self) -> None:
+        """Abort the uploads of instances that were never finished (a stop's deadline cut them), then
+        close the client: no multipart upload is left open."""
+        if self.open_sinks:
+            log.info("aborting %d unfinished uploads", len(self.open_sinks))
+            await asyncio.gather(*(sink.abort() for sink in list(self.open_sinks)), return_exceptions=True)
         await self.bucket.close()
 
     def open(self) -> S3Sink:
-        return S3Sink(self)
+        sink = S3Sink(self)
+        self.open_sinks.add(sink)
+        return sink
 
     def location(self, relative_path: str) -> str:
         return self.config.uri(self.config.key(relative_path))
@@ -261,6 +270,7 @@ class S3Sink(InstanceSink):
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._error: BaseException | None = None
         self._aborted = False
+        self._aborting: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------------------------ receiving
 
@@ -392,6 +402,7 @@ class S3Sink(InstanceSink):
                 raise StorageError(f"cannot store {s.config.uri(self.key)}: {describe(exc)}") from exc
             raise
         self._buffer = bytearray()
+        s.open_sinks.discard(self)
         return s.config.uri(self.key)
 
     async def _copy_spill(self) -> None:
@@ -413,7 +424,19 @@ class S3Sink(InstanceSink):
             spill.close()
 
     async def abort(self) -> None:
-        """Drop the instance: wait for in-flight parts, then abort the multipart upload (retrying)."""
+        """Drop the instance: wait for in-flight parts, then abort the multipart upload (retrying).
+
+        Calls while an abort runs wait for it (the association and the storage's stop may both ask)."""
+        self._aborted = True  # later writes are ignored from now on
+        if self._aborting is None:
+            self._aborting = asyncio.ensure_future(self._abort())
+        try:
+            await asyncio.shield(self._aborting)
+        finally:
+            if self._aborting.done():
+                self.storage.open_sinks.discard(self)
+
+    async def _abort(self) -> None:
         self._aborted = True
         self._buffer = bytearray()
         if self._spill is not None:
