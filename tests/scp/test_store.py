@@ -50,11 +50,13 @@ async def scp(tmp_path: Path) -> AsyncIterator[StoreScp]:
 
 def partial_files(out: Path) -> list[Path]:
     """Instances being received (empty files created ahead of need do not count)."""
-    return [p for p in (out / ".incoming").glob("*") if p.stat().st_size]
+    return [
+        p for p in (out / ".incoming").rglob("*") if p.is_file() and p.stat().st_size > 0 and p.name != "lock"
+    ]
 
 
 def stored_files(out: Path) -> list[Path]:
-    return [p for p in out.rglob("*") if p.is_file() and p.parent.name != ".incoming"]
+    return [p for p in out.rglob("*") if p.is_file() and ".incoming" not in p.parts]
 
 
 def stored_path(out: Path, path: str) -> Path:

@@ -61,7 +61,7 @@ async def test_multi_syntax_study_from_orthanc_arrives_in_the_stored_syntaxes(
         assert_same_instance(received, inst, syntax_may_change=False)
     assert len(events) == len(instances)
     assert events[-1].remaining == 0 and events[-1].completed == len(instances)
-    assert not list((tmp_path / ".incoming").glob("*.part"))
+    assert not list((tmp_path / ".incoming").rglob("*.part"))
 
 
 async def test_multi_syntax_study_from_dcmqrscp_asks_again_for_what_it_could_not_send(

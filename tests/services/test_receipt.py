@@ -600,15 +600,15 @@ async def test_an_aborted_association_leaves_no_spooled_copy(
             await peer.send_command(1, command)
             await peer.send_dataset(1, dataset[: len(dataset) // 2], last=False)
             for _ in range(100):  # until the receiver spools it
-                if list((out / ".incoming").glob(".receipt-*")):
+                if list((out / ".incoming").rglob(".receipt-*")):
                     break
                 await asyncio.sleep(0.02)
-            assert list((out / ".incoming").glob(".receipt-*"))
+            assert list((out / ".incoming").rglob(".receipt-*"))
         for _ in range(100):
-            if not list((out / ".incoming").glob(".receipt-*")):
+            if not list((out / ".incoming").rglob(".receipt-*")):
                 break
             await asyncio.sleep(0.02)
-        assert list((out / ".incoming").glob(".receipt-*")) == []
+        assert list((out / ".incoming").rglob(".receipt-*")) == []
     assert stored_files(out) == [] and leftovers(out) == []
 
 
