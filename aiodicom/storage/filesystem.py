@@ -276,8 +276,7 @@ class FilesystemStorage:
                 held = os.stat(lock).st_ino == os.fstat(fd).st_ino
             except OSError:  # a sweep holds it for a moment while it removes the folder
                 held = False
-            if held:
-                os.write(fd, f"{os.getpid()}\n".encode())  # for whoever looks
+            if held:  # the lock file stays empty: the folder's name says whose it is
                 self._lock_fd = fd
                 return
             os.close(fd)

@@ -430,10 +430,11 @@ class S3Sink(InstanceSink):
         self._aborted = True  # later writes are ignored from now on
         if self._aborting is None:
             self._aborting = asyncio.ensure_future(self._abort())
+        aborting = self._aborting
         try:
-            await asyncio.shield(self._aborting)
+            await asyncio.shield(aborting)
         finally:
-            if self._aborting.done():
+            if aborting.done():
                 self.storage.open_sinks.discard(self)
 
     async def _abort(self) -> None:

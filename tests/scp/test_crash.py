@@ -139,7 +139,7 @@ async def test_stop_finishes_the_instance_that_is_arriving_and_answers_it(tmp_pa
     association is ended at once, not waited for."""
     out = tmp_path / "out"
     inst = big(4)
-    scp = StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False, drain_timeout=30)
+    scp = StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False)  # drain_timeout: 30 s by default
     await scp.start()
     try:
         idle = await RawPeer.connect(scp.port)

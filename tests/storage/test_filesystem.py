@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiodicom.errors import StorageError
-from aiodicom.storage.filesystem import Duplicates, FilesystemStorage
+from aiodicom.storage.filesystem import LOCK_NAME, Duplicates, FilesystemStorage
 
 META = b"M" * 16  # stands for the file meta the store service writes first
 LEADING = b"<leading elements>"
@@ -21,8 +21,8 @@ REST = b"<the rest of the data set>" * 100
 
 
 def stray_files(storage: FilesystemStorage) -> list[Path]:
-    """Files of ``out_dir`` other than those of the stored instances (temporary files)."""
-    return sorted(p for p in storage.temp_dir.rglob("*") if p.is_file())
+    """Files of ``out_dir`` other than those of the stored instances (temporary files; not the lock)."""
+    return sorted(p for p in storage.incoming.rglob("*") if p.is_file() and p.name != LOCK_NAME)
 
 
 def wait_until_empty(storage: FilesystemStorage, timeout: float = 5.0) -> list[Path]:

@@ -36,7 +36,7 @@ async def test_an_upload_in_progress_is_completed_when_its_instance_finishes_wit
     moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
 ) -> None:
     inst = big(12)
-    scp = s3_scp(moto_endpoint, bucket, drain_timeout=30)
+    scp = s3_scp(moto_endpoint, bucket)  # drain_timeout: 30 s by default
     await scp.start()
     try:
         async with await RawPeer.connect(scp.port) as peer:
