@@ -234,15 +234,10 @@ class Association:
 
     @property
     def receiving(self) -> bool:
-        """Whether a message is on its way in or waits to be handled: from the first PDV of its command
-        (a C-STORE-RQ whose data set is still arriving counts) until a service takes it from
-        :meth:`receive`. A graceful stop lets such an association finish."""
-        return (
-            self._assembler.message_context_id is not None
-            or self._sink_wait
-            or bool(self._backlog)
-            or any(message is not None for message in self._messages)
-        )
+        """Whether a message is on its way in (from the first PDV of its command) or waits for
+        :meth:`receive`: a graceful stop lets such an association finish."""
+        arriving = self._sink_wait or self._assembler.message_context_id is not None
+        return arriving or bool(self._backlog) or any(m is not None for m in self._messages)
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> AcceptedContext:
         """The first accepted context for ``abstract_syntax`` (and ``transfer_syntax`` when given)."""
@@ -638,9 +633,8 @@ class Association:
             self.protocol.close()
 
     async def wait_closed(self, timeout: float | None = None) -> None:
-        """Wait for the connection to close and for sinks being aborted to finish; then drop the data
-        sets of messages still queued, which nobody can answer any more (a peer that sent requests ahead
-        and went away, requests queued behind a handler that failed): nothing of them remains."""
+        """Wait for the connection to close and for sinks being aborted to finish; then drop the data sets
+        of messages still queued, which nobody can answer any more (a peer sent them ahead and went away)."""
         if self.protocol is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -649,16 +643,10 @@ class Association:
                 self.protocol.abort_transport()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._discard_queued()
-
-    async def _discard_queued(self) -> None:
         while self._messages:
-            message = self._messages.popleft()
-            if message is not None and message.dataset is not None:
-                try:
+            if (message := self._messages.popleft()) is not None and message.dataset is not None:
+                with contextlib.suppress(Exception):  # sinks say themselves what they could not remove
                     await message.dataset.abort()
-                except Exception:
-                    log.exception("cannot discard the data set of %s", message.command.name)
 
     # ------------------------------------------------------------------------------------- ending
 
