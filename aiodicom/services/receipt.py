@@ -28,6 +28,7 @@ from aiodicom.errors import DimseError, StorageError, TranscodeError
 from aiodicom.services.transcode import Transcoder
 from aiodicom.storage.base import InstanceSink, Storage
 from aiodicom.storage.filesystem import FilesystemStorage
+from aiodicom.storage.folders import TemporaryFolder, spool_folder
 
 __all__ = ["TranscodeOnReceipt", "TranscodingSink", "TranscodingStorage", "converting"]
 
@@ -72,7 +73,8 @@ class TranscodeOnReceipt:
 
 class TranscodingStorage:
     """``inner`` storing every instance converted to ``setting.transfer_syntax``. Temporary files go to
-    ``spool_dir`` (default: the system's temporary folder); put it on the same disk as the storage.
+    ``spool_dir`` (default: a folder of this process's own in the system's temporary folder, removed at
+    stop, or at the next start after a crash); put it on the same disk as the storage.
 
     The received instance always comes with its file meta (the converter reads its syntax there); with
     ``file_meta=False`` the stored instance is written without it.
@@ -91,11 +93,19 @@ class TranscodingStorage:
         self.inner = inner
         self.setting = setting
         self.file_meta = file_meta
-        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        # without a folder given, a folder of this process's own in the system's temporary folder
+        self._folder: TemporaryFolder | None = None
+        if spool_dir is None:
+            self._folder = spool_folder()
+            self.spool_dir = self._folder.path
+        else:
+            self.spool_dir = Path(spool_dir)
         self.transcoder = Transcoder(setting.max_workers)
 
     def open(self) -> TranscodingSink:
         try:
+            if self._folder is not None and not self._folder.held:
+                self._folder.acquire()
             fd, name = tempfile.mkstemp(prefix=".receipt-", suffix=".part", dir=self.spool_dir)
         except OSError as exc:
             raise StorageError(f"cannot create a temporary file: {exc.strerror or exc}") from exc
@@ -104,12 +114,16 @@ class TranscodingStorage:
     async def start(self) -> None:
         # the inner storage first: a filesystem storage's own folder (the spool) is made and locked by it
         await self.inner.start()
-        if self.spool_dir is not None:
+        if self._folder is not None:
+            await anyio.to_thread.run_sync(self._folder.acquire)
+        else:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     async def stop(self) -> None:
         await self.transcoder.close()
         await self.inner.stop()
+        if self._folder is not None:
+            self._folder.release()
 
     def location(self, relative_path: str) -> str:
         return self.inner.location(relative_path)

@@ -16,7 +16,10 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import anyio.to_thread
 
 from aiodicom.dataset import DatasetParseError, LeadingElements, build_file_meta
 from aiodicom.dataset.codecs import lossless_fallback, syntax_label
@@ -27,6 +30,7 @@ from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
 from aiodicom.services.transcode import Transcoder
+from aiodicom.storage.folders import spool_folder
 from aiodicom.uids import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLEMENTATION_CLASS_UID,
@@ -221,14 +225,16 @@ class _ConvertingSink:
         transfer_syntax: str,
         target: str,
         transcoder: Transcoder,
+        spool: Path,
     ) -> None:
         self.dest = dest
+        self.spool = spool
         self.command = command
         self.transfer_syntax = transfer_syntax
         self.target = target
         self.transcoder = transcoder
         self.scanner = LeadingElements(transfer_syntax, whole=True)
-        fd, name = tempfile.mkstemp(prefix="aiodicom-relay-", suffix=".dcm")
+        fd, name = tempfile.mkstemp(prefix="relay-", suffix=".dcm", dir=self.spool)
         self.paths = [name]
         self.file = os.fdopen(fd, "wb", buffering=1 << 20)
         # the converter reads the syntax from the file meta
@@ -254,7 +260,7 @@ class _ConvertingSink:
         try:
             self.scanner.finish()
             self.file.close()
-            fd, converted = tempfile.mkstemp(prefix="aiodicom-relay-", suffix=".dcm")
+            fd, converted = tempfile.mkstemp(prefix="relay-", suffix=".dcm", dir=self.spool)
             os.close(fd)
             self.paths.append(converted)
             await self.transcoder.transcode_file(self.paths[0], self.target, converted)
@@ -303,6 +309,9 @@ class Relay:
         self.dest: Association | None = None
         self._pairs: list[tuple[str, str]] = []
         self._transcoder: Transcoder | None = None
+        # instances converted on the way spool here: a folder of this process's own (removed at close,
+        # or after a crash by the next relay's open)
+        self._spool = spool_folder()
 
     async def open(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Associate with the destination, one context per (SOP class, transfer syntax), with Explicit and
@@ -315,6 +324,7 @@ class Relay:
         if len(wanted) > 128:  # left out: instances that convert, or of classes that fail to forward
             log.warning("%s: %d contexts wanted, an association holds 128", self.target.label, len(wanted))
         self._pairs = wanted[:128]
+        await anyio.to_thread.run_sync(self._spool.acquire)
         await self._connect()
 
     async def _connect(self) -> None:
@@ -342,6 +352,7 @@ class Relay:
             else:
                 self.dest.close()
                 await self.dest.wait_closed(5.0)
+        self._spool.release()
 
     def sink_factory(self, assoc: Association) -> Callable[[int, Any], DatasetSink]:
         def open_sink(context_id: int, command: Command) -> DatasetSink:
@@ -374,7 +385,9 @@ class Relay:
             return _Refused(NoAcceptableContext(f"{self.target.label}: {refused}; {why}"))
         if self._transcoder is None:
             self._transcoder = Transcoder(self.max_transcode_workers)
-        return _ConvertingSink(dest, command, syntax, target, self._transcoder)
+        if not self._spool.held:
+            self._spool.acquire()
+        return _ConvertingSink(dest, command, syntax, target, self._transcoder, self._spool.path)
 
     async def handle(self, assoc: Association, message: DimseMessage) -> RelayOutcome:
         """Answer one C-STORE-RQ after relaying it; returns the status sent to the source and how the
@@ -390,6 +403,8 @@ class Relay:
                 status = await sink.finish(self.dimse_timeout)
             except (DicomError, OSError, TimeoutError, DatasetParseError) as exc:
                 error = exc
+        elif isinstance(sink, _ConvertingSink):  # it came with an error: its spooled copy goes
+            await sink.abort()
         elif error is None:
             error = StorageError("no data set received")
         if isinstance(error, DatasetParseError | DimseError):  # not received whole: never Success

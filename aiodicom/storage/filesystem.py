@@ -15,13 +15,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import logging
 import os
-import secrets
-import shutil
 import tempfile
-import time
 from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +28,9 @@ import anyio.to_thread
 from aiodicom.dataset.rewrite import spliced
 from aiodicom.errors import StorageError
 from aiodicom.storage.base import InstanceSink
+from aiodicom.storage.folders import LOCK_NAME, TemporaryFolder
+
+__all__ = ["LOCK_NAME", "Duplicates", "FileSink", "FilesystemStorage"]
 
 log = logging.getLogger("aiodicom.storage")
 
@@ -40,11 +39,6 @@ _WRITE_BUFFER = 1 << 20
 #: fewer than _SPARES_LOW are left (one thread hop per batch, not one per instance).
 _SPARES = 16
 _SPARES_LOW = 4
-#: The lock file in each storage's temporary folder.
-LOCK_NAME = "lock"
-#: A folder without a lock file is being made (mkdir, then the lock): it is left alone for this long.
-_UNLOCKED_GRACE = 60.0
-_ACQUIRE_ATTEMPTS = 50
 
 
 class Duplicates(StrEnum):
@@ -197,16 +191,16 @@ class FilesystemStorage:
         #: Where every storage sharing ``out_dir`` keeps its temporary folder (nothing else goes there).
         self.incoming = self.out_dir / ".incoming"
         self.incoming.mkdir(exist_ok=True)
+        self._folder = TemporaryFolder(self.incoming)
         #: This storage's own temporary folder (made and locked by :meth:`start`, or by the first
         #: :meth:`open`; removed by :meth:`stop`).
-        self.temp_dir = self.incoming / f"{os.getpid()}-{secrets.token_hex(6)}"
-        self._lock_fd: int | None = None
+        self.temp_dir = self._folder.path
 
     def open(self) -> FileSink:
         """A new temporary file in ``out_dir`` for one instance."""
         try:
-            if self._lock_fd is None:
-                self._acquire()
+            if not self._folder.held:
+                self._folder.acquire()
             fd, name = self._spares.popleft() if self._spares else self._create()
         except OSError as exc:
             raise StorageError(f"cannot create a file in {self.out_dir}: {exc.strerror or exc}") from exc
@@ -242,9 +236,9 @@ class FilesystemStorage:
     async def start(self) -> None:
         """Remove what dead processes left in ``.incoming``, then make and lock this storage's folder."""
         self._closed = False
-        if self._lock_fd is None:
+        if not self._folder.held:
             try:
-                await anyio.to_thread.run_sync(self._acquire, limiter=self.limiter)
+                await anyio.to_thread.run_sync(self._folder.acquire, limiter=self.limiter)
             except OSError as exc:
                 raise StorageError(f"cannot use {self.incoming}: {exc.strerror or exc}") from exc
 
@@ -255,81 +249,7 @@ class FilesystemStorage:
         if self._refill_done is not None:
             await asyncio.shield(self._refill_done)
             self.close()
-        self._release()
-
-    # ------------------------------------------------------------------------- the temporary folder
-
-    def _acquire(self) -> None:
-        """Sweep ``.incoming``, then make this storage's folder and hold its lock (blocking)."""
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        self._sweep()
-        lock = self.temp_dir / LOCK_NAME
-        for _ in range(_ACQUIRE_ATTEMPTS):
-            self.temp_dir.mkdir(exist_ok=True)
-            try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except FileNotFoundError:  # another process's sweep removed the folder meanwhile: again
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # a sweep may have removed the folder between our open and our lock: ours only if it stayed
-                held = os.stat(lock).st_ino == os.fstat(fd).st_ino
-            except OSError:  # a sweep holds it for a moment while it removes the folder
-                held = False
-            if held:  # the lock file stays empty: the folder's name says whose it is
-                self._lock_fd = fd
-                return
-            os.close(fd)
-            time.sleep(0.01)
-        raise StorageError(f"cannot lock a temporary folder in {self.incoming}")
-
-    def _sweep(self) -> None:
-        """Remove the folders of dead processes (their lock is free) and the temporary files that older
-        versions wrote directly into ``.incoming``."""
-        try:
-            entries = list(os.scandir(self.incoming))
-        except OSError as exc:
-            log.warning("cannot look into %s: %s", self.incoming, exc)
-            return
-        files = folders = 0
-        for entry in entries:
-            if entry.path == str(self.temp_dir):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    folders += _remove_if_dead(Path(entry.path))
-                else:
-                    os.unlink(entry.path)
-                    files += 1
-            except OSError as exc:
-                log.warning("cannot remove %s: %s", entry.path, exc)
-        if files or folders:
-            log.info(
-                "removed what stopped processes left in %s: %d temporary folders, %d loose files",
-                self.incoming,
-                folders,
-                files,
-            )
-
-    def _release(self) -> None:
-        """Remove this storage's folder (when empty but for its lock) and release the lock.
-
-        A file still there is a sink that was never committed nor aborted: it stays, with a warning, and
-        goes at the next start of a storage on this ``out_dir`` (the lock is free then)."""
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is None:
-            return
-        try:
-            left = [p for p in self.temp_dir.iterdir() if p.name != LOCK_NAME]
-            if left:
-                log.warning("%d temporary files left in %s at stop", len(left), self.temp_dir)
-            else:
-                (self.temp_dir / LOCK_NAME).unlink(missing_ok=True)
-                self.temp_dir.rmdir()
-        except OSError as exc:
-            log.warning("cannot remove %s: %s", self.temp_dir, exc)
-        finally:
-            os.close(fd)
+        self._folder.release()
 
     def location(self, relative_path: str) -> str:
         """Where an instance placed at ``relative_path`` is stored."""
@@ -343,27 +263,6 @@ class FilesystemStorage:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(name)
-
-
-def _remove_if_dead(folder: Path) -> bool:
-    """Remove ``folder`` if its lock is free (its process is gone); whether it was removed."""
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        # no lock file: a process is making it right now, or died in the moment between mkdir and lock
-        if time.time() - folder.stat().st_mtime < _UNLOCKED_GRACE:
-            return False
-        shutil.rmtree(folder, ignore_errors=True)
-        return True
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # alive
-            return False
-        shutil.rmtree(folder, ignore_errors=True)  # holding the lock: no one takes the folder meanwhile
-        return True
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

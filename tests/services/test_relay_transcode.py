@@ -45,7 +45,8 @@ C_STORE_RQ = 0x0001
 
 
 def relay_files(tmp: Path) -> list[Path]:
-    return sorted(tmp.glob("aiodicom-relay-*"))
+    """The relay's spooled copies: in its own folder of ``tmp/aiodicom-spool``."""
+    return sorted(tmp.glob("aiodicom-spool/*/relay-*"))
 
 
 @asynccontextmanager

@@ -8,11 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from aiodicom.storage.filesystem import LOCK_NAME, FilesystemStorage
+from aiodicom.storage.folders import spool_folder
 
 #: A second process with a storage on the same out_dir, an instance half written; it prints its folder and
 #: the temporary file, then waits (for stdin to close, or to be killed).
@@ -140,3 +144,26 @@ async def test_a_folder_without_its_lock_is_left_alone_while_young(tmp_path: Pat
     await storage.start()
     assert young.exists() and not old.exists()
     await storage.stop()
+
+
+def test_spools_without_an_out_dir_sweep_their_own_folder_in_the_system_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's and the S3 converter's spools live in ``$TMPDIR/aiodicom-spool``, one folder per user,
+    swept the same way: a dead process's folder (its lock free) goes, with its spooled copy."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    dead = tmp_path / "aiodicom-spool" / "999999-dead"
+    dead.mkdir(parents=True)
+    (dead / LOCK_NAME).touch()  # nobody holds it
+    (dead / "relay-abc.dcm").write_bytes(b"a spooled copy")
+    folder = spool_folder()
+    folder.acquire()
+    assert folder.path.parent == tmp_path / "aiodicom-spool" and folder.path.is_dir()
+    assert not dead.exists()
+    other = spool_folder()
+    other.acquire()  # a second one in this process: the first, held, stays
+    assert folder.path.is_dir()
+    for held in (folder, other):
+        held.release()
+        assert not held.path.exists()
