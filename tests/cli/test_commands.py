@@ -186,6 +186,8 @@ def _usage_cases(secrets: Path) -> dict[tuple[str, ...], str]:
         ("storescp", "--port", "0", "-o", missing, "--idle-timeout", "-1"): "cannot be negative",
         ("echoscp", "--port", "0", "--max-associations", "0"): "--max-associations",
         ("storescp", "--port", "0", "-o", missing, "--max-associations", "0"): "--max-associations",
+        ("echoscp", "--port", "0", "--drain-timeout", "-1"): "--drain-timeout",
+        ("storescp", "--port", "0", "-o", missing, "--drain-timeout", "-1"): "--drain-timeout",
     }
 
 
