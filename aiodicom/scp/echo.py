@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Collection
 from typing import Any
 
@@ -17,7 +18,8 @@ from aiodicom.ul.negotiation import ContextPolicy
 class EchoScp(DicomServer):
     """A Verification SCP: accepts associations and answers C-ECHO.
 
-    ``async with EchoScp(port=11112) as scp: ...`` or ``await scp.serve_forever()``.
+    ``async with EchoScp(port=11112) as scp: ...`` or ``await scp.serve_forever()``. ``tls`` (an
+    ``ssl.SSLContext``) makes every connection TLS (see :class:`~aiodicom.net.server.DicomServer`).
     """
 
     def __init__(
@@ -36,6 +38,9 @@ class EchoScp(DicomServer):
         artim_timeout: float | Keep = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls_handshake_timeout: float | Keep = KEEP,
+        max_tls_handshakes: int = 32,
         verbose: bool = False,
     ) -> None:
         if args:
@@ -58,6 +63,9 @@ class EchoScp(DicomServer):
             allowed_calling_ae_titles=allowed_calling_ae_titles,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
+            tls_handshake_timeout=tls_handshake_timeout,
+            max_tls_handshakes=max_tls_handshakes,
             logger=instance_logger("aiodicom.scp.echo", verbose),
         )
 

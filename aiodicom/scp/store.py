@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,10 @@ class StoreScp(DicomServer):
     converted is refused with a failure status and nothing is stored, or, with
     ``keep_original_on_transcode_failure=True``, stored as received (the stored event says why).
     ``max_transcode_workers`` bounds the conversions running at once (default: the number of CPUs).
+
+    ``tls`` (an ``ssl.SSLContext``, e.g. from :func:`aiodicom.net.tls.server_context`) makes every
+    connection TLS; ``tls_handshake_timeout`` and ``max_tls_handshakes`` are as for
+    :class:`~aiodicom.net.server.DicomServer`.
     """
 
     def __init__(
@@ -157,6 +162,9 @@ class StoreScp(DicomServer):
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls_handshake_timeout: float | Keep = KEEP,
+        max_tls_handshakes: int = 32,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
@@ -209,6 +217,9 @@ class StoreScp(DicomServer):
             allowed_calling_ae_titles=allowed_calling_ae_titles,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
+            tls_handshake_timeout=tls_handshake_timeout,
+            max_tls_handshakes=max_tls_handshakes,
             logger=self.log,
         )
         storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable
 
 from aiodicom.dataset.tags import uid_name
@@ -50,7 +51,9 @@ class Scu:
     :class:`~aiodicom.net.identity.UserIdentity` sent with every association; with
     ``positive_response_requested`` an association the peer does not confirm fails with
     :class:`~aiodicom.errors.IdentityNotConfirmed`), ``implementation_class_uid`` and
-    ``implementation_version_name``. They are attributes too, read from and written to :attr:`options`.
+    ``implementation_version_name``, ``tls`` (an ``ssl.SSLContext``: the connections are TLS; see
+    :func:`aiodicom.net.tls.client_context`). They are attributes too, read from and written to
+    :attr:`options`.
 
     ``verbose=True`` logs the protocol at INFO on this instance's own logger (``aiodicom.scu.<kind>.<n>``),
     never on a logger other instances share.
@@ -70,6 +73,7 @@ class Scu:
     user_identity: Option[UserIdentity | None] = Option("user_identity")
     implementation_class_uid: Option[str] = Option("implementation_class_uid")
     implementation_version_name: Option[str] = Option("implementation_version_name")
+    tls: Option[ssl.SSLContext | None] = Option("tls")
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class Scu:
         user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
     ) -> None:
         self.address = parse_address(addr)
         if options is None:
@@ -104,6 +109,7 @@ class Scu:
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         if opts.called_ae_title is None:
             opts = opts.replace(called_ae_title=self.address.ae_title or "ANY-SCP")

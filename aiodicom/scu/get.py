@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class GetScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
@@ -110,6 +112,7 @@ class GetScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.storage_backend = normalize_option(
             storage_backend, ("filesystem", "s3", "forward"), "storage_backend"

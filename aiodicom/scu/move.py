@@ -7,6 +7,7 @@ The user-facing half (options, query forms, the built-in receiver, results); the
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -70,6 +71,7 @@ class MoveScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
     ) -> None:
         super().__init__(
             addr,
@@ -84,6 +86,7 @@ class MoveScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.query_model = QueryModel.parse(query_model)
         self.query_model.move_sop_class  # noqa: B018 (a worklist model has no C-MOVE: fail here)

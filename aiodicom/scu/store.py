@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -120,6 +121,7 @@ class StoreScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
         username: str | None = None,
         password: str | None = None,
         kerberos_ticket: bytes | None = None,
@@ -162,6 +164,7 @@ class StoreScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.options = self.options.replace(max_send_pdu_length=max_send_pdu_length)
         if concurrency < 1:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -47,13 +48,14 @@ class ForwardTarget:
 
     Also accepted as a dict with the reference documents' keys (``addr``, ``callingAeTitle``,
     ``calledAeTitle``, ``maxPduLength``). ``called_ae_title`` defaults to the AE in ``addr``, else
-    ``ANY-SCP``.
+    ``ANY-SCP``. ``tls`` (an ``ssl.SSLContext``, key ``tls`` in a dict) makes the connection to it TLS.
     """
 
     addr: str
     calling_ae_title: str = "FORWARD-SCU"
     called_ae_title: str | None = None
     max_pdu_length: int = 16384
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.addr)
@@ -73,6 +75,7 @@ class ForwardTarget:
             "called_ae_title": "called_ae_title",
             "maxpdulength": "max_pdu_length",
             "max_pdu_length": "max_pdu_length",
+            "tls": "tls",
         }
         kwargs: dict[str, Any] = {}
         for key, item in value.items():
@@ -325,6 +328,7 @@ class Relay:
             contexts=[(sop_class, [ts]) for sop_class, ts in self._pairs],
             max_pdu_length=self.target.max_pdu_length,
             connect_timeout=self.connect_timeout,
+            tls=self.target.tls,
         )
         log.info(
             "forwarding to %s: %d of %d contexts accepted",
