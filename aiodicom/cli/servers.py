@@ -18,6 +18,12 @@ from aiodicom.cli.common import (
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
+    TlsCa,
+    TlsCert,
+    TlsCrl,
+    TlsKey,
+    TlsOptionalClientCert,
+    TlsProfileOpt,
     Transcode,
     Verbose,
     app,
@@ -26,6 +32,7 @@ from aiodicom.cli.common import (
     run_async,
     s3_config_from,
     serve_until_stopped,
+    server_tls_from,
     setup_logging,
 )
 
@@ -43,6 +50,12 @@ def echoscp(
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_optional_client_cert: TlsOptionalClientCert = False,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
+    tls_crl: TlsCrl = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -50,6 +63,7 @@ def echoscp(
     from aiodicom.scp.echo import EchoScp
 
     setup_logging(verbose)
+    tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
     idle = idle_timeout_option(idle_timeout)
     try:
         scp = EchoScp(
@@ -60,6 +74,7 @@ def echoscp(
             max_associations=max_associations,
             max_pending_connections=max_pending,
             verbose=verbose,
+            tls=tls_context,
             **idle,
         )
     except ValueError as exc:
@@ -111,6 +126,12 @@ def storescp(
     transcode: Transcode = None,
     allow_lossy: AllowLossy = False,
     keep_original: KeepOriginal = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_optional_client_cert: TlsOptionalClientCert = False,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
+    tls_crl: TlsCrl = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -119,6 +140,7 @@ def storescp(
     from aiodicom.scp.store import StoreScp
 
     setup_logging(verbose)
+    tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
     keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
     s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     if s3 is None and out_dir is None:
@@ -143,6 +165,7 @@ def storescp(
             allow_lossy=allow_lossy,
             keep_original_on_transcode_failure=keep_original,
             verbose=verbose,
+            tls=tls_context,
             **idle,
         )
     except ValueError as exc:

@@ -41,9 +41,9 @@ class DicomServer:
 
     With ``tls`` (an ``ssl.SSLContext``, see :func:`aiodicom.net.tls.server_context`) every connection is
     TLS: accepted as TCP, then its handshake runs, at most ``max_tls_handshakes`` at a time (inside the
-    pending-connection limit; more wait for a turn) and each within ``tls_handshake_timeout`` seconds. A
-    handshake that fails is logged once with its cause and counted in :attr:`tls_failures`; its connection
-    closes at once. The ARTIM timer starts when the handshake is done.
+    pending-connection limit; more wait for a turn, up to ``artim_timeout``) and each has
+    ``tls_handshake_timeout`` seconds. A handshake that fails is logged once with its cause and counted in
+    :attr:`tls_failures`; its connection closes at once. The ARTIM timer starts when the handshake is done.
     """
 
     ae_title: Option[str] = Option("ae_title")
@@ -235,6 +235,7 @@ class DicomServer:
                 context,
                 handshake_timeout=self.options.tls_handshake_timeout,
                 max_handshakes=self.max_tls_handshakes,
+                wait_timeout=self.options.artim_timeout,
                 logger=self.log,
             )
         return self._tls.protocol(self._associate, self._handshake_failed, self._track)

@@ -306,7 +306,8 @@ class TlsAcceptor:
     """An acceptor's TLS: each connection is accepted as plain TCP and upgraded here, so that a handshake
     that fails is ours to see: logged once with its cause, counted in :attr:`failures`, its connection
     closed at once. At most ``max_handshakes`` run at a time (each costs about 300 KB); more wait for a
-    turn, within ``handshake_timeout``, which also bounds each handshake."""
+    turn, up to ``wait_timeout`` seconds (then they are closed, counted as ``busy``); each handshake has
+    ``handshake_timeout`` seconds."""
 
     def __init__(
         self,
@@ -314,6 +315,7 @@ class TlsAcceptor:
         *,
         handshake_timeout: float = 10.0,
         max_handshakes: int = 32,
+        wait_timeout: float = 30.0,
         logger: logging.Logger = log,
     ) -> None:
         if max_handshakes < 1:
@@ -323,6 +325,7 @@ class TlsAcceptor:
         self.context = context
         self.handshake_timeout = handshake_timeout
         self.max_handshakes = max_handshakes
+        self.wait_timeout = wait_timeout
         self.log = logger
         #: Handshakes that completed, and those that failed by kind (see :func:`tls_failure_kind`).
         self.completed = 0
@@ -384,7 +387,7 @@ class _Upgrade(asyncio.Protocol):
             acceptor._slots = asyncio.Semaphore(acceptor.max_handshakes)
         slots = acceptor._slots
         try:
-            async with asyncio.timeout(acceptor.handshake_timeout):
+            async with asyncio.timeout(acceptor.wait_timeout):
                 await slots.acquire()
         except TimeoutError:
             raw.abort()
@@ -393,7 +396,7 @@ class _Upgrade(asyncio.Protocol):
                 "TLS handshake with %s:%s not started: %d handshakes running for %.0f s (max_tls_handshakes)",
                 *self.peer,
                 acceptor.max_handshakes,
-                acceptor.handshake_timeout,
+                acceptor.wait_timeout,
             )
             self.on_failed()
             return
