@@ -20,6 +20,7 @@ their certificate, issued by a CA that only issues certificates to them.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import collections
 import logging
 import os
@@ -406,13 +407,7 @@ class _Upgrade(asyncio.Protocol):
             raise
         acceptor.handshaking += 1
         try:
-            tls = await loop.start_tls(
-                raw,
-                self,
-                acceptor.context,
-                server_side=True,
-                ssl_handshake_timeout=acceptor.handshake_timeout,
-            )
+            tls = await _start_tls(loop, raw, self, acceptor.context, acceptor.handshake_timeout)
         except (OSError, EOFError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             raw.abort()
             acceptor._failed(self.peer, exc)
@@ -464,6 +459,60 @@ class _Upgrade(asyncio.Protocol):
             self.target.connection_lost(exc)
         else:
             self.lost = (exc,)
+
+
+class _AlertingSSLProtocol(asyncio.sslproto.SSLProtocol):
+    """asyncio's TLS layer, which closes the connection of a failed handshake without sending the alert
+    OpenSSL wrote (the peer sees the connection reset, not why): the alert goes out first."""
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            try:
+                self._process_outgoing()  # type: ignore[attr-defined]
+            except Exception:  # the connection is going away anyway
+                log.debug("could not send the TLS alert", exc_info=True)
+        super()._on_handshake_complete(handshake_exc)  # type: ignore[misc]
+
+
+async def _start_tls(
+    loop: asyncio.AbstractEventLoop,
+    raw: asyncio.Transport,
+    protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    timeout: float,
+) -> asyncio.Transport | None:
+    """``loop.start_tls(..., server_side=True)``, with :class:`_AlertingSSLProtocol` on asyncio's own loop
+    (as ``BaseEventLoop.start_tls`` does it); other loops (uvloop) use their own TLS layer."""
+    if not (
+        isinstance(loop, asyncio.BaseEventLoop)
+        and getattr(raw, "_start_tls_compatible", False)
+        and hasattr(asyncio.sslproto.SSLProtocol, "_on_handshake_complete")
+        and hasattr(asyncio.sslproto.SSLProtocol, "_process_outgoing")
+    ):
+        return await loop.start_tls(raw, protocol, context, server_side=True, ssl_handshake_timeout=timeout)
+    waiter = loop.create_future()
+    tls = _AlertingSSLProtocol(
+        loop,
+        protocol,
+        context,
+        waiter,
+        server_side=True,
+        ssl_handshake_timeout=timeout,
+        call_connection_made=False,
+    )
+    raw.pause_reading()
+    raw.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, raw)
+    resumed = loop.call_soon(raw.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        raw.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    transport: asyncio.Transport | None = tls._app_transport  # type: ignore[attr-defined]
+    return transport
 
 
 def _replay(target: Any, data: bytes) -> None:

@@ -258,6 +258,7 @@ async def test_revoked_client_certificate_is_refused_with_the_crl(
         )
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 async def test_tls_11_client_is_refused_as_protocol_version(
     tls_certs: Certs, caplog: pytest.LogCaptureFixture
 ) -> None:
