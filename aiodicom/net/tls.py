@@ -471,7 +471,7 @@ class _AlertingSSLProtocol(asyncio.sslproto.SSLProtocol):
                 self._process_outgoing()  # type: ignore[attr-defined]
             except Exception:  # the connection is going away anyway
                 log.debug("could not send the TLS alert", exc_info=True)
-        super()._on_handshake_complete(handshake_exc)  # type: ignore[misc]
+        super()._on_handshake_complete(handshake_exc)
 
 
 async def _start_tls(
@@ -497,7 +497,7 @@ async def _start_tls(
         context,
         waiter,
         server_side=True,
-        ssl_handshake_timeout=timeout,
+        ssl_handshake_timeout=timeout,  # type: ignore[arg-type]  # typeshed says int; asyncio takes a float
         call_connection_made=False,
     )
     raw.pause_reading()
@@ -511,7 +511,7 @@ async def _start_tls(
         made.cancel()
         resumed.cancel()
         raise
-    transport: asyncio.Transport | None = tls._app_transport  # type: ignore[attr-defined]
+    transport: asyncio.Transport | None = tls._app_transport
     return transport
 
 
@@ -522,7 +522,7 @@ def _replay(target: Any, data: bytes) -> None:
     if isinstance(target, asyncio.BufferedProtocol):
         view = memoryview(data)
         while view:
-            buf = target.get_buffer(len(view))
+            buf = memoryview(target.get_buffer(len(view)))
             n = min(len(buf), len(view))
             if n == 0:
                 raise RuntimeError("the protocol gave an empty buffer")

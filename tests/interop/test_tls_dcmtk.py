@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,11 +33,11 @@ def dcmtk_tls(key: Path, cert: Path, ca: Path, *profile: str) -> list[str]:
     return ["+tls", str(key), str(cert), "-pw", "+cf", str(ca), *profile]
 
 
-def server_tls(c: Certs, **kwargs: object) -> ssl.SSLContext:
+def server_tls(c: Certs, **kwargs: Any) -> ssl.SSLContext:
     return server_context(c.server_cert, c.server_key, c.ca, **kwargs)
 
 
-def client_tls(c: Certs, **kwargs: object) -> ssl.SSLContext:
+def client_tls(c: Certs, **kwargs: Any) -> ssl.SSLContext:
     return client_context(c.ca, c.client_cert, c.client_key, **kwargs)
 
 
