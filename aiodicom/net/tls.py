@@ -25,9 +25,9 @@ import collections
 import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiodicom.net.transport import set_nodelay
 
@@ -45,6 +45,7 @@ __all__ = [
 log = logging.getLogger("aiodicom.tls")
 
 StrPath = str | os.PathLike[str]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +368,10 @@ class _Upgrade(asyncio.Protocol):
         self.spawn = spawn
         self.peer: tuple[str, int] = ("", 0)
         self.target: asyncio.BaseProtocol | None = None
+        # what the socket delivered before the TLS layer took over (uvloop starts reading after
+        # connection_made whatever it asked), for the TLS layer
+        self.pre_tls: list[bytes] = []
+        self.tls_started = False
         # what the TLS layer delivers between the end of the handshake and the hand-over
         self.early: list[bytes] = []
         self.eof = False
@@ -407,7 +412,12 @@ class _Upgrade(asyncio.Protocol):
             raise
         acceptor.handshaking += 1
         try:
-            tls = await _start_tls(loop, raw, self, acceptor.context, acceptor.handshake_timeout)
+            if self.lost is not None or raw.is_closing():
+                raise ConnectionResetError("the connection closed before the handshake")
+            pre, self.pre_tls = b"".join(self.pre_tls), []
+            tls = await _start_tls(
+                loop, raw, self, acceptor.context, acceptor.handshake_timeout, pre, self._started
+            )
         except (OSError, EOFError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             raw.abort()
             acceptor._failed(self.peer, exc)
@@ -440,10 +450,16 @@ class _Upgrade(asyncio.Protocol):
         if self.lost is not None:
             target.connection_lost(self.lost[0])
 
-    # the TLS layer's calls, until the hand-over (and connection_lost, which it schedules with us bound)
+    def _started(self) -> None:
+        self.tls_started = True
+
+    # the socket's calls until the TLS layer takes over, then the TLS layer's until the hand-over (and
+    # connection_lost, which it schedules with us bound)
 
     def data_received(self, data: bytes) -> None:
-        if self.target is not None:
+        if not self.tls_started:
+            self.pre_tls.append(bytes(data))
+        elif self.target is not None:
             _replay(self.target, data)
         else:
             self.early.append(bytes(data))
@@ -451,8 +467,9 @@ class _Upgrade(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.target is not None and isinstance(self.target, asyncio.Protocol | asyncio.BufferedProtocol):
             return bool(self.target.eof_received())
-        self.eof = True
-        return True  # keep the transport open until the hand-over decides
+        if self.tls_started:
+            self.eof = True
+        return True  # keep the transport open until the hand-over decides (or the handshake fails)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.target is not None:
@@ -480,16 +497,28 @@ async def _start_tls(
     protocol: asyncio.BaseProtocol,
     context: ssl.SSLContext,
     timeout: float,
+    pre: bytes,
+    started: Callable[[], None],
 ) -> asyncio.Transport | None:
-    """``loop.start_tls(..., server_side=True)``, with :class:`_AlertingSSLProtocol` on asyncio's own loop
-    (as ``BaseEventLoop.start_tls`` does it); other loops (uvloop) use their own TLS layer."""
+    """``loop.start_tls(..., server_side=True)`` with :class:`_AlertingSSLProtocol` (as
+    ``BaseEventLoop.start_tls`` does it, on asyncio's transports and uvloop's); a loop whose transports it
+    cannot drive uses its own ``start_tls``. ``pre`` (bytes
+    read before) goes to the TLS layer first; ``started()`` is called once it is the raw transport's
+    protocol."""
     if not (
-        isinstance(loop, asyncio.BaseEventLoop)
-        and getattr(raw, "_start_tls_compatible", False)
+        hasattr(raw, "_force_close")  # asyncio's transports and uvloop's (whose own TLS sends no alert)
+        and hasattr(raw, "set_protocol")
         and hasattr(asyncio.sslproto.SSLProtocol, "_on_handshake_complete")
         and hasattr(asyncio.sslproto.SSLProtocol, "_process_outgoing")
     ):
-        return await loop.start_tls(raw, protocol, context, server_side=True, ssl_handshake_timeout=timeout)
+
+        def took_over() -> None:  # start_tls set its protocol and scheduled its connection_made
+            started()
+            if pre:
+                loop.call_soon(_replay, raw.get_protocol(), pre)
+
+        coro = loop.start_tls(raw, protocol, context, server_side=True, ssl_handshake_timeout=timeout)
+        return await _stepped(coro, took_over)
     waiter = loop.create_future()
     tls = _AlertingSSLProtocol(
         loop,
@@ -501,9 +530,12 @@ async def _start_tls(
         call_connection_made=False,
     )
     raw.pause_reading()
+    started()
     raw.set_protocol(tls)
     made = loop.call_soon(tls.connection_made, raw)
     resumed = loop.call_soon(raw.resume_reading)
+    if pre:
+        loop.call_soon(_replay, tls, pre)
     try:
         await waiter
     except BaseException:
@@ -515,11 +547,39 @@ async def _start_tls(
     return transport
 
 
+async def _stepped(coro: Coroutine[Any, Any, _T], after_first_step: Callable[[], None]) -> _T:
+    """Await ``coro``, calling ``after_first_step()`` as soon as it first suspends: ``start_tls`` swaps
+    the transport's protocol synchronously, and bytes read before must reach the new one before the
+    socket is read again."""
+    first = True
+    while True:
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if first:
+            first = False
+            after_first_step()
+        if yielded is None:  # a bare yield
+            await asyncio.sleep(0)
+            continue
+        # a future: wait for it as a task would; the coroutine reads its outcome (or its cancellation)
+        # when it resumes
+        yielded._asyncio_future_blocking = False
+        try:
+            await yielded
+        except asyncio.CancelledError:
+            if not yielded.done():
+                yielded.cancel()
+        except Exception:
+            pass
+
+
 def _replay(target: Any, data: bytes) -> None:
     """Hand bytes that arrived before the hand-over to ``target``, as its transport would."""
     if not data:
         return
-    if isinstance(target, asyncio.BufferedProtocol):
+    if hasattr(target, "get_buffer"):
         view = memoryview(data)
         while view:
             buf = memoryview(target.get_buffer(len(view)))
