@@ -34,6 +34,7 @@ from aiodicom.net.transport import set_nodelay
 __all__ = [
     "PROFILES",
     "TlsAcceptor",
+    "TlsContext",
     "TlsProfile",
     "client_context",
     "describe_tls_error",
@@ -45,6 +46,8 @@ __all__ = [
 log = logging.getLogger("aiodicom.tls")
 
 StrPath = str | os.PathLike[str]
+#: The type ``tls=`` takes everywhere (for modules outside aiodicom.net, which never import ssl).
+TlsContext = ssl.SSLContext
 _T = TypeVar("_T")
 
 

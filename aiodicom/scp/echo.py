@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Collection
 from typing import Any
 
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.dispatch import serve_messages
 from aiodicom.services.echo import ECHO_HANDLERS
 from aiodicom.services.events import instance_logger
@@ -38,7 +38,7 @@ class EchoScp(DicomServer):
         artim_timeout: float | Keep = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         tls_handshake_timeout: float | Keep = KEEP,
         max_tls_handshakes: int = 32,
         verbose: bool = False,

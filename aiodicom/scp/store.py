@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
@@ -162,7 +162,7 @@ class StoreScp(DicomServer):
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         tls_handshake_timeout: float | Keep = KEEP,
         max_tls_handshakes: int = 32,
         transcode_on_receipt: str | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator, Iterable
 
 from aiodicom.dataset.tags import uid_name
@@ -13,6 +12,7 @@ from aiodicom.net.association import Association
 from aiodicom.net.client import ContextSpec, connect
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.events import instance_logger
 from aiodicom.ul.items import RoleSelection, UserIdentityRQ
 
@@ -73,7 +73,7 @@ class Scu:
     user_identity: Option[UserIdentity | None] = Option("user_identity")
     implementation_class_uid: Option[str] = Option("implementation_class_uid")
     implementation_version_name: Option[str] = Option("implementation_version_name")
-    tls: Option[ssl.SSLContext | None] = Option("tls")
+    tls: Option[TlsContext | None] = Option("tls")
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class Scu:
         user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
     ) -> None:
         self.address = parse_address(addr)
         if options is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from aiodicom.dimse import Priority
 from aiodicom.net.address import Address
 from aiodicom.net.identity import UserIdentity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
+from aiodicom.net.tls import TlsContext
 from aiodicom.scu.base import Scu
 from aiodicom.services.get import RETRIEVE_TRANSFER_SYNTAXES, GetRun, checked_scope
 from aiodicom.services.query import (
@@ -92,7 +92,7 @@ class GetScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,

@@ -7,7 +7,6 @@ The user-facing half (options, query forms, the built-in receiver, results); the
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiodicom.dimse import Priority
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.identity import UserIdentity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
+from aiodicom.net.tls import TlsContext
 from aiodicom.scp.store import StoreScp
 from aiodicom.scu.base import Scu
 from aiodicom.services.move import MoveRun
@@ -71,7 +71,7 @@ class MoveScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
     ) -> None:
         super().__init__(
             addr,

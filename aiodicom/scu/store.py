@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from aiodicom.net.address import Address
 from aiodicom.net.association import Association
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option, deprecated_positional
+from aiodicom.net.tls import TlsContext
 from aiodicom.scu.base import Scu, log_negotiation
 from aiodicom.services.events import Callback, EventEmitter
 from aiodicom.services.send import (
@@ -121,7 +121,7 @@ class StoreScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
-        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         username: str | None = None,
         password: str | None = None,
         kerberos_ticket: bytes | None = None,

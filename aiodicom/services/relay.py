@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from aiodicom.errors import DicomError, DimseError, NoAcceptableContext, Storage
 from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.transcode import Transcoder
 from aiodicom.uids import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -55,7 +55,7 @@ class ForwardTarget:
     calling_ae_title: str = "FORWARD-SCU"
     called_ae_title: str | None = None
     max_pdu_length: int = 16384
-    tls: ssl.SSLContext | None = None
+    tls: TlsContext | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.addr)
