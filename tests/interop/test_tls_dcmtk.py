@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 
-from aiodicom import EchoScp, EchoScu, StoreScp, StoreScu, TlsError
+from aiodicom import EchoScp, EchoScu, GetScu, MoveScu, StoreScp, StoreScu, TlsError
 from aiodicom.net.tls import client_context, server_context
 from tests.interop.certs import Certs
 from tests.interop.pacs import _orthanc_exe
@@ -185,6 +186,9 @@ def tls_orthanc(tls_certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> I
         "DicomCheckModalityHost": False,
         "DicomAlwaysAllowEcho": True,
         "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowGet": True,
+        "DicomAlwaysAllowMove": True,
+        "SynchronousCMove": True,
         "DicomTlsEnabled": True,
         "DicomTlsCertificate": str(c.server_cert),
         "DicomTlsPrivateKey": str(c.server_key),
@@ -251,6 +255,36 @@ async def test_orthanc_to_aiodicom_over_tls(
         await asyncio.to_thread(tls_orthanc.rest, "POST", "/modalities/AIODICOM/store", body)
         assert scp.tls_handshakes == 2
     assert next(out.rglob(f"{uid}.dcm")).is_file()
+
+
+async def test_move_and_get_with_forward_over_tls_from_orthanc(
+    tls_certs: Certs, tls_orthanc: TlsOrthanc, tmp_path: Path
+) -> None:
+    """MoveScu's built-in receiver and GetScu's forward target take TLS too."""
+    c = tls_certs
+    src = tmp_path / "in.dcm"
+    uid = write_instance(src, 50_000)
+    study = str(pydicom.dcmread(src, stop_before_pixels=True).StudyInstanceUID)
+    await asyncio.to_thread(tls_orthanc.rest, "POST", "/instances", src.read_bytes())
+    addr = f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}"
+    query = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": study}
+    moved = tmp_path / "moved"
+    receive = {"port": tls_orthanc.receiver_port, "host": "127.0.0.1", "out_dir": moved, "tls": server_tls(c)}
+    result = await MoveScu(addr, calling_ae_title="AIODICOM", tls=client_tls(c)).move(
+        query, "AIODICOM", receive=receive
+    )
+    assert result.completed == 1 and next(moved.rglob(f"{uid}.dcm")).is_file(), result
+    forwarded = tmp_path / "forwarded"
+    async with StoreScp(0, host="127.0.0.1", out_dir=forwarded, tls=server_tls(c)) as target:
+        get = GetScu(
+            addr,
+            tls=client_tls(c),
+            storage_backend="forward",
+            forward_target={"addr": f"127.0.0.1:{target.port}", "tls": client_tls(c)},
+        )
+        got = await get.get_study(query)
+        assert got.completed == 1 and target.tls_handshakes == 1, got
+    assert next(forwarded.rglob(f"{uid}.dcm")).is_file()
 
 
 # ----------------------------------------------------------------------------------- TLS 1.1 is refused
