@@ -370,6 +370,7 @@ class _Upgrade(asyncio.Protocol):
         self.on_failed = on_failed
         self.spawn = spawn
         self.peer: tuple[str, int] = ("", 0)
+        self.raw: asyncio.Transport | None = None
         self.target: asyncio.BaseProtocol | None = None
         # what the socket delivered before the TLS layer took over (uvloop starts reading after
         # connection_made whatever it asked), for the TLS layer
@@ -382,6 +383,7 @@ class _Upgrade(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         raw: asyncio.Transport = transport  # type: ignore[assignment]
+        self.raw = raw
         raw.pause_reading()  # the ClientHello stays in the socket until the TLS layer reads it
         set_nodelay(raw)
         peer = raw.get_extra_info("peername")
@@ -462,6 +464,8 @@ class _Upgrade(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.tls_started:
             self.pre_tls.append(bytes(data))
+            if self.raw is not None:  # one read at most: a peer cannot make us buffer more
+                self.raw.pause_reading()
         elif self.target is not None:
             _replay(self.target, data)
         else:
