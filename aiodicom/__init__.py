@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "StoredInstance": "aiodicom.services.store",
     "StudyCompleted": "aiodicom.services.studies",
     "SubOperation": "aiodicom.services.retrieve",
+    "TlsError": "aiodicom.errors",
     "TransferCompleted": "aiodicom.scu.store",
     "TransferStarted": "aiodicom.scu.store",
     "UnmatchableKey": "aiodicom.services.survey",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         PeerUnreachable as PeerUnreachable,
         ProtocolError as ProtocolError,
         StorageError as StorageError,
+        TlsError as TlsError,
         UsageError as UsageError,
     )
     from aiodicom.net.address import (

@@ -85,6 +85,15 @@ class PeerUnreachable(DicomError, ConnectionError):
     """No transport connection to the peer could be made (refused, unreachable, timed out)."""
 
 
+class TlsError(PeerUnreachable):
+    """The TLS handshake with the peer failed; ``kind`` says why in one word (``unknown_ca``, ``expired``,
+    ``protocol_version``, ``no_certificate``, ``not_tls``, ``timeout``...), the message in a few more."""
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class DimseError(DicomError):
     """A DIMSE operation failed: ``status`` is the response status (or None without a response)."""
 

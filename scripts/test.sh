@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
 
 # dpkg, not `command -v`: pynetdicom installs programs named storescp and echoscu too.
-if ! dpkg -s dcmtk orthanc libgdcm-tools >/dev/null 2>&1; then
+if ! dpkg -s dcmtk orthanc libgdcm-tools openssl >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq dcmtk orthanc libgdcm-tools >/dev/null
+  $sudo apt-get install -y -qq dcmtk orthanc libgdcm-tools openssl >/dev/null
 fi
 
 exec python -m pytest "$@"

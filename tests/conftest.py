@@ -3,4 +3,10 @@ dcmqrscp and wlmscpfs loaded with the query/retrieve studies), a real S3 endpoin
 instances in every transfer syntax (``syntax_files``). The session-scoped ones (the query/retrieve PACS,
 moto, the syntax files) are made once per run, whichever folder asks first."""
 
-pytest_plugins = ("tests.interop.peers", "tests.interop.pacs", "tests.interop.s3", "tests.interop.syntaxes")
+pytest_plugins = (
+    "tests.interop.peers",
+    "tests.interop.pacs",
+    "tests.interop.s3",
+    "tests.interop.syntaxes",
+    "tests.interop.certs",
+)

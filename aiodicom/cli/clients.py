@@ -21,9 +21,15 @@ from aiodicom.cli.common import (
     S3EndpointOpt,
     S3RegionOpt,
     Timeout,
+    TlsCa,
+    TlsCert,
+    TlsFlag,
+    TlsKey,
+    TlsProfileOpt,
     Username,
     Verbose,
     app,
+    client_tls_from,
     dimse_timeout_of,
     fail,
     identity_from_options,
@@ -48,6 +54,11 @@ def echo(
     identity_type: IdentityType = None,
     identity_file: IdentityFile = None,
     identity_response: IdentityResponse = False,
+    tls: TlsFlag = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -55,6 +66,7 @@ def echo(
     from aiodicom.scu.echo import EchoScu
 
     setup_logging(verbose)
+    tls_context = client_tls_from(tls, tls_ca, tls_cert, tls_key, tls_profile)
     identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     try:
         scu = EchoScu(
@@ -66,6 +78,7 @@ def echo(
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             verbose=verbose,
             user_identity=identity,
+            tls=tls_context,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
@@ -146,6 +159,11 @@ def store(
     s3_bucket: S3BucketOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_region: S3RegionOpt = None,
+    tls: TlsFlag = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -157,6 +175,7 @@ def store(
     from aiodicom.scu.store import StoreScu
 
     setup_logging(verbose)
+    tls_context = client_tls_from(tls, tls_ca, tls_cert, tls_key, tls_profile)
     identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     try:
         scu = StoreScu(
@@ -176,6 +195,7 @@ def store(
             acse_timeout=timeout,
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
+            tls=tls_context,
         )
         for path in paths:
             if s3_bucket is not None:  # a prefix ending in / (or the whole bucket: ""), else one key

@@ -150,6 +150,104 @@ IdentityResponse = Annotated[
 ]
 
 
+# TLS (PS3.15 Annex B): the server verbs take --tls-cert/--tls-key [--tls-ca...], the client verbs --tls or
+# any of --tls-ca/--tls-cert/--tls-key; both --tls-profile. Contexts are built by aiodicom.net.tls.
+TlsFlag = Annotated[
+    bool, typer.Option("--tls", help="Connect over TLS, trusting the system's CAs (or --tls-ca).")
+]
+TlsCert = Annotated[
+    str | None, typer.Option("--tls-cert", help="Our certificate (PEM, with its chain) for TLS.")
+]
+TlsKey = Annotated[
+    str | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM; default: in the cert).")
+]
+TlsCa = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-ca",
+        help="CA certificates (PEM file or hashed directory) that the peer's certificate must chain to; a "
+        "server with it requires client certificates (see --tls-optional-client-cert).",
+    ),
+]
+TlsProfileOpt = Annotated[
+    str,
+    typer.Option(
+        "--tls-profile",
+        help="bcp195-nd (TLS 1.2 and 1.3, DCMTK's +py, the default) or bcp195-ex (TLS 1.2 only, +pz).",
+    ),
+]
+TlsCrl = Annotated[
+    str | None, typer.Option("--tls-crl", help="Certificate revocation lists (PEM) checked for the peer.")
+]
+TlsOptionalClientCert = Annotated[
+    bool,
+    typer.Option(
+        "--tls-optional-client-cert",
+        help="With --tls-ca: accept clients without a certificate (those that send one are still verified).",
+    ),
+]
+ReceiveTlsCert = Annotated[
+    str | None, typer.Option("--receive-tls-cert", help="The built-in receiver's TLS certificate (PEM).")
+]
+ReceiveTlsKey = Annotated[
+    str | None, typer.Option("--receive-tls-key", help="The private key of --receive-tls-cert (PEM).")
+]
+ReceiveTlsCa = Annotated[
+    str | None,
+    typer.Option(
+        "--receive-tls-ca", help="CA certificates the senders' certificates must chain to (required)."
+    ),
+]
+
+
+def server_tls_from(
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
+    optional_client_cert: bool = False,
+    profile: str = "bcp195-nd",
+    crl: str | None = None,
+    *,
+    prefix: str = "--tls",
+) -> Any:
+    """The server's ``ssl.SSLContext`` from the TLS options (None without --tls-cert); bad usage exits 2."""
+    from aiodicom.net.tls import server_context
+
+    if cert is None:
+        others = {f"{prefix}-key": key, f"{prefix}-ca": ca, f"{prefix}-crl": crl}
+        given = [name for name, value in others.items() if value is not None]
+        if given or optional_client_cert:
+            raise fail(f"{', '.join(given) or '--tls-optional-client-cert'} needs {prefix}-cert", 2)
+        return None
+    if optional_client_cert and ca is None:
+        raise fail("--tls-optional-client-cert needs --tls-ca", 2)
+    try:
+        required = ca is not None and not optional_client_cert
+        return server_context(cert, key, ca, crl, require_client_cert=required, profile=profile)
+    except OSError as exc:
+        raise fail(f"TLS: cannot load {exc.filename or cert}: {exc.strerror or exc}", 2) from None
+    except ValueError as exc:
+        raise fail(f"TLS: {exc}", 2) from None
+
+
+def client_tls_from(
+    tls: bool, ca: str | None, cert: str | None, key: str | None, profile: str = "bcp195-nd"
+) -> Any:
+    """The client's ``ssl.SSLContext`` from the TLS options (None without any of them); bad usage exits 2."""
+    from aiodicom.net.tls import client_context
+
+    if not (tls or ca or cert or key):
+        return None
+    if key is not None and cert is None:
+        raise fail("--tls-key needs --tls-cert", 2)
+    try:
+        return client_context(ca, cert, key, profile=profile)
+    except OSError as exc:
+        raise fail(f"TLS: cannot load {exc.filename or ca or cert}: {exc.strerror or exc}", 2) from None
+    except ValueError as exc:
+        raise fail(f"TLS: {exc}", 2) from None
+
+
 def identity_from_options(
     username: str | None,
     password_file: str | None,

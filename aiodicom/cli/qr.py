@@ -18,20 +18,30 @@ from aiodicom.cli.common import (
     Json,
     KeepOriginal,
     PasswordFile,
+    ReceiveTlsCa,
+    ReceiveTlsCert,
+    ReceiveTlsKey,
     S3BucketOpt,
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
     Timeout,
+    TlsCa,
+    TlsCert,
+    TlsFlag,
+    TlsKey,
+    TlsProfileOpt,
     Transcode,
     Username,
     Verbose,
     app,
+    client_tls_from,
     dimse_timeout_of,
     fail,
     identity_from_options,
     run_async,
     s3_config_from,
+    server_tls_from,
     setup_logging,
 )
 
@@ -161,6 +171,11 @@ def find(
     identity_type: IdentityType = None,
     identity_file: IdentityFile = None,
     identity_response: IdentityResponse = False,
+    tls: TlsFlag = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -172,6 +187,7 @@ def find(
     from aiodicom.services.query import QueryModel
 
     setup_logging(verbose)
+    tls_context = client_tls_from(tls, tls_ca, tls_cert, tls_key, tls_profile)
     identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     try:
         query_model = QueryModel.parse(model)
@@ -185,6 +201,7 @@ def find(
             acse_timeout=timeout,
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
+            tls=tls_context,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
@@ -253,6 +270,11 @@ def get(
     identity_type: IdentityType = None,
     identity_file: IdentityFile = None,
     identity_response: IdentityResponse = False,
+    tls: TlsFlag = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -260,6 +282,7 @@ def get(
     from aiodicom.scu.get import GetScu
 
     setup_logging(verbose)
+    tls_context = client_tls_from(tls, tls_ca, tls_cert, tls_key, tls_profile)
     identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     backend = "forward" if forward else "s3" if s3 is not None else "filesystem"
@@ -286,6 +309,7 @@ def get(
             acse_timeout=timeout,
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
+            tls=tls_context,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
@@ -321,6 +345,14 @@ def move(
     identity_type: IdentityType = None,
     identity_file: IdentityFile = None,
     identity_response: IdentityResponse = False,
+    tls: TlsFlag = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
+    receive_tls_cert: ReceiveTlsCert = None,
+    receive_tls_key: ReceiveTlsKey = None,
+    receive_tls_ca: ReceiveTlsCa = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -329,6 +361,7 @@ def move(
     from aiodicom.scu.move import MoveScu
 
     setup_logging(verbose)
+    tls_context = client_tls_from(tls, tls_ca, tls_cert, tls_key, tls_profile)
     identity = identity_from_options(username, password_file, identity_type, identity_file, identity_response)
     receive: dict[str, Any] | None = None
     if receive_port is not None:
@@ -342,8 +375,15 @@ def move(
             "allow_lossy": allow_lossy,
             "keep_original_on_transcode_failure": keep_original,
         }
-    elif out_dir is not None or transcode is not None:
-        raise fail("--out-dir and --transcode need --receive-port (the built-in receiver)", 2)
+        receive_tls = server_tls_from(
+            receive_tls_cert, receive_tls_key, receive_tls_ca, profile=tls_profile, prefix="--receive-tls"
+        )
+        if receive_tls is not None:
+            receive["tls"] = receive_tls
+    elif out_dir is not None or transcode is not None or receive_tls_cert is not None:
+        raise fail(
+            "--out-dir, --transcode and --receive-tls-cert need --receive-port (the built-in receiver)", 2
+        )
     try:
         query = _keys(keys, level, "STUDY")
         scu = MoveScu(
@@ -355,6 +395,7 @@ def move(
             acse_timeout=timeout,
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
+            tls=tls_context,
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None

@@ -27,6 +27,12 @@ from aiodicom.cli.common import (
     S3EndpointOpt,
     S3PrefixOpt,
     S3RegionOpt,
+    TlsCa,
+    TlsCert,
+    TlsCrl,
+    TlsKey,
+    TlsOptionalClientCert,
+    TlsProfileOpt,
     Transcode,
     Verbose,
     app,
@@ -35,6 +41,7 @@ from aiodicom.cli.common import (
     run_async,
     s3_config_from,
     serve_until_stopped,
+    server_tls_from,
     setup_logging,
 )
 
@@ -58,6 +65,12 @@ def echoscp(
     allow_calling_ae: AllowCallingAe = None,
     users: Users = None,
     drain_timeout: DrainTimeout = 30.0,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_optional_client_cert: TlsOptionalClientCert = False,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
+    tls_crl: TlsCrl = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -65,6 +78,7 @@ def echoscp(
     from aiodicom.scp.echo import EchoScp
 
     setup_logging(verbose)
+    tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
     idle = idle_timeout_option(idle_timeout)
     access = access_options(allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout)
     try:
@@ -77,6 +91,7 @@ def echoscp(
             max_pending_connections=max_pending,
             drain_timeout=drain_timeout,
             verbose=verbose,
+            tls=tls_context,
             **idle,
             **access,
         )
@@ -135,6 +150,12 @@ def storescp(
     transcode: Transcode = None,
     allow_lossy: AllowLossy = False,
     keep_original: KeepOriginal = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_optional_client_cert: TlsOptionalClientCert = False,
+    tls_profile: TlsProfileOpt = "bcp195-nd",
+    tls_crl: TlsCrl = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -143,6 +164,7 @@ def storescp(
     from aiodicom.scp.store import StoreScp
 
     setup_logging(verbose)
+    tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
     keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
     s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
     if s3 is None and out_dir is None:
@@ -169,6 +191,7 @@ def storescp(
             allow_lossy=allow_lossy,
             keep_original_on_transcode_failure=keep_original,
             verbose=verbose,
+            tls=tls_context,
             **idle,
             **access,
         )

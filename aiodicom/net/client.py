@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol, Unpack
 
-from aiodicom.errors import NoAcceptableContext, PeerUnreachable
+from aiodicom.errors import AssociationAborted, NoAcceptableContext, PeerUnreachable, TlsError
 from aiodicom.net.address import Address, parse_address, validate_ae_title, validate_implementation
 from aiodicom.net.association import Association
 from aiodicom.net.identity import IdentityNotConfirmed, resolve_identity
 from aiodicom.net.options import AssociationOptions, OptionKeywords
+from aiodicom.net.tls import describe_tls_error, tls_failure_kind
 from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -91,13 +93,16 @@ async def open_association(
     ``options`` (:class:`~aiodicom.net.options.AssociationOptions`) says how; the keyword arguments of
     :class:`~aiodicom.net.options.OptionKeywords` (``calling_ae_title``, ``called_ae_title``,
     ``max_pdu_length``, ``max_send_pdu_length``, ``strict``, ``connect_timeout``, ``acse_timeout``,
-    ``user_identity``, ``implementation_class_uid``, ``implementation_version_name``) override it. The
+    ``user_identity``, ``implementation_class_uid``, ``implementation_version_name``, ``tls``,
+    ``tls_handshake_timeout``) override it. With ``tls`` (an ``ssl.SSLContext``) the connection is TLS,
+    the peer's address given as the server name (checked only if the context checks hostnames). The
     user identity is sent in the request; when it asks for a positive response and the peer's
     A-ASSOCIATE-AC has none, the association is released and :class:`IdentityNotConfirmed` raised. With
     ``require_accepted_context=False`` an association on which the peer accepted no context is returned
     (to read why from its A-ASSOCIATE-AC) instead of raising :class:`NoAcceptableContext`.
 
-    Raises :class:`PeerUnreachable` when no connection can be made, :class:`AssociationRejected` when the
+    Raises :class:`PeerUnreachable` when no connection can be made (:class:`~aiodicom.errors.TlsError`
+    when the TLS handshake fails, naming why), :class:`AssociationRejected` when the
     peer rejects the association, :class:`AssociationAborted` when it aborts or does not answer in
     ``acse_timeout``.
     """
@@ -120,17 +125,38 @@ async def open_association(
     loop = asyncio.get_running_loop()
     assoc = Association("requestor", opts, request=rq)
 
-    log.debug("connecting to %s as %s", address, opts.ae_title)
+    log.debug("connecting to %s as %s%s", address, opts.ae_title, " over TLS" if opts.tls else "")
+    tls: dict[str, Any] = {}
+    if opts.tls is not None:
+        tls = {
+            "ssl": opts.tls,
+            "server_hostname": address.host,
+            "ssl_handshake_timeout": opts.tls_handshake_timeout,
+        }
     try:
         async with asyncio.timeout(opts.connect_timeout):
-            await loop.create_connection(assoc.protocol_factory, address.host, address.port)
+            await loop.create_connection(assoc.protocol_factory, address.host, address.port, **tls)
     except TimeoutError as exc:
         raise PeerUnreachable(f"{address}: no connection within {opts.connect_timeout:g} s") from exc
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        raise _tls_error(address, exc) from exc
+    except ConnectionAbortedError as exc:
+        if opts.tls is not None:  # asyncio's handshake timeout
+            raise _tls_error(address, exc) from exc
+        raise PeerUnreachable(f"cannot connect to {address}: {exc}") from exc
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         raise PeerUnreachable(f"cannot connect to {address}: {reason.lower()}") from exc
     try:
         ac = await assoc.wait_established()
+    except AssociationAborted as exc:
+        assoc.abort()
+        # in TLS 1.3 the server checks our certificate after our side of the handshake is done: its
+        # refusal arrives as an alert instead of the A-ASSOCIATE-AC
+        lost = assoc.protocol.lost_error if assoc.protocol is not None else None
+        if isinstance(lost, ssl.SSLError):
+            raise _tls_error(address, lost) from exc
+        raise
     except BaseException:
         assoc.abort()
         raise
@@ -157,6 +183,11 @@ async def open_association(
         )
     log.debug("association with %s established: %d contexts accepted", address, len(assoc.accepted))
     return assoc
+
+
+def _tls_error(address: Address, exc: BaseException) -> TlsError:
+    kind, _ = tls_failure_kind(exc)
+    return TlsError(f"TLS handshake with {address} failed: {describe_tls_error(exc)}", kind)
 
 
 @contextlib.asynccontextmanager

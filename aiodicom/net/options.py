@@ -1,7 +1,7 @@
 """How this side associates, as one value shared by ``connect()``, every SCU and the servers.
 
 :class:`AssociationOptions` holds our AE title and the peer's, the PDU sizes, the timeouts, the user identity
-and our implementation's identification (TLS will join it). It is frozen: :meth:`AssociationOptions.replace`
+our implementation's identification, and TLS. It is frozen: :meth:`AssociationOptions.replace`
 gives a changed copy, so one object can configure many SCUs without them seeing each other's changes. The
 classes still take the reference documents' keyword names (``calling_ae_title``, ``max_pdu_length``...),
 which override the options they are given; those names are also attributes (:class:`Option`), read from and
@@ -11,6 +11,7 @@ written to the instance's options.
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import warnings
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar, overload
@@ -55,7 +56,10 @@ class AssociationOptions:
       ``artim_timeout``: an acceptor's deadline from connect to a whole A-ASSOCIATE-RQ;
     - ``user_identity``: sent with every association a requestor opens;
     - ``implementation_class_uid``, ``implementation_version_name``: who we are, in the negotiation and
-      in the file meta we write.
+      in the file meta we write;
+    - ``tls``: an ``ssl.SSLContext`` (see :mod:`aiodicom.net.tls` for builders with DCMTK's profiles): a
+      requestor's connections and an acceptor's are TLS (PS3.15 Annex B); None: plain TCP.
+      ``tls_handshake_timeout`` bounds the handshake (an acceptor's also bounds the wait for a turn).
 
     Values are checked at construction: a bad AE title, UID or timeout is a ValueError.
     """
@@ -73,6 +77,8 @@ class AssociationOptions:
     user_identity: UserIdentity | None = None
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME
+    tls: ssl.SSLContext | None = None
+    tls_handshake_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -89,6 +95,12 @@ class AssociationOptions:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} may not be negative ({value})")
+        if self.tls is not None and not isinstance(self.tls, ssl.SSLContext):
+            raise TypeError(
+                f"tls is an ssl.SSLContext (aiodicom.net.tls builds them), not {type(self.tls).__name__}"
+            )
+        if self.tls_handshake_timeout <= 0:
+            raise ValueError(f"tls_handshake_timeout must be more than 0 ({self.tls_handshake_timeout})")
         if self.user_identity is not None and not isinstance(self.user_identity, UserIdentity):
             raise TypeError(f"user_identity is a UserIdentity, not {type(self.user_identity).__name__}")
 
@@ -113,6 +125,8 @@ class OptionKeywords(TypedDict, total=False):
     user_identity: UserIdentity | None
     implementation_class_uid: str
     implementation_version_name: str
+    tls: ssl.SSLContext | None
+    tls_handshake_timeout: float
 
 
 _T = TypeVar("_T")

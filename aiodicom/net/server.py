@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Self
 
@@ -19,6 +21,7 @@ from aiodicom.net.access import (
 )
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
+from aiodicom.net.tls import TlsAcceptor
 from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
@@ -53,6 +56,12 @@ class DicomServer:
 
     :meth:`stop` is graceful: each association finishes the message it is receiving or handling, for at most
     ``drain_timeout`` seconds (default 30), and is answered before it ends.
+
+    With ``tls`` (an ``ssl.SSLContext``, see :func:`aiodicom.net.tls.server_context`) every connection is
+    TLS: accepted as TCP, then its handshake runs, at most ``max_tls_handshakes`` at a time (inside the
+    pending-connection limit; more wait for a turn, up to ``artim_timeout``) and each has
+    ``tls_handshake_timeout`` seconds. A handshake that fails is logged once with its cause and counted in
+    :attr:`tls_failures`; its connection closes at once. The ARTIM timer starts when the handshake is done.
     """
 
     ae_title: Option[str] = Option("ae_title")
@@ -63,6 +72,7 @@ class DicomServer:
     artim_timeout: Option[float] = Option("artim_timeout")
     implementation_class_uid: Option[str] = Option("implementation_class_uid")
     implementation_version_name: Option[str] = Option("implementation_version_name")
+    tls: Option[ssl.SSLContext | None] = Option("tls")
 
     def __init__(
         self,
@@ -92,6 +102,9 @@ class DicomServer:
         artim_timeout: float | Keep = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: ssl.SSLContext | Keep | None = KEEP,
+        tls_handshake_timeout: float | Keep = KEEP,
+        max_tls_handshakes: int = 32,
     ) -> None:
         if max_associations < 1:
             raise ValueError(f"max_associations must be at least 1, not {max_associations}")
@@ -112,7 +125,13 @@ class DicomServer:
             artim_timeout=artim_timeout,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
+            tls_handshake_timeout=tls_handshake_timeout,
         )
+        if max_tls_handshakes < 1:
+            raise ValueError(f"max_tls_handshakes must be at least 1, not {max_tls_handshakes}")
+        self.max_tls_handshakes = max_tls_handshakes
+        self._tls: TlsAcceptor | None = None
         self.policy = policy or ContextPolicy(abstract_syntaxes=frozenset())
         self.max_associations = max_associations
         self.max_pending_connections = max_pending_connections or 4 * max_associations
@@ -236,6 +255,18 @@ class DicomServer:
 
     # -------------------------------------------------------------------------------- per connection
 
+    @property
+    def tls_failures(self) -> collections.Counter[str]:
+        """TLS handshakes that failed, by kind (``unknown_ca``, ``expired``, ``protocol_version``,
+        ``no_certificate``, ``not_tls``, ``timeout``, ``busy``...: see
+        :func:`aiodicom.net.tls.tls_failure_kind`)."""
+        return self._tls.failures if self._tls is not None else collections.Counter()
+
+    @property
+    def tls_handshakes(self) -> int:
+        """TLS handshakes completed."""
+        return self._tls.completed if self._tls is not None else 0
+
     def _new_connection(self) -> asyncio.BaseProtocol:
         if (screen := self.access.screen(self._new_connection)) is not None:  # allowed_hosts, on_connection
             return screen
@@ -249,6 +280,28 @@ class DicomServer:
                 )
             return _Refused()
         self._pending += 1
+        context = self.options.tls
+        if context is None:
+            return self._associate()
+        if self._tls is None or self._tls.context is not context:
+            self._tls = TlsAcceptor(
+                context,
+                handshake_timeout=self.options.tls_handshake_timeout,
+                max_handshakes=self.max_tls_handshakes,
+                wait_timeout=self.options.artim_timeout,
+                logger=self.log,
+            )
+        return self._tls.protocol(self._associate, self._handshake_failed, self._track)
+
+    def _handshake_failed(self) -> None:
+        self._pending -= 1  # the slot is free at once
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _associate(self) -> asyncio.BaseProtocol:
+        """The protocol of a new connection (after its TLS handshake, with TLS) and the task serving it."""
         assoc = Association("acceptor", self.options)
         protocol = assoc.protocol_factory()
         task = asyncio.get_running_loop().create_task(self._serve(assoc))

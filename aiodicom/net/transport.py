@@ -50,6 +50,8 @@ class DicomProtocol(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.bytes_received = 0
+        #: Why the connection was lost, when it was an error (a TLS alert after the handshake...).
+        self.lost_error: Exception | None = None
         #: When bytes last arrived (loop time): timeouts measure the peer's silence from there.
         self.last_received = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
@@ -80,6 +82,7 @@ class DicomProtocol(asyncio.BufferedProtocol):
         return False  # close our side too: DICOM has no half-closed connections
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_error = exc
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

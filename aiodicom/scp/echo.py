@@ -15,6 +15,7 @@ from aiodicom.net.access import (
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.dispatch import serve_messages
 from aiodicom.services.echo import ECHO_HANDLERS
 from aiodicom.services.events import instance_logger
@@ -26,8 +27,8 @@ class EchoScp(DicomServer):
 
     ``async with EchoScp(port=11112) as scp: ...`` or ``await scp.serve_forever()``.
 
-    Who may connect and the limits are those of :class:`~aiodicom.net.server.DicomServer`
-    (docs/access-control.md).
+    Who may connect, the limits and ``tls`` (an ``ssl.SSLContext``: every connection is TLS) are those of
+    :class:`~aiodicom.net.server.DicomServer` (docs/access-control.md, docs/tls.md).
     """
 
     def __init__(
@@ -53,6 +54,9 @@ class EchoScp(DicomServer):
         artim_timeout: float | Keep = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
+        tls_handshake_timeout: float | Keep = KEEP,
+        max_tls_handshakes: int = 32,
         verbose: bool = False,
     ) -> None:
         if args:
@@ -82,6 +86,9 @@ class EchoScp(DicomServer):
             max_associations_per_peer=max_associations_per_peer,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
+            tls_handshake_timeout=tls_handshake_timeout,
+            max_tls_handshakes=max_tls_handshakes,
             logger=instance_logger("aiodicom.scp.echo", verbose),
         )
 

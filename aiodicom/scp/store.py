@@ -28,6 +28,7 @@ from aiodicom.net.access import (
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
@@ -134,6 +135,10 @@ class StoreScp(DicomServer):
     of :class:`~aiodicom.net.server.DicomServer` (docs/access-control.md). The ``on_connection=`` keyword
     screens a connection before anything is read; the :meth:`on_connection` method registers a handler of
     the :class:`ConnectionOpened` event, told of each association once it is accepted.
+
+    ``tls`` (an ``ssl.SSLContext``, e.g. from :func:`aiodicom.net.tls.server_context`) makes every
+    connection TLS; ``tls_handshake_timeout`` and ``max_tls_handshakes`` are as for
+    :class:`~aiodicom.net.server.DicomServer`.
     """
 
     def __init__(
@@ -177,6 +182,9 @@ class StoreScp(DicomServer):
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
+        tls_handshake_timeout: float | Keep = KEEP,
+        max_tls_handshakes: int = 32,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
@@ -236,6 +244,9 @@ class StoreScp(DicomServer):
             max_associations_per_peer=max_associations_per_peer,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
+            tls_handshake_timeout=tls_handshake_timeout,
+            max_tls_handshakes=max_tls_handshakes,
             logger=self.log,
         )
         storage = make_storage(backend, out_dir, s3_config, fsync=fsync, duplicates=duplicates)

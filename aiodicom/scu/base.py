@@ -12,6 +12,7 @@ from aiodicom.net.association import Association
 from aiodicom.net.client import ContextSpec, connect
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.events import instance_logger
 from aiodicom.ul.items import RoleSelection, UserIdentityRQ
 
@@ -50,7 +51,9 @@ class Scu:
     :class:`~aiodicom.net.identity.UserIdentity` sent with every association; with
     ``positive_response_requested`` an association the peer does not confirm fails with
     :class:`~aiodicom.errors.IdentityNotConfirmed`), ``implementation_class_uid`` and
-    ``implementation_version_name``. They are attributes too, read from and written to :attr:`options`.
+    ``implementation_version_name``, ``tls`` (an ``ssl.SSLContext``: the connections are TLS; see
+    :func:`aiodicom.net.tls.client_context`). They are attributes too, read from and written to
+    :attr:`options`.
 
     ``verbose=True`` logs the protocol at INFO on this instance's own logger (``aiodicom.scu.<kind>.<n>``),
     never on a logger other instances share.
@@ -70,6 +73,7 @@ class Scu:
     user_identity: Option[UserIdentity | None] = Option("user_identity")
     implementation_class_uid: Option[str] = Option("implementation_class_uid")
     implementation_version_name: Option[str] = Option("implementation_version_name")
+    tls: Option[TlsContext | None] = Option("tls")
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class Scu:
         user_identity: UserIdentity | UserIdentityRQ | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
     ) -> None:
         self.address = parse_address(addr)
         if options is None:
@@ -104,6 +109,7 @@ class Scu:
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         if opts.called_ae_title is None:
             opts = opts.replace(called_ae_title=self.address.ae_title or "ANY-SCP")

@@ -16,6 +16,7 @@ from aiodicom.dimse import Priority
 from aiodicom.net.address import Address
 from aiodicom.net.identity import UserIdentity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
+from aiodicom.net.tls import TlsContext
 from aiodicom.scu.base import Scu
 from aiodicom.services.get import RETRIEVE_TRANSFER_SYNTAXES, GetRun, checked_scope
 from aiodicom.services.query import (
@@ -91,6 +92,7 @@ class GetScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
@@ -110,6 +112,7 @@ class GetScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.storage_backend = normalize_option(
             storage_backend, ("filesystem", "s3", "forward"), "storage_backend"

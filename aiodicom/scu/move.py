@@ -14,6 +14,7 @@ from aiodicom.dimse import Priority
 from aiodicom.net.address import Address, validate_ae_title
 from aiodicom.net.identity import UserIdentity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
+from aiodicom.net.tls import TlsContext
 from aiodicom.scp.store import StoreScp
 from aiodicom.scu.base import Scu
 from aiodicom.services.move import MoveRun
@@ -70,6 +71,7 @@ class MoveScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
     ) -> None:
         super().__init__(
             addr,
@@ -84,6 +86,7 @@ class MoveScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.query_model = QueryModel.parse(query_model)
         self.query_model.move_sop_class  # noqa: B018 (a worklist model has no C-MOVE: fail here)

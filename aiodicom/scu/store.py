@@ -20,6 +20,7 @@ from aiodicom.net.address import Address
 from aiodicom.net.association import Association
 from aiodicom.net.identity import UserIdentity, resolve_identity
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option, deprecated_positional
+from aiodicom.net.tls import TlsContext
 from aiodicom.scu.base import Scu, log_negotiation
 from aiodicom.services.events import Callback, EventEmitter
 from aiodicom.services.send import (
@@ -125,6 +126,7 @@ class StoreScu(Scu):
         user_identity: UserIdentity | Keep | None = KEEP,
         implementation_class_uid: str | Keep = KEEP,
         implementation_version_name: str | Keep = KEEP,
+        tls: TlsContext | Keep | None = KEEP,
         username: str | None = None,
         password: str | None = None,
         kerberos_ticket: bytes | None = None,
@@ -167,6 +169,7 @@ class StoreScu(Scu):
             user_identity=user_identity,
             implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
+            tls=tls,
         )
         self.options = self.options.replace(max_send_pdu_length=max_send_pdu_length)
         if concurrency < 1:

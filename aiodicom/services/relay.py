@@ -29,6 +29,7 @@ from aiodicom.errors import DicomError, DimseError, NoAcceptableContext, Storage
 from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
+from aiodicom.net.tls import TlsContext
 from aiodicom.services.transcode import Transcoder
 from aiodicom.storage.folders import spool_folder
 from aiodicom.uids import (
@@ -51,13 +52,14 @@ class ForwardTarget:
 
     Also accepted as a dict with the reference documents' keys (``addr``, ``callingAeTitle``,
     ``calledAeTitle``, ``maxPduLength``). ``called_ae_title`` defaults to the AE in ``addr``, else
-    ``ANY-SCP``.
+    ``ANY-SCP``. ``tls`` (an ``ssl.SSLContext``, key ``tls`` in a dict) makes the connection to it TLS.
     """
 
     addr: str
     calling_ae_title: str = "FORWARD-SCU"
     called_ae_title: str | None = None
     max_pdu_length: int = 16384
+    tls: TlsContext | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.addr)
@@ -77,6 +79,7 @@ class ForwardTarget:
             "called_ae_title": "called_ae_title",
             "maxpdulength": "max_pdu_length",
             "max_pdu_length": "max_pdu_length",
+            "tls": "tls",
         }
         kwargs: dict[str, Any] = {}
         for key, item in value.items():
@@ -335,6 +338,7 @@ class Relay:
             contexts=[(sop_class, [ts]) for sop_class, ts in self._pairs],
             max_pdu_length=self.target.max_pdu_length,
             connect_timeout=self.connect_timeout,
+            tls=self.target.tls,
         )
         log.info(
             "forwarding to %s: %d of %d contexts accepted",
