@@ -180,8 +180,10 @@ def tree_rss(pid: int) -> int:
                 for line in fp:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1]) * 1024
-            with open(f"/proc/{current}/task/{current}/children") as fp:
-                stack.extend(int(c) for c in fp.read().split())
+            # children of every thread: worker processes are started from a pool thread
+            for task in Path(f"/proc/{current}/task").iterdir():
+                with open(task / "children") as fp:
+                    stack.extend(int(c) for c in fp.read().split())
         except OSError:
             continue
     return total
