@@ -1,0 +1,175 @@
+"""Fuzzing a live StoreScp on loopback: random bytes, mutated A-ASSOCIATE-RQs, mutated P-DATA and command
+sets after a real association, extreme lengths (the cases of ``tests/net/fuzzcases.py``, chosen by hypothesis,
+derandomized).
+
+The server runs in its own thread and event loop; each case is played on a blocking socket and must end with
+the server closing the connection (never a hang), having answered only well-formed PDUs. After every batch a
+real C-ECHO and a real C-STORE must succeed (the instance on disk, whole), and nothing may be left in
+``.incoming`` but the server's own spare temporary files. No ERROR record and no traceback in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import aiodicom
+from aiodicom.scp.store import StoreScp
+from aiodicom.storage.filesystem import FilesystemStorage
+from tests.interop.rawpeer import CT_IMAGE_STORAGE, EXPLICIT_LE, IMPLICIT_LE, VERIFICATION, ct_image
+from tests.net.fuzzcases import GENERATORS, Case, Outcome, run_case
+from tests.scp.part10 import part10
+
+BATCH = 100  # cases between two real C-ECHO/C-STORE checks
+FUZZ = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+class ServerThread:
+    """A StoreScp in a thread of its own, with its own event loop (the test's cases block)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.scp: StoreScp | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fuzzed-scp", daemon=True)
+        self.out_dir = out_dir
+
+    def call(self, coro_fn: Callable[[], object], timeout: float = 30.0) -> object:
+        async def run() -> object:
+            return await coro_fn()  # type: ignore[misc]
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def __enter__(self) -> StoreScp:
+        self._thread.start()
+
+        async def start() -> StoreScp:
+            scp = StoreScp(
+                port=0,
+                host="127.0.0.1",
+                out_dir=self.out_dir,
+                fsync=False,
+                abstract_syntax_mode="all",
+                artim_timeout=5.0,
+                idle_timeout=5.0,
+            )
+            await scp.start()
+            return scp
+
+        self.scp = self.call(start)  # type: ignore[assignment]
+        assert self.scp is not None
+        return self.scp
+
+    def __exit__(self, *exc: object) -> None:
+        if self.scp is not None:
+            self.call(self.scp.stop, timeout=60.0)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10.0)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[StoreScp]:
+    caplog.set_level(logging.DEBUG, logger="aiodicom")
+    with ServerThread(tmp_path / "out") as scp:
+        yield scp
+        check_still_serves(scp)
+    assert_log_clean(caplog)
+
+
+def assert_log_clean(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    kinds = sorted({f"{r.levelname} {r.name}: {r.getMessage()[:120]}" for r in bad})
+    assert not bad, f"{len(bad)} error records or tracebacks, {len(kinds)} kinds: {kinds[:10]}"
+
+
+def stray_temporary_files(scp: StoreScp) -> list[Path]:
+    """Files under ``.incoming`` that are not the storage's spares (created ahead of need) nor lock files."""
+    storage = scp.storage
+    assert isinstance(storage, FilesystemStorage)
+    incoming = storage.out_dir / ".incoming"
+    files = [p for p in incoming.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    spares = {Path(name) for _, name in list(storage._spares)}
+    return [p for p in files if p not in spares]
+
+
+def check_still_serves(scp: StoreScp) -> None:
+    """A real C-ECHO and a real C-STORE succeed; the instance is on disk whole; no stray temporary file."""
+
+    async def echo_and_store() -> None:
+        image = ct_image(256)
+        contexts = [(VERIFICATION, [IMPLICIT_LE]), (CT_IMAGE_STORAGE, [EXPLICIT_LE])]
+        async with aiodicom.connect(
+            f"STORE-SCP@127.0.0.1:{scp.port}", contexts=contexts, acse_timeout=10
+        ) as assoc:
+            assert await assoc.c_echo(timeout=10) == 0
+            assert await assoc.c_store(part10(image), timeout=10) == 0
+        assert scp.out_dir is not None
+        stored = (scp.out_dir / image.relative_path).read_bytes()
+        assert stored.endswith(image.data), "the stored instance is not the data set sent"
+
+    asyncio.run(asyncio.wait_for(echo_and_store(), 30))
+    deadline = time.monotonic() + 5.0
+    while (strays := stray_temporary_files(scp)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a connection the server is still closing may hold one for a moment
+    assert not strays, f"left in .incoming: {[p.name for p in strays]}"
+
+
+def play(scp: StoreScp, cases: list[Case]) -> None:
+    """Play ``cases`` a few at a time (the server sees concurrent attackers); each must be ended cleanly."""
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outcomes: list[Outcome] = list(pool.map(lambda c: run_case(scp.port, c, hang_after=15.0), cases))
+    for outcome in outcomes:
+        assert outcome.ok, (
+            f"{outcome.case.kind} case {outcome.case.payload[:64].hex()}...: closed={outcome.closed} "
+            f"hung={outcome.hung} setup={outcome.setup_failed} malformed={outcome.malformed}"
+        )
+
+
+def fuzz(kind: str, examples: int) -> Callable[[StoreScp], None]:
+    """A test playing ``examples`` groups of 4 cases of ``kind``, checked every :data:`BATCH` cases."""
+
+    @FUZZ
+    @settings(max_examples=examples)
+    @given(rnd=st.randoms(use_true_random=False))
+    def run(server: StoreScp, rnd: random.Random) -> None:
+        play(server, [GENERATORS[kind](rnd) for _ in range(4)])
+        counter[0] += 4
+        if counter[0] % BATCH == 0:
+            check_still_serves(server)
+
+    counter = [0]
+
+    def test(server: StoreScp) -> None:
+        run(server)
+        assert counter[0] >= 4 * examples
+
+    return test
+
+
+test_random_bytes = fuzz("random", 150)
+test_mutated_associate_requests = fuzz("associate", 250)
+test_mutated_pdata_and_commands = fuzz("pdata", 250)
+test_extreme_lengths = fuzz("lengths", 100)
+
+
+@FUZZ
+@settings(max_examples=150)
+@given(data=st.binary(max_size=1024), associate_first=st.booleans())
+def test_hypothesis_bytes(server: StoreScp, data: bytes, associate_first: bool) -> None:
+    """Bytes hypothesis chooses (and would shrink), alone or after a real association."""
+    play(server, [Case("random", data, associate_first)])
