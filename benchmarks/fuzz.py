@@ -187,6 +187,7 @@ def main() -> int:
     by_kind: collections.Counter[str] = collections.Counter()
     hangs: list[Outcome] = []
     malformed: list[Outcome] = []
+    stalled: list[Outcome] = []
     setup_failures: list[Outcome] = []
     failed_checks: list[str] = []
     slowest = 0.0
@@ -202,6 +203,8 @@ def main() -> int:
                     malformed.append(outcome)
                 elif outcome.setup_failed:
                     setup_failures.append(outcome)
+                if outcome.stalled:
+                    stalled.append(outcome)
             played += len(batch)
             server.alive_or_restart()
             problem = real_check(server.port, out_dir)
@@ -224,6 +227,9 @@ def main() -> int:
     print(f"crashes             {len(server.crashes)} {server.crashes[:5]}")
     print(f"hangs               {len(hangs)}")
     for outcome in hangs[:5]:
+        print(f"    {outcome.case.kind} {outcome.case.payload[:48].hex()}")
+    print(f"stalled             {len(stalled)} (whole PDUs ending in a C-ECHO-RQ, not answered)")
+    for outcome in stalled[:5]:
         print(f"    {outcome.case.kind} {outcome.case.payload[:48].hex()}")
     print(f"malformed answers   {len(malformed)} {[o.malformed for o in malformed[:3]]}")
     print(f"setup refused       {len(setup_failures)} {[o.setup_failed for o in setup_failures[:3]]}")

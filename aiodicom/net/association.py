@@ -254,15 +254,31 @@ class Association:
         return await self._requested
 
     def accept(self, ac: AAssociateAC, accepted: dict[int, AcceptedContext]) -> None:
-        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`."""
+        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`.
+
+        Raises :class:`AssociationAborted` when the association ended before it could be accepted.
+        """
+        if not self._answerable():
+            raise self._error or AssociationAborted("the association ended before it was accepted")
         self.accepted = accepted
         self._set_peer_max(negotiated_max_pdu(self.request.user_information))
         self._send_pdu(ac)
 
     def reject(self, rj: AAssociateRJ) -> None:
         """Acceptor: send an A-ASSOCIATE-RJ; the peer closes the connection (or ARTIM does)."""
+        if not self._answerable():
+            return
         self._send_pdu(rj)
         self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
+
+    def _answerable(self) -> bool:
+        """Whether the request still awaits our answer (Sta3). An invalid PDU or an A-ABORT that came with
+        it, in the same read, ends the association before the server's task gets to answer; the connection
+        is then closed at once (after the A-ABORT sent, if any), as for a peer that never associated."""
+        if self._conn.state is State.STA3:
+            return True
+        self.close()
+        return False
 
     def _set_peer_max(self, peer_max: int) -> None:
         self.peer_max_pdu_length = peer_max

@@ -13,13 +13,14 @@ acceptor sent back must be well-formed PDUs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
 import time
 from dataclasses import dataclass, field
 
-from aiodicom.dimse import Command, encode_command
+from aiodicom.dimse import Command, CommandField, decode_command, encode_command
 from aiodicom.errors import ProtocolError
 from aiodicom.ul import decode_pdu, encode_pdu
 from aiodicom.ul.items import (
@@ -31,7 +32,7 @@ from aiodicom.ul.items import (
     UserIdentityRQ,
     UserInformation,
 )
-from aiodicom.ul.pdu import AAbort, AAssociateAC, AAssociateRQ, AReleaseRQ
+from aiodicom.ul.pdu import AAbort, AAssociateAC, AAssociateRQ, AReleaseRP, AReleaseRQ, PDataTF
 from tests.interop.rawpeer import (
     CT_IMAGE_STORAGE,
     EXPLICIT_LE,
@@ -39,11 +40,13 @@ from tests.interop.rawpeer import (
     IMPLICIT_LE,
     UNDEFINED,
     VERIFICATION,
+    Instance,
     Pdv,
     command_bytes,
-    ct_image,
     element,
     fragments,
+    image_pixel,
+    native_pixels,
     pdata,
     sequence,
     text,
@@ -155,9 +158,32 @@ def echo_rq(message_id: int = 1, context_id: int = 1) -> bytes:
     return _pdata_of(context_id, True, encode_command(Command.c_echo_rq(message_id)))
 
 
+#: Every P-DATA case ends with this C-ECHO-RQ (perhaps then an A-RELEASE-RQ): its answer shows the acceptor
+#: went on serving after what came before.
+FINAL_ECHO_ID = 0xFFFF
+FINAL_ECHO = echo_rq(FINAL_ECHO_ID)
+RELEASE_RQ = encode_pdu(AReleaseRQ())
+
+
+def _image(rnd: random.Random, pixel_bytes: int) -> Instance:
+    """A small CT image whose UIDs come from ``rnd`` (a case is the same whenever its draws are)."""
+    sop, study, series = (f"2.25.{rnd.randrange(1 << 96)}" for _ in range(3))
+    head = b"".join(
+        [
+            text(0x00080016, "UI", CT_IMAGE_STORAGE),
+            text(0x00080018, "UI", sop),
+            text(0x00080060, "CS", "CT"),
+            text(0x00100010, "PN", "Fuzz^Case"),
+            text(0x0020000D, "UI", study),
+            text(0x0020000E, "UI", series),
+        ]
+    )
+    return Instance(CT_IMAGE_STORAGE, sop, study, series, head + image_pixel() + native_pixels(pixel_bytes))
+
+
 def _store_parts(rnd: random.Random) -> tuple[bytes, bytes, int]:
     """A real C-STORE of a small CT image: its command set, its data set, and its context (3)."""
-    image = ct_image(rnd.choice((0, 16, 512, 3000)))
+    image = _image(rnd, rnd.choice((0, 16, 512, 3000)))
     command = encode_command(
         Command.c_store_rq(rnd.randrange(1, 0x10000), image.sop_class, image.sop_instance)
     )
@@ -187,7 +213,7 @@ def _odd_command(rnd: random.Random) -> bytes:
 
 def _odd_dataset(rnd: random.Random) -> bytes:
     """Data sets with lying element lengths, undefined lengths, deep nesting."""
-    head = ct_image(0).data
+    head = _image(rnd, 0).data
     choices = [
         head + element(0x7FE00010, "OW", b"\x00" * 8, length=rnd.choice(EXTREME_U32)),
         head + element(0x00280010, "US", b"\x00\x01", length=rnd.choice(EXTREME_U16)),
@@ -312,7 +338,7 @@ def pdata_case(rnd: random.Random) -> Case:
         message = _pdata_of(rnd.choice((1, 3, 5)), True, odd)
         if rnd.random() < 0.3:
             message += _pdata_of(cid, False, dataset)
-    tail = echo_rq(0xFFFF) + (encode_pdu(AReleaseRQ()) if rnd.random() < 0.3 else b"")
+    tail = FINAL_ECHO + (RELEASE_RQ if rnd.random() < 0.3 else b"")
     return Case("pdata", message + tail, associate_first=True)
 
 
@@ -347,6 +373,15 @@ def make_case(rnd: random.Random, kind: str | None = None) -> Case:
 # -------------------------------------------------------------------------------------- the runner
 
 
+def framed(data: bytes) -> bool:
+    """Whether ``data`` is a sequence of whole PDUs by their headers (the acceptor then has each whole and
+    owes an answer; otherwise it may rightly wait for the rest)."""
+    pos = 0
+    while pos + 6 <= len(data):
+        pos += 6 + struct.unpack_from(">I", data, pos + 2)[0]
+    return pos == len(data)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What the acceptor did: closed (after ``seconds``), hung, or refused the setup; what it answered."""
@@ -356,12 +391,61 @@ class Outcome:
     hung: bool = False
     setup_failed: str | None = None
     seconds: float = 0.0
-    answered: list[str] = field(default_factory=list)  # PDU class names, in order
+    answered: list[str] = field(default_factory=list)  # PDU class names, in order (commands by name)
     malformed: str | None = None  # a PDU from the acceptor that does not decode
+    #: The case ended with a C-ECHO-RQ in whole PDUs and the acceptor neither answered it, nor released,
+    #: aborted or closed within ``answer_within``: it sat waiting for bytes that would never come.
+    stalled: bool = False
 
     @property
     def ok(self) -> bool:
         return self.closed and not self.hung and self.setup_failed is None and self.malformed is None
+
+
+class _Answers:
+    """The acceptor's PDUs as they arrive: decoded, named, and whether the final C-ECHO was answered."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.data = bytearray()
+        self.pos = 0
+        self.command = bytearray()
+        self.settled = False  # the C-ECHO-RSP, an A-RELEASE-RP or an A-ABORT came
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+        while self.pos + 6 <= len(self.data) and self.outcome.malformed is None:
+            (length,) = struct.unpack_from(">I", self.data, self.pos + 2)
+            end = self.pos + 6 + length
+            if end > len(self.data):
+                break  # a cut tail is allowed at the close: an abort drops the write buffer
+            try:
+                pdu = decode_pdu(bytes(self.data[self.pos : end]))
+            except ProtocolError as exc:
+                self.outcome.malformed = f"{self.data[self.pos : self.pos + 16].hex()}...: {exc}"
+                return
+            self.pos = end
+            self._seen(pdu)
+
+    def _seen(self, pdu: object) -> None:
+        if isinstance(pdu, PDataTF):
+            for pdv in pdu.pdvs:
+                if pdv.is_command:
+                    self.command += pdv.data
+                    if pdv.is_last:
+                        try:
+                            command = decode_command(bytes(self.command))
+                        except ProtocolError as exc:
+                            self.outcome.malformed = f"a command set that does not decode: {exc}"
+                            return
+                        self.command.clear()
+                        self.outcome.answered.append(command.name)
+                        if command.command_field == CommandField.C_ECHO_RSP:
+                            self.settled = command.message_id_being_responded_to == FINAL_ECHO_ID
+            return
+        self.outcome.answered.append(type(pdu).__name__)
+        if isinstance(pdu, (AAbort, AReleaseRP)):
+            self.settled = True
 
 
 def _read_pdu(sock: socket.socket, deadline: float) -> bytes:
@@ -375,8 +459,20 @@ def _read_pdu(sock: socket.socket, deadline: float) -> bytes:
     return data
 
 
-def run_case(port: int, case: Case, *, host: str = "127.0.0.1", hang_after: float = 10.0) -> Outcome:
-    """Play ``case`` on a new connection to ``host:port``; see the module docstring."""
+def run_case(
+    port: int,
+    case: Case,
+    *,
+    host: str = "127.0.0.1",
+    hang_after: float = 10.0,
+    answer_within: float = 3.0,
+) -> Outcome:
+    """Play ``case`` on a new connection to ``host:port``; see the module docstring.
+
+    A case whose payload is whole PDUs ending with the final C-ECHO-RQ waits up to ``answer_within`` seconds
+    for its answer (or a release, an abort, the close) before half-closing: the acceptor must handle what it
+    received, not only parse it.
+    """
     outcome = Outcome(case)
     started = time.monotonic()
     deadline = started + hang_after
@@ -386,60 +482,49 @@ def run_case(port: int, case: Case, *, host: str = "127.0.0.1", hang_after: floa
         if case.associate_first:
             sock.sendall(SETUP_RQ)
             try:
-                answer = _read_pdu(sock, deadline)
-                pdu = decode_pdu(answer)
-            except (OSError, ConnectionError, ProtocolError) as exc:
+                pdu = decode_pdu(_read_pdu(sock, deadline))
+            except (OSError, ProtocolError) as exc:
                 outcome.setup_failed = f"no A-ASSOCIATE-AC: {exc}"
                 return outcome
             if not isinstance(pdu, AAssociateAC):
                 outcome.setup_failed = f"answered {type(pdu).__name__}"
                 return outcome
-        received = bytearray()
+        answers = _Answers(outcome)
+        owed = case.payload.endswith(FINAL_ECHO) or case.payload.endswith(FINAL_ECHO + RELEASE_RQ)
+        owed = owed and case.associate_first and framed(case.payload)
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.01))
             sock.sendall(case.payload)
-            sock.shutdown(socket.SHUT_WR)
         except TimeoutError:
             outcome.hung = True  # neither reads nor closes
         except OSError:
-            pass  # closed on us mid-send: the read below sees the close
-        while not outcome.hung:
+            owed = False  # closed on us mid-send: the read below sees the close
+        half_closed = False
+        wait_answer_until = time.monotonic() + answer_within
+        while not outcome.hung and outcome.malformed is None:
+            if not half_closed and (not owed or answers.settled or time.monotonic() >= wait_answer_until):
+                if owed and not answers.settled:
+                    outcome.stalled = True
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
+                half_closed = True
+            until = deadline if half_closed else min(deadline, wait_answer_until)
             try:
-                sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                sock.settimeout(max(until - time.monotonic(), 0.01))
                 chunk = sock.recv(65536)
             except TimeoutError:
-                outcome.hung = True
-                break
+                if half_closed:
+                    outcome.hung = True
+                continue
             except OSError:
                 chunk = b""
             if not chunk:
                 outcome.closed = True
                 break
-            received += chunk
-            if len(received) > 4 << 20:
+            answers.feed(chunk)
+            if len(answers.data) > 4 << 20:
                 outcome.malformed = "more than 4 MiB answered"
-                break
         outcome.seconds = time.monotonic() - started
-        _check_answers(outcome, bytes(received))
     finally:
         sock.close()
     return outcome
-
-
-def _check_answers(outcome: Outcome, data: bytes) -> None:
-    """Every whole PDU the acceptor sent decodes (a cut tail is allowed: an abort drops the buffer)."""
-    pos = 0
-    while pos + 6 <= len(data):
-        (length,) = struct.unpack_from(">I", data, pos + 2)
-        end = pos + 6 + length
-        if end > len(data):
-            break
-        try:
-            pdu = decode_pdu(data[pos:end])
-        except ProtocolError as exc:
-            outcome.malformed = f"{data[pos : pos + 16].hex()}...: {exc}"
-            return
-        outcome.answered.append(type(pdu).__name__)
-        pos = end
-    if outcome.answered.count(AAbort.__name__) > 1:
-        outcome.malformed = "more than one A-ABORT"
