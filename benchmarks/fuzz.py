@@ -96,17 +96,30 @@ class Server:
             self.crashes.append(f"exit status {code} at {time.strftime('%H:%M:%S')}")
             self.start()
 
-    def stop(self) -> None:
-        """SIGINT (a graceful stop, as Ctrl-C), then wait."""
+    def connections(self) -> collections.Counter[str]:
+        """The server's TCP connections by state, the listening socket aside."""
+        assert self.proc is not None
+        try:
+            found = psutil.Process(self.proc.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return collections.Counter()
+        return collections.Counter(c.status for c in found if c.status != psutil.CONN_LISTEN)
+
+    def stop(self) -> float | None:
+        """SIGINT (a graceful stop, as Ctrl-C); returns how long it took (None: killed after 60 s)."""
         self._stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.crashes.append("did not stop within 60 s of SIGINT")
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.crashes.append("did not stop within 60 s of SIGINT")
+            self.proc.kill()
+            self.proc.wait()
+            return None
+        return time.monotonic() - started
 
 
 def real_check(port: int, out_dir: Path) -> str | None:
@@ -216,8 +229,17 @@ def main() -> int:
                 f"{len(server.crashes)}  failed checks {len(failed_checks)}",
                 flush=True,
             )
-    server.stop()
+    time.sleep(2.0)  # every case has ended: what the server still holds open, it leaked
+    still_open = server.connections()
+    stop_took = server.stop()
     elapsed = time.monotonic() - started
+    for name, outcomes in (("hung", hangs), ("stalled", stalled), ("malformed", malformed)):
+        if outcomes:
+            (work / f"{name}.hex").write_text(
+                "".join(
+                    f"{o.case.kind} {int(o.case.associate_first)} {o.case.payload.hex()}\n" for o in outcomes
+                )
+            )
     left = [p for p in (out_dir / ".incoming").rglob("*") if p.is_file() and "lock" not in p.name]
     errors, tracebacks, warnings = log_kinds(log_path)
 
@@ -243,6 +265,8 @@ def main() -> int:
     for kind, count in tracebacks.most_common(10):
         print(f"    {count:>6}  {kind}")
     print(f"log WARNING lines   {warnings}")
+    print(f"open at the end     {dict(still_open) or 'none'} (server connections, 2 s after the last case)")
+    print(f"graceful stop       {'killed after 60 s' if stop_took is None else f'{stop_took:.1f} s'}")
     print(f"left in .incoming   {len(left)} after the stop")
     print(f"work directory      {work}")
     bad = (

@@ -373,13 +373,29 @@ def make_case(rnd: random.Random, kind: str | None = None) -> Case:
 # -------------------------------------------------------------------------------------- the runner
 
 
-def framed(data: bytes) -> bool:
-    """Whether ``data`` is a sequence of whole PDUs by their headers (the acceptor then has each whole and
-    owes an answer; otherwise it may rightly wait for the rest)."""
-    pos = 0
+def boundaries(data: bytes) -> set[int]:
+    """Where PDUs start and end in ``data``, by their headers."""
+    found, pos = {0}, 0
     while pos + 6 <= len(data):
         pos += 6 + struct.unpack_from(">I", data, pos + 2)[0]
-    return pos == len(data)
+        found.add(pos)
+    return found
+
+
+def owes_answer(case: Case) -> bool:
+    """Whether the acceptor has the final C-ECHO-RQ as a PDU of its own, whole, after a real association
+    (not swallowed by an earlier PDU that declares more bytes, nor cut): then it must answer it, or end
+    the association."""
+    data = case.payload
+    if not case.associate_first:
+        return False
+    cuts = boundaries(data)
+    if len(data) not in cuts:
+        return False
+    for tail in (FINAL_ECHO, FINAL_ECHO + RELEASE_RQ):
+        if data.endswith(tail) and len(data) - len(tail) in cuts:
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -490,8 +506,7 @@ def run_case(
                 outcome.setup_failed = f"answered {type(pdu).__name__}"
                 return outcome
         answers = _Answers(outcome)
-        owed = case.payload.endswith(FINAL_ECHO) or case.payload.endswith(FINAL_ECHO + RELEASE_RQ)
-        owed = owed and case.associate_first and framed(case.payload)
+        owed = owes_answer(case)
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.01))
             sock.sendall(case.payload)

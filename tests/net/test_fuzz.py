@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import gc
 import logging
 import random
 import threading
@@ -94,11 +95,15 @@ def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[StoreSc
     with ServerThread(tmp_path / "out") as scp:
         yield scp
         check_still_serves(scp)
+    gc.collect()  # a task that ended with an exception nobody retrieved is logged when collected
     assert_log_clean(caplog)
 
 
 def assert_log_clean(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    """No ERROR record and no traceback in any phase (run in a fixture's teardown, ``caplog.records``
+    alone would hold the teardown's records only)."""
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    bad = [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
     kinds = sorted({f"{r.levelname} {r.name}: {r.getMessage()[:120]}" for r in bad})
     assert not bad, f"{len(bad)} error records or tracebacks, {len(kinds)} kinds: {kinds[:10]}"
 
@@ -153,8 +158,11 @@ def fuzz(kind: str, examples: int) -> Callable[[StoreScp], None]:
     """A test playing ``examples`` groups of 4 cases of ``kind``, checked every :data:`BATCH` cases."""
 
     @settings(FUZZ, max_examples=examples)
-    @given(rnd=st.randoms(use_true_random=False))
-    def run(server: StoreScp, rnd: random.Random) -> None:
+    @given(seed=st.integers(min_value=0, max_value=2**64))
+    def run(server: StoreScp, seed: int) -> None:
+        # hypothesis picks the seed (derandomized: the same seeds every run); the cases draw from a plain
+        # Random, whose choices are spread as in benchmarks/fuzz.py (hypothesis' own random favours edges)
+        rnd = random.Random(seed)
         play(server, [GENERATORS[kind](rnd) for _ in range(4)])
         counter[0] += 4
         if counter[0] % BATCH == 0:
@@ -169,13 +177,13 @@ def fuzz(kind: str, examples: int) -> Callable[[StoreScp], None]:
     return test
 
 
-test_random_bytes = fuzz("random", 150)
-test_mutated_associate_requests = fuzz("associate", 300)
-test_mutated_pdata_and_commands = fuzz("pdata", 500)
-test_extreme_lengths = fuzz("lengths", 100)
+test_random_bytes = fuzz("random", 250)
+test_mutated_associate_requests = fuzz("associate", 400)
+test_mutated_pdata_and_commands = fuzz("pdata", 600)
+test_extreme_lengths = fuzz("lengths", 150)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=200)
 @given(data=st.binary(max_size=1024), associate_first=st.booleans())
 def test_hypothesis_bytes(server: StoreScp, data: bytes, associate_first: bool) -> None:
     """Bytes hypothesis chooses (and would shrink), alone or after a real association."""
@@ -190,7 +198,7 @@ async def live_scp(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIte
     caplog.set_level(logging.DEBUG, logger="aiodicom")
     async with StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:
         yield scp
-    await asyncio.sleep(0)  # let the loop log what a finished task left unretrieved
+    gc.collect()  # a task that ended with an exception nobody retrieved is logged when collected
     assert_log_clean(caplog)
 
 
