@@ -5,8 +5,9 @@ command sets after a real association, extreme lengths), drawn from a seeded ``r
 ``--concurrency`` at a time. Every ``--check-every`` cases a real C-ECHO and C-STORE must succeed (the
 instance on disk, whole). Reported at the end: crashes (the server process exited; it is restarted), hangs (a
 connection that neither answered nor closed within ``--hang-after`` seconds after our half-close), malformed
-answers, failed checks, the server's peak RSS, its log's errors and tracebacks grouped by kind, and what was
-left in ``.incoming`` after a graceful stop.
+answers, failed checks, the server's peak RSS, its log's errors and tracebacks grouped by kind, the server's
+connections still open after the last case, how long its graceful stop (SIGTERM) took, and what was left in
+``.incoming`` after it.
 
     python benchmarks/fuzz.py --cases 200000
     python benchmarks/fuzz.py --cases 20000 --minutes 5 --seed 7
@@ -106,16 +107,21 @@ class Server:
         return collections.Counter(c.status for c in found if c.status != psutil.CONN_LISTEN)
 
     def stop(self) -> float | None:
-        """SIGINT (a graceful stop, as Ctrl-C); returns how long it took (None: killed after 60 s)."""
+        """SIGTERM (the graceful stop); returns how long it took (None: killed after 60 s)."""
         self._stop.set()
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
-            self.crashes.append("did not stop within 60 s of SIGINT")
+            self.crashes.append("did not stop within 60 s of SIGTERM")
+            with contextlib.suppress(OSError):  # where it is stuck, when py-spy is installed
+                dump = subprocess.run(
+                    ["py-spy", "dump", "--pid", str(self.proc.pid)], capture_output=True, text=True
+                )
+                self.log_path.with_name("stuck.txt").write_text(dump.stdout + dump.stderr)
             self.proc.kill()
             self.proc.wait()
             return None
