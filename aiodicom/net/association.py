@@ -254,10 +254,8 @@ class Association:
         return await self._requested
 
     def accept(self, ac: AAssociateAC, accepted: dict[int, AcceptedContext]) -> None:
-        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`.
-
-        Raises :class:`AssociationAborted` when the association ended before it could be accepted.
-        """
+        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`
+        (:class:`AssociationAborted` if the association ended before)."""
         if not self._answerable():
             raise self._error or AssociationAborted("the association ended before it was accepted")
         self.accepted = accepted
@@ -272,13 +270,12 @@ class Association:
         self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
 
     def _answerable(self) -> bool:
-        """Whether the request still awaits our answer (Sta3). An invalid PDU or an A-ABORT that came with
-        it, in the same read, ends the association before the server's task gets to answer; the connection
-        is then closed at once (after the A-ABORT sent, if any), as for a peer that never associated."""
-        if self._conn.state is State.STA3:
-            return True
-        self.close()
-        return False
+        """Whether the request still awaits our answer (Sta3): an invalid PDU or an A-ABORT in the same read
+        ends the association first; then the connection closes at once (after our A-ABORT, if any)."""
+        answerable = self._conn.state is State.STA3
+        if not answerable:
+            self.close()
+        return answerable
 
     def _set_peer_max(self, peer_max: int) -> None:
         self.peer_max_pdu_length = peer_max
