@@ -261,15 +261,28 @@ class Association:
         return await self._requested
 
     def accept(self, ac: AAssociateAC, accepted: dict[int, AcceptedContext]) -> None:
-        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`."""
+        """Acceptor: send the A-ASSOCIATE-AC built by :func:`aiodicom.ul.negotiation.accept`
+        (:class:`AssociationAborted` if the association ended before)."""
+        if not self._answerable():
+            raise self._error or AssociationAborted("the association ended before it was accepted")
         self.accepted = accepted
         self._set_peer_max(negotiated_max_pdu(self.request.user_information))
         self._send_pdu(ac)
 
     def reject(self, rj: AAssociateRJ) -> None:
         """Acceptor: send an A-ASSOCIATE-RJ; the peer closes the connection (or ARTIM does)."""
+        if not self._answerable():
+            return
         self._send_pdu(rj)
         self._fail(AssociationRejected(rj.result, rj.source, rj.reason))
+
+    def _answerable(self) -> bool:
+        """Whether the request still awaits our answer (Sta3): an invalid PDU or an A-ABORT in the same read
+        ends the association first; then the connection closes at once (after our A-ABORT, if any)."""
+        answerable = self._conn.state is State.STA3
+        if not answerable:
+            self.close()
+        return answerable
 
     def _set_peer_max(self, peer_max: int) -> None:
         self.peer_max_pdu_length = peer_max

@@ -264,7 +264,9 @@ class StoreService:
         command = message.command
         incoming = message.dataset
         outcome: StoreOutcome
-        if message.error is not None or not isinstance(incoming, _Incoming):
+        if message.error is None and incoming is None:  # the request said no data set follows
+            outcome = self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, "C-STORE-RQ without a data set")
+        elif message.error is not None or not isinstance(incoming, _Incoming):
             error = message.error or StorageError("no data set received")
             outcome = self._failed(assoc, command, error)
             if incoming is not None:
