@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import aiodicom
 from aiodicom.dimse import Command, CommandField
 from aiodicom.scp.store import StoreScp
-from aiodicom.storage.filesystem import FilesystemStorage
+from aiodicom.storage.filesystem import LOCK_NAME, FilesystemStorage
 from aiodicom.ul import encode_pdu
 from tests.interop import rawpeer
 from tests.interop.rawpeer import CT_IMAGE_STORAGE, EXPLICIT_LE, IMPLICIT_LE, VERIFICATION, ct_image
@@ -113,7 +113,7 @@ def stray_temporary_files(scp: StoreScp) -> list[Path]:
     storage = scp.storage
     assert isinstance(storage, FilesystemStorage)
     incoming = storage.out_dir / ".incoming"
-    files = [p for p in incoming.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    files = [p for p in incoming.rglob("*") if p.is_file() and p.name != LOCK_NAME]
     spares = {Path(name) for _, name in list(storage._spares)}
     return [p for p in files if p not in spares]
 

@@ -44,6 +44,7 @@ async def scp(tmp_path: Path) -> AsyncIterator[StoreScp]:
         out_dir=tmp_path / "out",
         fsync=False,
         max_associations=ASSOCIATIONS + 20,
+        max_associations_per_peer=None,  # every sender here is 127.0.0.1
         max_pending_connections=4 * ASSOCIATIONS,
     )
     async with server:
