@@ -33,7 +33,6 @@ from aiodicom.dataset.transcode import Transcoded, transcode
 from aiodicom.services.workers import ProcessWorkers
 
 __all__ = [
-    "PARALLEL_PROCESS_ENCODES",
     "PROCESS_DECODES",
     "PROCESS_ENCODES",
     "Transcoder",
@@ -51,11 +50,6 @@ Kind = Literal["thread", "process", "auto"]
 #: 41 vs 40) stay in threads, and so do uncompressed and deflated conversions.
 PROCESS_ENCODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
 PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
-#: Encoders that hold the GIL but are slow enough that copying the data to a process pays only when
-#: several run at once: pyjpegls (CharLS) holds it, so two threads encode no faster than one (40 files of two
-#: 512x512 frames: 0.98 s with one thread, 1.09 s with two, 0.52 s with two processes). With
-#: ``max_workers=1`` they run in a thread, with more in processes.
-PARALLEL_PROCESS_ENCODES: frozenset[str] = frozenset(("jpeg-ls",))
 
 
 def _family(uid: str) -> str:
@@ -141,9 +135,7 @@ class Transcoder:
         """Whether converting ``source`` to ``target`` runs faster in processes (see the constants)."""
         if source == target:
             return False
-        encoder = _family(target)
-        parallel = self.max_workers > 1 and encoder in PARALLEL_PROCESS_ENCODES
-        return encoder in PROCESS_ENCODES or parallel or _family(source) in PROCESS_DECODES
+        return _family(target) in PROCESS_ENCODES or _family(source) in PROCESS_DECODES
 
     def warm(self, target: str, sources: Iterable[str] = ()) -> None:
         """Start the worker processes now (they load the codecs meanwhile) when converting ``sources`` (their
