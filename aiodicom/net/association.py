@@ -27,11 +27,11 @@ from aiodicom.dimse import (
     CommandReceived,
     InvalidCommand,
     MessageAssembler,
-    Status,
     encode_command,
     fragment,
     max_pdv_value,
 )
+from aiodicom.dimse.refusal import wrong_context
 from aiodicom.dimse.sink import DatasetSink, MemorySink
 from aiodicom.errors import (
     AbortReason,
@@ -366,7 +366,7 @@ class Association:
             missing = command.message_id_being_responded_to is None
         if missing:
             raise InvalidCommand(f"{command.name} without the message ID it needs cannot be answered")
-        refusal = _refusal(command, self.accepted[context_id].abstract_syntax)
+        refusal = wrong_context(command, self.accepted[context_id].abstract_syntax)
         if not command.has_dataset:
             self._queue(DimseMessage(context_id, command, error=refusal))
             return
@@ -686,19 +686,6 @@ class Association:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _refusal(command: Command, abstract_syntax: str) -> DimseError | None:
-    """A request whose SOP class is not its presentation context's abstract syntax cannot be served there
-    (a C-STORE on the Verification context): it is answered 0x0122, SOP class not supported."""
-    if not command.is_request or command.command_field == CommandField.C_CANCEL_RQ:
-        return None
-    if command.affected_sop_class_uid == abstract_syntax:
-        return None
-    return DimseError(
-        f"{command.name} for SOP class {command.affected_sop_class_uid!r} on a context of {abstract_syntax}",
-        Status.SOP_CLASS_NOT_SUPPORTED,
-    )
 
 
 def _resolve(future: asyncio.Future[Any], value: object) -> None:
