@@ -27,7 +27,7 @@ from aiodicom.dimse import Status
 from aiodicom.errors import DimseError, StorageError, TranscodeError
 from aiodicom.services.transcode import Transcoder
 from aiodicom.storage.base import InstanceSink, Storage
-from aiodicom.storage.filesystem import FilesystemStorage
+from aiodicom.storage.filesystem import FilesystemStorage, write_temporary
 from aiodicom.storage.folders import TemporaryFolder, spool_folder
 
 __all__ = ["TranscodeOnReceipt", "TranscodingSink", "TranscodingStorage", "converting"]
@@ -150,10 +150,7 @@ class TranscodingSink(InstanceSink):
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
         if self._closed:
             return None
-        try:
-            self._file.write(data)
-        except OSError as exc:
-            raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from exc
+        write_temporary(self._file, data)
         return None
 
     async def place(

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -64,10 +65,7 @@ class FileSink(InstanceSink):
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
         if self._closed:
             return None
-        try:
-            self._file.write(data)
-        except OSError as exc:
-            raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from exc
+        write_temporary(self._file, data)
         return None
 
     async def place(
@@ -271,3 +269,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_temporary(file: BinaryIO, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` to a temporary file; a failure (a full disk) is a StorageError."""
+    try:
+        file.write(data)
+    except OSError as exc:
+        raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from exc
