@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "TlsError": "aiodicom.errors",
     "TransferCompleted": "aiodicom.scu.store",
     "TransferStarted": "aiodicom.scu.store",
+    "Transcoder": "aiodicom.services.transcode",
     "UnmatchableKey": "aiodicom.services.survey",
     "UsageError": "aiodicom.errors",
     "UserIdentity": "aiodicom.net.identity",
@@ -211,4 +212,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.services.survey import (
         UnmatchableKey as UnmatchableKey,
+    )
+    from aiodicom.services.transcode import (
+        Transcoder as Transcoder,
     )

@@ -232,6 +232,14 @@ def storescp(
         )
     )
     scp.on_error(lambda e: typer.echo(f"error: {e.message}", err=True))
+    if as_json:  # without --json the log line says it
+        scp.on_tls_failure(
+            lambda e: show(
+                "tls_failure",
+                e.message,
+                {"peer_host": e.peer_host, "peer_port": e.peer_port, "kind": e.kind, "reason": e.reason},
+            )
+        )
 
     async def serve() -> None:
         await scp.start()

@@ -374,6 +374,7 @@ def _write_pixels(
     import numpy as np
 
     ds = src.dataset
+    watched = _watched(ds)
     frames = frame_count(ds)
     check_frames(src, frames)
     encapsulated_source = src.pixel is not None and src.pixel.length is None
@@ -436,7 +437,8 @@ def _write_pixels(
         if lossy:
             ratio = frames * frame_bytes(ds) / max(1, sum(lengths))
             new_uid = _mark_lossy(ds, ratio, plan.method, uid)
-        _write_encapsulated(src, target, out, spool, lengths, file_meta=file_meta)
+        as_is = not lossy and _watched(ds) == watched
+        _write_encapsulated(src, target, out, spool, lengths, file_meta=file_meta, as_is=as_is)
     return Transcoded(target, new_uid, uid, lossy=lossy, converted=True)
 
 
@@ -481,8 +483,41 @@ def _write_native(
         deflater.finish()
 
 
+#: The elements that converting pixel data may change; when none did, the others are copied byte for byte.
+_WATCHED = (0x00280004, 0x00280006, 0x00280100, 0x00280101, 0x00280102, 0x00282110, 0x7FE00001, 0x7FE00002)
+
+
+def _watched(ds: Dataset) -> list[Any]:
+    return [ds[tag].value if tag in ds else None for tag in _WATCHED]
+
+
+def _copy_elements(src: Source, fp: DicomFileLike) -> bool:
+    """Copy the source's elements before its pixel data as they are, when they are already in Explicit VR
+    LE (every compressed syntax's encoding): writing them one by one through pydicom costs as much per file
+    as encoding a frame of JPEG-LS. False when they need writing."""
+    pixel = src.pixel
+    if src.layout != EXPLICIT or pixel is None or pixel.vr not in ("OB", "OW"):
+        return False
+    src.fp.seek(src.body_offset)
+    remaining = pixel.value_offset - 12 - src.body_offset  # OB/OW: tag, VR, 2 reserved, 4-byte length
+    while remaining > 0:
+        chunk = src.fp.read(min(CHUNK, remaining))
+        if not chunk:
+            raise TranscodeError("the instance ended before its pixel data", src.syntax)
+        fp.write(chunk)
+        remaining -= len(chunk)
+    return True
+
+
 def _write_encapsulated(
-    src: Source, target: str, out: BinaryIO, spool: Any, lengths: list[int], *, file_meta: bool
+    src: Source,
+    target: str,
+    out: BinaryIO,
+    spool: Any,
+    lengths: list[int],
+    *,
+    file_meta: bool,
+    as_is: bool = False,
 ) -> None:
     ds = src.dataset
     total = sum(len_ + 8 for len_ in lengths)
@@ -499,11 +534,13 @@ def _write_encapsulated(
                 starts.append(at)
                 at += size + 8
             ds.ExtendedOffsetTable = struct.pack(f"<{len(starts)}Q", *starts)
+            as_is = False
             ds.ExtendedOffsetTableLengths = struct.pack(f"<{len(lengths)}Q", *lengths)
     if file_meta:
         out.write(_file_meta(src, ds, target, ours=True))
     fp = _writer(out, target)
-    write_dataset(fp, ds)
+    if not (as_is and _copy_elements(src, fp)):
+        write_dataset(fp, ds)
     fp.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF))
     fp.write(struct.pack(f"<HHI{len(offsets)}I", 0xFFFE, 0xE000, 4 * len(offsets), *offsets))
     spool.seek(0)

@@ -21,7 +21,7 @@ from aiodicom.net.access import (
 )
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
-from aiodicom.net.tls import TlsAcceptor
+from aiodicom.net.tls import TlsAcceptor, TlsFailure
 from aiodicom.ul.items import PresentationContextResult
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
@@ -290,8 +290,13 @@ class DicomServer:
                 max_handshakes=self.max_tls_handshakes,
                 wait_timeout=self.options.artim_timeout,
                 logger=self.log,
+                on_failure=self._tls_failed,
             )
         return self._tls.protocol(self._associate, self._handshake_failed, self._track)
+
+    def _tls_failed(self, failure: TlsFailure) -> None:
+        """A TLS handshake failed (already logged and counted in :attr:`tls_failures`): for subclasses
+        that report it as an event."""
 
     def _handshake_failed(self) -> None:
         self._pending -= 1  # the slot is free at once

@@ -35,6 +35,7 @@ __all__ = [
     "PROFILES",
     "TlsAcceptor",
     "TlsContext",
+    "TlsFailure",
     "TlsProfile",
     "client_context",
     "describe_tls_error",
@@ -322,6 +323,7 @@ class TlsAcceptor:
         max_handshakes: int = 32,
         wait_timeout: float = 30.0,
         logger: logging.Logger = log,
+        on_failure: Callable[[TlsFailure], None] | None = None,
     ) -> None:
         if max_handshakes < 1:
             raise ValueError(f"max_tls_handshakes must be at least 1, not {max_handshakes}")
@@ -337,6 +339,7 @@ class TlsAcceptor:
         self.failures: collections.Counter[str] = collections.Counter()
         self.handshaking = 0
         self._slots: asyncio.Semaphore | None = None
+        self.on_failure = on_failure
 
     def protocol(
         self,
@@ -351,8 +354,28 @@ class TlsAcceptor:
 
     def _failed(self, peer: tuple[str, int], exc: BaseException) -> None:
         kind, _ = tls_failure_kind(exc)
-        self.failures[kind] += 1
-        self.log.warning("TLS handshake with %s:%s failed: %s", *peer, describe_tls_error(exc))
+        self._count(TlsFailure(peer[0], peer[1], kind, describe_tls_error(exc)))
+
+    def _count(self, failure: TlsFailure) -> None:
+        self.failures[failure.kind] += 1
+        self.log.warning("%s", failure.message)
+        if self.on_failure is not None:
+            self.on_failure(failure)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFailure:
+    """A TLS handshake that failed on a server (the event ``tls_failure``): the peer, the kind counted in
+    ``tls_failures`` (see :func:`tls_failure_kind`) and the cause in words."""
+
+    peer_host: str
+    peer_port: int
+    kind: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"TLS handshake with {self.peer_host}:{self.peer_port} failed: {self.reason}"
 
 
 class _Upgrade(asyncio.Protocol):
@@ -402,13 +425,9 @@ class _Upgrade(asyncio.Protocol):
                 await slots.acquire()
         except TimeoutError:
             raw.abort()
-            acceptor.failures["busy"] += 1
-            acceptor.log.warning(
-                "TLS handshake with %s:%s not started: %d handshakes running for %.0f s (max_tls_handshakes)",
-                *self.peer,
-                acceptor.max_handshakes,
-                acceptor.wait_timeout,
-            )
+            running, waited = acceptor.max_handshakes, acceptor.wait_timeout
+            reason = f"not started: {running} handshakes running for {waited:.0f} s (max_tls_handshakes)"
+            acceptor._count(TlsFailure(*self.peer, "busy", reason))
             self.on_failed()
             return
         except BaseException:

@@ -28,7 +28,7 @@ from aiodicom.net.access import (
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.server import DicomServer
-from aiodicom.net.tls import TlsContext
+from aiodicom.net.tls import TlsContext, TlsFailure
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
@@ -100,7 +100,7 @@ _POSITIONAL = (
     "transfer_syntaxes",
     "verbose",
 )
-_EVENTS = ("server_started", "connection", "file_stored", "study_completed", "error")
+_EVENTS = ("server_started", "connection", "file_stored", "study_completed", "error", "tls_failure")
 _ABSTRACT_MODES = ("all_storage", "all", "custom")
 _TRANSFER_MODES = ("all", "uncompressed_only", "custom")
 
@@ -288,7 +288,7 @@ class StoreScp(DicomServer):
 
     def remove_handler(self, event: str, handler: Callable[[Any], Any]) -> None:
         """Unregister a handler: ``event`` is ``file_stored``, ``study_completed``, ``server_started``,
-        ``connection`` or ``error``."""
+        ``connection``, ``error`` or ``tls_failure``."""
         self._events.off(event, handler)
 
     def on_study_completed(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -303,8 +303,17 @@ class StoreScp(DicomServer):
     def on_error(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return self._events.on("error", handler)
 
+    def on_tls_failure(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Told of each TLS handshake that failed (:class:`~aiodicom.net.tls.TlsFailure`: the peer, the kind
+        counted in :attr:`tls_failures`, the cause)."""
+        return self._events.on("tls_failure", handler)
+
+    def _tls_failed(self, failure: TlsFailure) -> None:
+        self._events.emit("tls_failure", failure)
+
     def events(self) -> AsyncIterator[object]:
-        """Every event (ServerStarted, ConnectionOpened, StoredInstance, StudyCompleted, StoreErrorEvent)."""
+        """Every event (ServerStarted, ConnectionOpened, StoredInstance, StudyCompleted, StoreErrorEvent,
+        TlsFailure)."""
         return self._events.stream()
 
     # ------------------------------------------------------------------------------------- lifecycle

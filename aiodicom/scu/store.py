@@ -36,6 +36,7 @@ from aiodicom.services.send import (
     TransferCompleted,
     TransferStarted,
 )
+from aiodicom.services.transcode import Transcoder
 
 if TYPE_CHECKING:
     from aiodicom.storage.s3 import S3Bucket
@@ -88,7 +89,10 @@ class StoreScu(Scu):
     JPEG 2000, ...) needs ``allow_lossy=True``, and each file so converted becomes a new instance (new SOP
     Instance UID, Lossy Image Compression attributes, Image Type DERIVED). Conversions run in a pool of
     ``max_transcode_workers`` (default: the number of CPUs) and need the ``aiodicom[codecs]`` extra for
-    compressed syntaxes.
+    compressed syntaxes. Each :meth:`send` starts its own pool and shuts it down at the end; a sender that
+    sends again and again (a web backend, a forwarding service) passes ``transcoder=`` a
+    :class:`~aiodicom.services.transcode.Transcoder` of its own instead, whose worker processes then start
+    once and stay (it closes it itself).
 
     An association that cannot be opened because the peer is busy (a transient A-ASSOCIATE-RJ, such as a
     full server's (2, 3, 2)) or because the connection failed is tried again ``retries`` times (default 3),
@@ -121,6 +125,7 @@ class StoreScu(Scu):
         never_transcode: bool = False,
         allow_lossy: bool = False,
         max_transcode_workers: int | None = None,
+        transcoder: Transcoder | None = None,
         retries: int = 3,
         retry_backoff: float = 1.0,
         user_identity: UserIdentity | Keep | None = KEEP,
@@ -193,10 +198,13 @@ class StoreScu(Scu):
             )
         if max_transcode_workers is not None and max_transcode_workers < 1:
             raise ValueError("max_transcode_workers must be at least 1")
+        if transcoder is not None and max_transcode_workers not in (None, transcoder.max_workers):
+            raise ValueError("max_transcode_workers is the transcoder's own max_workers: give one of them")
         self.fail_first = fail_first
         self.never_transcode = never_transcode
         self.allow_lossy = allow_lossy
         self.max_transcode_workers = max_transcode_workers
+        self.transcoder = transcoder
         self.retries, self.retry_backoff = retries, retry_backoff
         self._items: list[QueuedFile] = []
         self._s3_prefixes: list[str] = []
@@ -311,6 +319,7 @@ class StoreScu(Scu):
             allow_lossy=self.allow_lossy,
             never_transcode=self.never_transcode,
             max_transcode_workers=self.max_transcode_workers,
+            transcoder=self.transcoder,
             retries=self.retries,
             retry_backoff=self.retry_backoff,
             fail_first=self.fail_first,

@@ -215,6 +215,7 @@ class SendSettings:
     allow_lossy: bool = False
     never_transcode: bool = False
     max_transcode_workers: int | None = None
+    transcoder: Transcoder | None = None  # the caller's, shared between batches (not closed here)
     retries: int = 3
     retry_backoff: float = 1.0
     fail_first: bool = False
@@ -375,7 +376,7 @@ class SendBatch:
         # The next files are prepared (converted) while one is sent: a receiver that takes one association
         # at a time would otherwise leave every transcoding worker but one idle.
         ahead: collections.deque[tuple[QueuedFile, asyncio.Task[Outgoing]]] = collections.deque()
-        lookahead = 1 + (self.settings.max_transcode_workers or os.cpu_count() or 1)
+        lookahead = 1 + self.transcoder().max_workers  # the pool is made here, started on first use
         others = self.settings.concurrency - 1
         try:
             while ahead or not queue.empty():
@@ -492,6 +493,8 @@ class SendBatch:
         return await self.convert(item, target, allow_lossy=self.settings.allow_lossy and target == forced)
 
     def transcoder(self) -> Transcoder:
+        if self.settings.transcoder is not None:
+            return self.settings.transcoder
         if self._transcoder is None:
             self._transcoder = Transcoder(self.settings.max_transcode_workers)
         return self._transcoder

@@ -33,6 +33,7 @@ from aiodicom.dataset.transcode import Transcoded, transcode
 from aiodicom.services.workers import ProcessWorkers
 
 __all__ = [
+    "PARALLEL_PROCESS_FAMILIES",
     "PROCESS_DECODES",
     "PROCESS_ENCODES",
     "Transcoder",
@@ -46,10 +47,15 @@ Kind = Literal["thread", "process", "auto"]
 #: (benchmarks/transcode_vs_dcmtk.py, MB/s threads vs processes): RLE (pylibjpeg-rle holds the GIL; encode
 #: 41 vs 96, decode 140 vs 181), HTJ2K (OpenJPH decoding holds it; encode 154 vs 180, decode 168 vs 222) and
 #: JPEG (libjpeg-turbo is so fast that the GIL-bound reading and writing of the data set dominates; Baseline
-#: encode 104 vs 205, decode 106 vs 171). JPEG-LS (encode 51 vs 36, decode 65 vs 57) and JPEG 2000 (36 vs 36,
-#: 41 vs 40) stay in threads, and so do uncompressed and deflated conversions.
+#: encode 104 vs 205, decode 106 vs 171). JPEG 2000 (36 vs 36, 41 vs 40) stays in threads, and so do
+#: uncompressed and deflated conversions.
 PROCESS_ENCODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
 PROCESS_DECODES: frozenset[str] = frozenset(("rle", "htj2k", "jpeg"))
+
+#: JPEG-LS runs in processes only with two workers or more: pyjpegls holds the GIL while it encodes, so two
+#: threads encode no faster than one (encode 43 vs 83 MB/s threads vs processes, decode 94 vs 107), while
+#: with one worker a thread is faster (encode 47 vs 40, decode 62 vs 52): no copy through a pipe.
+PARALLEL_PROCESS_FAMILIES: frozenset[str] = frozenset(("jpeg-ls",))
 
 
 def _family(uid: str) -> str:
@@ -99,7 +105,7 @@ class Transcoder:
     ``max_workers`` bounds the conversions running at once (default: the number of CPUs); ``kind`` says where
     they run: ``"thread"``, ``"process"`` (:class:`~aiodicom.services.workers.ProcessWorkers`), or ``"auto"``
     (threads, but processes for the codecs measured faster there: :data:`PROCESS_ENCODES` and
-    :data:`PROCESS_DECODES`).
+    :data:`PROCESS_DECODES`, and with two workers or more :data:`PARALLEL_PROCESS_FAMILIES`).
     Pools start on first use; :meth:`close` (or leaving ``async with``) shuts them down.
     """
 
@@ -135,27 +141,45 @@ class Transcoder:
         """Whether converting ``source`` to ``target`` runs faster in processes (see the constants)."""
         if source == target:
             return False
-        return _family(target) in PROCESS_ENCODES or _family(source) in PROCESS_DECODES
+        encode, decode = _family(target), _family(source)
+        if encode in PROCESS_ENCODES or decode in PROCESS_DECODES:
+            return True
+        return self.max_workers > 1 and bool({encode, decode} & PARALLEL_PROCESS_FAMILIES)
 
     def warm(self, target: str, sources: Iterable[str] = ()) -> None:
         """Start the worker processes now (they load the codecs meanwhile) when converting ``sources`` (their
         transfer syntax UIDs; none: any uncompressed one) to ``target`` would use them, so that the first
         conversions do not wait for them."""
+        workers = self._workers_for(target, sources)
+        if workers is not None:
+            workers.start()
+
+    async def start(self, target: str, sources: Iterable[str] = ()) -> None:
+        """:meth:`warm`, and wait until the worker processes are ready: a long-lived sender calls it once
+        before it serves, so that no send waits for them."""
+        workers = self._workers_for(target, sources)
+        if workers is not None:
+            await asyncio.to_thread(workers.start, wait=True)
+
+    def _workers_for(self, target: str, sources: Iterable[str]) -> ProcessWorkers | None:
         if self.kind == "thread" or self._closed:
-            return
+            return None
         uid = resolve(target)
         if self.kind == "auto" and not any(self._held(s, uid) for s in (list(sources) or [EXPLICIT])):
-            return
+            return None
         executor = self._executor("process")
         assert isinstance(executor, ProcessWorkers)
-        executor.start()
+        return executor
 
     def _executor(self, where: str) -> Executor:
         if self._closed:
             raise RuntimeError("the transcoder is closed")
         if where == "process":
             if self._processes is None:
-                self._processes = ProcessWorkers(self.max_workers)
+                # the first conversions run in threads while the processes start (kind="auto")
+                self._processes = ProcessWorkers(
+                    self.max_workers, run_here_while_starting=self.kind == "auto"
+                )
             return self._processes
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.max_workers, thread_name_prefix="aiodicom-transcode")

@@ -392,3 +392,49 @@ def test_jpeg_baseline_cannot_carry_more_than_8_bits() -> None:
         _convert(Path(get_testdata_file("CT_small.dcm")), codecs.JPEG_BASELINE, allow_lossy=True)
     with pytest.raises(TranscodeError, match="allow_lossy"):
         _convert(Path(get_testdata_file("SC_rgb_small_odd.dcm")), codecs.JPEG_BASELINE)
+
+
+@pytest.mark.parametrize("target", [codecs.JPEG_LS_LOSSLESS, codecs.RLE])
+def test_elements_before_the_pixel_data_are_copied_as_they_are(tmp_path: Path, target: str) -> None:
+    """A lossless compression that changes nothing else copies the source's Explicit VR LE elements byte for
+    byte (an undefined-length sequence and a private UN element included), and the result reads back."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    item = Dataset()
+    item.CodeValue = "T-D0050"
+    ds.ReferencedImageSequence = [item]
+    ds.ReferencedImageSequence.is_undefined_length = True
+    ds.add_new(0x00091010, "UN", b"\x01\x02\x03\x04")
+    ds.file_meta.TransferSyntaxUID = EXPLICIT
+    source = tmp_path / "ct.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    raw = source.read_bytes()
+    header = read_header(source)
+    body = raw[header.data_offset : raw.index(b"\xe0\x7f\x10\x00OW")]
+    out = io.BytesIO()
+    result = transcode(source, target, out)
+    written = out.getvalue()
+    assert result.converted and not result.lossy
+    assert body in written and written.index(body) == read_header(io.BytesIO(written)).data_offset
+    back = _read(written)
+    assert np.array_equal(_pixels(back), _pixels(_read(source)))
+    assert back.ReferencedImageSequence[0].CodeValue == "T-D0050"
+
+
+def test_a_changed_element_is_written_rather_than_copied(tmp_path: Path) -> None:
+    """Colour by plane (Planar Configuration 1) becomes by pixel in the compressed file: the elements are
+    written anew with the new value."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    rgb = np.random.default_rng(3).integers(0, 256, (3, 16, 16), dtype=np.uint8)  # by plane
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    del ds.RescaleIntercept, ds.RescaleSlope
+    ds.PixelData = rgb.tobytes()
+    ds.file_meta.TransferSyntaxUID = EXPLICIT
+    source = tmp_path / "rgb.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    out = io.BytesIO()
+    transcode(source, codecs.JPEG_LS_LOSSLESS, out)
+    back = _read(out.getvalue())
+    assert back.PlanarConfiguration == 0
+    assert np.array_equal(_pixels(back), _pixels(_read(source)))

@@ -21,7 +21,14 @@ from aiodicom import EchoScp, EchoScu, StoreScp, StoreScu, TlsError
 from aiodicom.errors import AssociationAborted, PeerUnreachable
 from aiodicom.net.client import connect
 from aiodicom.net.options import AssociationOptions
-from aiodicom.net.tls import PROFILES, client_context, server_context, tls_failure_kind, tls_profile
+from aiodicom.net.tls import (
+    PROFILES,
+    TlsFailure,
+    client_context,
+    server_context,
+    tls_failure_kind,
+    tls_profile,
+)
 from tests.interop.certs import Certs
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -220,6 +227,23 @@ async def test_no_client_certificate_is_refused_and_named(
     assert isinstance(error, TlsError) and error.kind == "no_certificate"
     assert "requires a client certificate" in str(error)
     assert any("sent no certificate" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failed_handshake_is_a_server_event(tls_certs: Certs, tmp_path: Path) -> None:
+    """StoreScp reports each failed handshake as a ``tls_failure`` event (and in its event stream), with the
+    peer, the kind it counted and the cause."""
+    seen: list[TlsFailure] = []
+    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path, tls=server_tls(tls_certs)) as scp:
+        scp.on_tls_failure(seen.append)
+        with pytest.raises((PeerUnreachable, AssociationAborted)):
+            await EchoScu(
+                f"127.0.0.1:{scp.port}", tls=client_context(tls_certs.ca), connect_timeout=10
+            ).echo()
+        await wait_for(lambda: len(seen) == 1)
+    (failure,) = seen
+    assert failure.kind == "no_certificate" and scp.tls_failures == {"no_certificate": 1}
+    assert failure.peer_host == "127.0.0.1" and failure.peer_port > 0
+    assert "certificate" in failure.reason and failure.message.startswith("TLS handshake with 127.0.0.1:")
 
 
 async def test_client_certificate_of_another_ca_is_refused_as_unknown_ca(

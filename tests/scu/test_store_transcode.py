@@ -656,39 +656,3 @@ async def test_a_compressed_s3_object_arrives_decompressed(
     assert ds.file_meta.TransferSyntaxUID == EXPLICIT
     assert_pixels_match(ds, copy.source)
     assert not os.listdir(temporary)  # the downloaded object is gone
-
-
-@pytest.mark.interop
-async def test_the_next_files_convert_while_one_is_sent(
-    syntax_files: list[SyntaxFile], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One association (DCMTK storescp takes one at a time) still keeps every transcoding worker busy: the
-    next files are converted while the current one is sent, and all arrive, in the forced syntax."""
-    import aiodicom.services.transcode as transcode_service
-
-    real = transcode_service.Transcoder.transcode
-    running, most = 0, 0
-
-    async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        try:
-            return await real(self, *args, **kwargs)
-        finally:
-            running -= 1
-
-    monkeypatch.setattr(transcode_service.Transcoder, "transcode", counting)
-    copies = [
-        unique_copy(by_name(syntax_files, "mono12-explicit"), tmp_path / "src", f"f{n}") for n in range(6)
-    ]
-    with storescp(tmp_path / "out", "+xa") as port:
-        scu = StoreScu(f"127.0.0.1:{port}", transfer_syntax="JPEGLSLossless", max_transcode_workers=2)
-        for copy in copies:
-            scu.add_file(copy.path)
-        result = await scu.send()
-    assert (result.successful, result.failed) == (6, 0)
-    assert most >= 2, "conversions ran one at a time"
-    got = received(tmp_path / "out")
-    assert set(got) == {c.uid for c in copies}
-    assert all(read_header(p).transfer_syntax_uid == JPEG_LS_LOSSLESS for p in got.values())

@@ -110,3 +110,13 @@ async def test_options_and_closing() -> None:
     await transcoder.close()
     with pytest.raises(RuntimeError, match="closed"):
         await transcoder.transcode(MR, codecs.EXPLICIT)
+
+
+@pytest.mark.parametrize(("workers", "pool"), [(1, "thread"), (2, "process")])
+async def test_jpeg_ls_goes_to_processes_only_when_two_can_run(workers: int, pool: str) -> None:
+    """pyjpegls holds the GIL: with two workers, JPEG-LS encodes in processes; with one, in a thread."""
+    async with Transcoder(workers) as transcoder:
+        data, result = await transcoder.transcode(MR, codecs.JPEG_LS_LOSSLESS)
+        used = "process" if transcoder._processes is not None else "thread"
+    assert result.converted and np.array_equal(_pixels(data), _pixels(MR))
+    assert used == pool
