@@ -148,7 +148,7 @@ def store(
     ] = 3,
     calling_ae: CallingAe = "STORE-SCU",
     called_ae: CalledAe = None,
-    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 262144,
     timeout: Timeout = 30.0,
     dimse_timeout: DimseTimeout = None,
     username: Username = None,

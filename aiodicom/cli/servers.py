@@ -133,7 +133,7 @@ def storescp(
     require_called_ae: Annotated[
         bool, typer.Option("--require-called-ae", help="Reject associations addressed to another AE title.")
     ] = False,
-    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 16384,
+    max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 262144,
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,

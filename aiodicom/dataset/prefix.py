@@ -18,9 +18,7 @@ import struct
 import zlib
 
 from pydicom import Dataset
-from pydicom.dataelem import RawDataElement
 from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag
 
 from aiodicom.errors import DatasetParseError as DatasetParseError  # also importable from here
 from aiodicom.uids import DEFLATED_TRANSFER_SYNTAXES, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
@@ -496,22 +494,20 @@ class LeadingElements:
         else:
             walker.buf = bytearray()
 
-    def placement(self) -> Dataset | None:
-        """Only the SOP Class, SOP Instance, Study and Series Instance UIDs, unparsed (raw elements), for
-        when nothing else is wanted: parsing every leading element with pydicom costs far more. None when
-        the data set held group 0002 elements (the full parse is needed to drop them)."""
+    def placement(self) -> dict[int, str] | None:
+        """Only the SOP Class, SOP Instance, Study and Series Instance UIDs, by tag, as stored (trailing NUL
+        and space padding removed; an absent one is missing), for when nothing else is wanted: no pydicom
+        Dataset is built for them, once per received instance. None when the data set held group 0002
+        elements (the full parse is needed to drop them)."""
         if not self.complete:
             raise RuntimeError("the leading elements are not complete yet")
         if self.had_group_0002:
             return None
-        ds = Dataset()
-        implicit, little, prefix = self.is_implicit_VR, self.is_little_endian, self.prefix
-        for tag, (start, end) in sorted(self._walker.uids.items()):
-            ds[tag] = RawDataElement(
-                BaseTag(tag), "UI", end - start, prefix[start:end], start, implicit, little
-            )
-        ds.set_original_encoding(implicit, little)
-        return ds
+        prefix = self.prefix
+        return {
+            tag: prefix[start:end].decode("ascii", "replace").rstrip("\x00 ")
+            for tag, (start, end) in self._walker.uids.items()
+        }
 
     def dataset(self) -> Dataset:
         """The leading elements parsed by pydicom (a new Dataset each call), group 0002 dropped."""

@@ -10,6 +10,7 @@ __all__ = ["validate_uid"]
 log = logging.getLogger("aiodicom.dataset")
 
 _UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_LEADING_ZERO = re.compile(r"(?:^|\.)0[0-9]")  # one regex: this runs several times per received instance
 
 
 def validate_uid(value: str, what: str = "UID") -> str:
@@ -23,6 +24,6 @@ def validate_uid(value: str, what: str = "UID") -> str:
     if not uid or len(uid) > 64 or not _UID.fullmatch(uid):
         shown = uid if len(uid) <= 80 else uid[:77] + "..."
         raise ValueError(f"invalid {what} {shown!r}: digits and dots, at most 64 characters")
-    if any(len(part) > 1 and part[0] == "0" for part in uid.split(".")):
+    if _LEADING_ZERO.search(uid):
         log.warning("%s %s has a component with a leading zero", what, uid)
     return uid

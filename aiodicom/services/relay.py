@@ -58,7 +58,7 @@ class ForwardTarget:
     addr: str
     calling_ae_title: str = "FORWARD-SCU"
     called_ae_title: str | None = None
-    max_pdu_length: int = 16384
+    max_pdu_length: int = 262144
     tls: TlsContext | None = None
 
     def __post_init__(self) -> None:

@@ -112,6 +112,7 @@ class _Placement:
     study: str
     series: str
     tags: dict[str, str]
+    dataset: Dataset | None = None  # the leading elements to encode again when ``rewrite``
 
 
 class _Incoming:
@@ -349,13 +350,14 @@ class StoreService:
     ) -> _Placement | StoreOutcome:
         """Decide where the instance goes (or why it is refused) and tell the sink."""
         scanner = incoming.scanner
-        ds = scanner.placement() if self._placement_only() else None
-        if ds is None:
+        uids = scanner.placement() if self._placement_only() else None
+        ds: Dataset | None = None
+        if uids is None:
             try:
                 ds = scanner.dataset()
             except DatasetParseError as exc:
                 return self._failed(assoc, command, exc)
-        decided = await self._decide(assoc, command, ds)
+        decided = await self._decide(assoc, command, ds, uids)
         if isinstance(decided, StoreOutcome):
             return decided
         leading = None
@@ -363,16 +365,27 @@ class StoreService:
         # where the leading elements end: in what was written, or in the inflated data set when deflated
         end = len(scanner.prefix) if deflated else incoming.sink.meta_length + (scanner.prefix_length or 0)
         if decided.rewrite:  # only the elements before Pixel Data are encoded again
-            leading = await anyio.to_thread.run_sync(encode_leading, ds, transfer_syntax)
+            assert decided.dataset is not None
+            leading = await anyio.to_thread.run_sync(encode_leading, decided.dataset, transfer_syntax)
         await incoming.sink.place(
             decided.relative_path, leading, end, deflated=deflated and leading is not None
         )
         return decided
 
-    async def _decide(self, assoc: Association, command: Command, ds: Dataset) -> _Placement | StoreOutcome:
-        """Check the leading elements against the command, run the hook and merge its changes."""
-        sop_instance = raw_text(ds, 0x00080018)
-        sop_class = raw_text(ds, 0x00080016)
+    async def _decide(
+        self, assoc: Association, command: Command, ds: Dataset | None, uids: Mapping[int, str] | None
+    ) -> _Placement | StoreOutcome:
+        """Check the leading elements (``ds``, or only the placing ``uids`` when nothing else is wanted)
+        against the command, run the hook and merge its changes."""
+
+        def text(tag: int) -> str:
+            if uids is not None:
+                return uids.get(tag, "")
+            assert ds is not None
+            return raw_text(ds, tag)
+
+        sop_instance = text(0x00080018)
+        sop_class = text(0x00080016)
         if sop_instance != command.affected_sop_instance_uid or sop_class != command.affected_sop_class_uid:
             return self._refuse(
                 assoc,
@@ -382,11 +395,13 @@ class StoreService:
                 f"{command.affected_sop_class_uid!r} / {command.affected_sop_instance_uid!r}",
             )
         try:
-            study = validate_uid(raw_text(ds, 0x0020000D), "Study Instance UID")
-            series = validate_uid(raw_text(ds, 0x0020000E), "Series Instance UID")
+            study = validate_uid(text(0x0020000D), "Study Instance UID")
+            series = validate_uid(text(0x0020000E), "Series Instance UID")
             sop = validate_uid(sop_instance, "SOP Instance UID")
         except ValueError as exc:
             return self._refuse(assoc, command, Status.CANNOT_UNDERSTAND, str(exc))
+        if ds is None:  # no hook and nothing to extract
+            return _Placement(f"{study}/{series}/{sop}.dcm", False, False, sop, sop_class, study, series, {})
         hook = self.hook()
         # a hook with nothing configured to extract sees the default tag set
         keywords = self.extract_tags or (DEFAULT_TAGS if hook is not None else ())
@@ -420,7 +435,7 @@ class StoreService:
                 series = str(ds.SeriesInstanceUID)
                 tags = extract(ds, keywords, self.custom_tags)
         return _Placement(
-            f"{study}/{series}/{sop}.dcm", rewrite, coerced, sop, sop_class, study, series, tags
+            f"{study}/{series}/{sop}.dcm", rewrite, coerced, sop, sop_class, study, series, tags, ds
         )
 
     def _refuse(self, assoc: Association, command: Command, status: int, reason: str) -> StoreOutcome:

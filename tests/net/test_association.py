@@ -18,6 +18,7 @@ from aiodicom.errors import (
     NoAcceptableContext,
     PeerUnreachable,
 )
+from aiodicom.net.options import DEFAULT_MAX_PDU_LENGTH
 from aiodicom.ul.negotiation import ContextPolicy, accept
 from aiodicom.ul.pdu import AAbort, AReleaseRP, AReleaseRQ, decode_pdu, encode_pdu
 
@@ -60,7 +61,7 @@ async def test_connect_yields_an_association_and_releases(echo_scp: aiodicom.Ech
     async with aiodicom.connect(f"ECHO-SCP@127.0.0.1:{echo_scp.port}", calling_ae_title="ME") as assoc:
         assert assoc.calling_ae_title == "ME" and assoc.called_ae_title == "ECHO-SCP"
         assert await assoc.c_echo() == 0
-        assert assoc.peer_max_pdu_length == 16384
+        assert assoc.peer_max_pdu_length == DEFAULT_MAX_PDU_LENGTH  # what an aiodicom acceptor advertises
     assert not assoc.is_open
     for _ in range(100):
         if not echo_scp.associations:
