@@ -5,6 +5,7 @@ Written by hand with struct: it runs once per received instance, and pydicom's w
 
 from __future__ import annotations
 
+import functools
 import struct
 
 __all__ = ["build_file_meta"]
@@ -43,13 +44,38 @@ def build_file_meta(
     the receiving AE (ours). An empty or None version name or AE title leaves that element out (all are
     optional, PS3.10 Table 7.1-1). Values must be ASCII (UnicodeEncodeError, a ValueError, otherwise).
     """
-    parts = [
-        _VERSION,
-        _element(0x0002, b"UI", sop_class_uid, b"\x00", "SOP Class UID"),
-        _element(0x0003, b"UI", sop_instance_uid, b"\x00", "SOP Instance UID"),
-        _element(0x0010, b"UI", transfer_syntax_uid, b"\x00", "Transfer Syntax UID"),
-        _element(0x0012, b"UI", implementation_class_uid, b"\x00", "Implementation Class UID"),
-    ]
+    body = b"".join(
+        (
+            _VERSION,
+            _cached(0x0002, b"UI", sop_class_uid, b"\x00", "SOP Class UID"),
+            _element(0x0003, b"UI", sop_instance_uid, b"\x00", "SOP Instance UID"),
+            _cached(0x0010, b"UI", transfer_syntax_uid, b"\x00", "Transfer Syntax UID"),
+            _tail(
+                implementation_class_uid,
+                implementation_version_name,
+                source_ae_title,
+                sending_ae_title,
+                receiving_ae_title,
+            ),
+        )
+    )
+    return _PREAMBLE + _GROUP_LENGTH.pack(0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
+# Built once per received instance: what repeats from one instance to the next (the SOP class, the
+# syntax, the implementation and AE titles of an association) is encoded once.
+_cached = functools.lru_cache(maxsize=256)(_element)
+
+
+@functools.lru_cache(maxsize=64)
+def _tail(
+    implementation_class_uid: str,
+    implementation_version_name: str | None,
+    source_ae_title: str | None,
+    sending_ae_title: str | None,
+    receiving_ae_title: str | None,
+) -> bytes:
+    parts = [_element(0x0012, b"UI", implementation_class_uid, b"\x00", "Implementation Class UID")]
     if implementation_version_name:
         parts.append(_element(0x0013, b"SH", implementation_version_name, b" ", "version name"))
     for element, title in (
@@ -59,5 +85,4 @@ def build_file_meta(
     ):
         if title:
             parts.append(_element(element, b"AE", title, b" ", "AE title"))
-    body = b"".join(parts)
-    return _PREAMBLE + _GROUP_LENGTH.pack(0x0002, 0x0000, b"UL", 4, len(body)) + body
+    return b"".join(parts)

@@ -19,6 +19,10 @@ from typing import Protocol
 log = logging.getLogger("aiodicom.net")
 
 
+#: How early a timer may fire and still count as its deadline (the loop clock's resolution and more).
+_TIMER_SLACK = 0.001
+
+
 class Receiver(Protocol):
     """What the protocol hands the bytes and the transport's events to."""
 
@@ -165,16 +169,26 @@ class DicomProtocol(asyncio.BufferedProtocol):
         """Call the receiver's ``deadline_passed`` at ``deadline`` (loop time; None: no deadline)."""
         if deadline == self._timer_at:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        armed = self._timer
         self._timer_at = deadline
+        if armed is not None and deadline is not None and armed.when() <= deadline:
+            return  # a later deadline (the usual case: each message moves it on): the armed timer re-arms
+        if armed is not None:
+            armed.cancel()
+            self._timer = None
         if deadline is not None and not self.closed.done():
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
-        # call_at may fire within the clock's resolution before the deadline: it counts as reached
-        now = max(self.loop.time(), self._timer_at or 0.0)
         self._timer = None
+        deadline = self._timer_at
+        if deadline is None:
+            return
+        # call_at may fire within the clock's resolution before the deadline: that counts as reached
+        now = self.loop.time()
+        if deadline - now > _TIMER_SLACK:  # moved on since it was armed
+            if not self.closed.done():
+                self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
         self._timer_at = None
-        self._guarded(self.receiver.deadline_passed, now)
+        self._guarded(self.receiver.deadline_passed, max(now, deadline))

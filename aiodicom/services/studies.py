@@ -55,6 +55,7 @@ class _Study:
     tags: dict[str, str] = field(default_factory=dict)
     series: dict[str, SeriesSummary] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
+    deadline: float = 0.0  # loop time: quiet until then completes the study
 
 
 class StudyTracker:
@@ -88,11 +89,21 @@ class StudyTracker:
                 instance_tags,
             )
         )
-        if study.timer is not None:
-            study.timer.cancel()
-        study.timer = asyncio.get_running_loop().call_later(
-            self.timeout, self._complete, instance.study_instance_uid
-        )
+        loop = asyncio.get_running_loop()
+        study.deadline = loop.time() + self.timeout
+        if study.timer is None:  # one timer per study, moved on when it fires early (not per instance)
+            study.timer = loop.call_at(study.deadline, self._due, instance.study_instance_uid)
+
+    def _due(self, study_uid: str) -> None:
+        study = self._studies.get(study_uid)
+        if study is None:
+            return
+        loop = asyncio.get_running_loop()
+        if study.deadline - loop.time() > 0.001:  # an instance came since the timer was armed
+            study.timer = loop.call_at(study.deadline, self._due, study_uid)
+            return
+        study.timer = None
+        self._complete(study_uid)
 
     def _complete(self, study_uid: str) -> None:
         study = self._studies.pop(study_uid, None)

@@ -56,11 +56,16 @@ class FileSink(InstanceSink):
     def __init__(self, storage: FilesystemStorage, fd: int, name: str) -> None:
         super().__init__()
         self.storage = storage
-        self.temp_path = Path(name)
+        self._temp = name  # strings, not Paths: this runs once per received instance
         self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
-        self._target: Path | None = None
+        self._target: str | None = None
         self._leading: tuple[bytes, int, bool] | None = None
         self._closed = False
+
+    @property
+    def temp_path(self) -> Path:
+        """The temporary file the instance is written to until :meth:`commit`."""
+        return Path(self._temp)
 
     def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None] | None:
         if self._closed:
@@ -76,7 +81,7 @@ class FileSink(InstanceSink):
         *,
         deflated: bool = False,
     ) -> None:
-        self._target = self.storage.out_dir / relative_path
+        self._target = os.path.join(self.storage.root, relative_path)
         self._leading = (leading, leading_end, deflated) if leading is not None else None
 
     async def commit(self) -> str:
@@ -102,9 +107,9 @@ class FileSink(InstanceSink):
         except BaseException:
             self._discard()
             raise
-        return str(target)
+        return target
 
-    def _finish(self, target: Path) -> None:
+    def _finish(self, target: str) -> None:
         """Rewrite, sync, and rename into place (with the folder synced): blocking, in a thread when slow."""
         storage = self.storage
         if self._leading is not None:
@@ -113,10 +118,11 @@ class FileSink(InstanceSink):
         if storage.fsync:
             os.fsync(self._file.fileno())
         self._file.close()
-        if target.parent not in storage.directories:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            storage.directories.add(target.parent)
-        if target.exists():
+        parent = os.path.dirname(target)
+        if parent not in storage.directories:
+            os.makedirs(parent, exist_ok=True)
+            storage.directories.add(parent)
+        if os.path.exists(target):
             if storage.duplicates is not Duplicates.REPLACE:
                 self._discard()
                 if storage.duplicates is Duplicates.REJECT:
@@ -125,18 +131,18 @@ class FileSink(InstanceSink):
                 return
             log.warning("%s exists already: replaced by the new copy", target)
         try:
-            os.replace(self.temp_path, target)
+            os.replace(self._temp, target)
         except FileNotFoundError:  # its folder was removed since: create it again
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.temp_path, target)
+            os.makedirs(parent, exist_ok=True)
+            os.replace(self._temp, target)
         if storage.fsync:
-            _fsync_dir(target.parent)
+            _fsync_dir(parent)
 
     def _rewrite(self, leading: bytes, leading_end: int, deflated: bool) -> None:
         """Write the file again with new leading elements; the rest is copied as it is, or for a deflated data
         set inflated and deflated again, a chunk at a time (in a thread)."""
         self._file.flush()
-        with open(self.temp_path, "rb") as fp:
+        with open(self._temp, "rb") as fp:
             fd, name = self.storage._create()
             try:
                 with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
@@ -146,9 +152,9 @@ class FileSink(InstanceSink):
                 with contextlib.suppress(OSError):
                     os.unlink(name)
                 raise
-        os.replace(name, self.temp_path)
+        os.replace(name, self._temp)
         self._file.close()
-        self._file = open(self.temp_path, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._file = open(self._temp, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
     async def abort(self) -> None:
         self._discard()
@@ -157,7 +163,8 @@ class FileSink(InstanceSink):
         self._closed = True
         with contextlib.suppress(OSError):
             self._file.close()
-        self.temp_path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
 
 
 class FilesystemStorage:
@@ -175,6 +182,7 @@ class FilesystemStorage:
         max_threads: int = 8,
     ) -> None:
         self.out_dir = Path(out_dir).resolve()
+        self.root = str(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.duplicates = Duplicates(duplicates.lower() if isinstance(duplicates, str) else duplicates)
@@ -185,7 +193,7 @@ class FilesystemStorage:
         self._refilling = False
         self._refill_done: asyncio.Future[None] | None = None
         self._closed = False
-        self.directories: set[Path] = set()  # known to exist (a study's instances share a few)
+        self.directories: set[str] = set()  # known to exist (a study's instances share a few)
         #: Where every storage sharing ``out_dir`` keeps its temporary folder (nothing else goes there).
         self.incoming = self.out_dir / ".incoming"
         self.incoming.mkdir(exist_ok=True)
@@ -263,7 +271,7 @@ class FilesystemStorage:
                 os.unlink(name)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
