@@ -46,7 +46,7 @@ from aiodicom.errors import (
 )
 from aiodicom.net.options import AssociationOptions
 from aiodicom.net.sending import DataSource, send_data_set
-from aiodicom.net.transport import DicomProtocol
+from aiodicom.net.transport import DicomProtocol, wait_while_talking
 from aiodicom.ul.connection import (
     AssociationRequestRefused,
     Connection,
@@ -460,26 +460,12 @@ class Association:
             if timeout is None:
                 await waiter
             else:
-                await self._wait_while_talking(waiter, timeout)
+                await wait_while_talking(self._loop, waiter, timeout, self.protocol, self.peer)
         message = self._messages.popleft()
         if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
             self._queue_paused = False
             self._resume()
         return message
-
-    async def _wait_while_talking(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        since = self._loop.time()
-        while not waiter.done():
-            now = self._loop.time()
-            protocol = self.protocol
-            if protocol is not None and protocol.reading_paused:
-                since = now  # this side holds the peer back (a slow hook, a slow disk): not silence
-            elif protocol is not None:
-                since = max(since, protocol.last_received)
-            remaining = since + timeout - now
-            if remaining <= 0:
-                raise TimeoutError(f"nothing received from {self.peer[0]}:{self.peer[1]} for {timeout:g} s")
-            await asyncio.wait((waiter,), timeout=remaining)
 
     async def receive_response(
         self, message_id: int, command_field: CommandField, timeout: float | None = None

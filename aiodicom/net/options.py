@@ -44,6 +44,7 @@ KEEP = Keep()
 #: What an association advertises as the largest P-DATA-TF it receives, unless told otherwise.
 DEFAULT_MAX_PDU_LENGTH = 262144
 
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AssociationOptions:
     """One side's association settings.

@@ -192,3 +192,40 @@ class DicomProtocol(asyncio.BufferedProtocol):
             return
         self._timer_at = None
         self._guarded(self.receiver.deadline_passed, max(now, deadline))
+
+
+async def wait_while_talking(
+    loop: asyncio.AbstractEventLoop,
+    waiter: asyncio.Future[None],
+    timeout: float,
+    protocol: DicomProtocol | None,
+    peer: tuple[str, int],
+) -> None:
+    """Wait for ``waiter`` while the peer talks: TimeoutError (set on ``waiter``) once nothing came from
+    it for ``timeout`` seconds while this side was not holding it back (paused reading is not silence).
+
+    One timer, armed again while bytes keep coming: cheaper than ``asyncio.wait`` once per message.
+    """
+    since = loop.time()
+    handle: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal since, handle
+        if waiter.done():
+            return
+        now = loop.time()
+        if protocol is not None and protocol.reading_paused:
+            since = now  # this side holds the peer back (a slow hook, a slow disk): not silence
+        elif protocol is not None:
+            since = max(since, protocol.last_received)
+        remaining = since + timeout - now
+        if remaining <= 0:
+            waiter.set_exception(TimeoutError(f"nothing received from {peer[0]}:{peer[1]} for {timeout:g} s"))
+        else:
+            handle = loop.call_at(now + remaining, check)
+
+    handle = loop.call_at(since + timeout, check)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
