@@ -461,11 +461,14 @@ class SendBatch:
         forced = self.settings.transfer_syntax
         if not accepted:
             raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid, forced))
-        offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
-        what = f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
+
+        def what() -> str:  # for an error only: naming UIDs costs more than sending a small file
+            offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
+            return f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
+
         if forced:
             if forced not in accepted:
-                raise NoAcceptableContext(f"{what}, not {syntax_label(forced)} (forced)")
+                raise NoAcceptableContext(f"{what()}, not {syntax_label(forced)} (forced)")
             target = forced
         elif own in accepted:
             target = own
@@ -473,11 +476,11 @@ class SendBatch:
             fallback = lossless_fallback(accepted)
             if fallback is None:
                 raise NoAcceptableContext(
-                    f"{what}; the file is {syntax_label(own)}: none of them can be encoded here"
+                    f"{what()}; the file is {syntax_label(own)}: none of them can be encoded here"
                 )
             if self.settings.never_transcode:
                 raise NoAcceptableContext(
-                    f"{what}; the file is {syntax_label(own)} and would need converting to "
+                    f"{what()}; the file is {syntax_label(own)} and would need converting to "
                     f"{uid_name(fallback)}: never_transcode is set"
                 )
             target = fallback
