@@ -132,8 +132,8 @@ class StoreScp(DicomServer):
 
     Who may connect and the limits (``allowed_hosts``, the ``on_connection=`` / ``on_user_identity=`` /
     ``on_association_request=`` hooks, ``require_user_identity``, ``max_associations_per_peer``,
-    ``max_pending_per_peer``) are those
-    of :class:`~aiodicom.net.server.DicomServer` (docs/access-control.md). The ``on_connection=`` keyword
+    ``max_pending_per_peer``) are those of :class:`~aiodicom.net.server.DicomServer`
+    (docs/access-control.md). The ``on_connection=`` keyword
     screens a connection before anything is read; the :meth:`on_connection` method registers a handler of
     the :class:`ConnectionOpened` event, told of each association once it is accepted.
 
