@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from aiodicom.errors import describe_rejection
 from aiodicom.net.identity import IdentityKind
+from aiodicom.net.tls import replay
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
     REASON_NO_REASON,
@@ -425,6 +426,10 @@ class _Screen(asyncio.Protocol):
         self.access = access
         self.factory = factory
         self.task: asyncio.Task[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        # what the socket delivered while the verdict was awaited (uvloop starts reading after
+        # connection_made whatever it asked), for the protocol that takes the connection over
+        self.early: list[bytes] = []
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)
@@ -453,6 +458,7 @@ class _Screen(asyncio.Protocol):
             transport.abort()
             return
         transport.pause_reading()  # nothing is read before the verdict
+        self.transport = transport
         access._screening += 1
         self.task = asyncio.get_running_loop().create_task(self._wait(transport, peer, verdict))
 
@@ -484,9 +490,15 @@ class _Screen(asyncio.Protocol):
         protocol = self.access.admit(self.factory)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self.early and not transport.is_closing():
+            early, self.early = b"".join(self.early), []
+            replay(transport.get_protocol(), early)  # the protocol may have handed it on in turn
 
-    def data_received(self, data: bytes) -> None:  # reading is paused until the verdict
-        pass
+    def data_received(self, data: bytes) -> None:
+        # reading is paused until the verdict; a loop that read anyway delivers one read at most
+        self.early.append(bytes(data))
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.task is not None and not self.task.done():

@@ -249,6 +249,27 @@ async def test_counts_return_to_zero_through_the_screen() -> None:
         assert scp.pending_connections == 0
 
 
+def test_the_screen_keeps_what_uvloop_reads_before_the_verdict() -> None:
+    """Found: on uvloop (the CLI's loop), which starts reading after ``connection_made`` even when it asked
+    to pause, the A-ASSOCIATE-RQ that arrived while an async ``on_connection`` hook decided was dropped and
+    the client got no answer. It now goes to the association, over TCP and through the share's count."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def later(peer: tuple[str, int]) -> bool:
+        await asyncio.sleep(0.05)
+        return True
+
+    async def scenario() -> None:
+        async with EchoScp(0, host="127.0.0.1", on_connection=later, artim_timeout=10) as scp:
+            for _ in range(3):
+                async with aiodicom.connect(f"127.0.0.1:{scp.port}", acse_timeout=5) as assoc:
+                    assert await assoc.c_echo() == 0
+            assert scp.pending_connections == 0 and not scp.pending_by_peer
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
 async def test_counts_return_to_zero_after_every_tls_end(tls_certs: Certs) -> None:
     """Over TLS: a failed handshake (a plain client), a handshake timeout, one closed by the peer while it
     waits for a handshake slot, a completed handshake that associates, one that then sends nothing (ARTIM),
