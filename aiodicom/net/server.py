@@ -216,8 +216,9 @@ class DicomServer:
             raise
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting; let each association finish the message it is receiving or handling and answer
-        it, then end it (A-ABORT); an association with nothing on its way in ends at once.
+        """Stop accepting and close the connections that have not associated yet; let each association
+        finish the message it is receiving or handling and answer it, then end it (A-ABORT); an association
+        with nothing on its way in ends at once.
 
         An association counts as busy from the first PDV of a request's command (a C-STORE of 100 MB that
         is halfway in is finished, not cut). Those still running after ``timeout`` seconds (default
@@ -291,7 +292,7 @@ class DicomServer:
         """How many of :attr:`pending_connections` each peer address holds (a copy)."""
         return dict(self._held_by_peer)
 
-    _pending = pending_connections
+    _pending = pending_connections  # the count's earlier name
 
     def _new_connection(self) -> asyncio.BaseProtocol:
         if (screen := self.access.screen(self._new_connection)) is not None:  # allowed_hosts, on_connection
