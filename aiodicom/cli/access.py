@@ -44,6 +44,15 @@ MaxAssociationsPerPeer = Annotated[
         "0: no limit).",
     ),
 ]
+MaxPendingPerPeer = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pending-per-peer",
+        min=1,
+        help="Connections not yet associated that one peer address may hold at once; more from it are "
+        "closed, others still get in (default: a quarter of --max-pending, at least 4).",
+    ),
+]
 ArtimTimeout = Annotated[
     float | None,
     typer.Option(
@@ -59,6 +68,7 @@ def access_options(
     users: str | None,
     max_associations_per_peer: int | None,
     artim_timeout: float | None,
+    max_pending_per_peer: int | None = None,
 ) -> dict[str, Any]:
     """The server keywords these options give; bad values exit with status 2."""
     from aiodicom.net.access import parse_allowed_hosts
@@ -79,6 +89,8 @@ def access_options(
             options["require_user_identity"] = True
         if max_associations_per_peer is not None:
             options["max_associations_per_peer"] = max_associations_per_peer or None
+        if max_pending_per_peer is not None:
+            options["max_pending_per_peer"] = max_pending_per_peer
         if artim_timeout is not None:
             if artim_timeout <= 0:
                 raise ValueError("--artim-timeout must be more than 0 seconds")

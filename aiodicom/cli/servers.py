@@ -12,6 +12,7 @@ from aiodicom.cli.access import (
     AllowHost,
     ArtimTimeout,
     MaxAssociationsPerPeer,
+    MaxPendingPerPeer,
     Users,
     access_options,
 )
@@ -59,6 +60,7 @@ def echoscp(
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,
+    max_pending_per_peer: MaxPendingPerPeer = None,
     max_associations_per_peer: MaxAssociationsPerPeer = None,
     artim_timeout: ArtimTimeout = None,
     allow_host: AllowHost = None,
@@ -80,7 +82,9 @@ def echoscp(
     setup_logging(verbose)
     tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
     idle = idle_timeout_option(idle_timeout)
-    access = access_options(allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout)
+    access = access_options(
+        allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout, max_pending_per_peer
+    )
     try:
         scp = EchoScp(
             port,
@@ -137,6 +141,7 @@ def storescp(
     idle_timeout: IdleTimeout = None,
     max_associations: MaxAssociations = 64,
     max_pending: MaxPending = None,
+    max_pending_per_peer: MaxPendingPerPeer = None,
     max_associations_per_peer: MaxAssociationsPerPeer = None,
     artim_timeout: ArtimTimeout = None,
     allow_host: AllowHost = None,
@@ -170,7 +175,9 @@ def storescp(
     if s3 is None and out_dir is None:
         raise fail("give --out-dir (or --s3-bucket)", 2)
     idle = idle_timeout_option(idle_timeout)
-    access = access_options(allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout)
+    access = access_options(
+        allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout, max_pending_per_peer
+    )
     try:
         scp = StoreScp(
             port,

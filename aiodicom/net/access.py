@@ -5,7 +5,8 @@ A server decides in three steps, cheapest first:
 1. **At accept time** (before a byte is read, before any TLS work): the peer's address against
    ``allowed_hosts`` (addresses and networks), then the ``on_connection(peer)`` hook. A refused connection
    is closed at once (it never takes a pending-connection slot), counted, and logged once per address per
-   minute.
+   minute. So is one from an address that already holds its share of the connections that have not
+   associated yet (the server's ``max_pending_per_peer``, counted in ``refused_pending``).
 2. **After the A-ASSOCIATE-RQ**: the AE title checks (:func:`aiodicom.ul.negotiation.check_request`), then
    the user identity (PS3.7 D.3.3.7: ``require_user_identity`` and the ``on_user_identity`` hook), then the
    ``on_association_request`` hook, which sees the peer, the AE titles and the identity.
@@ -32,6 +33,7 @@ from typing import Any, cast
 
 from aiodicom.errors import describe_rejection
 from aiodicom.net.identity import IdentityKind
+from aiodicom.net.tls import replay
 from aiodicom.ul.negotiation import (
     REASON_LOCAL_LIMIT_EXCEEDED,
     REASON_NO_REASON,
@@ -118,6 +120,8 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def peer_key(host: str) -> str:
     """The address a limit counts by: IPv4-mapped IPv6 addresses as IPv4, without a scope."""
+    if ":" not in host and "%" not in host:
+        return host  # IPv4 as the socket gives it (or no address): nothing to parse, once per connection
     address = _address(host)
     return host if address is None else str(address)
 
@@ -237,8 +241,9 @@ async def _call(hook: Callable[[Any], Any], argument: object, timeout: float) ->
 
 
 class AccessControl:
-    """A server's access settings and what they refused (``refused_connections``, ``rejected`` by
-    (result, source, reason)). Built by :class:`~aiodicom.net.server.DicomServer` from its options."""
+    """A server's access settings and what they refused (``refused_connections``, ``refused_pending``,
+    ``rejected`` by (result, source, reason)). Built by :class:`~aiodicom.net.server.DicomServer` from its
+    options."""
 
     def __init__(
         self,
@@ -273,11 +278,14 @@ class AccessControl:
         self.log = logger
         #: Connections closed at accept time (not an allowed host, or refused by ``on_connection``).
         self.refused_connections = 0
+        #: Connections closed at accept time because their address held its share of the connections
+        #: that have not associated yet (the server's ``max_pending_per_peer``).
+        self.refused_pending = 0
         #: A-ASSOCIATE-RJ sent, by (result, source, reason).
         self.rejected: Counter[tuple[int, int, int]] = Counter()
         self._screening = 0  # connections waiting for an async on_connection hook
         self._admitting = False
-        self._logged: dict[str, tuple[float, int]] = {}
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}  # (address, kind): last logged, since
 
     # ---------------------------------------------------------------------------- accept time
 
@@ -300,16 +308,28 @@ class AccessControl:
     def refuse(self, host: str, why: str) -> None:
         """Count a refused connection; log it once per address per minute."""
         self.refused_connections += 1
+        self._log_refusal(host, "access", why)
+
+    def refuse_pending(self, host: str, held: int) -> None:
+        """Count a connection closed because ``host`` already holds ``held`` connections that have not
+        associated yet (its share); log it once per address per minute."""
+        self.refused_pending += 1
+        self._log_refusal(
+            host, "pending", f"{held} connections from it have not associated yet (max_pending_per_peer)"
+        )
+
+    def _log_refusal(self, host: str, kind: str, why: str) -> None:
         now = asyncio.get_running_loop().time()
-        last, quiet = self._logged.get(host, (float("-inf"), 0))
+        key = (host, kind)
+        last, quiet = self._logged.get(key, (float("-inf"), 0))
         if now - last < _LOG_INTERVAL:
-            self._logged[host] = (last, quiet + 1)
+            self._logged[key] = (last, quiet + 1)
             return
         if len(self._logged) >= _LOG_MEMORY:
-            self._logged = {h: v for h, v in self._logged.items() if now - v[0] < _LOG_INTERVAL}
+            self._logged = {k: v for k, v in self._logged.items() if now - v[0] < _LOG_INTERVAL}
             if len(self._logged) >= _LOG_MEMORY:
                 self._logged.clear()
-        self._logged[host] = (now, 0)
+        self._logged[key] = (now, 0)
         more = f" ({quiet} more refused since the last message)" if quiet else ""
         self.log.warning("refused a connection from %s: %s%s", host, why, more)
 
@@ -406,6 +426,10 @@ class _Screen(asyncio.Protocol):
         self.access = access
         self.factory = factory
         self.task: asyncio.Task[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        # what the socket delivered while the verdict was awaited (uvloop starts reading after
+        # connection_made whatever it asked), for the protocol that takes the connection over
+        self.early: list[bytes] = []
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)
@@ -434,6 +458,7 @@ class _Screen(asyncio.Protocol):
             transport.abort()
             return
         transport.pause_reading()  # nothing is read before the verdict
+        self.transport = transport
         access._screening += 1
         self.task = asyncio.get_running_loop().create_task(self._wait(transport, peer, verdict))
 
@@ -465,9 +490,15 @@ class _Screen(asyncio.Protocol):
         protocol = self.access.admit(self.factory)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self.early and not transport.is_closing():
+            early, self.early = b"".join(self.early), []
+            replay(transport.get_protocol(), early)  # the protocol may have handed it on in turn
 
-    def data_received(self, data: bytes) -> None:  # reading is paused until the verdict
-        pass
+    def data_received(self, data: bytes) -> None:
+        # reading is paused until the verdict; a loop that read anyway delivers one read at most
+        self.early.append(bytes(data))
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.task is not None and not self.task.done():

@@ -8,7 +8,7 @@ import errno
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import Self
+from typing import Self, cast
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
 from aiodicom.net.access import (
@@ -18,6 +18,7 @@ from aiodicom.net.access import (
     AssociationHook,
     ConnectionHook,
     IdentityHook,
+    peer_key,
 )
 from aiodicom.net.association import Association
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, Option
@@ -44,8 +45,10 @@ class DicomServer:
     ``host`` None listens on every interface (IPv4 and IPv6); ``port`` 0 picks a free port (see :attr:`port`).
     Associations beyond ``max_associations`` are rejected transiently (local limit exceeded). Connections
     that have not associated yet are limited to ``max_pending_connections`` (default: 4 x
-    ``max_associations``; more are closed at once) and closed ``artim_timeout`` seconds after they
-    connected if no whole A-ASSOCIATE-RQ came by then (bytes do not extend that deadline).
+    ``max_associations``), of which one peer address may hold ``max_pending_per_peer`` (default: a
+    quarter, at least 4); more are closed at once (those over the share are counted in
+    ``access.refused_pending``). Each is closed ``artim_timeout`` seconds after it connected if no whole
+    A-ASSOCIATE-RQ came by then (bytes do not extend that deadline), or at once by :meth:`stop`.
 
     Who may connect (see :mod:`aiodicom.net.access` and docs/access-control.md): ``allowed_hosts``
     (addresses and networks) and ``on_connection(peer)`` at accept time, before anything is read;
@@ -84,6 +87,7 @@ class DicomServer:
         policy: ContextPolicy | None = None,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
+        max_pending_per_peer: int | None = None,
         drain_timeout: float = 30.0,
         require_called_ae_title: bool = False,
         allowed_calling_ae_titles: Collection[str] | None = None,
@@ -110,6 +114,8 @@ class DicomServer:
             raise ValueError(f"max_associations must be at least 1, not {max_associations}")
         if max_pending_connections is not None and max_pending_connections < 1:
             raise ValueError(f"max_pending_connections must be at least 1, not {max_pending_connections}")
+        if max_pending_per_peer is not None and max_pending_per_peer < 1:
+            raise ValueError(f"max_pending_per_peer must be at least 1, not {max_pending_per_peer}")
         if drain_timeout < 0:
             raise ValueError(f"drain_timeout cannot be negative, not {drain_timeout}")
         self.handler = handler
@@ -135,6 +141,10 @@ class DicomServer:
         self.policy = policy or ContextPolicy(abstract_syntaxes=frozenset())
         self.max_associations = max_associations
         self.max_pending_connections = max_pending_connections or 4 * max_associations
+        #: Connections one peer address may hold before it associates (see :func:`default_pending_per_peer`).
+        self.max_pending_per_peer = max_pending_per_peer or default_pending_per_peer(
+            self.max_pending_connections
+        )
         #: How long :meth:`stop` lets associations finish the instance they are receiving (seconds).
         self.drain_timeout = drain_timeout
         self.require_called_ae_title = require_called_ae_title
@@ -160,7 +170,9 @@ class DicomServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._busy: set[Association] = set()  # handling a message: a graceful stop waits for it
-        self._pending = 0  # connections that have not associated (nor been rejected) yet
+        # connections that have not associated (nor been rejected) yet, and how many each address holds
+        self._held: set[_Pending] = set()
+        self._held_by_peer: dict[str, int] = {}
         self._refused_pending = 0
 
     @property
@@ -204,8 +216,9 @@ class DicomServer:
             raise
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting; let each association finish the message it is receiving or handling and answer
-        it, then end it (A-ABORT); an association with nothing on its way in ends at once.
+        """Stop accepting and close the connections that have not associated yet; let each association
+        finish the message it is receiving or handling and answer it, then end it (A-ABORT); an association
+        with nothing on its way in ends at once.
 
         An association counts as busy from the first PDV of a request's command (a C-STORE of 100 MB that
         is halfway in is finished, not cut). Those still running after ``timeout`` seconds (default
@@ -214,6 +227,8 @@ class DicomServer:
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        for held in list(self._held):  # nothing of theirs is on its way in: they are not waited for
+            held.abort()
         for assoc in list(self.associations):
             # one receiving or handling a message finishes it first (see busy())
             if assoc not in self._busy and not assoc.receiving:
@@ -267,54 +282,83 @@ class DicomServer:
         """TLS handshakes completed."""
         return self._tls.completed if self._tls is not None else 0
 
+    @property
+    def pending_connections(self) -> int:
+        """Connections that have not associated (nor been rejected) yet, TLS handshakes included."""
+        return len(self._held)
+
+    @property
+    def pending_by_peer(self) -> dict[str, int]:
+        """How many of :attr:`pending_connections` each peer address holds (a copy)."""
+        return dict(self._held_by_peer)
+
+    _pending = pending_connections  # the count's earlier name
+
     def _new_connection(self) -> asyncio.BaseProtocol:
         if (screen := self.access.screen(self._new_connection)) is not None:  # allowed_hosts, on_connection
             return screen
-        if self._pending >= self.max_pending_connections:
+        return _Pending(self)  # counted when the connection is made: only then is its peer known
+
+    def _hold(self, pending: _Pending, host: str) -> asyncio.BaseProtocol | None:
+        """Count a new connection from ``host`` as pending and give the protocol that serves it; None (the
+        connection is to be closed) when its address already holds its share or the server is full."""
+        key = peer_key(host)
+        held = self._held_by_peer.get(key, 0)
+        if held >= self.max_pending_per_peer:
+            self.access.refuse_pending(key, held)
+            return None
+        if len(self._held) >= self.max_pending_connections:
             self._refused_pending += 1
             if self._refused_pending in (1, 10, 100) or self._refused_pending % 1000 == 0:
                 self.log.warning(
                     "%d connections not yet associated (the limit): closing new ones (%d so far)",
-                    self._pending,
+                    len(self._held),
                     self._refused_pending,
                 )
-            return _Refused()
-        self._pending += 1
-        context = self.options.tls
-        if context is None:
-            return self._associate()
-        if self._tls is None or self._tls.context is not context:
-            self._tls = TlsAcceptor(
-                context,
-                handshake_timeout=self.options.tls_handshake_timeout,
-                max_handshakes=self.max_tls_handshakes,
-                wait_timeout=self.options.artim_timeout,
-                logger=self.log,
-                on_failure=self._tls_failed,
-            )
-        return self._tls.protocol(self._associate, self._handshake_failed, self._track)
+            return None
+        self._held.add(pending)
+        self._held_by_peer[key] = held + 1
+        pending.key = key
+        try:
+            context = self.options.tls
+            if context is None:
+                return self._associate(pending)
+            if self._tls is None or self._tls.context is not context:
+                self._tls = TlsAcceptor(
+                    context,
+                    handshake_timeout=self.options.tls_handshake_timeout,
+                    max_handshakes=self.max_tls_handshakes,
+                    wait_timeout=self.options.artim_timeout,
+                    logger=self.log,
+                    on_failure=self._tls_failed,
+                )
+            return self._tls.protocol(pending.handshaken, pending.release, pending.handshaking)
+        except BaseException:
+            pending.release()
+            raise
+
+    def _release(self, pending: _Pending, key: str) -> None:
+        self._held.discard(pending)
+        left = self._held_by_peer[key] - 1
+        if left:
+            self._held_by_peer[key] = left
+        else:
+            del self._held_by_peer[key]
 
     def _tls_failed(self, failure: TlsFailure) -> None:
         """A TLS handshake failed (already logged and counted in :attr:`tls_failures`): for subclasses
         that report it as an event."""
 
-    def _handshake_failed(self) -> None:
-        self._pending -= 1  # the slot is free at once
-
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _associate(self) -> asyncio.BaseProtocol:
+    def _associate(self, pending: _Pending) -> asyncio.BaseProtocol:
         """The protocol of a new connection (after its TLS handshake, with TLS) and the task serving it."""
         assoc = Association("acceptor", self.options)
         protocol = assoc.protocol_factory()
-        task = asyncio.get_running_loop().create_task(self._serve(assoc))
+        task = asyncio.get_running_loop().create_task(self._serve(assoc, pending))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(pending.served)
         return protocol
 
-    async def _serve(self, assoc: Association) -> None:
+    async def _serve(self, assoc: Association, pending: _Pending) -> None:
         try:
             rq = await assoc.wait_request()
         except DicomError as exc:
@@ -325,7 +369,7 @@ class DicomServer:
             await assoc.wait_closed(self.artim_timeout)
             return
         finally:
-            self._pending -= 1
+            pending.release()  # associated, rejected, ARTIM, closed by the peer, stopped: the slot is free
         host, port = assoc.peer
         self.log.info(
             "association request from %s:%s: calling AE %r, called AE %r, %d contexts",
@@ -387,11 +431,78 @@ class DicomServer:
             await assoc.wait_closed(self.artim_timeout)
 
 
-class _Refused(asyncio.Protocol):
-    """A connection over the pending limit: closed as soon as it is made."""
+class _Pending(asyncio.Protocol):
+    """A new connection until it is counted as pending (in all, and for its peer address): then its
+    transport goes to the protocol that serves it (the association's, or the TLS handshake's); over a limit
+    it is closed at once. :meth:`release` gives the count back, once, however the connection ends before
+    it associated (a whole A-ASSOCIATE-RQ, ARTIM, closed by the peer, a failed handshake, :meth:`stop`)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
+    __slots__ = ("handshake", "key", "server", "transport", "upgraded")
+
+    def __init__(self, server: DicomServer) -> None:
+        self.server = server
+        self.key: str | None = None  # the address it is counted for; None once released (or never held)
+        self.transport: asyncio.Transport | None = None
+        self.handshake: asyncio.Task[None] | None = None
+        self.upgraded = False  # the handshake is done: the association's task holds the count now
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)
+        peer = transport.get_extra_info("peername")
+        protocol = self.server._hold(self, str(peer[0]) if peer else "")
+        if protocol is None:
+            transport.close()
+            return
+        self.transport = transport
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    def release(self) -> None:
+        """The connection is no longer pending (called again, it does nothing)."""
+        key, self.key = self.key, None
+        if key is not None:
+            self.transport = None
+            self.server._release(self, key)
+
+    def abort(self) -> None:
+        """Close the connection now (the server stops): the paths above release it."""
+        if self.handshake is not None and not self.upgraded:
+            self.handshake.cancel()  # the handshake closes the connection and releases on its way out
+        elif self.transport is not None:
+            self.transport.abort()
+
+    def served(self, task: asyncio.Task[None]) -> None:
+        self.server._tasks.discard(task)
+        self.release()  # a task cancelled before its first step never reached its own release
+
+    def handshaking(self, task: asyncio.Task[None]) -> None:
+        self.handshake = task
+        self.server._tasks.add(task)
+        task.add_done_callback(self._handshake_done)
+
+    def handshaken(self) -> asyncio.BaseProtocol:
+        protocol = self.server._associate(self)
+        self.upgraded = True
+        return protocol
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self.server._tasks.discard(task)
+        if not self.upgraded:  # failed (already closed) or cancelled, perhaps before its first step
+            transport = self.transport
+            self.release()
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+
+
+def default_pending_per_peer(max_pending_connections: int) -> int:
+    """The default ``max_pending_per_peer``: a quarter of ``max_pending_connections``, at least 4.
+
+    Silent connections from one address then fill at most a quarter of the pending slots: it takes four
+    addresses to lock others out until ARTIM closes them. With the defaults (256 pending) that is 64, as many
+    as the associations a server holds and 4 x ``max_associations_per_peer``, so a client that opens all the
+    associations it may hold at once, and retries, is never near it; 4 leaves a small server room for one
+    client's few connections at once."""
+    return max(4, max_pending_connections // 4)
 
 
 def _rj_text(rj: AAssociateRJ) -> str:

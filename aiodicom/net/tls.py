@@ -463,7 +463,7 @@ class _Upgrade(asyncio.Protocol):
         self.target = target
         tls.set_protocol(target)
         target.connection_made(tls)
-        _replay(target, b"".join(self.early))
+        replay(target, b"".join(self.early))
         self.early.clear()
         if (
             self.eof
@@ -486,7 +486,7 @@ class _Upgrade(asyncio.Protocol):
             if self.raw is not None:  # one read at most: a peer cannot make us buffer more
                 self.raw.pause_reading()
         elif self.target is not None:
-            _replay(self.target, data)
+            replay(self.target, data)
         else:
             self.early.append(bytes(data))
 
@@ -541,7 +541,7 @@ async def _start_tls(
         def took_over() -> None:  # start_tls set its protocol and scheduled its connection_made
             started()
             if pre:
-                loop.call_soon(_replay, raw.get_protocol(), pre)
+                loop.call_soon(replay, raw.get_protocol(), pre)
 
         coro = loop.start_tls(raw, protocol, context, server_side=True, ssl_handshake_timeout=timeout)
         return await _stepped(coro, took_over)
@@ -561,7 +561,7 @@ async def _start_tls(
     made = loop.call_soon(tls.connection_made, raw)
     resumed = loop.call_soon(raw.resume_reading)
     if pre:
-        loop.call_soon(_replay, tls, pre)
+        loop.call_soon(replay, tls, pre)
     try:
         await waiter
     except BaseException:
@@ -601,8 +601,8 @@ async def _stepped(coro: Coroutine[Any, Any, _T], after_first_step: Callable[[],
             pass
 
 
-def _replay(target: Any, data: bytes) -> None:
-    """Hand bytes that arrived before the hand-over to ``target``, as its transport would."""
+def replay(target: Any, data: bytes) -> None:
+    """Hand bytes that arrived before a hand-over to the protocol ``target``, as its transport would."""
     if not data:
         return
     if hasattr(target, "get_buffer"):

@@ -131,8 +131,9 @@ class StoreScp(DicomServer):
     ``max_transcode_workers`` bounds the conversions running at once (default: the number of CPUs).
 
     Who may connect and the limits (``allowed_hosts``, the ``on_connection=`` / ``on_user_identity=`` /
-    ``on_association_request=`` hooks, ``require_user_identity``, ``max_associations_per_peer``) are those
-    of :class:`~aiodicom.net.server.DicomServer` (docs/access-control.md). The ``on_connection=`` keyword
+    ``on_association_request=`` hooks, ``require_user_identity``, ``max_associations_per_peer``,
+    ``max_pending_per_peer``) are those of :class:`~aiodicom.net.server.DicomServer`
+    (docs/access-control.md). The ``on_connection=`` keyword
     screens a connection before anything is read; the :meth:`on_connection` method registers a handler of
     the :class:`ConnectionOpened` event, told of each association once it is accepted.
 
@@ -174,6 +175,7 @@ class StoreScp(DicomServer):
         require_called_ae_title: bool = False,
         max_associations: int = 64,
         max_pending_connections: int | None = None,
+        max_pending_per_peer: int | None = None,
         drain_timeout: float = 30.0,
         idle_timeout: float | Keep | None = KEEP,
         artim_timeout: float | Keep = KEEP,
@@ -232,6 +234,7 @@ class StoreScp(DicomServer):
             idle_timeout=idle_timeout,
             max_associations=max_associations,
             max_pending_connections=max_pending_connections,
+            max_pending_per_peer=max_pending_per_peer,
             drain_timeout=drain_timeout,
             artim_timeout=artim_timeout,
             require_called_ae_title=require_called_ae_title,

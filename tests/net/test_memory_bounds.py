@@ -54,13 +54,14 @@ def raise_open_files_limit(wanted: int = 4096) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``aiodicom storescp`` with room for the 64 associated probes (all from 127.0.0.1, so without the
-    per-peer limit) and a pending limit of 200."""
+    per-peer limit) and a pending limit of 200, all of which 127.0.0.1 may hold (its default share would be
+    50: the probes measure what 200 unassociated connections cost)."""
     raise_open_files_limit()
     out = tmp_path_factory.mktemp("memory") / "in"
     proc = subprocess.Popen(
         [sys.executable, "-m", "aiodicom", "storescp", "--port", "0", "--host", "127.0.0.1",
          "--out-dir", str(out), "--no-fsync", "--json", "--max-associations", "70", "--max-pending", "200",
-         "--max-associations-per-peer", "0"],
+         "--max-associations-per-peer", "0", "--max-pending-per-peer", "200"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

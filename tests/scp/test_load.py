@@ -46,6 +46,7 @@ async def scp(tmp_path: Path) -> AsyncIterator[StoreScp]:
         max_associations=ASSOCIATIONS + 20,
         max_associations_per_peer=None,  # every sender here is 127.0.0.1
         max_pending_connections=4 * ASSOCIATIONS,
+        max_pending_per_peer=4 * ASSOCIATIONS,  # the 500 senders connect at once, all from 127.0.0.1
     )
     async with server:
         yield server
