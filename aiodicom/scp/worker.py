@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 from typing import Any
 
 from aiodicom.errors import StorageError
@@ -42,6 +43,7 @@ class Channel:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self._queued: list[bytes] = []  # written together once the loop is free: one send for many
 
     @property
     def closed(self) -> bool:
@@ -51,8 +53,16 @@ class Channel:
         self.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def send_bytes(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._queued += (_LENGTH.pack(len(data)), data)
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
         if not self.writer.is_closing():
-            self.writer.write(_LENGTH.pack(len(data)) + data)
+            self.writer.write(b"".join(queued))
 
     async def receive(self) -> Any:
         """The next message; EOFError once the other side closed."""
@@ -65,6 +75,7 @@ class Channel:
 
     async def close(self) -> None:
         """Close, once what was sent is written."""
+        self._flush()
         if not self.writer.is_closing():
             with contextlib.suppress(OSError):
                 await self.writer.drain()
@@ -146,6 +157,8 @@ class _LogForward(logging.Handler):
         super().__init__()
         self.channel = channel
         self.names = names
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()  # the loop's: records from other threads are handed to it
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -157,7 +170,10 @@ class _LogForward(logging.Handler):
             elif record.exc_text:
                 fields["exc_text"] = record.exc_text
             fields["name"] = self.names.get(record.name, record.name)
-            self.channel.send(("log", fields))
+            if threading.get_ident() == self.thread:
+                self.channel.send(("log", fields))
+            elif not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self.channel.send, ("log", fields))
         except Exception:
             self.handleError(record)
 

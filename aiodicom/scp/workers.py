@@ -167,10 +167,10 @@ def worker_config(scp: StoreScp) -> bytes:
     levels[""] = logging.root.level
     loop = asyncio.get_running_loop()
     return _dumps(
-        {
+        {  # the hook first: one the workers cannot import fails before they import the rest
+            "hook": hook,
             "server": type(scp),
             "arguments": arguments,
-            "hook": hook,
             "log_name": scp.log.name,
             "log_levels": levels,
             "uvloop": type(loop).__module__.startswith("uvloop"),

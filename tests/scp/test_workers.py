@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,21 @@ async def test_what_cannot_go_to_a_worker_is_refused_at_start(
         await scp.start()
     assert not scp.is_serving and children() == before
     await scp.stop()
+
+
+async def test_a_hook_the_workers_cannot_import_fails_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook of a module that exists only in this process: the workers say they cannot load it."""
+    module = types.ModuleType("made_in_this_process_only")
+    exec("def hook(tags):\n    return tags\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    before = children()
+    scp = StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "out", workers=2)
+    scp.on_before_store(module.hook)
+    with pytest.raises(ValueError, match="cannot load the server's configuration: ModuleNotFoundError"):
+        await scp.start()
+    assert not scp.is_serving and children() == before
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, "2", True])
