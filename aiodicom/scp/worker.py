@@ -1,5 +1,5 @@
 """One worker process of a StoreScp with ``workers=N`` (see :mod:`aiodicom.scp.workers`):
-``python -m aiodicom.scp.worker CHANNEL_FD LISTEN_FD``.
+``python -m aiodicom.scp.worker CHANNEL_FD LISTEN_FD`` (started by :func:`aiodicom.net.processes.spawn`).
 
 It reads its configuration from the channel, builds the same StoreScp on the inherited listening socket and
 serves until the parent says stop (or closes the channel, or SIGTERM comes), then drains as one server
@@ -17,17 +17,15 @@ import logging
 import os
 import pickle
 import signal
-import socket
-import struct
 import sys
 import threading
 from typing import Any
 
 from aiodicom.errors import StorageError
+from aiodicom.net.processes import Channel, WorkerEnds
 
 log = logging.getLogger("aiodicom.scp.workers")
 
-_LENGTH = struct.Struct("<I")
 #: The attributes of a log record that go to the parent (values of ``extra=`` may not pickle).
 _RECORD_FIELDS = frozenset(
     (
@@ -35,67 +33,6 @@ _RECORD_FIELDS = frozenset(
         "msecs", "relativeCreated", "thread", "threadName", "process", "taskName", "stack_info",
     )
 )  # fmt: skip
-
-
-class Channel:
-    """Length-prefixed pickles over a stream, both ways (between a parent and one worker)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self._queued: list[bytes] = []  # written together once the loop is free: one send for many
-
-    @property
-    def closed(self) -> bool:
-        return self.writer.is_closing()
-
-    def send(self, message: object) -> None:
-        self.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def send_bytes(self, data: bytes) -> None:
-        if self.writer.is_closing():
-            return
-        if not self._queued:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._queued += (_LENGTH.pack(len(data)), data)
-
-    def _flush(self) -> None:
-        queued, self._queued = self._queued, []
-        if not self.writer.is_closing():
-            self.writer.write(b"".join(queued))
-
-    async def receive(self) -> Any:
-        """The next message; EOFError once the other side closed."""
-        try:
-            (length,) = _LENGTH.unpack(await self.reader.readexactly(_LENGTH.size))
-            data = await self.reader.readexactly(length)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            raise EOFError("the other process closed the channel") from exc
-        return pickle.loads(data)
-
-    async def close(self) -> None:
-        """Close, once what was sent is written."""
-        self._flush()
-        if not self.writer.is_closing():
-            with contextlib.suppress(OSError):
-                await self.writer.drain()
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-
-
-def _receive_blocking(sock: socket.socket) -> bytes:
-    def exactly(n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                raise EOFError("the parent process closed the channel")
-            data += chunk
-        return bytes(data)
-
-    (length,) = _LENGTH.unpack(exactly(_LENGTH.size))
-    return exactly(length)
 
 
 def _portable(exc: BaseException) -> Exception:
@@ -178,7 +115,7 @@ class _LogForward(logging.Handler):
             self.handleError(record)
 
 
-async def serve(config: dict[str, Any], channel_socket: socket.socket, listener: socket.socket) -> int:
+async def serve(config: dict[str, Any], ends: WorkerEnds) -> int:
     """Build the server, say ready (or why not), serve until told to stop, drain, say stopped."""
     from aiodicom.scp.store import StoreErrorEvent, StoreScp
     from aiodicom.services.events import EventEmitter
@@ -203,8 +140,7 @@ async def serve(config: dict[str, Any], channel_socket: socket.socket, listener:
         def add(self, instance: Any) -> None:
             pass
 
-    reader, writer = await asyncio.open_unix_connection(sock=channel_socket)
-    channel = Channel(reader, writer)
+    channel = await ends.channel()
     admission = _AskParent(channel)
     stop = asyncio.Event()
     timeout: list[float | None] = [None]
@@ -232,7 +168,7 @@ async def serve(config: dict[str, Any], channel_socket: socket.socket, listener:
     try:
         scp = server(**config["arguments"])
         names[scp.log.name] = config["log_name"]  # a verbose server's own logger: the parent's
-        scp.listen_socket = listener
+        scp.listen_socket = ends.listener
         scp.admission = admission
         scp._events = Forward(())
         scp.studies = Untracked(0.0, lambda _: None)
@@ -266,19 +202,16 @@ def _setup_logging(handler: logging.Handler, levels: dict[str, int]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Read the configuration (blocking: the loop it asks for is not running yet), then serve."""
+    """Read the configuration (before an event loop runs: it says which loop), then serve."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's: it stops the workers
-    channel = socket.socket(fileno=int(argv[0]))
-    listener = socket.socket(fileno=int(argv[1]))
+    ends = WorkerEnds(argv)
     try:
-        config = pickle.loads(_receive_blocking(channel))
+        config = pickle.loads(ends.receive_blocking())
     except EOFError:
         return 1
     except Exception as exc:
         reason = f"a worker process cannot load the server's configuration: {type(exc).__name__}: {exc}"
-        data = pickle.dumps(("failed", ValueError(reason)), protocol=pickle.HIGHEST_PROTOCOL)
-        with contextlib.suppress(OSError):
-            channel.sendall(_LENGTH.pack(len(data)) + data)
+        ends.send_blocking(("failed", ValueError(reason)))
         return 2
     if config["uvloop"]:
         try:
@@ -286,8 +219,8 @@ def main(argv: list[str]) -> int:
         except ImportError:
             pass
         else:
-            return int(uvloop.run(serve(config, channel, listener)))
-    return asyncio.run(serve(config, channel, listener))
+            return int(uvloop.run(serve(config, ends)))
+    return asyncio.run(serve(config, ends))
 
 
 if __name__ == "__main__":

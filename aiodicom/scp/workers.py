@@ -1,14 +1,14 @@
 """A StoreScp receiving in several processes (``workers=N``): N workers share one listening socket and the
 parent keeps the events, the study completion and the limits of the whole server.
 
-Each worker is ``python -m aiodicom.scp.worker``: a fresh interpreter (not :mod:`multiprocessing`, whose
-``spawn`` runs the parent's main module again and whose ``fork`` copies a running event loop), started
-with the listening socket the parent bound (``pass_fds``: the kernel hands each new connection to one of
-the processes waiting on it; ``SO_REUSEPORT`` spread connections unevenly in most runs measured) and one
-end of a UNIX socket pair. Over that pair it gets the server's arguments (pickled: hooks are sent by
-name, a TLS context as the :func:`~aiodicom.net.tls.server_context` call that made it) and builds the
-same StoreScp, which stores into the same ``out_dir`` (with a temporary folder of its process's own).
-The messages, each a length-prefixed pickle:
+Each worker is ``python -m aiodicom.scp.worker`` (:mod:`aiodicom.scp.worker`): a fresh interpreter (not
+:mod:`multiprocessing`, whose ``spawn`` runs the parent's main module again and whose ``fork`` copies a
+running event loop), started with the listening socket the parent bound (inherited: the kernel hands each
+new connection to one of the processes waiting on it; ``SO_REUSEPORT`` spread connections unevenly in most
+runs measured) and a channel to the parent (:mod:`aiodicom.net.processes`). Over it the worker gets the
+server's arguments (hooks sent by name, a TLS context as the :func:`~aiodicom.net.tls.server_context` call
+that made it) and builds the same StoreScp, which stores into the same ``out_dir`` (with a temporary
+folder of its process's own). The messages:
 
 - worker to parent: ``("ready", pid)``, ``("failed", error)``, ``("event", name, payload)`` (a stored
   instance, a connection, an error, a TLS failure), ``("admit", token, host)`` and ``("release", host)``
@@ -26,24 +26,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import io
 import logging
 import os
 import pickle
 import signal
-import socket
-import ssl
 import subprocess
-import sys
 import time
-import types
 from typing import TYPE_CHECKING, Any
 
+from aiodicom.errors import DicomError
 from aiodicom.net.access import peer_key
 from aiodicom.net.options import KEEP
-from aiodicom.net.server import listen_error
-from aiodicom.net.tls import remade_server_context
-from aiodicom.scp.worker import Channel
+from aiodicom.net.processes import Channel, Listener, Unportable, child_environment, portable_dumps, spawn
 
 if TYPE_CHECKING:
     from aiodicom.scp.store import StoreScp
@@ -52,7 +46,6 @@ __all__ = ["WorkerPool"]
 
 log = logging.getLogger("aiodicom.scp.workers")
 
-_BACKLOG = 100  # asyncio's default
 #: A worker imports pydicom and builds its storage before it is ready; seconds on a loaded machine.
 _READY_TIMEOUT = 120.0
 #: Beyond the drain deadline, for a worker's storage to stop and its last events to arrive.
@@ -76,44 +69,6 @@ _OPTION_ARGUMENTS = (
 
 
 # ------------------------------------------------------------------ what goes to the worker processes
-
-
-class _Refused(Exception):
-    """Something in the arguments cannot be made again in another process (the reason, in words)."""
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles the server's arguments as a worker process can load them: functions and classes by name
-    (refusing those it could not import), a TLS context as the call that made it."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, ssl.SSLContext):
-            remake = remade_server_context(obj)
-            if remake is None:
-                raise _Refused(
-                    "a TLS context cannot be sent to another process: make it with "
-                    "aiodicom.net.tls.server_context (each worker makes it again from the same files)"
-                )
-            return remake, ()
-        if isinstance(obj, types.FunctionType | type):
-            name = getattr(obj, "__qualname__", repr(obj))
-            if obj.__module__ == "__main__":
-                raise _Refused(
-                    f"{name} is defined in the script being run (__main__), which the worker processes do "
-                    "not run: define it in a module they can import"
-                )
-            if "<lambda>" in name or "<locals>" in name:
-                raise _Refused(
-                    f"{name} is a lambda or a nested function: worker processes import functions by "
-                    "name; give a function defined at the top level of a module"
-                )
-        return NotImplemented
-
-
-def _dumps(value: object) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    return out.getvalue()
 
 
 def worker_arguments(scp: StoreScp) -> dict[str, Any]:
@@ -155,8 +110,8 @@ def worker_config(scp: StoreScp) -> bytes:
     parts.update((name, value) for name, value in arguments.items() if name not in parts)
     for name, value in parts.items():  # one at a time: the error names the option
         try:
-            _dumps(value)
-        except _Refused as exc:
+            portable_dumps(value)
+        except Unportable as exc:
             raise ValueError(f"workers={scp.workers}: {name}: {exc}") from None
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise ValueError(
@@ -166,7 +121,7 @@ def worker_config(scp: StoreScp) -> bytes:
     levels = {name: lg.level for name, lg in loggers if isinstance(lg, logging.Logger) and lg.level}
     levels[""] = logging.root.level
     loop = asyncio.get_running_loop()
-    return _dumps(
+    return portable_dumps(
         {  # the hook first: one the workers cannot import fails before they import the rest
             "hook": hook,
             "server": type(scp),
@@ -176,45 +131,6 @@ def worker_config(scp: StoreScp) -> bytes:
             "uvloop": type(loop).__module__.startswith("uvloop"),
         }
     )
-
-
-def listen(host: str | None, port: int) -> socket.socket:
-    """One listening socket for every worker: ``host`` None (or ``""``) on every interface (one dual-stack
-    socket, IPv4 peers seen as ``::ffff:a.b.c.d``), else the one address ``host`` names (a ValueError when it
-    names several). Binding errors are :class:`~aiodicom.errors.ListenError` as for one process."""
-    where = f"{host or '*'}:{port}"
-    try:
-        if not host:
-            dual = socket.has_dualstack_ipv6()
-            family = socket.AF_INET6 if dual else socket.AF_INET
-            return socket.create_server(("", port), family=family, backlog=_BACKLOG, dualstack_ipv6=dual)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if len(addresses) > 1:
-            raise ValueError(
-                f"with workers, host must be one address: {host} is {', '.join(addresses)} (give one of "
-                "them, or None for every interface)"
-            )
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:  # as asyncio binds "::": IPv6 only
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(_BACKLOG)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    except OSError as exc:
-        raise listen_error(exc, where) from exc
-
-
-def _child_environment() -> dict[str, str]:
-    """The parent's environment, with its import path: hooks in modules beside the script are found."""
-    paths = [p or os.getcwd() for p in sys.path]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def _relog(fields: dict[str, Any]) -> None:
@@ -262,7 +178,7 @@ class WorkerPool:
         self.scp = scp
         self.serving = False
         self._workers: dict[int, _Worker] = {}
-        self._socket: socket.socket | None = None
+        self._listener: Listener | None = None
         self._config = b""
         self._environment: dict[str, str] = {}
         self._stopping = False
@@ -281,64 +197,52 @@ class WorkerPool:
         the arguments cannot go to another process (ValueError), the port cannot be bound
         (ListenError) or a worker fails to start (what it raised, e.g. a StorageError)."""
         self._config = worker_config(self.scp)
-        self._environment = _child_environment()
-        self._socket = listen(self.scp.host, self.scp.requested_port)
-        self.scp._bound_port = int(self._socket.getsockname()[1])
-        results = await asyncio.gather(
-            *(self._spawn(i) for i in range(self.scp.workers)), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        self._environment = child_environment()
+        self._listener = Listener(self.scp.host, self.scp.requested_port)
+        self.scp._bound_port = self._listener.port
+        try:
+            results = await asyncio.gather(
+                *(self._spawn(i) for i in range(self.scp.workers)), return_exceptions=True
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+        except BaseException:  # a failure, or cancelled: the workers that started stop again
             await self.stop(0.0)
-            raise failures[0]
+            raise
         self.serving = True
 
     async def _spawn(self, index: int) -> _Worker:
-        assert self._socket is not None
-        listener = self._socket.fileno()
-        ours, theirs = socket.socketpair()
+        assert self._listener is not None
+        process, channel = await spawn("aiodicom.scp.worker", self._listener, self._environment)
+        worker = _Worker(index, process, channel)
+        failure: BaseException | None = None  # what the worker raised as it started
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "aiodicom.scp.worker", str(theirs.fileno()), str(listener)],
-                pass_fds=(theirs.fileno(), listener),
-                stdin=subprocess.DEVNULL,
-                env=self._environment,
-                process_group=0,  # Ctrl+C reaches the parent alone, which stops the workers
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        worker: _Worker | None = None
-        try:
-            reader, writer = await asyncio.open_unix_connection(sock=ours)
-            worker = _Worker(index, process, Channel(reader, writer))
             self._workers[index] = worker
             worker.channel.send_bytes(self._config)
             async with asyncio.timeout(_READY_TIMEOUT):
-                while not worker.ready:
+                while not worker.ready and failure is None:
                     message = await worker.channel.receive()
                     if message[0] == "failed":
-                        raise message[1]
-                    if message[0] == "ready":
+                        failure = message[1]
+                    elif message[0] == "ready":
                         worker.ready = True
                     else:
                         self._handle(worker, message)
-        except BaseException as exc:
-            if worker is not None:
+        except EOFError:
+            failure = DicomError(f"a worker process ended as it started ({_exit_text(process.poll())})")
+        except TimeoutError:
+            failure = DicomError(f"a worker process did not start within {_READY_TIMEOUT:g} s")
+            process.kill()
+        finally:
+            if not worker.ready:  # failed, or cancelled
+                if failure is None:  # cancelled: not waited for
+                    process.kill()
                 self._workers.pop(index, None)
-                await worker.channel.close()
-            else:
-                ours.close()
-            await _end(process)
-            if isinstance(exc, EOFError):
-                raise RuntimeError(
-                    f"a worker process ended as it started ({_exit_text(process.returncode)})"
-                ) from None
-            if isinstance(exc, TimeoutError):
-                raise RuntimeError(f"a worker process did not start within {_READY_TIMEOUT:g} s") from None
-            raise
+                await channel.close()
+                await _end(process)
+        if failure is not None:
+            raise failure
         worker.task = asyncio.ensure_future(self._watch(worker))
         self.scp.log.info("worker %d of %d listening (pid %d)", index + 1, self.scp.workers, worker.pid)
         return worker
@@ -353,11 +257,8 @@ class WorkerPool:
         finally:
             await worker.channel.close()
         await _end(worker.process)
-        for key, count in worker.held.items():  # its associations ended with it
-            self._total -= count
-            self._peers[key] -= count
-        worker.held.clear()
-        self._peers = +self._peers
+        for key, count in list(worker.held.items()):  # its associations ended with it
+            self._count_out(worker, key, count)
         if self._workers.get(worker.index) is worker:
             del self._workers[worker.index]
         if self._stopping:
@@ -395,11 +296,7 @@ class WorkerPool:
             _, token, host = message
             worker.channel.send(("admitted", token, self._admit(worker, host)))
         elif kind == "release":
-            key = peer_key(message[1])
-            if worker.held[key] > 0:
-                worker.held[key] -= 1
-                self._total -= 1
-                self._peers[key] -= 1
+            self._count_out(worker, peer_key(message[1]), 1)
         elif kind == "log":
             _relog(message[1])
         elif kind == "stopped":
@@ -418,6 +315,15 @@ class WorkerPool:
         worker.held[key] += 1
         return True
 
+    def _count_out(self, worker: _Worker, key: str, count: int) -> None:
+        """``count`` associations of ``worker`` from the peer ``key`` ended."""
+        count = min(count, worker.held[key])
+        for counter in (worker.held, self._peers):
+            counter[key] -= count
+            if counter[key] <= 0:
+                del counter[key]
+        self._total -= count
+
     async def stop(self, timeout: float) -> None:
         """Stop every worker: each stops listening, lets its associations finish the message they are
         receiving for at most ``timeout`` seconds (as one server's ``drain_timeout``), then ends. One that
@@ -433,8 +339,8 @@ class WorkerPool:
             task.cancel()
         if self._respawning:
             await asyncio.wait(self._respawning)
-        if self._socket is not None:  # the workers close their copies as they stop listening
-            self._socket.close()
+        if self._listener is not None:  # the workers close their copies as they stop listening
+            self._listener.close()
         workers = list(self._workers.values())
         for worker in workers:
             worker.channel.send(("stop", timeout))
