@@ -282,6 +282,19 @@ async def test_a_killed_worker_is_replaced_and_the_server_goes_on(tmp_path: Path
     assert running({victim, survivor, new}) == set()
 
 
+async def until_refused(port: int, timeout: float = 30.0) -> None:
+    """Until no process listens on ``port`` (a connection is refused)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return
+        writer.close()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"127.0.0.1:{port} still accepts connections after {timeout} s")
+
+
 def json_events(log: Path) -> list[dict[str, Any]]:
     lines = log.read_text(errors="replace").splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
@@ -329,7 +342,7 @@ async def test_cli_sigterm_drains_every_worker(tmp_path: Path) -> None:
         assert receiving() == workers
 
         proc.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.5)  # the workers have been told to stop
+        await until_refused(port)  # every worker stopped listening: each is stopping
         for peer, inst in zip(peers, insts, strict=True):
             rest = fragments(1, False, inst.data[half:], peer.max_value)
             await peer.send(b"".join(pdata(p) for p in rest), timeout=30)
