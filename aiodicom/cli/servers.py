@@ -161,6 +161,12 @@ def storescp(
     tls_optional_client_cert: TlsOptionalClientCert = False,
     tls_profile: TlsProfileOpt = "bcp195-nd",
     tls_crl: TlsCrl = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Processes that receive, sharing the port and --out-dir (1: this one)."
+        ),
+    ] = 1,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -199,6 +205,7 @@ def storescp(
             keep_original_on_transcode_failure=keep_original,
             verbose=verbose,
             tls=tls_context,
+            workers=workers,
             **idle,
             **access,
         )

@@ -6,13 +6,15 @@ import asyncio
 import collections
 import errno
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import Self, cast
+from typing import Protocol, Self, cast
 
 from aiodicom.errors import DicomError, ListenError, describe_rejection
 from aiodicom.net.access import (
     DEFAULT_MAX_ASSOCIATIONS_PER_PEER,
+    LIMIT_REACHED,
     AccessControl,
     AllowedHost,
     AssociationHook,
@@ -37,6 +39,30 @@ from aiodicom.ul.pdu import AAssociateRJ
 log = logging.getLogger("aiodicom.server")
 
 AssociationHandler = Callable[[Association], Awaitable[None]]
+
+
+class Admission(Protocol):
+    """Another count of associations that a server must also stay within: the parent of a server's worker
+    processes (:mod:`aiodicom.scp.workers`) counts those of every worker, for the limits of the whole."""
+
+    async def admit(self, host: str) -> bool:
+        """Whether one more association from ``host`` fits (it is then counted until :meth:`release`)."""
+        ...
+
+    def release(self, host: str) -> None:
+        """An association that :meth:`admit` let in has ended."""
+        ...
+
+
+def listen_error(exc: OSError, where: str) -> ListenError:
+    """The :class:`ListenError` that says why binding ``where`` failed."""
+    if exc.errno == errno.EADDRINUSE:
+        return ListenError(exc.errno, f"cannot listen on {where}: the port is already in use")
+    if exc.errno == errno.EACCES:
+        return ListenError(
+            exc.errno, f"cannot listen on {where}: ports below 1024 need privileges (try a port above 1024)"
+        )
+    return ListenError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}")
 
 
 class DicomServer:
@@ -174,6 +200,11 @@ class DicomServer:
         self._held: set[_Pending] = set()
         self._held_by_peer: dict[str, int] = {}
         self._refused_pending = 0
+        #: A socket already bound and listening to serve on instead of ``host`` and ``port`` (a worker
+        #: process's, inherited from its parent); it is closed at :meth:`stop`.
+        self.listen_socket: socket.socket | None = None
+        #: Who else counts the associations, when not this server alone (see :class:`Admission`).
+        self.admission: Admission | None = None
 
     @property
     def port(self) -> int:
@@ -190,20 +221,15 @@ class DicomServer:
             return
         loop = asyncio.get_running_loop()
         self._stopping = False
-        try:
-            self._server = await loop.create_server(
-                self._new_connection, self.host, self.requested_port, reuse_address=True
-            )
-        except OSError as exc:
-            where = f"{self.host or '*'}:{self.requested_port}"
-            if exc.errno == errno.EADDRINUSE:
-                raise ListenError(exc.errno, f"cannot listen on {where}: the port is already in use") from exc
-            if exc.errno == errno.EACCES:
-                raise ListenError(
-                    exc.errno,
-                    f"cannot listen on {where}: ports below 1024 need privileges (try a port above 1024)",
-                ) from exc
-            raise ListenError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        if self.listen_socket is not None:
+            self._server = await loop.create_server(self._new_connection, sock=self.listen_socket)
+        else:
+            try:
+                self._server = await loop.create_server(
+                    self._new_connection, self.host, self.requested_port, reuse_address=True
+                )
+            except OSError as exc:
+                raise listen_error(exc, f"{self.host or '*'}:{self.requested_port}") from exc
         self._bound_port = int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
@@ -388,11 +414,19 @@ class DicomServer:
         identity_response: bytes | None = None
         if rj is None:  # the user identity and the on_association_request hook
             rj, identity_response = await self.access.check_request(rq, assoc.peer)
+        admitted = False  # counted by self.admission, to be released
+        if rj is None and self.admission is not None:
+            admitted = await self.admission.admit(host)
+            if not admitted:
+                rj = LIMIT_REACHED
         if rj is None and (self._stopping or len(self.associations) >= self.max_associations):
             rj = AAssociateRJ(REJECTED_TRANSIENT, SOURCE_PRESENTATION, REASON_LOCAL_LIMIT_EXCEEDED)
         if rj is None:  # checked with the admission, after every await: nothing slips in between
             rj = self.access.peer_limit(host, (a.peer[0] for a in self.associations))
         if rj is not None:
+            if admitted:
+                assert self.admission is not None
+                self.admission.release(host)
             self.access.rejected[(rj.result, rj.source, rj.reason)] += 1
             self.log.info("rejected the association from %s:%s (%s)", host, port, _rj_text(rj))
             assoc.reject(rj)
@@ -426,6 +460,9 @@ class DicomServer:
             assoc.abort()
         finally:
             self.associations.discard(assoc)
+            if admitted:
+                assert self.admission is not None
+                self.admission.release(host)
             if assoc.is_open:
                 assoc.abort()
             await assoc.wait_closed(self.artim_timeout)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import collections
+import functools
 import logging
 import os
 import ssl
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +41,7 @@ __all__ = [
     "TlsProfile",
     "client_context",
     "describe_tls_error",
+    "remade_server_context",
     "server_context",
     "tls_failure_kind",
     "tls_profile",
@@ -50,6 +53,10 @@ StrPath = str | os.PathLike[str]
 #: The type ``tls=`` takes everywhere (for modules outside aiodicom.net, which never import ssl).
 TlsContext = ssl.SSLContext
 _T = TypeVar("_T")
+#: How each context of server_context() was made: a server's worker processes make it again that way.
+_MADE: weakref.WeakKeyDictionary[ssl.SSLContext, functools.partial[ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +190,16 @@ def server_context(
     prof = tls_profile(profile)
     ctx = _base(prof, ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(os.fspath(cert), os.fspath(key) if key is not None else None, password)
+    _MADE[ctx] = functools.partial(
+        server_context,
+        cert,
+        key,
+        ca,
+        crl,
+        require_client_cert=require_client_cert,
+        profile=prof,
+        password=password,
+    )
     if require_client_cert is None:
         require_client_cert = ca is not None
     if ca is None:
@@ -197,6 +214,13 @@ def server_context(
         _load_crl(ctx, crl)
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     return ctx
+
+
+def remade_server_context(ctx: ssl.SSLContext) -> functools.partial[ssl.SSLContext] | None:
+    """How to make ``ctx`` again from its files, if :func:`server_context` made it (else None): what a
+    server's worker processes call, since a context cannot be sent to another process. Changes made to
+    ``ctx`` after :func:`server_context` returned it are not in what this makes."""
+    return _MADE.get(ctx)
 
 
 def client_context(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiodicom.dataset import DEFAULT_MAX_INFLATED_SIZE
 from aiodicom.dataset.tags import (
@@ -43,6 +45,9 @@ from aiodicom.uids import (
     is_dicom_transfer_syntax,
 )
 from aiodicom.ul.negotiation import ContextPolicy
+
+if TYPE_CHECKING:
+    from aiodicom.scp.workers import WorkerPool
 
 log = logging.getLogger("aiodicom.scp")
 
@@ -140,6 +145,12 @@ class StoreScp(DicomServer):
     ``tls`` (an ``ssl.SSLContext``, e.g. from :func:`aiodicom.net.tls.server_context`) makes every
     connection TLS; ``tls_handshake_timeout`` and ``max_tls_handshakes`` are as for
     :class:`~aiodicom.net.server.DicomServer`.
+
+    ``workers=N`` (N > 1) receives in N processes that share the listening socket and ``out_dir``
+    (:mod:`aiodicom.scp.workers`): hooks run in the process that received the instance, events and
+    study completion here, and the limits hold for the whole server. What cannot go to another process
+    (a hook that is a lambda or defined in the script being run, a TLS context not made by
+    :func:`~aiodicom.net.tls.server_context`) is refused by :meth:`start` with a ValueError.
     """
 
     def __init__(
@@ -191,6 +202,7 @@ class StoreScp(DicomServer):
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
         max_transcode_workers: int | None = None,
+        workers: int = 1,
     ) -> None:
         if args:
             given = deprecated_positional("StoreScp", _POSITIONAL, args)
@@ -210,6 +222,16 @@ class StoreScp(DicomServer):
             transfer_syntax_mode = given.get("transfer_syntax_mode", transfer_syntax_mode)
             transfer_syntaxes = given.get("transfer_syntaxes", transfer_syntaxes)
             verbose = given.get("verbose", verbose)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
+        if workers > 1 and os.name != "posix":
+            raise ValueError("workers > 1 needs a POSIX system (it shares the listening socket)")
+        # iterables are read once, here: worker processes are made with the same arguments
+        allowed_hosts = None if allowed_hosts is None else list(allowed_hosts)
+        extract_custom_tags = None if extract_custom_tags is None else list(extract_custom_tags)
+        abstract_syntaxes = None if abstract_syntaxes is None else list(abstract_syntaxes)
+        transfer_syntaxes = None if transfer_syntaxes is None else list(transfer_syntaxes)
+        arguments = {name: value for name, value in locals().items() if name in _ARGUMENTS}
         # every option is checked before anything is made on disk (out_dir, its temporary files)
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
         keywords = validate_keywords(extract_tags or ())
@@ -276,6 +298,11 @@ class StoreScp(DicomServer):
             CommandField.C_STORE_RQ: self._store,
             CommandField.C_ECHO_RQ: handle_echo,
         }
+        #: The number of processes that receive (1: this one).
+        self.workers = workers
+        #: What this server was made with, to make the same in worker processes.
+        self.arguments: dict[str, Any] = arguments
+        self._pool: WorkerPool | None = None
 
     # ---------------------------------------------------------------------------------- registration
 
@@ -283,6 +310,8 @@ class StoreScp(DicomServer):
         """Register the hook (also usable as a decorator): ``dict -> dict`` over the extracted tags."""
         if not callable(hook):
             raise TypeError("on_before_store takes a function")
+        if self._pool is not None:
+            raise RuntimeError("with workers, register on_before_store before start(): it runs in them")
         self._hook = hook
         return hook
 
@@ -321,11 +350,28 @@ class StoreScp(DicomServer):
 
     # ------------------------------------------------------------------------------------- lifecycle
 
+    @property
+    def is_serving(self) -> bool:
+        return self._pool.serving if self._pool is not None else super().is_serving
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the worker processes running now (none with ``workers=1``)."""
+        return self._pool.pids if self._pool is not None else []
+
     async def start(self) -> None:
         was_serving = self.is_serving
-        if not was_serving:
-            await self.storage.start()  # an unreachable bucket fails here, not at the first instance
-        await super().start()
+        if self.workers > 1:
+            if self._pool is None:
+                from aiodicom.scp.workers import WorkerPool
+
+                pool = WorkerPool(self)
+                await pool.start()  # each worker started its storage and listens
+                self._pool = pool
+        else:
+            if not was_serving:
+                await self.storage.start()  # an unreachable bucket fails here, not at the first instance
+            await super().start()
         if not was_serving:
             event = ServerStarted(self.host or "*", self.port, self.ae_title)
             self.log.info(event.message)
@@ -333,11 +379,25 @@ class StoreScp(DicomServer):
 
     async def stop(self, timeout: float | None = None) -> None:
         """Finish the instances in flight (for at most ``timeout`` seconds, default ``drain_timeout``),
-        stop, and flush the studies still pending."""
-        await super().stop(timeout)
-        await self.storage.stop()
+        stop, and flush the studies still pending. With workers, every worker does so."""
+        if self._pool is not None:
+            await self._pool.stop(self.drain_timeout if timeout is None else timeout)
+            self._pool = None
+        elif self.workers == 1:
+            await super().stop(timeout)
+            await self.storage.stop()
         self.studies.flush()
         await self._events.drain()
+
+    async def serve_forever(self) -> None:
+        if self.workers == 1:
+            return await super().serve_forever()
+        await self.start()
+        try:
+            await asyncio.get_running_loop().create_future()  # the workers serve, until cancelled
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
 
     async def _serve_association(self, assoc: Association) -> None:
         host, port = assoc.peer
@@ -368,6 +428,10 @@ class StoreScp(DicomServer):
                 outcome.error, outcome.message or str(outcome.error), f"{host}:{port}", uid
             )
             self._events.emit("error", event)
+
+
+#: The arguments of StoreScp that its worker processes are made with (all but ``workers``).
+_ARGUMENTS = frozenset(inspect.signature(StoreScp.__init__).parameters) - {"self", "args", "workers"}
 
 
 def _policy(
