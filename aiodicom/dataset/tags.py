@@ -17,12 +17,10 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeAlias
 
-from pydicom import uid as _uid
-from pydicom._dicom_dict import DicomDictionary
-from pydicom._uid_dict import UID_dictionary
-from pydicom.datadict import keyword_dict, tag_for_keyword
-
 from aiodicom.uids import TRANSFER_SYNTAXES
+
+# pydicom (and numpy with it) is imported by the functions that read its dictionaries, not here: the tag sets
+# and option names are needed by commands that never look a keyword up.
 
 __all__ = [
     "DEFAULT_TAGS",
@@ -163,12 +161,16 @@ def split_levels(tags: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str
 
 @cache
 def _all_keywords() -> tuple[str, ...]:
+    from pydicom.datadict import keyword_dict
+
     return tuple(keyword_dict)
 
 
 def validate_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
     """The keywords, duplicates removed in order; an unknown one is a ValueError that names it and suggests
     close matches from pydicom's dictionary."""
+    from pydicom.datadict import tag_for_keyword
+
     result: dict[str, None] = {}
     for keyword in [keywords] if isinstance(keywords, str) else keywords:
         if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
@@ -181,6 +183,8 @@ def validate_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
 
 @cache
 def _available_tag_names() -> tuple[str, ...]:
+    from pydicom._dicom_dict import DicomDictionary
+
     return tuple(sorted(entry[4] for entry in DicomDictionary.values() if entry[4] and entry[3] != "Retired"))
 
 
@@ -295,6 +299,8 @@ _NOT_STORAGE = frozenset(
 
 @cache
 def _storage_classes() -> tuple[str, ...]:
+    from pydicom._uid_dict import UID_dictionary
+
     return tuple(
         uid
         for uid, entry in UID_dictionary.items()
@@ -314,6 +320,8 @@ def storage_sop_classes() -> list[str]:
 
 @cache
 def _uid_by_keyword() -> dict[str, str]:
+    from pydicom._uid_dict import UID_dictionary
+
     return {entry[4]: uid for uid, entry in UID_dictionary.items() if entry[4]}
 
 
@@ -438,11 +446,15 @@ def _syntax_names() -> dict[str, tuple[str, str]]:
     """Squashed name -> (UID, the name as written), for pydicom's names, keywords and the documents' names.
 
     Made again when pydicom's dictionary grows (other libraries add syntaxes pydicom does not know yet)."""
+    from pydicom._uid_dict import UID_dictionary
+
     return _syntax_names_of(len(UID_dictionary))
 
 
 @cache
 def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
+    from pydicom._uid_dict import UID_dictionary
+
     names: dict[str, tuple[str, str]] = {}
     syntaxes = [(u, e) for u, e in UID_dictionary.items() if e[1] == "Transfer Syntax"]
     for uid, entry in syntaxes:  # names first, so that keywords and then the documents' names win
@@ -456,6 +468,8 @@ def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
 def resolve_sop_class(name: str) -> str:
     """A SOP class UID from a UID (private ones too) or a pydicom keyword (``CTImageStorage``). Anything
     else is a ValueError: an abstract syntax that can match nothing must not pass silently."""
+    from pydicom._uid_dict import UID_dictionary
+
     text = str(name).strip().rstrip("\0").strip()
     if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text) and len(text) <= 64:
         return text
@@ -477,7 +491,10 @@ def resolve_transfer_syntax(name: str, *, allow_private: bool = False) -> str:
     if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text):
         if len(text) > 64:
             raise ValueError(f"{text} is not a UID: longer than 64 characters")
-        private = {str(s) for s in _uid.PrivateTransferSyntaxes}
+        from pydicom._uid_dict import UID_dictionary
+        from pydicom.uid import PrivateTransferSyntaxes
+
+        private = {str(s) for s in PrivateTransferSyntaxes}
         known = UID_dictionary.get(text, ("", ""))[1] == "Transfer Syntax" or text in private
         if not known and not allow_private:
             raise ValueError(f"{text} is not a transfer syntax UID known to pydicom")
@@ -512,7 +529,9 @@ def normalize_option(value: str, choices: Iterable[str], what: str) -> str:
 def uid_name(uid: str) -> str:
     """The name of a SOP class or transfer syntax UID (the UID itself when neither pydicom nor the table of
     transfer syntaxes, which has those newer than pydicom's registry, knows it)."""
-    name = str(_uid.UID(uid).name)
+    from pydicom.uid import UID
+
+    name = str(UID(uid).name)
     if name and name != uid:
         return name
     return TRANSFER_SYNTAXES.get(uid, uid)
