@@ -162,6 +162,44 @@ def encodable(transfer_syntax: str) -> bool:
     return False
 
 
+#: pydicom's encoder plugins for the syntaxes whose encoder is a separate package: every distribution
+#: (name, minimum version) the plugin needs, as pydicom's ``ENCODER_DEPENDENCIES`` and ``is_available`` say.
+_ENCODER_DISTRIBUTIONS: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    JPEG_LS_LOSSLESS: (("pyjpegls", (1, 3)),),
+    J2K_LOSSLESS: (("pylibjpeg", (2, 0)), ("pylibjpeg-openjpeg", (2, 2))),
+}
+
+
+def encoder_installed(transfer_syntax: str) -> bool:
+    """What :func:`encodable` answers for a target of :data:`FALLBACK_ORDER`, read from the installed
+    distributions instead of by importing pydicom, numpy and the codecs (a sender proposes these syntaxes
+    before it knows whether anything will be converted; the conversion itself checks with encodable)."""
+    uid = transfer_syntax
+    if uid in NATIVE or uid == DEFLATED:
+        return True
+    if not _have("numpy"):
+        return False
+    if uid in JPEG_FAMILY or uid in HTJ2K_FAMILY:
+        return _have("imagecodecs")
+    if uid == RLE:
+        return True  # pydicom's own RLE encoder
+    needed = _ENCODER_DISTRIBUTIONS.get(uid)
+    if needed is None:
+        return encodable(uid)
+    return all(_version_at_least(name, minimum) for name, minimum in needed)
+
+
+@cache
+def _version_at_least(distribution: str, minimum: tuple[int, ...]) -> bool:
+    """As pydicom's version check: installed, with a version of plain numbers at least ``minimum``."""
+    from importlib import metadata
+
+    try:
+        return tuple(int(x) for x in metadata.version(distribution).split(".")) >= minimum
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+
+
 def lossy_target(transfer_syntax: str) -> bool:
     """Encoding to ``transfer_syntax`` at its default (lossy) setting loses information: JPEG Baseline and
     Extended, JPEG-LS Near-Lossless, JPEG 2000 (4.91) and HTJ2K (4.203). (transcode() encodes the last three

@@ -16,16 +16,14 @@ import io
 import logging
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
-import pydicom
-
-from aiodicom.dataset.codecs import FALLBACK_ORDER, encodable, lossless_fallback, syntax_label
+from aiodicom.dataset.codecs import FALLBACK_ORDER, encoder_installed, lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
@@ -304,8 +302,8 @@ class SendBatch:
         if self.settings.transfer_syntax:  # every file converts: start the worker processes it may need now
             self.transcoder().warm(self.settings.transfer_syntax)
         await self.emit("transfer_started", TransferStarted(len(items)))
-        if self.s3 is None:
-            await anyio.to_thread.run_sync(_read_headers, items)
+        if self.s3 is None:  # asyncio's thread, not anyio's: a send that converts nothing needs no anyio
+            await asyncio.to_thread(_read_headers, items)
         ready = []
         for item in items:
             if item.header is None:
@@ -461,11 +459,14 @@ class SendBatch:
         forced = self.settings.transfer_syntax
         if not accepted:
             raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid, forced))
-        offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
-        what = f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
+
+        def what() -> str:  # for the errors only: naming syntaxes reads pydicom's registry
+            offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
+            return f"the peer accepted SOP class {uid_name(header.sop_class_uid)} only in {offered}"
+
         if forced:
             if forced not in accepted:
-                raise NoAcceptableContext(f"{what}, not {syntax_label(forced)} (forced)")
+                raise NoAcceptableContext(f"{what()}, not {syntax_label(forced)} (forced)")
             target = forced
         elif own in accepted:
             target = own
@@ -473,11 +474,11 @@ class SendBatch:
             fallback = lossless_fallback(accepted)
             if fallback is None:
                 raise NoAcceptableContext(
-                    f"{what}; the file is {syntax_label(own)}: none of them can be encoded here"
+                    f"{what()}; the file is {syntax_label(own)}: none of them can be encoded here"
                 )
             if self.settings.never_transcode:
                 raise NoAcceptableContext(
-                    f"{what}; the file is {syntax_label(own)} and would need converting to "
+                    f"{what()}; the file is {syntax_label(own)} and would need converting to "
                     f"{uid_name(fallback)}: never_transcode is set"
                 )
             target = fallback
@@ -502,6 +503,8 @@ class SendBatch:
     async def convert(self, item: QueuedFile, target: str, *, allow_lossy: bool) -> Outgoing:
         """``item`` converted to ``target``: in memory when it is small, else through a temporary file (an
         S3 object is downloaded to one first), so that a large instance is never held whole in memory."""
+        import anyio.to_thread  # here, not at the top: most sends convert nothing
+
         transcoder = self.transcoder()
         downloaded: str | None = None
         try:
@@ -548,11 +551,18 @@ class SendBatch:
             raise DimseError(event.message, status)
 
 
+def _unreadable(*errors: type[Exception]) -> tuple[type[Exception], ...]:
+    """``errors`` and pydicom's InvalidDicomError when pydicom is loaded: the header reader imports it only
+    for unusual files, and an error of pydicom's can come only from there."""
+    invalid = sys.modules.get("pydicom.errors")
+    return (*errors, invalid.InvalidDicomError) if invalid is not None else errors
+
+
 def _read_headers(items: Iterable[QueuedFile]) -> None:
     for item in items:
         try:
             item.header = read_header(item.path if item.path is not None else io.BytesIO(item.data or b""))
-        except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError) as exc:
+        except _unreadable(OSError, ValueError, EOFError) as exc:
             item.error = f"cannot read {item.name}: {exc}"
         except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
             item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
@@ -588,7 +598,7 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: 
                     try:
                         item.header = read_header(io.BytesIO(head))
                         return
-                    except (EOFError, ValueError, pydicom.errors.InvalidDicomError) as exc:
+                    except _unreadable(EOFError, ValueError) as exc:
                         if len(head) < size:  # the whole object, and still unreadable
                             item.error = f"cannot read {item.name}: {exc}"
                             return
@@ -639,12 +649,15 @@ def _plans(
 
 
 def _lossless_compressions() -> list[str]:
-    """The lossless compressed syntaxes this side can encode, in the order it prefers them."""
-    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encodable(ts)]
+    """The lossless compressed syntaxes this side can encode, in the order it prefers them (known without
+    importing the codecs: most sends convert nothing)."""
+    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encoder_installed(ts)]
 
 
 async def _download(bucket: S3Bucket, key: str) -> str:
     """The object ``key`` in a temporary file (the caller removes it)."""
+    import anyio.to_thread  # here, not at the top: only S3 sources need it
+
     fd, path = tempfile.mkstemp(prefix="aiodicom-s3-", suffix=".dcm")
     try:
         with os.fdopen(fd, "wb") as out:
