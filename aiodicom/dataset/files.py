@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
 import zlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -168,6 +169,13 @@ def _full_header(fp: BinaryIO, start: int) -> InstanceHeader:
     if not sop_class or not sop_instance:
         raise ValueError("no SOP Class UID or SOP Instance UID: not a DICOM instance")
     return InstanceHeader(sop_class, sop_instance, syntax, offset, has_meta)
+
+
+def unreadable(*errors: type[Exception]) -> tuple[type[Exception], ...]:
+    """``errors`` and, once pydicom is loaded, its InvalidDicomError: what :func:`read_header` raises for a
+    file it cannot read (pydicom's parser, and its errors, come in only for unusual files)."""
+    invalid = sys.modules.get("pydicom.errors")
+    return (*errors, invalid.InvalidDicomError) if invalid is not None else errors
 
 
 def _inflate_start(fp: BinaryIO, size: int = 1 << 20) -> bytes:

@@ -16,11 +16,10 @@ import io
 import logging
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
-from pydicom import Dataset
-from pydicom.dataelem import RawDataElement
-from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag
+if TYPE_CHECKING:  # pydicom (numpy with it) is imported where a Dataset is made, not by the scanner
+    from pydicom import Dataset
 
 from aiodicom.errors import DatasetParseError as DatasetParseError  # also importable from here
 from aiodicom.uids import DEFLATED_TRANSFER_SYNTAXES, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
@@ -504,6 +503,10 @@ class LeadingElements:
             raise RuntimeError("the leading elements are not complete yet")
         if self.had_group_0002:
             return None
+        from pydicom import Dataset
+        from pydicom.dataelem import RawDataElement
+        from pydicom.tag import BaseTag
+
         ds = Dataset()
         implicit, little, prefix = self.is_implicit_VR, self.is_little_endian, self.prefix
         for tag, (start, end) in sorted(self._walker.uids.items()):
@@ -533,6 +536,8 @@ def _cut(data: bytes, spans: list[tuple[int, int]]) -> bytes:
 
 
 def _parse(data: bytes, implicit: bool, little: bool) -> Dataset:
+    from pydicom.filereader import read_dataset
+
     try:
         ds = read_dataset(io.BytesIO(data), implicit, little)
     except Exception as exc:  # pydicom raises many kinds on malformed input

@@ -10,11 +10,14 @@ that callers may mutate.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from types import ModuleType
 from typing import Any, TypeAlias
 
 from aiodicom.uids import TRANSFER_SYNTAXES
@@ -168,11 +171,11 @@ def _all_keywords() -> tuple[str, ...]:
 
 def validate_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
     """The keywords, duplicates removed in order; an unknown one is a ValueError that names it and suggests
-    close matches from pydicom's dictionary."""
-    from pydicom.datadict import tag_for_keyword
-
+    close matches from pydicom's dictionary (imported only when there are keywords to check)."""
     result: dict[str, None] = {}
     for keyword in [keywords] if isinstance(keywords, str) else keywords:
+        from pydicom.datadict import tag_for_keyword
+
         if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
             close = difflib.get_close_matches(str(keyword), _all_keywords(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -297,13 +300,39 @@ _NOT_STORAGE = frozenset(
 )
 
 
+def _uid_registry() -> dict[str, tuple[str, str, str, str, str]]:
+    """pydicom's UID registry as it ships: ``pydicom._uid_dict.UID_dictionary``. That module is data alone,
+    so until pydicom is imported it is read from its file without importing pydicom (and numpy with it):
+    a receiver negotiates its storage SOP classes from it at start."""
+    loaded = sys.modules.get("pydicom._uid_dict")
+    if loaded is None:
+        loaded = _standalone_uid_dict()
+    registry: dict[str, tuple[str, str, str, str, str]] = loaded.UID_dictionary
+    return registry
+
+
+@cache
+def _standalone_uid_dict() -> ModuleType:
+    package = importlib.util.find_spec("pydicom")
+    locations = package.submodule_search_locations if package is not None else None
+    spec = None
+    if locations:
+        path = f"{next(iter(locations))}/_uid_dict.py"
+        spec = importlib.util.spec_from_file_location("aiodicom.dataset._pydicom_uid_dict", path)
+    if spec is None or spec.loader is None:  # not a plain file (a zipped install): import pydicom
+        import pydicom._uid_dict
+
+        return pydicom._uid_dict
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @cache
 def _storage_classes() -> tuple[str, ...]:
-    from pydicom._uid_dict import UID_dictionary
-
     return tuple(
         uid
-        for uid, entry in UID_dictionary.items()
+        for uid, entry in _uid_registry().items()
         if entry[1] == "SOP Class" and "Storage" in entry[0] and uid not in _NOT_STORAGE
     )
 
@@ -320,9 +349,7 @@ def storage_sop_classes() -> list[str]:
 
 @cache
 def _uid_by_keyword() -> dict[str, str]:
-    from pydicom._uid_dict import UID_dictionary
-
-    return {entry[4]: uid for uid, entry in UID_dictionary.items() if entry[4]}
+    return {entry[4]: uid for uid, entry in _uid_registry().items() if entry[4]}
 
 
 def _uids(keywords: Iterable[str]) -> list[str]:

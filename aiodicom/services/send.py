@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiodicom.dataset.codecs import FALLBACK_ORDER, encoder_installed, lossless_fallback, syntax_label
-from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
+from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, unreadable
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
 from aiodicom.errors import (
@@ -302,7 +301,7 @@ class SendBatch:
         if self.settings.transfer_syntax:  # every file converts: start the worker processes it may need now
             self.transcoder().warm(self.settings.transfer_syntax)
         await self.emit("transfer_started", TransferStarted(len(items)))
-        if self.s3 is None:  # asyncio's thread, not anyio's: a send that converts nothing needs no anyio
+        if self.s3 is None:  # asyncio's threads, not anyio's: only S3 sources need anyio
             await asyncio.to_thread(_read_headers, items)
         ready = []
         for item in items:
@@ -503,8 +502,6 @@ class SendBatch:
     async def convert(self, item: QueuedFile, target: str, *, allow_lossy: bool) -> Outgoing:
         """``item`` converted to ``target``: in memory when it is small, else through a temporary file (an
         S3 object is downloaded to one first), so that a large instance is never held whole in memory."""
-        import anyio.to_thread  # here, not at the top: most sends convert nothing
-
         transcoder = self.transcoder()
         downloaded: str | None = None
         try:
@@ -521,7 +518,7 @@ class SendBatch:
             os.close(fd)
             try:
                 done = await transcoder.transcode_file(path, target, temporary, allow_lossy=allow_lossy)
-                header = await anyio.to_thread.run_sync(read_header, temporary)
+                header = await asyncio.to_thread(read_header, temporary)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
@@ -551,18 +548,11 @@ class SendBatch:
             raise DimseError(event.message, status)
 
 
-def _unreadable(*errors: type[Exception]) -> tuple[type[Exception], ...]:
-    """``errors`` and pydicom's InvalidDicomError when pydicom is loaded: the header reader imports it only
-    for unusual files, and an error of pydicom's can come only from there."""
-    invalid = sys.modules.get("pydicom.errors")
-    return (*errors, invalid.InvalidDicomError) if invalid is not None else errors
-
-
 def _read_headers(items: Iterable[QueuedFile]) -> None:
     for item in items:
         try:
             item.header = read_header(item.path if item.path is not None else io.BytesIO(item.data or b""))
-        except _unreadable(OSError, ValueError, EOFError) as exc:
+        except unreadable(OSError, ValueError, EOFError) as exc:
             item.error = f"cannot read {item.name}: {exc}"
         except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
             item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
@@ -598,7 +588,7 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: 
                     try:
                         item.header = read_header(io.BytesIO(head))
                         return
-                    except _unreadable(EOFError, ValueError) as exc:
+                    except unreadable(EOFError, ValueError) as exc:
                         if len(head) < size:  # the whole object, and still unreadable
                             item.error = f"cannot read {item.name}: {exc}"
                             return
@@ -649,8 +639,7 @@ def _plans(
 
 
 def _lossless_compressions() -> list[str]:
-    """The lossless compressed syntaxes this side can encode, in the order it prefers them (known without
-    importing the codecs: most sends convert nothing)."""
+    """The lossless compressed syntaxes this side can encode, in the order it prefers them."""
     return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encoder_installed(ts)]
 
 
