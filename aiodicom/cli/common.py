@@ -6,12 +6,10 @@ Every verb exits 0 on success and otherwise prints one line saying why on stderr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -349,6 +347,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def run_async(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine (on uvloop when installed), mapping errors to one line and an exit status."""
+    import asyncio  # here: --help and bad usage never start a loop
+
     try:
         import uvloop
 
@@ -372,6 +372,9 @@ def run_async(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
 async def serve_until_stopped(server: Any) -> None:
     """Serve until SIGTERM (systemd's and containers' stop signal) or Ctrl+C, then stop gracefully: no new
     associations, each association finishes the message it is handling, pending studies complete."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop
