@@ -18,11 +18,11 @@ import struct
 import zlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pydicom (numpy with it) is imported where a Dataset is made, not by the scanner
-    from pydicom import Dataset
-
 from aiodicom.errors import DatasetParseError as DatasetParseError  # also importable from here
 from aiodicom.uids import DEFLATED_TRANSFER_SYNTAXES, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+
+if TYPE_CHECKING:  # pydicom (numpy with it) is imported where a Dataset is made, not by the scanner
+    from pydicom import Dataset
 
 log = logging.getLogger("aiodicom.dataset")
 
