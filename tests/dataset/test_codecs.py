@@ -25,3 +25,26 @@ def test_installed_encoders_are_the_ones_pydicom_can_use() -> None:
     found, heavy = json.loads(out.stdout)
     assert found == expected and heavy == []
     assert sum(expected.values()) > 4  # the codecs extra is installed here: compressed targets are found
+
+
+def test_versions_read_beside_the_module_are_the_installed_ones() -> None:
+    """The folder-name reading gives what importlib.metadata gives, and the minimum is compared."""
+    import importlib.util
+    import os
+    from importlib import metadata
+
+    from aiodicom.dataset.codecs import _dist_info_version, _version_at_least
+
+    for distribution, module in (
+        ("pyjpegls", "jpeg_ls"),
+        ("pylibjpeg", "pylibjpeg"),
+        ("pylibjpeg-openjpeg", "openjpeg"),
+    ):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        folder = os.path.dirname(os.path.dirname(spec.origin))
+        assert _dist_info_version(distribution, folder) == metadata.version(distribution)
+        major = int(metadata.version(distribution).split(".")[0])
+        assert _version_at_least(distribution, module, (major,))
+        assert not _version_at_least(distribution, module, (major + 1,))
+    assert not _version_at_least("no-such-distribution", "no_such_module_here", (1,))
