@@ -168,10 +168,6 @@ def store(
     as_json: Json = False,
 ) -> None:
     """Send files (or S3 objects) with C-STORE; exits non-zero when any file failed."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-    from rich.table import Table
-
     from aiodicom.scu.store import StoreScu
 
     setup_logging(verbose)
@@ -211,14 +207,10 @@ def store(
                 raise ValueError(f"{path}: no such file or folder")
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    console = Console(stderr=True)
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json or not console.is_terminal,
+    # rich only for what it shows: the table (not with --json), the progress bar (on a terminal), failures
+    console = _Stderr(None if as_json else _console(stderr=True))
+    progress = (
+        _progress(console.rich) if console.rich is not None and console.rich.is_terminal else _NoProgress()
     )
 
     async def run() -> Any:
@@ -268,6 +260,8 @@ def store(
             )
         )
     else:
+        from rich.table import Table
+
         table = Table(title=f"C-STORE to {scu.called_ae_title}@{scu.address.host}:{scu.address.port}")
         for column in ("files", "successful", "warnings", "failed", "seconds", "files/s"):
             table.add_column(column, justify="right")
@@ -280,6 +274,52 @@ def store(
             f"{result.duration_seconds:.2f}",
             f"{rate:.1f}",
         )
-        Console().print(table)
+        _console().print(table)
     if result.failed:
         raise fail(f"{result.failed} of {result.total_files} files failed", 1)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _progress(console: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+class _Stderr:
+    """The rich console on stderr, made on first use when not given (with --json: at the first failure)."""
+
+    def __init__(self, console: Any) -> None:
+        self.rich = console
+
+    def print(self, text: str) -> None:
+        if self.rich is None:
+            self.rich = _console(stderr=True)
+        self.rich.print(text)
+
+
+class _NoProgress:
+    """What a disabled rich Progress does: nothing (without importing rich)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def update(self, task: int, **changes: Any) -> None:
+        return None

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import re
 import struct
 import threading
 from collections.abc import Callable, Iterable
@@ -160,6 +162,66 @@ def encodable(transfer_syntax: str) -> bool:
     if uid in JPEG_LS_FAMILY or uid == RLE:
         return bool(_plugins(uid, decoder=False))
     return False
+
+
+#: pydicom's encoder plugins for the syntaxes whose encoder is a separate package: every (distribution,
+#: the module it installs, minimum version) the plugin needs, as pydicom's ``ENCODER_DEPENDENCIES`` and
+#: ``is_available`` say (pydicom checks the module's ``__version__``).
+_ENCODER_DISTRIBUTIONS: dict[str, tuple[tuple[str, str, tuple[int, ...]], ...]] = {
+    JPEG_LS_LOSSLESS: (("pyjpegls", "jpeg_ls", (1, 3)),),
+    J2K_LOSSLESS: (("pylibjpeg", "pylibjpeg", (2, 0)), ("pylibjpeg-openjpeg", "openjpeg", (2, 2))),
+}
+
+
+def encoder_installed(transfer_syntax: str) -> bool:
+    """What :func:`encodable` answers for a target of :data:`FALLBACK_ORDER`, read from the installed
+    distributions instead of by importing pydicom, numpy and the codecs (a sender proposes these syntaxes
+    before it knows whether anything will be converted; the conversion itself checks with encodable)."""
+    uid = transfer_syntax
+    if uid in NATIVE or uid == DEFLATED:
+        return True
+    if not _have("numpy"):
+        return False
+    if uid in JPEG_FAMILY or uid in HTJ2K_FAMILY:
+        return _have("imagecodecs")
+    if uid == RLE:
+        return True  # pydicom's own RLE encoder
+    needed = _ENCODER_DISTRIBUTIONS.get(uid)
+    if needed is None:
+        return encodable(uid)
+    return all(_version_at_least(*requirement) for requirement in needed)
+
+
+@cache
+def _version_at_least(distribution: str, module: str, minimum: tuple[int, ...]) -> bool:
+    """As pydicom's check: ``module`` importable, its distribution's version plain numbers at least
+    ``minimum``. The version is read from the ``.dist-info`` folder beside the module when it is there
+    (importlib.metadata, which finds it elsewhere too, costs more to import than the rest of this check)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return False
+    version = _dist_info_version(distribution, os.path.dirname(os.path.dirname(spec.origin)))
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return False
+    try:
+        return tuple(int(x) for x in version.split(".")) >= minimum
+    except ValueError:
+        return False
+
+
+def _dist_info_version(distribution: str, folder: str) -> str | None:
+    """The version in the name of ``distribution``'s ``NAME-VERSION.dist-info`` folder in ``folder``."""
+    prefix = re.sub(r"[-_.]+", "_", distribution).lower() + "-"
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if name.endswith(".dist-info") and name.lower().startswith(prefix):
+                return name[len(prefix) : -len(".dist-info")]
+    return None
 
 
 def lossy_target(transfer_syntax: str) -> bool:

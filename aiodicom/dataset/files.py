@@ -1,20 +1,28 @@
 """Reading what a sender needs from a DICOM file without loading it: SOP class and instance, transfer syntax,
-and where the data set starts. Files with and without a Part 10 header are both accepted."""
+and where the data set starts. Files with and without a Part 10 header are both accepted.
+
+The usual files (little endian, a plain group 0008 near the start) are read here from their first bytes;
+pydicom, and numpy with it, is imported only for the others (big endian, deflated, unusual layouts), so a
+sender of ordinary files never loads it.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import struct
+import sys
 import zlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset
-
-from aiodicom.dataset.prefix import syntax_encoding
-from aiodicom.ul.negotiation import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from aiodicom.uids import (
+    DEFLATED_TRANSFER_SYNTAXES,
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+)
 
 _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 _VR_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -36,21 +44,8 @@ _LONG_VRS = frozenset(
 )
 _ELEMENT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
-_FAST_SYNTAXES = frozenset(
-    (
-        "1.2.840.10008.1.2",
-        "1.2.840.10008.1.2.1",
-        "1.2.840.10008.1.2.4.50",
-        "1.2.840.10008.1.2.4.51",
-        "1.2.840.10008.1.2.4.57",
-        "1.2.840.10008.1.2.4.70",
-        "1.2.840.10008.1.2.4.80",
-        "1.2.840.10008.1.2.4.81",
-        "1.2.840.10008.1.2.4.90",
-        "1.2.840.10008.1.2.4.91",
-        "1.2.840.10008.1.2.5",
-    )
-)
+#: Syntaxes whose data set is not explicit VR little endian as it is in the file: for the full parser.
+_NOT_PLAIN_LITTLE_ENDIAN = frozenset((EXPLICIT_VR_BIG_ENDIAN, *DEFLATED_TRANSFER_SYNTAXES))
 
 
 def _element(head: bytes, pos: int, explicit: bool) -> tuple[int, int, int, int]:
@@ -83,7 +78,7 @@ def _fast_header(head: bytes) -> InstanceHeader | None:
             syntax = (
                 EXPLICIT_VR_LITTLE_ENDIAN if head[pos + 4 : pos + 6].isalpha() else IMPLICIT_VR_LITTLE_ENDIAN
             )
-        if syntax not in _FAST_SYNTAXES:
+        if not syntax or syntax in _NOT_PLAIN_LITTLE_ENDIAN:
             return None
         explicit = syntax != IMPLICIT_VR_LITTLE_ENDIAN
         offset = pos
@@ -120,6 +115,15 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
                 fast.has_file_meta,
             )
         return fast
+    return _full_header(fp, start)
+
+
+def _full_header(fp: BinaryIO, start: int) -> InstanceHeader:
+    """The header of any instance, read by pydicom's parser from ``start``."""
+    from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset
+
+    from aiodicom.dataset.prefix import syntax_encoding
+
     fp.seek(start)
     head = fp.read(132)
     has_meta = head[128:132] == b"DICM"
@@ -165,6 +169,13 @@ def read_header(source: str | os.PathLike[str] | BinaryIO) -> InstanceHeader:
     if not sop_class or not sop_instance:
         raise ValueError("no SOP Class UID or SOP Instance UID: not a DICOM instance")
     return InstanceHeader(sop_class, sop_instance, syntax, offset, has_meta)
+
+
+def unreadable(*errors: type[Exception]) -> tuple[type[Exception], ...]:
+    """``errors`` and, once pydicom is loaded, its InvalidDicomError: what :func:`read_header` raises for a
+    file it cannot read (pydicom's parser, and its errors, come in only for unusual files)."""
+    invalid = sys.modules.get("pydicom.errors")
+    return (*errors, invalid.InvalidDicomError) if invalid is not None else errors
 
 
 def _inflate_start(fp: BinaryIO, size: int = 1 << 20) -> bytes:

@@ -16,12 +16,13 @@ import io
 import logging
 import struct
 import zlib
-
-from pydicom import Dataset
-from pydicom.filereader import read_dataset
+from typing import TYPE_CHECKING
 
 from aiodicom.errors import DatasetParseError as DatasetParseError  # also importable from here
 from aiodicom.uids import DEFLATED_TRANSFER_SYNTAXES, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+
+if TYPE_CHECKING:  # pydicom (numpy with it) is imported where a Dataset is made, not by the scanner
+    from pydicom import Dataset
 
 log = logging.getLogger("aiodicom.dataset")
 
@@ -529,6 +530,8 @@ def _cut(data: bytes, spans: list[tuple[int, int]]) -> bytes:
 
 
 def _parse(data: bytes, implicit: bool, little: bool) -> Dataset:
+    from pydicom.filereader import read_dataset
+
     try:
         ds = read_dataset(io.BytesIO(data), implicit, little)
     except Exception as exc:  # pydicom raises many kinds on malformed input

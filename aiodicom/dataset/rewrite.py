@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
-from pydicom.tag import BaseTag
-
-from .prefix import syntax_encoding
 from .validate import validate_uid
-from .values import tag_string
+
+if TYPE_CHECKING:  # pydicom (numpy with it) is imported by the functions that change or encode elements
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
 
 __all__ = ["apply_changes", "encode_leading"]
 
@@ -55,6 +50,10 @@ def apply_changes(
     validated (:func:`validate_uid`). Raises ValueError for an unknown name, a value the VR cannot hold,
     or a string for a sequence or a bytes value, leaving the changes made so far in ``ds``.
     """
+    from pydicom.datadict import tag_for_keyword
+
+    from .values import tag_string
+
     changed = False
     for key, value in changes.items():
         if key in original and original[key] == value:
@@ -82,6 +81,8 @@ def apply_changes(
 
 
 def _dictionary_vr(tag: int, value: str) -> str:
+    from pydicom.datadict import dictionary_VR
+
     try:
         vr = dictionary_VR(tag)
     except KeyError:  # a private or unknown tag: a string value is LO, the usual private text VR
@@ -95,6 +96,8 @@ def _dictionary_vr(tag: int, value: str) -> str:
 
 def _element(tag: int, vr: str, value: str, key: str) -> DataElement:
     """A new element holding ``value`` (a DICOM string) for ``vr``."""
+    from pydicom.dataelem import DataElement
+
     if vr in _NOT_TEXT:
         raise ValueError(f"{key} ({vr}) cannot be set from a string")
     if vr == "US or SS":
@@ -137,6 +140,14 @@ def encode_leading(ds: Dataset, transfer_syntax: str) -> bytes:
     For Deflated Explicit VR Little Endian this returns the inflated encoding: the caller deflates the
     whole data set again (these bytes, then the rest as inflated) with ``zlib.compressobj(wbits=-15)``.
     """
+    from pydicom import Dataset
+    from pydicom.dataelem import RawDataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    from pydicom.tag import BaseTag
+
+    from .prefix import syntax_encoding
+
     implicit, little, _ = syntax_encoding(transfer_syntax)
     was_implicit, was_little = ds.original_encoding
     if was_implicit is not None and was_little == little:

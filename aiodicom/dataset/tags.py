@@ -10,19 +10,20 @@ that callers may mutate.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from types import ModuleType
 from typing import Any, TypeAlias
 
-from pydicom import uid as _uid
-from pydicom._dicom_dict import DicomDictionary
-from pydicom._uid_dict import UID_dictionary
-from pydicom.datadict import keyword_dict, tag_for_keyword
-
 from aiodicom.uids import TRANSFER_SYNTAXES
+
+# pydicom (and numpy with it) is imported by the functions that read its dictionaries, not here: the tag sets
+# and option names are needed by commands that never look a keyword up.
 
 __all__ = [
     "DEFAULT_TAGS",
@@ -163,14 +164,18 @@ def split_levels(tags: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str
 
 @cache
 def _all_keywords() -> tuple[str, ...]:
+    from pydicom.datadict import keyword_dict
+
     return tuple(keyword_dict)
 
 
 def validate_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
     """The keywords, duplicates removed in order; an unknown one is a ValueError that names it and suggests
-    close matches from pydicom's dictionary."""
+    close matches from pydicom's dictionary (imported only when there are keywords to check)."""
     result: dict[str, None] = {}
     for keyword in [keywords] if isinstance(keywords, str) else keywords:
+        from pydicom.datadict import tag_for_keyword
+
         if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
             close = difflib.get_close_matches(str(keyword), _all_keywords(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -181,6 +186,8 @@ def validate_keywords(keywords: Iterable[str]) -> tuple[str, ...]:
 
 @cache
 def _available_tag_names() -> tuple[str, ...]:
+    from pydicom._dicom_dict import DicomDictionary
+
     return tuple(sorted(entry[4] for entry in DicomDictionary.values() if entry[4] and entry[3] != "Retired"))
 
 
@@ -293,11 +300,39 @@ _NOT_STORAGE = frozenset(
 )
 
 
+def _uid_registry() -> dict[str, tuple[str, str, str, str, str]]:
+    """pydicom's UID registry as it ships: ``pydicom._uid_dict.UID_dictionary``. That module is data alone,
+    so until pydicom is imported it is read from its file without importing pydicom (and numpy with it):
+    a receiver negotiates its storage SOP classes from it at start."""
+    loaded = sys.modules.get("pydicom._uid_dict")
+    if loaded is None:
+        loaded = _standalone_uid_dict()
+    registry: dict[str, tuple[str, str, str, str, str]] = loaded.UID_dictionary
+    return registry
+
+
+@cache
+def _standalone_uid_dict() -> ModuleType:
+    package = importlib.util.find_spec("pydicom")
+    locations = package.submodule_search_locations if package is not None else None
+    spec = None
+    if locations:
+        path = f"{next(iter(locations))}/_uid_dict.py"
+        spec = importlib.util.spec_from_file_location("aiodicom.dataset._pydicom_uid_dict", path)
+    if spec is None or spec.loader is None:  # not a plain file (a zipped install): import pydicom
+        import pydicom._uid_dict
+
+        return pydicom._uid_dict
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @cache
 def _storage_classes() -> tuple[str, ...]:
     return tuple(
         uid
-        for uid, entry in UID_dictionary.items()
+        for uid, entry in _uid_registry().items()
         if entry[1] == "SOP Class" and "Storage" in entry[0] and uid not in _NOT_STORAGE
     )
 
@@ -314,7 +349,7 @@ def storage_sop_classes() -> list[str]:
 
 @cache
 def _uid_by_keyword() -> dict[str, str]:
-    return {entry[4]: uid for uid, entry in UID_dictionary.items() if entry[4]}
+    return {entry[4]: uid for uid, entry in _uid_registry().items() if entry[4]}
 
 
 def _uids(keywords: Iterable[str]) -> list[str]:
@@ -438,11 +473,15 @@ def _syntax_names() -> dict[str, tuple[str, str]]:
     """Squashed name -> (UID, the name as written), for pydicom's names, keywords and the documents' names.
 
     Made again when pydicom's dictionary grows (other libraries add syntaxes pydicom does not know yet)."""
+    from pydicom._uid_dict import UID_dictionary
+
     return _syntax_names_of(len(UID_dictionary))
 
 
 @cache
 def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
+    from pydicom._uid_dict import UID_dictionary
+
     names: dict[str, tuple[str, str]] = {}
     syntaxes = [(u, e) for u, e in UID_dictionary.items() if e[1] == "Transfer Syntax"]
     for uid, entry in syntaxes:  # names first, so that keywords and then the documents' names win
@@ -456,6 +495,8 @@ def _syntax_names_of(size: int) -> dict[str, tuple[str, str]]:
 def resolve_sop_class(name: str) -> str:
     """A SOP class UID from a UID (private ones too) or a pydicom keyword (``CTImageStorage``). Anything
     else is a ValueError: an abstract syntax that can match nothing must not pass silently."""
+    from pydicom._uid_dict import UID_dictionary
+
     text = str(name).strip().rstrip("\0").strip()
     if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text) and len(text) <= 64:
         return text
@@ -477,7 +518,10 @@ def resolve_transfer_syntax(name: str, *, allow_private: bool = False) -> str:
     if re.fullmatch(r"[0-9]+(\.[0-9]+)*", text):
         if len(text) > 64:
             raise ValueError(f"{text} is not a UID: longer than 64 characters")
-        private = {str(s) for s in _uid.PrivateTransferSyntaxes}
+        from pydicom._uid_dict import UID_dictionary
+        from pydicom.uid import PrivateTransferSyntaxes
+
+        private = {str(s) for s in PrivateTransferSyntaxes}
         known = UID_dictionary.get(text, ("", ""))[1] == "Transfer Syntax" or text in private
         if not known and not allow_private:
             raise ValueError(f"{text} is not a transfer syntax UID known to pydicom")
@@ -512,7 +556,9 @@ def normalize_option(value: str, choices: Iterable[str], what: str) -> str:
 def uid_name(uid: str) -> str:
     """The name of a SOP class or transfer syntax UID (the UID itself when neither pydicom nor the table of
     transfer syntaxes, which has those newer than pydicom's registry, knows it)."""
-    name = str(_uid.UID(uid).name)
+    from pydicom.uid import UID
+
+    name = str(UID(uid).name)
     if name and name != uid:
         return name
     return TRANSFER_SYNTAXES.get(uid, uid)

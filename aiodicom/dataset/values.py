@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+    from pydicom.multival import MultiValue
+    from pydicom.tag import BaseTag
 
 __all__ = ["extract", "raw_text", "tag_string"]
 
 #: VRs whose values are bytes or items: not extracted.
 _NOT_TEXT = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "OB or OW", "US or OW"})
+
+
+@cache
+def _pydicom() -> tuple[type[MultiValue[Any]], type[BaseTag], Callable[[str], int | None]]:
+    """pydicom's MultiValue, BaseTag and tag_for_keyword, imported on first use (with numpy: the receiver
+    that extracts nothing never needs them); cached, as these run for every element extracted."""
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.multival import MultiValue
+    from pydicom.tag import BaseTag
+
+    return MultiValue, BaseTag, tag_for_keyword
 
 
 def tag_string(elem: DataElement) -> str | None:
@@ -31,7 +43,7 @@ def tag_string(elem: DataElement) -> str | None:
         return "" if not value else None
     if isinstance(value, str):
         return value
-    if isinstance(value, MultiValue | list | tuple):  # not Iterable: a PersonName iterates too
+    if isinstance(value, _pydicom()[0] | list | tuple):  # not Iterable: a PersonName iterates too
         parts = [_one(item) for item in value]
         if any(part is None for part in parts):
             return None
@@ -46,7 +58,7 @@ def _one(value: Any) -> str | None:
         return None
     if isinstance(value, str):  # text, UID, DA/TM/DT as stored (no datetime conversion)
         return value
-    if isinstance(value, BaseTag):
+    if isinstance(value, _pydicom()[1]):
         return f"{int(value):08X}"
     original = getattr(value, "original_string", None)
     if isinstance(original, str):  # IS, DS, and DA/DT/TM objects (config.datetime_conversion)
@@ -60,6 +72,7 @@ def extract(ds: Dataset, keywords: Iterable[str], custom: Iterable[tuple[int, st
     A tag absent from the data set (or an unknown keyword) is absent from the dict; an empty value gives
     ``""``; sequences and byte values are left out.
     """
+    tag_for_keyword = _pydicom()[2]
     tags: dict[str, str] = {}
     for keyword in keywords:
         tag = tag_for_keyword(keyword)

@@ -17,18 +17,21 @@ import tempfile
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
 from aiodicom.dataset.codecs import check_target, syntax_label
 from aiodicom.dataset.rewrite import spliced
-from aiodicom.dataset.transcode import Transcoded
 from aiodicom.dimse import Status
 from aiodicom.errors import DimseError, StorageError, TranscodeError
 from aiodicom.services.transcode import Transcoder
 from aiodicom.storage.base import InstanceSink, Storage
 from aiodicom.storage.filesystem import FilesystemStorage, write_temporary
 from aiodicom.storage.folders import TemporaryFolder, spool_folder
+
+if TYPE_CHECKING:
+    from aiodicom.dataset.transcode import Transcoded
 
 __all__ = ["TranscodeOnReceipt", "TranscodingSink", "TranscodingStorage", "converting"]
 

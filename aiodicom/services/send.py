@@ -22,11 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
-import pydicom
-
-from aiodicom.dataset.codecs import FALLBACK_ORDER, encodable, lossless_fallback, syntax_label
-from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header
+from aiodicom.dataset.codecs import FALLBACK_ORDER, encoder_installed, lossless_fallback, syntax_label
+from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, unreadable
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
 from aiodicom.errors import (
@@ -304,8 +301,8 @@ class SendBatch:
         if self.settings.transfer_syntax:  # every file converts: start the worker processes it may need now
             self.transcoder().warm(self.settings.transfer_syntax)
         await self.emit("transfer_started", TransferStarted(len(items)))
-        if self.s3 is None:
-            await anyio.to_thread.run_sync(_read_headers, items)
+        if self.s3 is None:  # asyncio's threads, not anyio's: only S3 sources need anyio
+            await asyncio.to_thread(_read_headers, items)
         ready = []
         for item in items:
             if item.header is None:
@@ -521,7 +518,7 @@ class SendBatch:
             os.close(fd)
             try:
                 done = await transcoder.transcode_file(path, target, temporary, allow_lossy=allow_lossy)
-                header = await anyio.to_thread.run_sync(read_header, temporary)
+                header = await asyncio.to_thread(read_header, temporary)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
@@ -555,7 +552,7 @@ def _read_headers(items: Iterable[QueuedFile]) -> None:
     for item in items:
         try:
             item.header = read_header(item.path if item.path is not None else io.BytesIO(item.data or b""))
-        except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError) as exc:
+        except unreadable(OSError, ValueError, EOFError) as exc:
             item.error = f"cannot read {item.name}: {exc}"
         except Exception as exc:  # a broken file is a per-file failure, whatever pydicom raises
             item.error = f"cannot read {item.name}: {type(exc).__name__}: {exc}"
@@ -591,7 +588,7 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: 
                     try:
                         item.header = read_header(io.BytesIO(head))
                         return
-                    except (EOFError, ValueError, pydicom.errors.InvalidDicomError) as exc:
+                    except unreadable(EOFError, ValueError) as exc:
                         if len(head) < size:  # the whole object, and still unreadable
                             item.error = f"cannot read {item.name}: {exc}"
                             return
@@ -643,11 +640,13 @@ def _plans(
 
 def _lossless_compressions() -> list[str]:
     """The lossless compressed syntaxes this side can encode, in the order it prefers them."""
-    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encodable(ts)]
+    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encoder_installed(ts)]
 
 
 async def _download(bucket: S3Bucket, key: str) -> str:
     """The object ``key`` in a temporary file (the caller removes it)."""
+    import anyio.to_thread  # here, not at the top: only S3 sources need it
+
     fd, path = tempfile.mkstemp(prefix="aiodicom-s3-", suffix=".dcm")
     try:
         with os.fdopen(fd, "wb") as out:

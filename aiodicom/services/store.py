@@ -9,10 +9,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from pydicom import Dataset
 
 from aiodicom.dataset import (
     DEFAULT_MAX_INFLATED_SIZE,
@@ -39,6 +38,9 @@ from aiodicom.services.events import call
 from aiodicom.services.receipt import TranscodingSink, TranscodingStorage
 from aiodicom.storage.base import InstanceSink, Storage
 from aiodicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, is_dicom_transfer_syntax
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 log = logging.getLogger("aiodicom.store")
 

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiodicom.dataset.codecs import (
     EXPLICIT,
@@ -29,8 +29,10 @@ from aiodicom.dataset.codecs import (
     resolve,
 )
 from aiodicom.dataset.files import read_header
-from aiodicom.dataset.transcode import Transcoded, transcode
 from aiodicom.services.workers import ProcessWorkers
+
+if TYPE_CHECKING:  # the converter (pydicom, numpy) is imported by the first conversion
+    from aiodicom.dataset.transcode import Transcoded
 
 __all__ = [
     "PARALLEL_PROCESS_FAMILIES",
@@ -76,6 +78,8 @@ def transcode_bytes(
     source: str | os.PathLike[str] | bytes, target: str, allow_lossy: bool, file_meta: bool
 ) -> tuple[bytes, Transcoded]:
     """:func:`transcode` into bytes (what a worker runs)."""
+    from aiodicom.dataset.transcode import transcode
+
     out = io.BytesIO()
     result = transcode(source, target, out, allow_lossy=allow_lossy, file_meta=file_meta)
     return out.getvalue(), result
@@ -86,6 +90,8 @@ def transcode_to_file(
 ) -> Transcoded:
     """:func:`transcode` into ``destination``, through a temporary file in its folder renamed into place
     when the conversion succeeded: on failure nothing is left behind."""
+    from aiodicom.dataset.transcode import transcode
+
     folder = os.path.dirname(os.path.abspath(destination))
     fd, temporary = tempfile.mkstemp(prefix=".transcode-", suffix=".tmp", dir=folder)
     try:

@@ -501,3 +501,25 @@ def test_store_scp_refuses_an_abstract_syntax_that_matches_nothing(tmp_path: Pat
     assert scp.policy.abstract_syntaxes == frozenset({CT_IMAGE})
     with pytest.raises(ValueError, match="unknown SOP class"):
         StoreScp(0, out_dir=tmp_path, abstract_syntax_mode="custom", abstract_syntaxes=["CT Image"])
+
+
+def test_storage_classes_are_read_without_importing_pydicom() -> None:
+    """A receiver negotiates from pydicom's UID table read as a file: neither pydicom nor numpy is imported
+    for it, and it is pydicom's registry as pydicom has it (compared in a fresh interpreter: pynetdicom,
+    imported by other tests here, adds entries to pydicom's)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from aiodicom.dataset import tags;"
+        "before = tags.get_common_sop_classes();"
+        "heavy = [m for m in ('pydicom', 'numpy') if m in sys.modules];"
+        "from pydicom._uid_dict import UID_dictionary;"
+        "same = tags._standalone_uid_dict().UID_dictionary == UID_dictionary;"
+        "tags._storage_classes.cache_clear(); tags._uid_by_keyword.cache_clear();"
+        "print(json.dumps([heavy, same, before == tags.get_common_sop_classes(), len(before['all'])]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    heavy, same_table, same_classes, count = json.loads(out.stdout)
+    assert heavy == [] and same_table and same_classes and count > 150
