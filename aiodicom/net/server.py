@@ -233,10 +233,13 @@ class DicomServer:
         self._bound_port = int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
+        """Serve until cancelled, then stop gracefully (:meth:`stop`)."""
         await self.start()
         assert self._server is not None
         try:
-            await self._server.serve_forever()
+            # not asyncio.Server.serve_forever: from Python 3.12 on, cancelled, it waits for every
+            # connection to close before returning, and ours close only in stop(), which would run after
+            await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
             await self.stop()
             raise
