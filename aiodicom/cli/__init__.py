@@ -54,9 +54,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _loop_option(args: list[str]) -> list[str]:
+    """``--loop asyncio|uvloop`` before the verb (the event loop every verb runs on; default: uvloop when
+    installed): recorded for :func:`aiodicom.cli.common.run_async`, removed from the arguments."""
+    if not args or not args[0].startswith("--loop"):
+        return args
+    if args[0].startswith("--loop="):
+        value, rest = args[0].partition("=")[2], args[1:]
+    else:
+        value, rest = (args[1] if len(args) > 1 else ""), args[2:]
+    from aiodicom.cli import common
+
+    common.choose_loop(value)
+    return rest
+
+
 def main() -> None:
     """Entry point of the ``aiodicom`` console script."""
-    args = sys.argv[1:]
+    args = _loop_option(sys.argv[1:])
+    sys.argv[1:] = args
     if args == ["--version"]:  # what scripts and probes ask most; the same line as the option prints
         from aiodicom import __version__
 

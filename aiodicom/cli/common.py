@@ -345,16 +345,43 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: The event loop the verbs run on: "auto" (uvloop when installed), "asyncio" or "uvloop" (``--loop``).
+LOOP = "auto"
+
+
+def choose_loop(value: str) -> None:
+    """``aiodicom --loop NAME VERB ...``: exits 2 for an unknown name, or uvloop when it is not installed."""
+    global LOOP
+    if value not in ("asyncio", "uvloop"):
+        typer.echo(f"aiodicom: --loop takes asyncio or uvloop, not {value!r}", err=True)
+        raise SystemExit(2)
+    if value == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            typer.echo(
+                "aiodicom: --loop uvloop: uvloop is not installed (pip install 'aiodicom[uvloop]')", err=True
+            )
+            raise SystemExit(2) from None
+    LOOP = value
+
+
 def run_async(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
-    """Run a coroutine (on uvloop when installed), mapping errors to one line and an exit status."""
+    """Run a coroutine (on uvloop when installed, unless ``--loop asyncio``), mapping errors to one line and
+    an exit status."""
     import asyncio  # here: --help and bad usage never start a loop
 
-    try:
-        import uvloop
+    runner: Callable[[Any], Any] = asyncio.run
+    if LOOP != "asyncio":
+        try:
+            import uvloop
 
-        runner: Callable[[Any], Any] = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+            runner = uvloop.run
+        except ImportError:
+            pass
+    logging.getLogger("aiodicom.cli").info(
+        "event loop: %s", "uvloop" if runner is not asyncio.run else "asyncio"
+    )
     try:
         return runner(coro_fn())  # type: ignore[no-any-return]
     except PeerUnreachable as exc:
