@@ -14,7 +14,8 @@
    it (its worker processes start within it), and a long-lived sender's, whose ``Transcoder`` was started
    before the send (start-up then out of both sides). Ratios > 1 mean aiodicom is faster.
 2. A multi-frame instance of ``--big-mb`` MB sent by DCMTK ``storescu`` to ``aiodicom storescp --transcode
-   TARGET`` for each of ``--big-targets`` (storing on /dev/shm; RLE encodes in worker processes): the time
+   TARGET`` for each of ``--big-targets`` (storing on /dev/shm, or on disk with ``--storage disk``; RLE
+   encodes in worker processes): the time
    until the response, and the peak resident memory of the receiving process and its children (sampled
    every 20 ms from /proc).
 
@@ -46,6 +47,9 @@ from aiodicom.scu.store import StoreScu
 from aiodicom.services.transcode import Transcoder
 
 SHM = Path("/dev/shm")
+#: Where the receivers write (--storage): tmpfs, or a folder on disk beside the benchmarks.
+STORAGE = {"shm": SHM, "disk": Path(__file__).resolve().parent / ".receive-disk"}
+RECEIVE_DIR = SHM
 
 
 def make_files(folder: Path, count: int, frames: int, rows: int, tag: str) -> list[Path]:
@@ -81,9 +85,9 @@ def make_files(folder: Path, count: int, frames: int, rows: int, tag: str) -> li
 @contextlib.contextmanager
 def storescp_on_shm() -> Iterator[int]:
     """DCMTK's storescp in its fastest mode (+B: the data set straight to disk), taking every syntax it knows
-    (+xa), into /dev/shm."""
+    (+xa), into RECEIVE_DIR (/dev/shm unless --storage disk)."""
     port = free_port()
-    with tempfile.TemporaryDirectory(dir=SHM) as out:
+    with tempfile.TemporaryDirectory(dir=RECEIVE_DIR) as out:
         proc = subprocess.Popen(
             [tool("storescp"), "+B", "+xa", "--output-directory", out, str(port)],
             env=DCMTK_ENV,
@@ -173,7 +177,7 @@ def part_one(files: int, frames: int, rounds: int) -> None:
         megabytes = sum(p.stat().st_size for p in sources) / 1e6
         print(
             f"1. {files} files of {frames} 512x512 12-bit frames ({megabytes:.0f} MB), to storescp +B +xa "
-            "on /dev/shm"
+            f"writing to {RECEIVE_DIR}"
         )
         with storescp_on_shm() as port:
             startup = startups(port, work, tiny)
@@ -238,7 +242,8 @@ def part_two(megabytes: int, target: str) -> None:
         (big,) = make_files(work, 1, frames, 512, "big")
         size = big.stat().st_size
         port = free_port()
-        out = work / "received"
+        received = tempfile.TemporaryDirectory(dir=RECEIVE_DIR)
+        out = Path(received.name)
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -278,14 +283,16 @@ def part_two(megabytes: int, target: str) -> None:
         finally:
             proc.terminate()
             lines = proc.communicate(timeout=30)[0].decode().splitlines()
+            received_size = sum(f.stat().st_size for f in out.rglob("*.dcm"))
+            received.cleanup()
         stored = [json.loads(line) for line in lines if '"file_stored"' in line]
         want = str(getattr(pydicom.uid, target))
         if not stored or stored[0]["transfer_syntax_uid"] != want:
             sys.exit(f"the instance was not stored as {target}: {lines}")
-        kept = Path(stored[0]["file"]).stat().st_size
+        kept = received_size
         print(
             f"2. one {size / 1e6:.0f} MB instance ({frames} frames) to aiodicom storescp --transcode "
-            f"{target} on /dev/shm: answered in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s), "
+            f"{target} on {RECEIVE_DIR}: answered in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s), "
             f"stored {kept / 1e6:.0f} MB, peak RSS of the receiver and its children {peak / 1e6:.0f} MB"
         )
 
@@ -301,7 +308,13 @@ def main() -> None:
         default="JPEGLSLossless,RLELossless",
         help="part 2's --transcode targets, comma-separated (RLE encodes in a process pool)",
     )
+    parser.add_argument("--storage", choices=sorted(STORAGE), default="shm", help="where the receivers write")
     args = parser.parse_args()
+    global RECEIVE_DIR
+    RECEIVE_DIR = STORAGE[args.storage]
+    RECEIVE_DIR.mkdir(exist_ok=True)
+    if args.storage == "disk":
+        subprocess.run(["sync"], check=False)
     os.environ.setdefault("TCP_NODELAY", "1")
     part_one(args.files, args.frames, args.rounds)
     if args.big_mb:
