@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -214,6 +215,18 @@ def dicom_bytes(head: bytes) -> bool:
     return group in (0x0002, 0x0008) and element < 0x1000
 
 
+def read_small_file(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The whole file when it is a regular file of at most ``limit`` bytes, else None (read in one call)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return os.pread(fd, info.st_size, 0)
+    finally:
+        os.close(fd)
+
+
 def open_instance(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | AsyncIterable[bytes],
     header: InstanceHeader | None = None,
@@ -228,6 +241,7 @@ def open_instance(
         header = header or read_header(io.BytesIO(source))
         return header, memoryview(source)[header.data_offset :]
     header = header or read_header(source)
-    file = open(source, "rb")  # noqa: SIM115 (the caller closes it)
+    # unbuffered: the data set is read in large blocks, and a buffered reader's set-up costs system calls
+    file = open(source, "rb", buffering=0)  # noqa: SIM115 (the caller closes it)
     file.seek(header.data_offset)
     return header, file

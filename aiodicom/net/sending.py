@@ -8,6 +8,8 @@ header as consecutive buffers), and a file is read a block of whole PDVs at a ti
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import BinaryIO, Protocol
@@ -55,14 +57,40 @@ async def _send_file(writer: PdvWriter, context_id: int, source: BinaryIO, size:
     # Blocks of whole PDVs, each with one writelines: far fewer system calls than one write per PDV. A new
     # block per read: a transport may keep the buffers until they are sent.
     block_size = max(size, FILE_BLOCK // size * size)
-    block = source.read(block_size)
+    region = _file_region(source)
+    if region is None:
+        block = source.read(block_size)
+        while True:
+            following = source.read(block_size) if len(block) == block_size else b""
+            writer.write_pdvs(fragment(context_id, False, block, size, last=not following))
+            await writer.drain()
+            if not following:
+                return
+            block = following
+    # A regular file is read with pread, each block exactly as long as what is left of it: a read larger
+    # than the rest (and the empty read that found the end) cost more than sending a small file.
+    fd, position, end = region
     while True:
-        following = source.read(block_size) if len(block) == block_size else b""
-        writer.write_pdvs(fragment(context_id, False, block, size, last=not following))
+        want = min(block_size, end - position)
+        block = os.pread(fd, want, position) if want > 0 else b""
+        position += len(block)
+        last = position >= end or len(block) < want  # a file cut short while sent ends where it ends
+        writer.write_pdvs(fragment(context_id, False, block, size, last=last))
         await writer.drain()
-        if not following:
+        if last:
             return
-        block = following
+
+
+def _file_region(source: BinaryIO) -> tuple[int, int, int] | None:
+    """The descriptor, position and size of a regular file, or None for anything else."""
+    try:
+        fd = source.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return fd, source.tell(), info.st_size
+    except (OSError, AttributeError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return None
 
 
 async def _send_stream(writer: PdvWriter, context_id: int, chunks: AsyncIterable[bytes], size: int) -> None:

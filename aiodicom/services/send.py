@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiodicom.dataset.codecs import FALLBACK_ORDER, encoder_installed, lossless_fallback, syntax_label
-from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, unreadable
+from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, read_small_file, unreadable
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
 from aiodicom.errors import (
@@ -241,6 +241,9 @@ def retry_delays(retries: int, backoff: float, budget: float = RETRY_BUDGET) -> 
         delays.append(delay)
         left -= delay
     return delays
+
+#: Files up to this size are read whole while the file before them is being answered.
+PREFETCH_LIMIT = 1 << 20
 
 
 @dataclass
@@ -488,6 +491,10 @@ class SendBatch:
                     own, self.s3.stream(item.key, header.data_offset), header, header.sop_instance_uid
                 )
             source = item.path if item.path is not None else item.data
+            if item.path is not None:
+                # A small file is read here, ahead (this runs while the previous file's response is
+                # awaited): the sender's work overlaps the receiver's instead of following it.
+                source = read_small_file(item.path, PREFETCH_LIMIT) or item.path
             assert source is not None
             return Outgoing(own, source, header, header.sop_instance_uid)
         return await self.convert(item, target, allow_lossy=self.settings.allow_lossy and target == forced)
