@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -45,6 +47,9 @@ from aiodicom.cli.common import (
     server_tls_from,
     setup_logging,
 )
+
+if TYPE_CHECKING:
+    from aiodicom.scp.store import StoreScp
 
 
 @app.command()
@@ -172,40 +177,55 @@ def storescp(
 ) -> None:
     """Receive instances (C-STORE) into OUT_DIR/study/series/instance.dcm (or an S3 bucket) until
     interrupted."""
+    serve_storage(dict(locals()))
+
+
+def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None = None) -> None:
+    """The body of ``storescp`` and of the verbs that are a StoreScp too (``qrscp``): ``params`` are the
+    storescp options by name; ``make(port, **options)`` makes the server (default: StoreScp)."""
     from aiodicom.scp.store import StoreScp
 
-    setup_logging(verbose)
-    tls_context = server_tls_from(tls_cert, tls_key, tls_ca, tls_optional_client_cert, tls_profile, tls_crl)
-    keywords = [k.strip() for item in extract_tags or () for k in item.split(",") if k.strip()]
-    s3 = s3_config_from(s3_bucket, s3_endpoint, s3_prefix, s3_region)
-    if s3 is None and out_dir is None:
+    p = SimpleNamespace(**params)
+
+    setup_logging(p.verbose)
+    tls_context = server_tls_from(
+        p.tls_cert, p.tls_key, p.tls_ca, p.tls_optional_client_cert, p.tls_profile, p.tls_crl
+    )
+    keywords = [k.strip() for item in p.extract_tags or () for k in item.split(",") if k.strip()]
+    s3 = s3_config_from(p.s3_bucket, p.s3_endpoint, p.s3_prefix, p.s3_region)
+    if s3 is None and p.out_dir is None:
         raise fail("give --out-dir (or --s3-bucket)", 2)
-    idle = idle_timeout_option(idle_timeout)
+    idle = idle_timeout_option(p.idle_timeout)
     access = access_options(
-        allow_host, allow_calling_ae, users, max_associations_per_peer, artim_timeout, max_pending_per_peer
+        p.allow_host,
+        p.allow_calling_ae,
+        p.users,
+        p.max_associations_per_peer,
+        p.artim_timeout,
+        p.max_pending_per_peer,
     )
     try:
-        scp = StoreScp(
-            port,
-            host=host,
-            ae_title=ae_title,
-            out_dir=out_dir,
+        scp = (make or StoreScp)(
+            p.port,
+            host=p.host,
+            ae_title=p.ae_title,
+            out_dir=p.out_dir,
             storage_backend="s3" if s3 else "filesystem",
             s3_config=s3,
             extract_tags=keywords,
-            study_timeout=study_timeout,
-            fsync=not no_fsync,
-            require_called_ae_title=require_called_ae,
-            max_pdu_length=max_pdu,
-            max_associations=max_associations,
-            max_pending_connections=max_pending,
-            drain_timeout=drain_timeout,
-            transcode_on_receipt=transcode,
-            allow_lossy=allow_lossy,
-            keep_original_on_transcode_failure=keep_original,
-            verbose=verbose,
+            study_timeout=p.study_timeout,
+            fsync=not p.no_fsync,
+            require_called_ae_title=p.require_called_ae,
+            max_pdu_length=p.max_pdu,
+            max_associations=p.max_associations,
+            max_pending_connections=p.max_pending,
+            drain_timeout=p.drain_timeout,
+            transcode_on_receipt=p.transcode,
+            allow_lossy=p.allow_lossy,
+            keep_original_on_transcode_failure=p.keep_original,
+            verbose=p.verbose,
             tls=tls_context,
-            workers=workers,
+            workers=p.workers,
             **idle,
             **access,
         )
@@ -213,7 +233,7 @@ def storescp(
         raise fail(str(exc), 2) from None
 
     def show(kind: str, text: str, payload: dict[str, Any]) -> None:
-        typer.echo(json.dumps({"event": kind, **payload}) if as_json else text)
+        typer.echo(json.dumps({"event": kind, **payload}) if p.as_json else text)
 
     scp.on_file_stored(
         lambda e: show(
@@ -246,7 +266,7 @@ def storescp(
         )
     )
     scp.on_error(lambda e: typer.echo(f"error: {e.message}", err=True))
-    if as_json:  # without --json the log line says it
+    if p.as_json:  # without --json the log line says it
         scp.on_tls_failure(
             lambda e: show(
                 "tls_failure",
@@ -258,11 +278,11 @@ def storescp(
     async def serve() -> None:
         await scp.start()
         where = str(scp.out_dir or scp.storage.location(""))
-        if as_json:  # one line a script can wait for and read the port from, as echoscp prints it
-            event = {"event": "server_started", "host": host, "port": scp.port, "ae_title": scp.ae_title}
+        if p.as_json:  # one line a script can wait for and read the port from, as echoscp prints it
+            event = {"event": "server_started", "host": p.host, "port": scp.port, "ae_title": scp.ae_title}
             typer.echo(json.dumps({**event, "storing_into": where}))
         else:
-            typer.echo(f"listening on {host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
+            typer.echo(f"listening on {p.host}:{scp.port} as {scp.ae_title}, storing into {where}", err=True)
         await serve_until_stopped(scp)
 
     run_async(serve)
