@@ -511,7 +511,7 @@ class ArchiveIndex:
         """The instances a C-GET or C-MOVE ``query`` retrieves: every instance under each entity that matches
         at the query's level (keys below that level are refused with QueryError, computed keys are not
         matched), in the order they were indexed."""
-        model, level = check_query(query, model)
+        model, level = check_query(query, model, retrieve=True)
         skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
         asked = _without(query, skip)
         async for candidate in self._candidates(asked, model, "IMAGE", [], upto=level):

@@ -121,10 +121,12 @@ def level_of(keyword: str, model: QueryModel) -> str | None:
     return level
 
 
-def check_query(query: Dataset, model: QueryModel | str) -> tuple[QueryModel, str]:
+def check_query(query: Dataset, model: QueryModel | str, *, retrieve: bool = False) -> tuple[QueryModel, str]:
     """The model and level of a hierarchical query/retrieve identifier; QueryError (0xA900) when the model
-    cannot answer it: another model, a missing or unknown level, a level the model does not have, a key of
-    a level below the query's, or a key of a level above that is not that level's unique key."""
+    cannot answer it: another model, a missing or unknown level, a level the model does not have, or a key
+    of a level above that is not that level's unique key (dcmqrscp refuses these too). Keys of the levels
+    below are refused for a retrieve (``retrieve=True``: they would retrieve more than asked); in a C-FIND
+    they are left out (not matched, not returned, as dcmqrscp does), see :func:`unsupported_keys`."""
     try:
         model = QueryModel.parse(model)
     except ValueError as exc:
@@ -148,7 +150,7 @@ def check_query(query: Dataset, model: QueryModel | str) -> tuple[QueryModel, st
         if at is None:
             continue
         where = levels.index(at)
-        if where > depth:
+        if where > depth and retrieve:
             raise QueryError(f"{keyword} is a {at} key: not allowed in a {level} query ({model.value})")
         if where < depth and UNIQUE_KEYS[at] != keyword:
             raise QueryError(
@@ -158,9 +160,17 @@ def check_query(query: Dataset, model: QueryModel | str) -> tuple[QueryModel, st
 
 
 def unsupported_keys(query: Dataset, model: QueryModel | str) -> list[str]:
-    """The keys of ``query`` the index does not keep: neither matched nor returned. A C-FIND answering
-    with some of them may say so with status 0xFF01."""
+    """The keys of ``query`` that are neither matched nor returned: those the index does not keep, and
+    those of levels below the query's. A C-FIND answering with some of them may say so (status 0xFF01)."""
     model = QueryModel.parse(model)
-    return [
-        keyword for elem in query_keys(query) if level_of(keyword := keyword_of(int(elem.tag)), model) is None
-    ]
+    levels = MODEL_LEVELS.get(model, ())
+    raw = str(query.get("QueryRetrieveLevel", "") or "").strip().upper()
+    raw = "IMAGE" if raw == "INSTANCE" else raw
+    depth = levels.index(raw) if raw in levels else len(levels)
+    left = []
+    for elem in query_keys(query):
+        keyword = keyword_of(int(elem.tag))
+        at = level_of(keyword, model)
+        if at is None or (at in levels and levels.index(at) > depth):
+            left.append(keyword)
+    return left

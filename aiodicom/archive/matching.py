@@ -15,12 +15,14 @@ The rules (each key of the query that is not empty must match; keys with an empt
 * PN: case-sensitive, as dcmqrscp and wlmscpfs match (the standard allows either; see ``pn_ignore_case``).
   Each ``=``-separated component group of the query that is not empty is matched against the candidate's
   group; a query with one group (the usual one) also matches when it matches another group of the
-  candidate (a name typed in ideographic characters). A group without ``^`` is matched as a whole (a
-  wildcard may span components, ``DOE*`` matches ``DOE^JOHN``); a group with ``^`` is matched component by
-  component, and an empty query component matches anything (``^JOHN`` matches ``DOE^JOHN``). Trailing empty
-  components and groups are insignificant.
+  candidate (a name typed in ideographic characters). A group is matched as a whole, as dcmqrscp does (a
+  wildcard may span components: ``DOE*`` matches ``DOE^JOHN``; ``DOE`` and ``^JOHN`` do not), after
+  spaces around each component and trailing empty components are dropped (PS3.5 6.2: ``DOE^JOHN^`` is
+  ``DOE^JOHN``; dcmqrscp compares them literally).
 * range matching for DA, TM and DT: ``A-B``, ``-B``, ``A-``, inclusive; a partial upper bound covers its
-  whole period (``-2024`` in DT, ``-10`` in TM include 10:59:59.999999). DT UTC offsets are ignored.
+  whole period (``-2024`` in DT, ``-10`` in TM include 10:59:59.999999). DT UTC offsets are ignored. A
+  single value is compared as a point in time (``101500`` matches ``101500.000``, ``10`` matches ``100000``
+  only, as in dcmqrscp).
   The combined DA+TM range of PS3.4 C.2.2.2.5.1 is not done: each is matched on its own.
 * list matching: several values in a query key (``1.2.3\\1.2.4``) match when any matches (list of UID
   matching; applied to other VRs as well). A multi-valued candidate (ModalitiesInStudy ``CT\\MR``) matches
@@ -267,13 +269,7 @@ def _match_pn(want: str, have: str, ignore_case: bool) -> bool:
 
 
 def _match_pn_group(query: list[str], group: list[str], ignore_case: bool) -> bool:
-    if len(query) == 1:
-        return _match_text(query[0], "^".join(group), ignore_case)
-    padded = group + [""] * (5 - len(group))
-    return all(
-        not q or _match_text(q, padded[i] if i < len(padded) else "", ignore_case)
-        for i, q in enumerate(query)
-    )
+    return _match_text("^".join(query), "^".join(group), ignore_case)
 
 
 # ------------------------------------------------------------------------------------------ ranges
@@ -324,13 +320,10 @@ def _match_range(want: str, vr: str, have: str) -> bool:
     if not have:
         return False
     bounds = _split_range(want, vr)
-    if bounds is None:
-        if vr == "DA":
-            return want.strip().replace(".", "") == have.replace(".", "")
-        low, high = want, want  # a partial time or date-time names a period
-    else:
-        low, high = bounds
     try:
+        if bounds is None:  # single value matching, on the values as they sort (101500 == 101500.000)
+            return _normal(have, vr, upper=False) == _normal(want, vr, upper=False)
+        low, high = bounds
         value = _normal(have, vr, upper=False)
         if low and value < _normal(low, vr, upper=False):
             return False
