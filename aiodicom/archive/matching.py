@@ -20,7 +20,8 @@ The rules (each key of the query that is not empty must match; keys with an empt
   spaces around each component and trailing empty components are dropped (PS3.5 6.2: ``DOE^JOHN^`` is
   ``DOE^JOHN``; dcmqrscp compares them literally).
 * range matching for DA, TM and DT: ``A-B``, ``-B``, ``A-``, inclusive; a partial upper bound covers its
-  whole period (``-2024`` in DT, ``-10`` in TM include 10:59:59.999999). DT UTC offsets are ignored. A
+  whole period (``-2024`` in DT, ``-10`` in TM include 10:59:59.999999); a DA bound is a whole date
+  (``2024-`` matches nothing, as in dcmqrscp). DT UTC offsets are ignored. A
   single value is compared as a point in time (``101500`` matches ``101500.000``, ``10`` matches ``100000``
   only, as in dcmqrscp).
   The combined DA+TM range of PS3.4 C.2.2.2.5.1 is not done: each is matched on its own.
@@ -303,7 +304,9 @@ def _normal(value: str, vr: str, upper: bool) -> str:
     value = value.strip(" \x00")
     if vr == "DA":
         digits = value.replace(".", "")
-        return digits[:8] + ("99991231" if upper else "00000101")[len(digits) :]
+        if len(digits) != 8 or not digits.isdigit():
+            raise ValueError(f"{value!r} is not a date")  # DA has no partial values: nothing matches it
+        return digits
     if vr == "DT":
         value = _DT_OFFSET.sub("", value)
     whole, _, fraction = value.replace(":", "").partition(".")

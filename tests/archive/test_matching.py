@@ -70,7 +70,8 @@ PEOPLE = {
         ({"StudyTime": "-1015"}, {"doe", "roe"}),  # the partial upper bound 1015 covers 10:15:59.999999
         ({"StudyTime": "101500.000"}, {"doe"}),  # a single time compares as a point in time
         ({"StudyTime": "10"}, set()),  # ... so a partial one is not a period (as dcmqrscp)
-        ({"PatientID": "P1", "StudyDate": "2023-"}, {"doe"}),  # every key must match
+        ({"PatientID": "P1", "StudyDate": "20230101-"}, {"doe"}),  # every key must match
+        ({"StudyDate": "2024-"}, set()),  # DA has no partial values (dcmqrscp matches nothing either)
     ],
 )
 def test_single_wildcard_universal_range(keys: dict[str, str], expected: set[str]) -> None:
