@@ -36,6 +36,7 @@ The rules (each key of the query that is not empty must match; keys with an empt
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -358,7 +359,9 @@ def build_response(
     """The identifier answering ``query`` for a matching ``candidate``: every key of the query with the
     candidate's value (zero length when it has none), QueryRetrieveLevel as asked, and ``extra`` keys
     (keyword -> value; the unique keys of the levels above, for a query/retrieve model). A sequence key
-    returns the candidate's items that match one of the query's items, each with the keys of that item.
+    returns the candidate's items that match one of the query's items, each with the keys of that item;
+    a sequence key without items, or with one empty item, returns the candidate's items whole (PS3.4
+    C.2.2.2.6; wlmscpfs does the same).
     SpecificCharacterSet is ``ISO_IR 192`` when a value is not ASCII (values are decoded strings)."""
     response = Dataset()
     _fill(response, query, candidate, pn_ignore_case)
@@ -379,7 +382,10 @@ def _fill(response: Dataset, query: Dataset, candidate: Candidate, pn_ignore_cas
         value = _candidate_value(candidate, tag)
         if elem.VR == "SQ":
             items: list[Dataset] = []
-            wanted = list(elem.value or [])
+            wanted = [q for q in elem.value or [] if len(q)]
+            if not wanted:  # no items, or one empty item: every attribute of every item (as wlmscpfs)
+                response[tag] = DataElement(tag, "SQ", DicomSequence([_whole(i) for i in _items(value)]))
+                continue
             for item in _items(value):
                 chosen = next((q for q in wanted if match(q, item, pn_ignore_case=pn_ignore_case)), None)
                 if chosen is None and wanted:
@@ -391,6 +397,23 @@ def _fill(response: Dataset, query: Dataset, candidate: Candidate, pn_ignore_cas
             response[tag] = DataElement(tag, "SQ", DicomSequence(items))
         else:
             response[tag] = _element(tag, vr_of(elem), value)
+
+
+def _whole(item: Candidate) -> Dataset:
+    """A candidate's sequence item, all of it, as a new Dataset."""
+    if isinstance(item, Dataset):
+        return copy.deepcopy(item)
+    out = Dataset()
+    for keyword, value in item.items():
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            continue
+        vr = str(dictionary_VR(tag)).split(" or ")[0]
+        if vr == "SQ":
+            out[tag] = DataElement(tag, "SQ", DicomSequence([_whole(i) for i in _items(value)]))
+        else:
+            out[tag] = _element(tag, vr, value)
+    return out
 
 
 def _non_ascii(ds: Dataset) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydicom import Dataset, dcmread
+from pydicom.datadict import keyword_for_tag
 
 from .matching import QueryError, build_response, match
 
@@ -40,7 +41,8 @@ def read_item(path: Path) -> list[Dataset]:
         for item in items:
             for elem in item:  # decode every value now: a bad one is this item's fault, not a query's
                 _ = elem.value
-            if len(item) == 0:
+            # a forced read of garbage gives group 0000 elements (zeros) or tags of no dictionary
+            if not any(int(tag) >> 16 >= 0x0008 and keyword_for_tag(tag) for tag in item.keys()):  # noqa: SIM118
                 raise ValueError("no attributes")
         return items
     except Exception as exc:  # whatever the parser raises, the item is unusable
