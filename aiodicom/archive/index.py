@@ -1,0 +1,675 @@
+"""The archive's index: patient, study, series and instance rows in SQLite, next to the files they describe.
+
+The index lives at ``{out_dir}/.index.sqlite`` (hidden: the receiver's temporary folders are in
+``out_dir/.incoming``, and neither the receiver nor the index's own file scan look at hidden names). It is
+derived data: when it is missing, unreadable or of another schema it is rebuilt from the files, and at every
+open it is reconciled with them (files not indexed are added, rows whose file is gone are removed), so a crash
+between a file's rename and its row's insert loses nothing.
+
+SQLite runs on the standard library's ``sqlite3`` in one dedicated thread that owns the one connection: every
+call is a job for that thread, so writes are serialised without locks (SQLite has a single writer anyway),
+and the event loop never waits on the disk. An async driver (aiosqlite) does the same with a thread per
+connection and would be a new dependency. WAL mode lets other processes sharing ``out_dir`` (a receiver
+with ``workers=N``) read while one writes; ``busy_timeout`` covers their brief write locks.
+
+Queries prefilter in SQL on unique keys and exact single values (UIDs, PatientID, AccessionNumber, Modality)
+and leave the decision to :mod:`aiodicom.archive.matching`; rows are read a page at a time (keyset
+pagination), so memory stays bounded whatever the size of the archive, and no read transaction stays open
+while the caller consumes results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydicom import Dataset, dcmread
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.errors import InvalidDicomError
+
+from aiodicom.dataset.values import raw_text, tag_string
+from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
+
+from .keys import COMPUTED, LEVEL_KEYS, check_query, level_of, unsupported_keys
+from .matching import build_response, keyword_of, match, query_keys
+
+__all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord"]
+
+log = logging.getLogger("aiodicom.archive")
+
+INDEX_NAME = ".index.sqlite"
+SCHEMA_VERSION = "1"
+_PAGE = 256
+_BATCH = 500
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS patient (
+    id INTEGER PRIMARY KEY, patient_id TEXT NOT NULL UNIQUE, attrs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS study (
+    id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, patient INTEGER NOT NULL,
+    accession_number TEXT NOT NULL, attrs TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS study_patient ON study (patient);
+CREATE INDEX IF NOT EXISTS study_accession ON study (accession_number);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, study INTEGER NOT NULL, modality TEXT NOT NULL,
+    attrs TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS series_study ON series (study);
+CREATE TABLE IF NOT EXISTS instance (
+    id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, series INTEGER NOT NULL, sop_class TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, attrs TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS instance_series ON instance (series);
+"""
+
+#: Every tag the index reads from a file.
+_TAGS = sorted(
+    {int(t) for kws in LEVEL_KEYS.values() for kw in kws if (t := tag_for_keyword(kw)) is not None}
+    | {0x00080005}
+)
+
+
+#: VRs whose values are ASCII whatever the character set: read from the stored bytes, without pydicom's
+#: conversion (a third of the time of indexing a file).
+_ASCII_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"))
+#: (keyword, tag, VR) of what each level's row keeps.
+_FIELDS = {
+    level: [(kw, int(tag), str(dictionary_VR(tag))) for kw in kws if (tag := tag_for_keyword(kw)) is not None]
+    for level, kws in LEVEL_KEYS.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """An indexed instance: what a C-GET or C-MOVE sends (its file, in its stored syntax)."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    size: int
+    study_instance_uid: str
+    series_instance_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What one file contributes to the index."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    transfer_syntax: str
+    levels: dict[str, dict[str, str]]
+
+
+def read_entry(path: str) -> _Entry:
+    """The index entry of the file at ``path`` (its header up to Pixel Data); ValueError when it is not a
+    usable DICOM instance."""
+    stat = os.stat(path)
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not readable as DICOM ({exc})") from exc
+    levels: dict[str, dict[str, str]] = {}
+    for level, fields in _FIELDS.items():
+        values: dict[str, str] = {}
+        for keyword, tag, vr in fields:
+            if ds.get_item(tag) is None:
+                continue
+            if vr in _ASCII_VRS:  # no character set to apply: the stored bytes are the value
+                text: str | None = raw_text(ds, tag).strip(" ")
+            else:
+                try:
+                    text = tag_string(ds[tag])
+                except (ValueError, LookupError, TypeError):
+                    text = None
+            if text is not None:
+                values[keyword] = text
+        levels[level] = values
+    image = levels["IMAGE"]
+    for keyword in ("SOPInstanceUID", "SOPClassUID"):
+        if not image.get(keyword):
+            raise ValueError(f"{path}: no {keyword}")
+    for level in ("STUDY", "SERIES"):
+        if not levels[level].get(UNIQUE_KEYS[level]):
+            raise ValueError(f"{path}: no {UNIQUE_KEYS[level]}")
+    levels["PATIENT"]["PatientID"] = levels["PATIENT"].get("PatientID", "").strip(" \x00")
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
+    return _Entry(path, stat.st_size, stat.st_mtime_ns, syntax, levels)
+
+
+def walk_files(root: Path) -> Iterator[os.DirEntry[str]]:
+    """Every ``*.dcm`` file under ``root``, hidden files and folders (``.incoming``, the index) left out."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            log.warning("cannot read %s: %s", folder, exc)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith(".dcm") and entry.is_file(follow_symlinks=False):
+                yield entry
+
+
+def _loads(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+class ArchiveIndex:
+    """The SQLite index of the instances under ``out_dir``. Use :meth:`open` first, :meth:`close` last."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, pn_ignore_case: bool = False) -> None:
+        self.out_dir = Path(out_dir).resolve()
+        self.path = self.out_dir / INDEX_NAME
+        self.pn_ignore_case = pn_ignore_case
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------------------------------- thread
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._executor is None or self._conn is None:
+            raise RuntimeError("the archive index is not open: await open() first")
+        conn = self._conn
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        return conn
+
+    def _open_sync(self) -> str:
+        """Open (or create) the index file; "rebuild" when it was missing, unreadable or of another schema."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
+        try:
+            conn = self._connect()
+            version = None
+            if existed:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                version = row[0] if row else None
+                conn.execute("PRAGMA quick_check(1)").fetchone()
+        except sqlite3.DatabaseError as exc:
+            log.warning(
+                "the archive index %s is unreadable (%s): rebuilding it from the files", self.path, exc
+            )
+            with contextlib.suppress(NameError, sqlite3.Error):
+                conn.close()
+            self._remove_files()
+            conn, version, existed = self._connect(), None, False
+        if existed and version != SCHEMA_VERSION:
+            log.warning(
+                "the archive index %s has schema %s, not %s: rebuilding it",
+                self.path,
+                version,
+                SCHEMA_VERSION,
+            )
+            conn.close()
+            self._remove_files()
+            conn, existed = self._connect(), False
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        self._conn = conn
+        return "reconcile" if existed else "rebuild"
+
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+    async def open(self) -> None:
+        """Open the index: create it and index every file when missing or corrupt, else reconcile it."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiodicom-index")
+        loop = asyncio.get_running_loop()
+        try:
+            how = await loop.run_in_executor(self._executor, self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        if how == "rebuild":
+            await self.rebuild()
+        else:
+            await self.reconcile()
+
+    async def close(self) -> None:
+        """Close the connection and stop the index's thread."""
+        executor, conn = self._executor, self._conn
+        if executor is None:
+            return
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        self._executor = self._conn = None
+        executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------------------------- writes
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, entry: _Entry) -> None:
+        patient, study, series, image = (entry.levels[k] for k in ("PATIENT", "STUDY", "SERIES", "IMAGE"))
+        dump = json.dumps
+        conn.execute(
+            "INSERT INTO patient (patient_id, attrs) VALUES (?, ?) "
+            "ON CONFLICT (patient_id) DO UPDATE SET attrs=excluded.attrs",
+            (patient["PatientID"], dump(patient, ensure_ascii=False)),
+        )
+        (patient_row,) = conn.execute(
+            "SELECT id FROM patient WHERE patient_id=?", (patient["PatientID"],)
+        ).fetchone()
+        old = conn.execute(
+            "SELECT i.series, se.study, s.patient FROM instance i JOIN series se ON se.id=i.series "
+            "JOIN study s ON s.id=se.study WHERE i.uid=?",
+            (image["SOPInstanceUID"],),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO study (uid, patient, accession_number, attrs) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (uid) DO UPDATE SET patient=excluded.patient, "
+            "accession_number=excluded.accession_number, attrs=excluded.attrs",
+            (
+                study["StudyInstanceUID"],
+                patient_row,
+                study.get("AccessionNumber", "").strip(),
+                dump(study, ensure_ascii=False),
+            ),
+        )
+        (study_row,) = conn.execute(
+            "SELECT id FROM study WHERE uid=?", (study["StudyInstanceUID"],)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO series (uid, study, modality, attrs) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (uid) DO UPDATE SET study=excluded.study, modality=excluded.modality, "
+            "attrs=excluded.attrs",
+            (
+                series["SeriesInstanceUID"],
+                study_row,
+                series.get("Modality", "").strip(),
+                dump(series, ensure_ascii=False),
+            ),
+        )
+        (series_row,) = conn.execute(
+            "SELECT id FROM series WHERE uid=?", (series["SeriesInstanceUID"],)
+        ).fetchone()
+        # A file at this path that held another instance before (a replaced copy) no longer does.
+        conn.execute("DELETE FROM instance WHERE path=? AND uid<>?", (entry.path, image["SOPInstanceUID"]))
+        conn.execute(
+            "INSERT INTO instance (uid, series, sop_class, transfer_syntax, path, size, mtime_ns, attrs) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET series=excluded.series, "
+            "sop_class=excluded.sop_class, transfer_syntax=excluded.transfer_syntax, path=excluded.path, "
+            "size=excluded.size, mtime_ns=excluded.mtime_ns, attrs=excluded.attrs",
+            (
+                image["SOPInstanceUID"],
+                series_row,
+                image["SOPClassUID"],
+                entry.transfer_syntax,
+                entry.path,
+                entry.size,
+                entry.mtime_ns,
+                dump(image, ensure_ascii=False),
+            ),
+        )
+        if old is not None and old[0] != series_row:
+            ArchiveIndex._prune(conn)
+
+    @staticmethod
+    def _prune(conn: sqlite3.Connection) -> None:
+        """Remove series without instances, studies without series and patients without studies."""
+        conn.execute("DELETE FROM series WHERE NOT EXISTS (SELECT 1 FROM instance WHERE series=series.id)")
+        conn.execute("DELETE FROM study WHERE NOT EXISTS (SELECT 1 FROM series WHERE study=study.id)")
+        conn.execute("DELETE FROM patient WHERE NOT EXISTS (SELECT 1 FROM study WHERE patient=patient.id)")
+
+    def _resolve(self, path: str | os.PathLike[str]) -> str:
+        return str(Path(path).resolve())
+
+    async def add(self, instance: Any) -> InstanceRecord:
+        """Index one committed instance: a path, or a :class:`~aiodicom.services.store.StoredInstance`
+        (its ``file``). Its header is read up to Pixel Data; an instance already indexed (same SOP Instance
+        UID) is replaced. ValueError when the file is not a usable DICOM instance."""
+        path = self._resolve(getattr(instance, "file", instance))
+
+        def work(conn: sqlite3.Connection) -> InstanceRecord:
+            entry = read_entry(path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._upsert(conn, entry)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return InstanceRecord(
+                path,
+                entry.levels["IMAGE"]["SOPClassUID"],
+                entry.levels["IMAGE"]["SOPInstanceUID"],
+                entry.transfer_syntax,
+                entry.size,
+                entry.levels["STUDY"]["StudyInstanceUID"],
+                entry.levels["SERIES"]["SeriesInstanceUID"],
+            )
+
+        return await self._run(work)
+
+    async def remove(
+        self, sop_instance_uid: str | None = None, *, path: str | os.PathLike[str] | None = None
+    ) -> bool:
+        """Remove an instance's row (by SOP Instance UID or by path; the file is left alone). True when a row
+        was removed; emptied series, studies and patients go with it."""
+        if (sop_instance_uid is None) == (path is None):
+            raise ValueError("give a SOP Instance UID or a path")
+        column, value = ("uid", sop_instance_uid) if path is None else ("path", self._resolve(path))
+
+        def work(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = conn.execute(f"DELETE FROM instance WHERE {column}=?", (value,)).rowcount > 0
+                if removed:
+                    self._prune(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return removed
+
+        return await self._run(work)
+
+    def _index_files(self, conn: sqlite3.Connection, paths: Iterator[str]) -> int:
+        """Read and index ``paths`` in transactions of _BATCH; unreadable files are logged and skipped."""
+        count = 0
+        done = False
+        while not done:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for _ in range(_BATCH):
+                    path = next(paths, None)
+                    if path is None:
+                        done = True
+                        break
+                    try:
+                        self._upsert(conn, read_entry(path))
+                        count += 1
+                    except (ValueError, OSError) as exc:
+                        log.warning("not indexed: %s", exc)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return count
+
+    async def rebuild(self) -> int:
+        """Empty the index and index every ``*.dcm`` file under ``out_dir``; returns how many were indexed."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in ("instance", "series", "study", "patient"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("COMMIT")
+            count = self._index_files(conn, (e.path for e in walk_files(self.out_dir)))
+            log.info("archive index of %s rebuilt: %d instances", self.out_dir, count)
+            return count
+
+        return await self._run(work)
+
+    async def reconcile(self) -> tuple[int, int]:
+        """Bring the index in line with the files: index files it lacks (or whose size or time changed),
+        remove rows whose file is gone. Returns (added, removed). Memory stays bounded: the listing goes
+        through a temporary table."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS disk (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER)"
+            )
+            conn.execute("DELETE FROM disk")
+            files = walk_files(self.out_dir)
+            while True:
+                batch = []
+                for entry in files:
+                    try:
+                        stat = entry.stat()
+                    except OSError:
+                        continue
+                    batch.append((entry.path, stat.st_size, stat.st_mtime_ns))
+                    if len(batch) == _BATCH:
+                        break
+                if not batch:
+                    break
+                conn.executemany("INSERT OR REPLACE INTO disk VALUES (?, ?, ?)", batch)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = conn.execute(
+                    "DELETE FROM instance WHERE path NOT IN (SELECT path FROM disk)"
+                ).rowcount
+                if removed:
+                    self._prune(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            changed = (
+                row[0]
+                for row in conn.execute(
+                    "SELECT d.path FROM disk d LEFT JOIN instance i ON i.path=d.path "
+                    "WHERE i.id IS NULL OR i.size<>d.size OR i.mtime_ns<>d.mtime_ns"
+                ).fetchall()
+            )
+            added = self._index_files(conn, changed)
+            conn.execute("DELETE FROM disk")
+            if added or removed:
+                log.info(
+                    "archive index of %s reconciled: %d indexed, %d removed", self.out_dir, added, removed
+                )
+            return added, removed
+
+        return await self._run(work)
+
+    # ------------------------------------------------------------------------------------ queries
+
+    async def stats(self) -> dict[str, int]:
+        """How many patients, studies, series and instances are indexed."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            return {
+                level: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for level, table in (
+                    ("patients", "patient"),
+                    ("studies", "study"),
+                    ("series", "series"),
+                    ("instances", "instance"),
+                )
+            }
+
+        return await self._run(work)
+
+    async def find(
+        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT
+    ) -> AsyncIterator[Dataset]:
+        """The response identifiers of a C-FIND ``query`` at its level: each requested key with the matching
+        entity's value, counts and ModalitiesInStudy/SOPClassesInStudy computed, QueryRetrieveLevel and the
+        unique keys of the levels above. QueryError (0xA900) for a query the model cannot answer. Keys the
+        index does not keep (:func:`~aiodicom.archive.keys.unsupported_keys`) are neither matched nor
+        returned."""
+        model, level = check_query(query, model)
+        unsupported = set(unsupported_keys(query, model))
+        asked = _without(query, unsupported) if unsupported else query
+        computed = [kw for kw in COMPUTED[level] if kw in asked]
+        above = MODEL_LEVELS[model][: MODEL_LEVELS[model].index(level)]
+        async for candidate in self._candidates(asked, model, level, computed):
+            if match(asked, candidate, pn_ignore_case=self.pn_ignore_case):
+                extra = {UNIQUE_KEYS[a]: candidate.get(UNIQUE_KEYS[a], "") for a in above}
+                yield build_response(asked, candidate, extra=extra, pn_ignore_case=self.pn_ignore_case)
+
+    async def instances(
+        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT
+    ) -> AsyncIterator[InstanceRecord]:
+        """The instances a C-GET or C-MOVE ``query`` retrieves: every instance under each entity that matches
+        at the query's level (keys below that level are refused with QueryError, computed keys are not
+        matched), in the order they were indexed."""
+        model, level = check_query(query, model, retrieve=True)
+        skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
+        asked = _without(query, skip)
+        async for candidate in self._candidates(asked, model, "IMAGE", [], upto=level):
+            if match(asked, candidate, pn_ignore_case=self.pn_ignore_case):
+                yield candidate["__record__"]
+
+    async def _candidates(
+        self, query: Dataset, model: QueryModel, level: str, computed: list[str], upto: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter, a page at a time."""
+        sql, params = _select(query, model, level, upto or level)
+        last = 0
+        while True:
+            page = await self._run(
+                functools.partial(_page, sql=sql, params=params, last=last, level=level, computed=computed)
+            )
+            for candidate in page:
+                yield candidate
+            if len(page) < _PAGE:
+                return
+            last = page[-1]["__id__"]
+
+
+def _without(query: Dataset, keywords: set[str]) -> Dataset:
+    out = Dataset()
+    for elem in query:
+        if keyword_of(int(elem.tag)) not in keywords:
+            out.add(elem)
+    return out
+
+
+_JOINS = {
+    "PATIENT": ("patient p", ("p.attrs",)),
+    "STUDY": ("study s JOIN patient p ON p.id=s.patient", ("p.attrs", "s.attrs")),
+    "SERIES": (
+        "series se JOIN study s ON s.id=se.study JOIN patient p ON p.id=s.patient",
+        ("p.attrs", "s.attrs", "se.attrs"),
+    ),
+    "IMAGE": (
+        "instance i JOIN series se ON se.id=i.series JOIN study s ON s.id=se.study "
+        "JOIN patient p ON p.id=s.patient",
+        ("p.attrs", "s.attrs", "se.attrs", "i.attrs"),
+    ),
+}
+_ID = {"PATIENT": "p.id", "STUDY": "s.id", "SERIES": "se.id", "IMAGE": "i.id"}
+#: Columns an exact value (or a list of UIDs) may prefilter: keyword -> (level, column).
+_PREFILTER = {
+    "PatientID": ("PATIENT", "p.patient_id"),
+    "StudyInstanceUID": ("STUDY", "s.uid"),
+    "AccessionNumber": ("STUDY", "s.accession_number"),
+    "SeriesInstanceUID": ("SERIES", "se.uid"),
+    "Modality": ("SERIES", "se.modality"),
+    "SOPInstanceUID": ("IMAGE", "i.uid"),
+    "SOPClassUID": ("IMAGE", "i.sop_class"),
+}
+_ORDER = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+
+
+def _select(query: Dataset, model: QueryModel, level: str, upto: str) -> tuple[str, list[Any]]:
+    tables, columns = _JOINS[level]
+    extra = ", i.path, i.sop_class, i.uid, i.transfer_syntax, i.size" if level == "IMAGE" else ""
+    ids = ", ".join(_ID[lv] for lv in _ORDER[: _ORDER.index(level) + 1])
+    sql = f"SELECT {_ID[level]}, {', '.join(columns)}{extra}, {ids} FROM {tables} WHERE {_ID[level]} > ?"
+    params: list[Any] = []
+    depth = _ORDER.index(upto)
+    for elem in query_keys(query):
+        keyword = keyword_of(int(elem.tag))
+        if keyword not in _PREFILTER or elem.VR == "SQ":
+            continue
+        at, column = _PREFILTER[keyword]
+        if _ORDER.index(at) > depth or (level_of(keyword, model) is None):
+            continue
+        text = (tag_string(elem) or "").strip(" \x00")
+        if not text or "*" in text or "?" in text:
+            continue
+        values = [v.strip(" \x00") for v in text.split("\\")]
+        if len(values) > 500 or not all(values):
+            continue
+        if len(values) > 1 and not keyword.endswith("UID"):
+            continue  # several values of a non-UID key: matching decides
+        sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+        params += values
+    return sql + f" ORDER BY {_ID[level]} LIMIT {_PAGE}", params
+
+
+def _page(
+    conn: sqlite3.Connection, sql: str, params: list[Any], last: int, level: str, computed: list[str]
+) -> list[dict[str, Any]]:
+    rows = conn.execute(sql, [last, *params]).fetchall()
+    depth = _ORDER.index(level) + 1
+    page = []
+    for row in rows:
+        candidate: dict[str, Any] = {"__id__": row[0]}
+        for text in row[1 : 1 + depth]:
+            candidate.update(_loads(text))
+        ids = row[-depth:]
+        if level == "IMAGE":
+            path, sop_class, uid, syntax, size = row[1 + depth : 6 + depth]
+            candidate["__record__"] = InstanceRecord(
+                path,
+                sop_class,
+                uid,
+                syntax,
+                size,
+                candidate.get("StudyInstanceUID", ""),
+                candidate.get("SeriesInstanceUID", ""),
+            )
+        if computed:
+            candidate.update(_computed(conn, level, ids[-1], computed))
+        page.append(candidate)
+    return page
+
+
+def _computed(conn: sqlite3.Connection, level: str, row_id: int, wanted: list[str]) -> dict[str, Any]:
+    def one(sql: str) -> Any:
+        return conn.execute(sql, (row_id,)).fetchone()[0]
+
+    def distinct(sql: str) -> list[str]:
+        return [r[0] for r in conn.execute(sql, (row_id,)) if r[0]]
+
+    queries: dict[str, Callable[[], Any]] = {
+        "NumberOfPatientRelatedStudies": lambda: one("SELECT count(*) FROM study WHERE patient=?"),
+        "NumberOfPatientRelatedSeries": lambda: one(
+            "SELECT count(*) FROM series se JOIN study s ON s.id=se.study WHERE s.patient=?"
+        ),
+        "NumberOfPatientRelatedInstances": lambda: one(
+            "SELECT count(*) FROM instance i JOIN series se ON se.id=i.series JOIN study s ON s.id=se.study "
+            "WHERE s.patient=?"
+        ),
+        "ModalitiesInStudy": lambda: distinct(
+            "SELECT DISTINCT modality FROM series WHERE study=? ORDER BY modality"
+        ),
+        "SOPClassesInStudy": lambda: distinct(
+            "SELECT DISTINCT i.sop_class FROM instance i JOIN series se ON se.id=i.series WHERE se.study=? "
+            "ORDER BY i.sop_class"
+        ),
+        "NumberOfStudyRelatedSeries": lambda: one("SELECT count(*) FROM series WHERE study=?"),
+        "NumberOfStudyRelatedInstances": lambda: one(
+            "SELECT count(*) FROM instance i JOIN series se ON se.id=i.series WHERE se.study=?"
+        ),
+        "NumberOfSeriesRelatedInstances": lambda: one("SELECT count(*) FROM instance WHERE series=?"),
+    }
+    values: dict[str, Any] = {}
+    for keyword in wanted:
+        value = queries[keyword]()
+        values[keyword] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    return values
