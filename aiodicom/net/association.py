@@ -467,6 +467,27 @@ class Association:
             self._resume()
         return message
 
+    def take_cancel(self, message_id: int) -> bool:
+        """Whether a C-CANCEL-RQ for our operation ``message_id`` has arrived (it is taken from the queue).
+
+        An acceptor serving a C-FIND, C-GET or C-MOVE calls this between its responses, without waiting:
+        anything else queued stays for :meth:`receive`.
+        """
+        for message in self._messages:
+            if message is None:
+                return False
+            command = message.command
+            if command.command_field == CommandField.C_CANCEL_RQ:
+                if command.message_id_being_responded_to == message_id:
+                    self._messages.remove(message)
+                    if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
+                        self._queue_paused = False
+                        self._resume()
+                    return True
+                continue  # a cancel of an operation already answered: dispatch ignores it
+            return False
+        return False
+
     async def receive_response(
         self, message_id: int, command_field: CommandField, timeout: float | None = None
     ) -> DimseMessage:
