@@ -23,6 +23,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from aiodicom.dataset import syntax_encoding
+from aiodicom.dataset.prefix import LeadingElements
 from aiodicom.dimse import Command
 from aiodicom.errors import QueryRejected
 from aiodicom.net.access import IdentityRequest
@@ -218,6 +219,9 @@ def read_identifier(message: DimseMessage, transfer_syntax: str) -> Dataset:
         raise QueryRejected(0xC000, "the request has no identifier")
     try:
         data = message.data
+        scanner = LeadingElements(transfer_syntax, whole=True)  # truncated or malformed: raises
+        scanner.feed(data)
+        scanner.finish()
         if syntax_encoding(transfer_syntax)[2]:
             data = zlib.decompress(data, -zlib.MAX_WBITS)
         ds = decode_identifier(data, transfer_syntax)
@@ -310,7 +314,7 @@ def check_query(model: QueryModel, query: Dataset) -> QueryLevel | None:
     if model is QueryModel.MODALITY_WORKLIST:
         return None
     value = query.get("QueryRetrieveLevel")
-    text = str(value.value if value is not None else "").strip()
+    text = str(value if value is not None else "").strip()
     if not text:
         raise QueryRejected(0xA900, "no QueryRetrieveLevel in the identifier")
     levels = MODEL_LEVELS[model]

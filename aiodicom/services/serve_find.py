@@ -60,7 +60,8 @@ def _prepare(
         return ds, status
     if isinstance(item, dict):
         match = dict(item)
-        asked = str(query.get("SpecificCharacterSet").value or "") if "SpecificCharacterSet" in query else ""
+        charset = query.get("SpecificCharacterSet") or ""
+        asked = charset if isinstance(charset, str) else "\\".join(charset)
         ascii_only = not any(isinstance(v, str) and not v.isascii() for v in match.values())
         if "SpecificCharacterSet" not in match and asked and ascii_only:
             match = {"SpecificCharacterSet": asked, **match}  # non-ASCII text goes as UTF-8 (ISO_IR 192)

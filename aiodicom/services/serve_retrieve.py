@@ -25,7 +25,7 @@ from pydicom import Dataset
 
 from aiodicom.dataset.files import read_header, unreadable
 from aiodicom.dimse import Command, CommandField, Status, is_failure, is_warning
-from aiodicom.errors import AssociationAborted, DicomError, QueryRejected
+from aiodicom.errors import AssociationAborted, QueryRejected
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import AssociationOptions
