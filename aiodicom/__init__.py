@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "QueryModel": "aiodicom.services.query",
     "QueryRejected": "aiodicom.errors",
     "QueryRetrieveScp": "aiodicom.scp.qr",
-    "RemoteAe": "aiodicom.services.serve_move",
+    "RemoteAe": "aiodicom.services.remote",
     "RetrieveCompleted": "aiodicom.services.retrieve",
     "RetrieveOperation": "aiodicom.services.retrieve",
     "RetrieveResult": "aiodicom.services.retrieve",
@@ -204,22 +204,22 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from aiodicom.services.relay import (
         ForwardTarget as ForwardTarget,
     )
+    from aiodicom.services.remote import (
+        RemoteAe as RemoteAe,
+    )
     from aiodicom.services.retrieve import (
         RetrieveCompleted as RetrieveCompleted,
         RetrieveOperation as RetrieveOperation,
         RetrieveResult as RetrieveResult,
         SubOperation as SubOperation,
     )
-    from aiodicom.services.store import (
-        StoredInstance as StoredInstance,
-        StoreRejected as StoreRejected,
-    )
     from aiodicom.services.serve_common import (
         QueryContext as QueryContext,
         StoredKey as StoredKey,
     )
-    from aiodicom.services.serve_move import (
-        RemoteAe as RemoteAe,
+    from aiodicom.services.store import (
+        StoredInstance as StoredInstance,
+        StoreRejected as StoreRejected,
     )
     from aiodicom.services.studies import (
         InstanceSummary as InstanceSummary,

@@ -468,24 +468,17 @@ class Association:
         return message
 
     def take_cancel(self, message_id: int) -> bool:
-        """Whether a C-CANCEL-RQ for our operation ``message_id`` has arrived (it is taken from the queue).
-
-        An acceptor serving a C-FIND, C-GET or C-MOVE calls this between its responses, without waiting:
-        anything else queued stays for :meth:`receive`.
-        """
+        """Whether a C-CANCEL-RQ for our operation ``message_id`` has arrived (taken from the queue, without
+        waiting: an acceptor serving C-FIND/C-GET/C-MOVE asks between responses; the rest stays queued)."""
         for message in self._messages:
-            if message is None:
+            if message is None or message.command.command_field != CommandField.C_CANCEL_RQ:
                 return False
-            command = message.command
-            if command.command_field == CommandField.C_CANCEL_RQ:
-                if command.message_id_being_responded_to == message_id:
-                    self._messages.remove(message)
-                    if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
-                        self._queue_paused = False
-                        self._resume()
-                    return True
-                continue  # a cancel of an operation already answered: dispatch ignores it
-            return False
+            if message.command.message_id_being_responded_to == message_id:  # others: answered already
+                self._messages.remove(message)
+                if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
+                    self._queue_paused = False
+                    self._resume()
+                return True
         return False
 
     async def receive_response(

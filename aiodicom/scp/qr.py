@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
 from aiodicom.scp.store import StoreScp
-from aiodicom.services.serve_common import QueryHandler
-from aiodicom.services.serve_move import AeResolver, RemoteAe, remote_ae_table
+from aiodicom.services.remote import AeResolver, RemoteAe, remote_ae_table
+
+if TYPE_CHECKING:
+    from aiodicom.services.serve_common import QueryHandler
 
 
 class QueryRetrieveScp(StoreScp):

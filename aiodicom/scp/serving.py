@@ -20,16 +20,20 @@ from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.server import DicomServer
 from aiodicom.services.dispatch import ServiceHandler, failure_response
-from aiodicom.services.serve_common import SERVICE_CLASSES, QueryHandler, service_classes
-from aiodicom.services.serve_find import serve_find
-from aiodicom.services.serve_get import serve_get
-from aiodicom.services.serve_move import AeResolver, RemoteAe, remote_ae_table, serve_move
-from aiodicom.services.serve_retrieve import RetrieveSettings
+from aiodicom.services.remote import (
+    QR_SERVICE_CLASSES,
+    AeResolver,
+    RemoteAe,
+    remote_ae_table,
+    service_classes,
+)
 from aiodicom.uids import UNCOMPRESSED_TRANSFER_SYNTAXES
 from aiodicom.ul.items import PresentationContextAC, PresentationContextRQ
 from aiodicom.ul.negotiation import ContextPolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the services load pydicom: imported when a request comes, not by an idle server
+    from aiodicom.services.serve_common import QueryHandler
+    from aiodicom.services.serve_retrieve import RetrieveSettings
     from aiodicom.services.transcode import Transcoder
     from aiodicom.storage.s3 import S3Bucket
 
@@ -73,7 +77,7 @@ def with_services(base: ContextPolicy, services: frozenset[str]) -> ContextPolic
     scp_roles = base.scp_role_classes
     if "get" in services:
         scp_roles = (
-            None if base.abstract_syntaxes is None else base.abstract_syntaxes - frozenset(SERVICE_CLASSES)
+            None if base.abstract_syntaxes is None else base.abstract_syntaxes - frozenset(QR_SERVICE_CLASSES)
         )
     return ServicePolicy(
         abstract_syntaxes=abstract,
@@ -179,6 +183,8 @@ class QueryServices(DicomServer):
     # -------------------------------------------------------------------------------------- serving
 
     def _retrieve_settings(self) -> RetrieveSettings:
+        from aiodicom.services.serve_retrieve import RetrieveSettings
+
         if self._transcoder is None and not self.never_transcode:
             from aiodicom.services.transcode import Transcoder
 
@@ -197,6 +203,8 @@ class QueryServices(DicomServer):
         return bucket
 
     def _which(self, message: DimseMessage, services: tuple[str, ...]) -> tuple[Any, QueryHandler] | None:
+        from aiodicom.services.serve_common import SERVICE_CLASSES
+
         found = SERVICE_CLASSES.get(message.command.affected_sop_class_uid or "")
         if found is None or found[1] not in services:
             return None
@@ -217,6 +225,8 @@ class QueryServices(DicomServer):
         which = self._which(message, ("find", "worklist"))
         if which is None:
             return await self._unsupported(assoc, message)
+        from aiodicom.services.serve_find import serve_find
+
         model, handler = which
         await serve_find(assoc, message, handler, model=model, ae_title=self.ae_title, logger=self.log)
 
@@ -224,6 +234,8 @@ class QueryServices(DicomServer):
         which = self._which(message, ("get",))
         if which is None:
             return await self._unsupported(assoc, message)
+        from aiodicom.services.serve_get import serve_get
+
         model, handler = which
         await serve_get(
             assoc,
@@ -239,6 +251,8 @@ class QueryServices(DicomServer):
         which = self._which(message, ("move",))
         if which is None:
             return await self._unsupported(assoc, message)
+        from aiodicom.services.serve_move import serve_move
+
         model, handler = which
         await serve_move(
             assoc,

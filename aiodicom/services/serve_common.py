@@ -38,24 +38,14 @@ from aiodicom.services.query import (
     decode_identifier,
     encode_identifier,
 )
+from aiodicom.services.remote import QR_SERVICE_CLASSES
 
 log = logging.getLogger("aiodicom.services.serve")
 
 #: The query/retrieve SOP classes served: SOP class UID -> (model, service).
 SERVICE_CLASSES: dict[str, tuple[QueryModel, str]] = {
-    QueryModel.PATIENT_ROOT.find_sop_class: (QueryModel.PATIENT_ROOT, "find"),
-    QueryModel.STUDY_ROOT.find_sop_class: (QueryModel.STUDY_ROOT, "find"),
-    QueryModel.MODALITY_WORKLIST.find_sop_class: (QueryModel.MODALITY_WORKLIST, "worklist"),
-    QueryModel.PATIENT_ROOT.get_sop_class: (QueryModel.PATIENT_ROOT, "get"),
-    QueryModel.STUDY_ROOT.get_sop_class: (QueryModel.STUDY_ROOT, "get"),
-    QueryModel.PATIENT_ROOT.move_sop_class: (QueryModel.PATIENT_ROOT, "move"),
-    QueryModel.STUDY_ROOT.move_sop_class: (QueryModel.STUDY_ROOT, "move"),
+    uid: (QueryModel(model), service) for uid, (model, service) in QR_SERVICE_CLASSES.items()
 }
-
-
-def service_classes(service: str) -> frozenset[str]:
-    """The SOP classes of one service: ``find``, ``worklist``, ``get`` or ``move``."""
-    return frozenset(uid for uid, (_, what) in SERVICE_CLASSES.items() if what == service)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,18 +16,15 @@ sub-operation (0xA702 when none succeeded).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
-import ssl
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from aiodicom.dimse import Status
 from aiodicom.errors import DicomError, NoAcceptableContext, QueryRejected
-from aiodicom.net.address import parse_address, validate_ae_title
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
 from aiodicom.services.query import QueryModel
+from aiodicom.services.remote import AeResolver, RemoteAe, resolve_destination
 from aiodicom.services.send import QueuedFile, _plans
 from aiodicom.services.serve_common import HandlerStream, QueryContext, QueryHandler
 from aiodicom.services.serve_retrieve import (
@@ -43,56 +40,6 @@ log = logging.getLogger("aiodicom.services.serve_move")
 
 #: Instances read ahead (headers only for files and objects) to plan a C-MOVE association.
 LOOKAHEAD = 16
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteAe:
-    """A known AE: where it listens, the called AE title to use (default: the AE title it is known by),
-    and a TLS client context to connect with (None: plain TCP)."""
-
-    host: str
-    port: int
-    ae_title: str | None = None
-    tls: ssl.SSLContext | None = None
-
-    @classmethod
-    def of(cls, value: str | RemoteAe | tuple[str, int]) -> RemoteAe:
-        """An entry of ``remote_aes``: ``"host:port"``, ``"AE@host:port"``, ``(host, port)`` or a RemoteAe."""
-        if isinstance(value, RemoteAe):
-            return value
-        address = parse_address(value)
-        return cls(address.host, address.port, address.ae_title)
-
-
-#: The resolver hook: a destination AE title to its entry (None: unknown), plain or async.
-AeResolver = Callable[[str], "RemoteAe | str | tuple[str, int] | Awaitable[RemoteAe | str | None] | None"]
-
-
-def remote_ae_table(table: Mapping[str, str | RemoteAe | tuple[str, int]] | None) -> dict[str, RemoteAe]:
-    """``remote_aes`` checked and parsed (a ValueError names a bad entry)."""
-    parsed: dict[str, RemoteAe] = {}
-    for title, entry in (table or {}).items():
-        validate_ae_title(title, "remote AE title")
-        try:
-            parsed[title] = RemoteAe.of(entry)
-        except ValueError as exc:
-            raise ValueError(f"remote_aes[{title!r}]: {exc}") from None
-    return parsed
-
-
-async def resolve_destination(
-    title: str, table: Mapping[str, RemoteAe], resolver: AeResolver | None
-) -> RemoteAe | None:
-    """The destination ``title`` names: the table's entry, else the resolver's answer (None: unknown)."""
-    name = title.strip()
-    if name in table:
-        return table[name]
-    if resolver is None:
-        return None
-    answer = resolver(name)
-    if inspect.isawaitable(answer):
-        answer = await answer
-    return None if answer is None else RemoteAe.of(answer)
 
 
 class _Destination:

@@ -165,7 +165,9 @@ async def test_handler_failures_are_answered_and_logged(
         raise RuntimeError("the index is gone " + "x" * 100)
 
     async with serving(tmp_path, on_find=failing) as scp:
-        rejected = await _raw_find(scp.port, _identifier({"QueryRetrieveLevel": "STUDY", "PatientID": "REJECT"}))
+        rejected = await _raw_find(
+            scp.port, _identifier({"QueryRetrieveLevel": "STUDY", "PatientID": "REJECT"})
+        )
         assert rejected.status == 0xA700 and rejected.error_comment == "out of resources"
         failed = await _raw_find(scp.port, _identifier({"QueryRetrieveLevel": "STUDY"}))
         assert failed.status == 0xC000

@@ -95,7 +95,9 @@ async def test_bad_query_and_failing_handler(tmp_path: Path, qr_data: QrData) ->
         raise RuntimeError("broken index")
 
     async with serving(tmp_path, on_get=handler) as scp:
-        scu = GetScu(f"127.0.0.1:{scp.port}", out_dir=tmp_path / "got", sop_classes=["1.2.840.10008.5.1.4.1.1.2"])
+        scu = GetScu(
+            f"127.0.0.1:{scp.port}", out_dir=tmp_path / "got", sop_classes=["1.2.840.10008.5.1.4.1.1.2"]
+        )
         with pytest.raises(DimseError) as failed:
             await scu.get_study({"StudyInstanceUID": "1.2.3"})
         assert failed.value.status == 0xC000

@@ -65,17 +65,28 @@ async def test_move_into_an_aiodicom_receiver_byte_for_byte(tmp_path: Path, qr_d
         async with serving(tmp_path, on_find=catalog.matches, on_move=move, remote_aes=table) as scp:
             scu = MoveScu(f"QR-SCP@127.0.0.1:{scp.port}", calling_ae_title="MOVER")
             result = await scu.move_study({"PatientID": "QR-PAT-1"}, move_destination="DEST")
-            responses = await _raw_move(scp.port, "DEST", {"QueryRetrieveLevel": "STUDY",
-                                                           "StudyInstanceUID": qr_data.b.study_instance_uid})
+            responses = await _raw_move(
+                scp.port,
+                "DEST",
+                {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": qr_data.b.study_instance_uid},
+            )
     study = qr_data.a
     assert result.status == 0 and result.completed == len(study.instances)
     for inst in study.instances:
-        path = tmp_path / "dest" / inst.study_instance_uid / inst.series_instance_uid / f"{inst.sop_instance_uid}.dcm"
+        path = (
+            tmp_path
+            / "dest"
+            / inst.study_instance_uid
+            / inst.series_instance_uid
+            / f"{inst.sop_instance_uid}.dcm"
+        )
         assert body(path.read_bytes()) == body(inst.path.read_bytes()), inst.source
     assert [r.remaining for r in responses] == [2, 1, 0, None]
     assert [r.completed for r in responses] == [1, 2, 3, 3] and responses[-1].status == 0
     destination, context = destinations[-1]
-    assert destination == "DEST" and context.move_destination == "DEST" and context.calling_ae_title == "MOVER"
+    assert (
+        destination == "DEST" and context.move_destination == "DEST" and context.calling_ae_title == "MOVER"
+    )
     assert len(received) == len(study.instances) + 3
 
 
@@ -89,7 +100,9 @@ async def test_unknown_destination_and_the_resolver(tmp_path: Path, qr_data: QrD
 
     receiver = StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "dest")
     async with receiver, serving(tmp_path, on_move=move) as scp:
-        unknown = await _raw_move(scp.port, "NOBODY", {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "1.2"})
+        unknown = await _raw_move(
+            scp.port, "NOBODY", {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "1.2"}
+        )
         assert [r.status for r in unknown] == [0xA801] and calls == []
 
         @scp.on_resolve_ae
