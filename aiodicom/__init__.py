@@ -53,8 +53,12 @@ _EXPORTS: dict[str, str] = {
     "PeerUnreachable": "aiodicom.errors",
     "ProtocolError": "aiodicom.errors",
     "QueryBuilder": "aiodicom.services.query",
+    "QueryContext": "aiodicom.services.serve_common",
     "QueryLevel": "aiodicom.services.query",
     "QueryModel": "aiodicom.services.query",
+    "QueryRejected": "aiodicom.errors",
+    "QueryRetrieveScp": "aiodicom.scp.qr",
+    "RemoteAe": "aiodicom.services.remote",
     "RetrieveCompleted": "aiodicom.services.retrieve",
     "RetrieveOperation": "aiodicom.services.retrieve",
     "RetrieveResult": "aiodicom.services.retrieve",
@@ -67,12 +71,13 @@ _EXPORTS: dict[str, str] = {
     "StoreScp": "aiodicom.scp.store",
     "StoreScu": "aiodicom.scu.store",
     "StoredInstance": "aiodicom.services.store",
+    "StoredKey": "aiodicom.services.serve_common",
     "StudyCompleted": "aiodicom.services.studies",
     "SubOperation": "aiodicom.services.retrieve",
     "TlsError": "aiodicom.errors",
+    "Transcoder": "aiodicom.services.transcode",
     "TransferCompleted": "aiodicom.scu.store",
     "TransferStarted": "aiodicom.scu.store",
-    "Transcoder": "aiodicom.services.transcode",
     "UnmatchableKey": "aiodicom.services.survey",
     "UsageError": "aiodicom.errors",
     "UserIdentity": "aiodicom.net.identity",
@@ -126,6 +131,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         NoAcceptableContext as NoAcceptableContext,
         PeerUnreachable as PeerUnreachable,
         ProtocolError as ProtocolError,
+        QueryRejected as QueryRejected,
         StorageError as StorageError,
         TlsError as TlsError,
         UsageError as UsageError,
@@ -154,6 +160,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.scp.echo import (
         EchoScp as EchoScp,
+    )
+    from aiodicom.scp.qr import (
+        QueryRetrieveScp as QueryRetrieveScp,
     )
     from aiodicom.scp.store import (
         ConnectionOpened as ConnectionOpened,
@@ -195,11 +204,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from aiodicom.services.relay import (
         ForwardTarget as ForwardTarget,
     )
+    from aiodicom.services.remote import (
+        RemoteAe as RemoteAe,
+    )
     from aiodicom.services.retrieve import (
         RetrieveCompleted as RetrieveCompleted,
         RetrieveOperation as RetrieveOperation,
         RetrieveResult as RetrieveResult,
         SubOperation as SubOperation,
+    )
+    from aiodicom.services.serve_common import (
+        QueryContext as QueryContext,
+        StoredKey as StoredKey,
     )
     from aiodicom.services.store import (
         StoredInstance as StoredInstance,

@@ -156,6 +156,18 @@ class IdentityNotConfirmed(DicomError):
     """
 
 
+class QueryRejected(DicomError):
+    """Raised by a C-FIND, C-GET or C-MOVE handler (or an archive behind one) to answer the request with a
+    failure ``status`` and ``comment`` (the Error Comment, cut to 64 characters): 0xA900 for a query the
+    information model cannot answer, 0xA700 when out of resources, 0xC000 (the default) when it cannot be
+    processed, 0x0124 when the requestor is not allowed to ask."""
+
+    def __init__(self, status: int = 0xC000, comment: str = "") -> None:
+        super().__init__(comment or f"query rejected with status 0x{status:04X}")
+        self.status = status
+        self.comment = comment
+
+
 class UnmatchableKey(DicomError, ValueError):
     """The PACS returned matches without the value of a matching key: it does not match on that key, so what
     it returned cannot be told to match the query."""

@@ -467,6 +467,20 @@ class Association:
             self._resume()
         return message
 
+    def take_cancel(self, message_id: int) -> bool:
+        """Whether a C-CANCEL-RQ for our operation ``message_id`` has arrived (taken from the queue, without
+        waiting: an acceptor serving C-FIND/C-GET/C-MOVE asks between responses; the rest stays queued)."""
+        for message in self._messages:
+            if message is None or message.command.command_field != CommandField.C_CANCEL_RQ:
+                return False
+            if message.command.message_id_being_responded_to == message_id:  # others: answered already
+                self._messages.remove(message)
+                if self._queue_paused and len(self._messages) < _QUEUE_HIGH_WATER // 2:
+                    self._queue_paused = False
+                    self._resume()
+                return True
+        return False
+
     async def receive_response(
         self, message_id: int, command_field: CommandField, timeout: float | None = None
     ) -> DimseMessage:

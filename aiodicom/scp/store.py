@@ -29,8 +29,8 @@ from aiodicom.net.access import (
 )
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
-from aiodicom.net.server import DicomServer
 from aiodicom.net.tls import TlsContext, TlsFailure
+from aiodicom.scp.serving import QueryServices
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
@@ -110,7 +110,7 @@ _ABSTRACT_MODES = ("all_storage", "all", "custom")
 _TRANSFER_MODES = ("all", "uncompressed_only", "custom")
 
 
-class StoreScp(DicomServer):
+class StoreScp(QueryServices):
     """A C-STORE SCP that streams every instance to ``{out_dir}/{Study}/{Series}/{SOP}.dcm``.
 
     Instances are written PDV by PDV to a temporary file and renamed into place only when complete, checked
@@ -298,6 +298,7 @@ class StoreScp(DicomServer):
             CommandField.C_STORE_RQ: self._store,
             CommandField.C_ECHO_RQ: handle_echo,
         }
+        self.init_query_services()  # on_find, on_get, on_move, on_worklist (aiodicom.scp.serving)
         #: The number of processes that receive (1: this one).
         self.workers = workers
         #: What this server was made with, to make the same in worker processes.

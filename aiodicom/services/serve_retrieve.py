@@ -1,0 +1,326 @@
+"""What the acceptor sides of C-GET and C-MOVE share: reading the instances a handler yields, counting the
+sub-operations, the pending and final responses, and the skeleton of one retrieve.
+
+Each instance a handler yields (a path, Part 10 bytes, a pydicom Dataset, or a
+:class:`~aiodicom.services.serve_common.StoredKey`) is opened by its header only; what goes out is chosen by
+the sending engine (:meth:`aiodicom.services.send.SendBatch.outgoing`): the file as it is when the peer took
+its transfer syntax, else converted losslessly to one it took (never when ``never_transcode``). After each
+sub-operation a pending response (0xFF00) carries the counts (Remaining only when the handler returned a
+sized collection); the final one is 0x0000, 0xB000 when some failed or warned, 0xA702 when all failed, 0xFE00
+after a C-CANCEL, with the Failed SOP Instance UID List when any failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydicom import Dataset
+
+from aiodicom.dataset.files import read_header, unreadable
+from aiodicom.dimse import Command, CommandField, Status, is_failure, is_warning
+from aiodicom.errors import AssociationAborted, QueryRejected
+from aiodicom.net.address import Address
+from aiodicom.net.association import Association, DimseMessage
+from aiodicom.net.options import AssociationOptions
+from aiodicom.services.query import QueryModel
+from aiodicom.services.send import Outgoing, QueuedFile, SendBatch, SendSettings, _read_s3_headers
+from aiodicom.services.serve_common import (
+    HandlerStream,
+    QueryContext,
+    QueryHandler,
+    StoredKey,
+    check_query,
+    dataset_bytes,
+    encode_response,
+    error_comment,
+    query_context,
+    read_identifier,
+)
+from aiodicom.services.transcode import Transcoder
+
+if TYPE_CHECKING:
+    from aiodicom.storage.s3 import S3Bucket
+
+log = logging.getLogger("aiodicom.services.serve_retrieve")
+
+#: The longest Failed SOP Instance UID List sent (a UI value in explicit VR has a 16-bit length).
+_MAX_FAILED_LIST = 0xFFFE
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrieveSettings:
+    """How a server sends the instances of its C-GETs and C-MOVEs: its association options (C-MOVE
+    associations are opened with them), whether an instance may be converted when the peer did not take
+    its transfer syntax, the converter shared between retrieves, and its S3 bucket (for
+    :class:`~aiodicom.services.serve_common.StoredKey` instances)."""
+
+    options: AssociationOptions
+    never_transcode: bool = False
+    transcoder: Transcoder | None = None
+    bucket: S3Bucket | None = None
+
+
+class Failed(Exception):
+    """A sub-operation that failed before or while sending: why, and the instance when it is known."""
+
+    def __init__(self, message: str, sop_instance_uid: str | None = None) -> None:
+        super().__init__(message)
+        self.sop_instance_uid = sop_instance_uid
+
+
+def _name(item: Any) -> str:
+    if isinstance(item, StoredKey):
+        return item.key
+    if isinstance(item, str | os.PathLike):
+        return os.fspath(item)
+    if isinstance(item, Dataset):
+        return f"data set {item.get('SOPInstanceUID', '?')}"
+    return "instance in memory"
+
+
+async def open_item(item: Any, settings: RetrieveSettings) -> QueuedFile:
+    """The instance a handler yielded, with its header read (:class:`Failed` when it cannot be read)."""
+    name = _name(item)
+    if isinstance(item, StoredKey):
+        if settings.bucket is None:
+            raise Failed(f"{item.key}: this server has no S3 backend to read object keys from")
+        queued = QueuedFile(settings.bucket.config.uri(item.key), key=item.key)
+        await _read_s3_headers(settings.bucket, [queued])
+        if queued.header is None:
+            raise Failed(queued.error or f"cannot read {item.key}")
+        return queued
+    try:
+        if isinstance(item, Dataset):
+            queued = QueuedFile(name, data=dataset_bytes(item))
+        elif isinstance(item, bytes | bytearray | memoryview):
+            queued = QueuedFile(name, data=bytes(item))
+        elif isinstance(item, str | os.PathLike):
+            queued = QueuedFile(name, path=os.fspath(item))
+        else:
+            raise Failed(
+                f"a retrieve handler yields paths, bytes, Datasets or StoredKeys, not {type(item).__name__}"
+            )
+        source = queued.path if queued.path is not None else io.BytesIO(queued.data or b"")
+        queued.header = read_header(source)
+    except Failed:
+        raise
+    except unreadable(OSError, ValueError, EOFError, AttributeError) as exc:
+        raise Failed(f"cannot read {name}: {exc}") from exc
+    return queued
+
+
+@dataclass
+class Counts:
+    """The sub-operations of one retrieve so far."""
+
+    total: int | None = None
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed + self.warning
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.total is None else max(self.total - self.done, 0)
+
+    def add(self, status: int | None, uid: str | None) -> None:
+        """One sub-operation ended with ``status`` (None: it failed before a response)."""
+        if status is None or is_failure(status):
+            self.failed += 1
+            if uid:
+                self.failed_uids.append(uid)
+        elif is_warning(status):
+            self.warning += 1
+        else:
+            self.completed += 1
+
+    def final_status(self) -> int:
+        if not self.failed and not self.warning:
+            return Status.SUCCESS
+        if not self.completed and not self.warning:
+            return Status.OUT_OF_RESOURCES_SUB_OPERATIONS  # 0xA702: every sub-operation failed
+        return Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES  # 0xB000
+
+
+class Retrieve:
+    """One C-GET or C-MOVE being answered: its request, its counts, its responses."""
+
+    def __init__(
+        self,
+        assoc: Association,
+        message: DimseMessage,
+        settings: RetrieveSettings,
+        logger: logging.Logger,
+    ) -> None:
+        self.assoc = assoc
+        self.message = message
+        self.request = message.command
+        self.settings = settings
+        self.log = logger
+        self.counts = Counts()
+        self.cancelled = False
+        self.syntax = assoc.accepted[message.context_id].transfer_syntax
+        self.kind = "C-GET" if self.request.command_field == CommandField.C_GET_RQ else "C-MOVE"
+        host, port = assoc.peer
+        self.batch = SendBatch(
+            SendSettings(
+                address=Address(host or "127.0.0.1", port or 104),
+                options=settings.options,
+                never_transcode=settings.never_transcode,
+                transcoder=settings.transcoder,
+            ),
+            _no_events,
+            s3=settings.bucket,
+            logger=logger,
+        )
+
+    def _response(self, status: int, *, remaining: bool, has_dataset: bool = False) -> Command:
+        c = self.counts
+        build = Command.c_get_rsp if self.kind == "C-GET" else Command.c_move_rsp
+        return build(
+            self.request,
+            status,
+            c.remaining if remaining else None,
+            c.completed,
+            c.failed,
+            c.warning,
+            has_dataset,
+        )
+
+    def check_cancel(self) -> bool:
+        if not self.cancelled and self.assoc.take_cancel(self.request.message_id or 0):
+            self.cancelled = True
+        return self.cancelled
+
+    async def record(self, status: int | None, uid: str | None, error: str | None = None) -> None:
+        """Count one sub-operation and send the pending response (unless cancelled: the final one follows)."""
+        self.counts.add(status, uid)
+        if error is not None:
+            self.log.warning("%s sub-operation failed: %s", self.kind, error)
+        if self.check_cancel():
+            return
+        await self.assoc.send(self.message.context_id, self._response(Status.PENDING, remaining=True))
+
+    async def outgoing(self, assoc: Association, item: QueuedFile) -> Outgoing:
+        return await self.batch.outgoing(assoc, item)
+
+    async def final(self, status: int | None = None, comment: str | None = None) -> int:
+        """Send the final response: ``status`` when given (a failure of the retrieve itself), else what the
+        counts say (0xFE00 after a C-CANCEL)."""
+        c = self.counts
+        if status is None:
+            status = Status.CANCEL if self.cancelled else c.final_status()
+        identifier = None
+        if c.failed_uids:
+            ds = Dataset()
+            uids, size = [], 0
+            for uid in c.failed_uids:
+                size += len(uid) + 1
+                if size > _MAX_FAILED_LIST:
+                    break
+                uids.append(uid)
+            ds.FailedSOPInstanceUIDList = uids if len(uids) > 1 else uids[0]
+            identifier = encode_response(ds, self.syntax)
+        response = self._response(
+            status, remaining=status == Status.CANCEL, has_dataset=identifier is not None
+        )
+        if comment:
+            from dataclasses import replace
+
+            response = replace(response, error_comment=error_comment(comment) or None)
+        await self.assoc.send(self.message.context_id, response, identifier)
+        self.log.info(
+            "%s from %s: %d completed, %d warning, %d failed (0x%04X)",
+            self.kind,
+            self.assoc.calling_ae_title,
+            c.completed,
+            c.warning,
+            c.failed,
+            status,
+        )
+        return status
+
+
+async def _no_events(name: str, event: object) -> None:
+    pass
+
+
+async def run_retrieve(
+    run: Retrieve,
+    model: QueryModel,
+    ae_title: str,
+    call: Callable[[Dataset, QueryContext], HandlerStream],
+    body: Callable[[HandlerStream], Awaitable[None]],
+    *,
+    move_destination: str | None = None,
+    check: Callable[[QueryContext], Awaitable[None]] | None = None,
+) -> int:
+    """The skeleton of one retrieve: read and check the identifier, start the handler's stream, let
+    ``body`` do the sub-operations, close the stream whatever happens, send the final response."""
+    assoc = run.assoc
+    stream: HandlerStream | None = None
+    status: int | None = None
+    comment: str | None = None
+    try:
+        try:
+            query = read_identifier(run.message, run.syntax)
+            level = check_query(model, query)
+            context = query_context(assoc, run.request, model, level, ae_title, move_destination)
+            if check is not None:
+                await check(context)
+            stream = call(query, context)
+            await stream.start()
+            run.counts.total = stream.total
+            await body(stream)
+        except QueryRejected as exc:
+            status, comment = exc.status, exc.comment or str(exc)
+            run.log.info("%s from %s answered 0x%04X: %s", run.kind, assoc.calling_ae_title, status, comment)
+        except (asyncio.CancelledError, AssociationAborted):
+            raise
+        except Exception as exc:
+            if not assoc.is_open:
+                raise
+            status, comment = Status.CANNOT_UNDERSTAND, f"{type(exc).__name__}: {exc}"
+            run.log.exception("%s from %s: the handler failed", run.kind, assoc.calling_ae_title)
+    finally:
+        if stream is not None:
+            await stream.aclose()
+    if not assoc.is_open:
+        raise AssociationAborted(f"the association ended during a {run.kind}")
+    return await run.final(status, comment)
+
+
+def handler_stream(handler: QueryHandler, *args: Any) -> HandlerStream:
+    return HandlerStream(handler, *args)
+
+
+@contextlib.contextmanager
+def removing(out: Outgoing) -> Any:
+    """Remove the temporary file a conversion wrote, once it was sent."""
+    try:
+        yield out
+    finally:
+        if out.temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(out.temporary)
+
+
+__all__ = [
+    "Counts",
+    "Failed",
+    "Retrieve",
+    "RetrieveSettings",
+    "open_item",
+    "run_retrieve",
+]
