@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
     "AbortReason": "aiodicom.errors",
+    "Archive": "aiodicom.archive",
     "AbortSource": "aiodicom.errors",
     "Address": "aiodicom.net.address",
     "Association": "aiodicom.net.association",
@@ -146,6 +147,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.net.client import (
         connect as connect,
+    )
+    from aiodicom.archive import (
+        Archive as Archive,
     )
     from aiodicom.net.identity import (
         IdentityKind as IdentityKind,

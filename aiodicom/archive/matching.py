@@ -50,6 +50,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from aiodicom.dataset.rewrite import element_from_text
 from aiodicom.dataset.values import tag_string
+from aiodicom.errors import QueryRejected
 
 __all__ = [
     "Candidate",
@@ -78,15 +79,15 @@ _NUMBER_VRS = frozenset(("IS", "DS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "
 _RANGE_VRS = frozenset(("DA", "TM", "DT"))
 
 
-class QueryError(ValueError):
-    """A query the archive cannot answer; ``status`` is the DIMSE status to answer it with.
+class QueryError(QueryRejected, ValueError):
+    """A query the archive cannot answer; ``status`` is the DIMSE status to answer it with (a
+    :class:`~aiodicom.errors.QueryRejected`, so a query handler that lets it through answers it so).
 
     0xA900 (Identifier does not match SOP Class): an unknown or missing level, or keys the hierarchical model
     does not allow; 0xC000-0xCFFF (Unable to process) for anything else (a malformed value)."""
 
     def __init__(self, message: str, status: int = 0xA900) -> None:
-        super().__init__(message)
-        self.status = status
+        QueryRejected.__init__(self, status, message)
 
 
 def keyword_of(tag: int) -> str:

@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "get": "qr",
     "hash-password": "access",
     "move": "qr",
+    "qrscp": "servers",
     "store": "clients",
     "storescp": "servers",
 }

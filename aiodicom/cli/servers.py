@@ -185,7 +185,8 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
     storescp options by name; ``make(port, **options)`` makes the server (default: StoreScp)."""
     from aiodicom.scp.store import StoreScp
 
-    p = SimpleNamespace(**params)
+    defaults = {"s3_bucket": None, "s3_endpoint": None, "s3_prefix": "", "s3_region": None, "workers": 1}
+    p = SimpleNamespace(**{**defaults, **params})
 
     setup_logging(p.verbose)
     tls_context = server_tls_from(
@@ -286,3 +287,70 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
         await serve_until_stopped(scp)
 
     run_async(serve)
+
+
+RemoteAeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--remote-ae",
+        help="A known AE, as AE@host:port (repeat): C-MOVE destinations, and where reports go.",
+    ),
+]
+WorklistOpt = Annotated[
+    str | None,
+    typer.Option("--worklist", help="Serve Modality Worklist from the DICOM or JSON items in this folder."),
+]
+
+
+def qrscp(**params: Any) -> None:
+    """A PACS in one command: receive instances (C-STORE) into OUT_DIR, index them, and answer C-FIND,
+    C-GET and C-MOVE from that index (and Modality Worklist from --worklist), until interrupted."""
+    from aiodicom.net.address import parse_address
+    from aiodicom.scp.qr import QueryRetrieveScp
+
+    table: dict[str, str] = {}
+    for value in params.pop("remote_ae") or ():
+        try:
+            address = parse_address(value)
+        except ValueError as exc:
+            raise fail(f"--remote-ae {value}: {exc}", 2) from None
+        if not address.ae_title:
+            raise fail(f"--remote-ae {value}: give the AE title, as AE@host:port", 2)
+        table[address.ae_title] = f"{address.host}:{address.port}"
+    worklist = params.pop("worklist")
+    if params["out_dir"] is None:
+        raise fail("give --out-dir: the archive's folder", 2)
+
+    def make(port: int, **options: Any) -> QueryRetrieveScp:
+        return QueryRetrieveScp(port, remote_aes=table, worklist=worklist, **options)
+
+    serve_storage(params, make)
+
+
+def _qrscp_signature() -> None:
+    """qrscp takes storescp's options (its AE title defaults to QR-SCP) and --remote-ae, --worklist."""
+    import inspect
+
+    signature = inspect.signature(storescp, eval_str=True)  # the options as objects, not text
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "ae_title":
+            parameter = parameter.replace(default="QR-SCP")
+        if parameter.name in ("s3_bucket", "s3_endpoint", "s3_prefix", "s3_region", "workers"):
+            continue  # the archive is a folder, served by one process
+        parameters.append(parameter)
+    extra = {"remote_ae": RemoteAeOpt, "worklist": WorklistOpt}
+    at = next(i for i, p in enumerate(parameters) if p.name == "verbose")
+    for name, annotation in extra.items():
+        parameter = inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+        )
+        parameters.insert(at, parameter)
+        at += 1
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters]
+    qrscp.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    qrscp.__annotations__ = {p.name: p.annotation for p in parameters}
+
+
+_qrscp_signature()
+app.command("qrscp")(qrscp)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiodicom.net.options import KEEP, AssociationOptions, Keep
 from aiodicom.scp.store import StoreScp
+from aiodicom.services.query import QueryModel
 from aiodicom.services.remote import AeResolver, RemoteAe, remote_ae_table
+from aiodicom.services.store import StoredInstance
 
 if TYPE_CHECKING:
-    from aiodicom.services.serve_common import QueryHandler
+    from pydicom import Dataset
+
+    from aiodicom.archive import Archive
+    from aiodicom.services.serve_common import QueryContext, QueryHandler
+
+log = logging.getLogger("aiodicom.scp.qr")
 
 
 class QueryRetrieveScp(StoreScp):
@@ -39,6 +48,13 @@ class QueryRetrieveScp(StoreScp):
     destinations: ``"host:port"``, ``"AE@host:port"`` or :class:`~aiodicom.services.serve_move.RemoteAe`
     with a called AE title and TLS); ``never_transcode`` forbids converting an instance whose transfer
     syntax the peer did not take (that sub-operation then fails). See docs/serving-queries.md.
+
+    With ``out_dir`` (the filesystem backend) the server is an archive (:class:`~aiodicom.archive.Archive`)
+    unless ``archive=False``: what it stores is indexed as it is stored (in ``{out_dir}/.index.sqlite``,
+    built from the files when missing and reconciled with them at start), and the handlers it registers
+    answer C-FIND, C-GET and C-MOVE from that index, the instances in their stored syntax; ``worklist``
+    (a folder of DICOM or JSON items) answers Modality Worklist queries. A handler given here or registered
+    later replaces the archive's for that service. :attr:`archive` is the archive (None without one).
     """
 
     def __init__(
@@ -54,13 +70,40 @@ class QueryRetrieveScp(StoreScp):
         on_move: QueryHandler | None = None,
         on_resolve_ae: AeResolver | None = None,
         never_transcode: bool = False,
+        archive: bool = True,
+        worklist: str | os.PathLike[str] | None = None,
+        pn_ignore_case: bool = False,
         **kwargs: Any,
     ) -> None:
         table = remote_ae_table(remote_aes)  # checked before anything is made on disk
         if options is None and isinstance(ae_title, Keep):
             options = AssociationOptions(ae_title="QR-SCP")
+        if worklist is not None and not os.path.isdir(worklist):
+            raise ValueError(f"the worklist folder {worklist} does not exist")
+        with_archive = archive and kwargs.get("out_dir") is not None
+        if with_archive and kwargs.get("storage_backend", "filesystem") != "filesystem":
+            raise ValueError("the built-in archive needs the filesystem backend (or archive=False)")
+        if with_archive and kwargs.get("workers", 1) > 1:
+            raise ValueError("the built-in archive serves from one process: workers > 1 is not supported")
         super().__init__(port, *args, ae_title=ae_title, options=options, **kwargs)
         self.init_query_services(remote_aes=table, resolve_ae=on_resolve_ae, never_transcode=never_transcode)
+        #: The archive behind the default handlers (None without ``out_dir`` or with ``archive=False``).
+        self.archive: Archive | None = None
+        if with_archive:
+            from aiodicom.archive import Archive
+
+            assert self.out_dir is not None
+            self.archive = Archive(self.out_dir, worklist=worklist, pn_ignore_case=pn_ignore_case)
+            self.on_find(self._archive_find)
+            self.on_get(self._archive_instances)
+            self.on_move(self._archive_move)
+            if worklist is not None:
+                self.on_worklist(self._archive_worklist)
+        elif worklist is not None:
+            from aiodicom.archive import WorklistFolder
+
+            folder = WorklistFolder(worklist, pn_ignore_case=pn_ignore_case)
+            self.on_worklist(lambda query, context: folder.find(query))
         for register, handler in (
             (self.on_find, on_find),
             (self.on_worklist, on_worklist),
@@ -69,3 +112,45 @@ class QueryRetrieveScp(StoreScp):
         ):
             if handler is not None:
                 register(handler)
+
+    # ------------------------------------------------------------------------------------ the archive
+
+    async def start(self) -> None:
+        if self.archive is not None and not self.is_serving:
+            await self.archive.open()  # indexed (or reconciled) before the first association
+        await super().start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        await super().stop(timeout)
+        if self.archive is not None:
+            await self.archive.close()
+
+    async def _committed(self, instance: StoredInstance) -> None:
+        if self.archive is None:
+            return
+        try:
+            await self.archive.add(instance)
+        except Exception:  # the file is stored: the next start's reconcile indexes it
+            log.exception("cannot index %s", instance.file)
+
+    async def _archive_find(self, query: Dataset, context: QueryContext) -> AsyncIterator[Any]:
+        assert self.archive is not None
+        from aiodicom.archive import unsupported_keys
+
+        # 0xFF01 tells the requestor that some optional keys were not matched nor returned
+        partial = bool(unsupported_keys(query, context.model))
+        async for identifier in self.archive.find(query, context.model):
+            yield (identifier, 0xFF01) if partial else identifier
+
+    async def _archive_worklist(self, query: Dataset, context: QueryContext) -> AsyncIterator[Dataset]:
+        assert self.archive is not None
+        async for identifier in self.archive.find(query, QueryModel.MODALITY_WORKLIST):
+            yield identifier
+
+    async def _archive_instances(self, query: Dataset, context: QueryContext) -> list[str]:
+        # a list (paths only): its length is the Remaining count of the first pending response
+        assert self.archive is not None
+        return [record.path async for record in self.archive.instances(query, context.model)]
+
+    async def _archive_move(self, query: Dataset, destination: str, context: QueryContext) -> list[str]:
+        return await self._archive_instances(query, context)

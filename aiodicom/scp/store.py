@@ -35,7 +35,7 @@ from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
 from aiodicom.services.receipt import TranscodeOnReceipt, converting
-from aiodicom.services.store import Hook, StoreService
+from aiodicom.services.store import Hook, StoredInstance, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage
 from aiodicom.storage.base import Storage
@@ -414,11 +414,16 @@ class StoreScp(QueryServices):
             host=self,
         )
 
+    async def _committed(self, instance: StoredInstance) -> None:
+        """Called with each instance stored, before its events and before the association's next message
+        is read (a subclass indexes it here: :class:`~aiodicom.scp.qr.QueryRetrieveScp`)."""
+
     async def _store(self, assoc: Association, message: DimseMessage) -> None:
         """Answer one C-STORE (the service does), then tell what happened: stored, or why not."""
         outcome = await self.service.handle(assoc, message)
         if outcome.instance is not None:
             instance = outcome.instance
+            await self._committed(instance)
             self.log.info("%s from %s", instance.message, assoc.calling_ae_title)
             self._events.emit("file_stored", instance)
             self.studies.add(instance)

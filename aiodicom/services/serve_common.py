@@ -291,12 +291,14 @@ def _depth(keyword: str, model: QueryModel) -> int | None:
     return None
 
 
-def check_query(model: QueryModel, query: Dataset) -> QueryLevel | None:
+def check_query(model: QueryModel, query: Dataset, *, retrieve: bool = False) -> QueryLevel | None:
     """The query's level, once checked against ``model``: :class:`QueryRejected` with 0xA900 (identifier
     does not match SOP class) when the model cannot answer it (no or an unknown Query/Retrieve Level, a
-    level the model lacks such as PATIENT in study root, or a key of a level beneath the query's, such as
-    Modality in a STUDY query). A worklist query has no level: None.
+    level the model lacks such as PATIENT in study root). A worklist query has no level: None.
 
+    Keys of a level beneath the query's (Modality in a STUDY query) are removed from a C-FIND's
+    identifier, as dcmqrscp and Orthanc ignore them (the handler never sees them); in a C-GET or C-MOVE
+    (``retrieve``) they are refused with 0xA900: the retrieve would send more than the key asks for.
     Keys of levels above the query's are allowed (PS3.4 C.4.1.2.1 asks only for the unique ones; peers
     send the others, and matching them is the handler's choice); keys this check does not know (private
     tags, RetrieveAETitle...) pass.
@@ -312,13 +314,18 @@ def check_query(model: QueryModel, query: Dataset) -> QueryLevel | None:
         raise QueryRejected(0xA900, f"level {text!r} is not one of {model.value}'s: {', '.join(levels)}")
     level = QueryLevel(text.upper())
     here = levels.index(level.value)
+    beneath = []
     for elem in query:
         keyword = elem.keyword
         depth = _depth(keyword, model) if keyword else None
         if depth is not None and depth > here:
-            raise QueryRejected(
-                0xA900, f"{keyword} is a {levels[depth]} key, not allowed at the {level.value} level"
-            )
+            if retrieve:
+                raise QueryRejected(
+                    0xA900, f"{keyword} is a {levels[depth]} key, not allowed at the {level.value} level"
+                )
+            beneath.append(elem.tag)
+    for tag in beneath:
+        del query[tag]
     return level
 
 

@@ -275,7 +275,7 @@ async def run_retrieve(
     try:
         try:
             query = read_identifier(run.message, run.syntax)
-            level = check_query(model, query)
+            level = check_query(model, query, retrieve=True)
             context = query_context(assoc, run.request, model, level, ae_title, move_destination)
             if check is not None:
                 await check(context)

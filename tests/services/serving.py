@@ -31,6 +31,7 @@ class Catalog:
     def __init__(self, data: QrData) -> None:
         self.data = data
         self.calls: list[QueryContext] = []
+        self.queries: list[Dataset] = []
 
     def select(self, query: Dataset) -> list[Instance]:
         chosen = []
@@ -52,6 +53,7 @@ class Catalog:
     def matches(self, query: Dataset, context: QueryContext) -> Iterator[dict[str, Any]]:
         """One dict per study, series or instance of the query's level."""
         self.calls.append(context)
+        self.queries.append(query)
         level = str(query.QueryRetrieveLevel)
         seen: set[str] = set()
         for inst in self.select(query):

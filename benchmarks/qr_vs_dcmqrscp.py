@@ -1,0 +1,274 @@
+"""Serving queries and retrieves: `aiodicom qrscp` against DCMTK dcmqrscp holding the same 1,000 instances.
+
+    python benchmarks/qr_vs_dcmqrscp.py [--rounds 5] [--instances 1000] [--index-files 10000]
+
+Both archives are loaded with DCMTK storescu (one association) on tmpfs (/dev/shm), then asked, by DCMTK
+clients, in turn, `--rounds` times (the best time of each is kept): C-FIND at STUDY level for every study
+(`findscu`, 51 responses) and at IMAGE level for every instance of the big study (500 responses), C-GET of
+the 500-instance study (`getscu`, written to tmpfs) and C-MOVE of it to a DCMTK storescp (writing to
+tmpfs). Every DCMTK process runs with TCP_NODELAY=1. Each client is a new process: the time of the same
+client asking for something that matches nothing (least of 3) is taken out as its start-up. Printed:
+responses (or instances) per second and the ratio to dcmqrscp. Then the index of an archive folder of
+`--index-files` instances is built from the files alone (seconds, `aiodicom qrscp` with no index file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from _peers import DCMTK_ENV, free_port, tool, wait_for_port
+
+BIG_STUDY = "1.2.826.0.1.3680043.8.498.1"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def make_instances(root: Path, count: int) -> Path:
+    """``count`` small CT instances: one study of half of them (5 series) and studies of 10 for the rest,
+    over 10 patients; written once per size."""
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder = root / f"qr-{count}"
+    if folder.exists() and len(list(folder.iterdir())) == count:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).tobytes()
+    big = count // 2
+    for n in range(count):
+        if n < big:
+            study, series, patient = BIG_STUDY, f"{BIG_STUDY}.{n % 5 + 1}", 0
+        else:
+            k = (n - big) // 10
+            study, series, patient = f"1.2.826.0.1.3680043.8.498.{k + 2}", f"1.2.826.0.1.3680043.8.498.{k + 2}.1", k % 10
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE
+        ds.file_meta.MediaStorageSOPInstanceUID = f"{series}.{n + 1}"
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.SOPClassUID = CT_IMAGE
+        ds.SOPInstanceUID = f"{series}.{n + 1}"
+        ds.PatientName = f"BENCH^PATIENT{patient}"
+        ds.PatientID = f"BENCH-{patient}"
+        ds.PatientBirthDate = "19700101"
+        ds.PatientSex = "O"
+        ds.StudyInstanceUID = study
+        ds.StudyDate = f"2024{(n % 12) + 1:02d}15"
+        ds.StudyTime = "120000"
+        ds.StudyID = "1"
+        ds.AccessionNumber = f"ACC{study.rsplit('.', 1)[1]}"
+        ds.ReferringPhysicianName = ""
+        ds.SeriesInstanceUID = series
+        ds.SeriesNumber = int(series.rsplit(".", 1)[1])
+        ds.Modality = "CT"
+        ds.InstanceNumber = n + 1
+        ds.Rows = ds.Columns = 64
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 0
+        ds.PixelData = pixels
+        ds.save_as(folder / f"{n:06d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=DCMTK_ENV, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed: {(result.stdout + result.stderr)[-800:]}")
+    return seconds
+
+
+@contextlib.contextmanager
+def dcmqrscp(workdir: Path, dest_port: int) -> Iterator[int]:
+    port = free_port()
+    db = workdir / "db"
+    db.mkdir(parents=True)
+    config = workdir / "dcmqrscp.cfg"
+    config.write_text(
+        "\n".join(
+            [
+                f"NetworkTCPPort = {port}",
+                "MaxPDUSize = 65536",
+                "MaxAssociations = 16",
+                "HostTable BEGIN",
+                f"storescp = (STORESCP, 127.0.0.1, {dest_port})",
+                "HostTable END",
+                "VendorTable BEGIN",
+                "VendorTable END",
+                "AETable BEGIN",
+                f"DCMQRSCP {db} RW (2000, 4096mb) ANY",
+                "AETable END",
+                "",
+            ]
+        )
+    )
+    proc = subprocess.Popen(
+        [tool("dcmqrscp"), "-c", str(config), str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def aiodicom_qrscp(workdir: Path, dest_port: int, archive: Path | None = None) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiodicom",
+            "qrscp",
+            "--port",
+            str(port),
+            "--ae-title",
+            "DCMQRSCP",
+            "--out-dir",
+            str(archive or workdir / "archive"),
+            "--no-fsync",
+            "--remote-ae",
+            f"STORESCP@127.0.0.1:{dest_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def load(port: int, folder: Path) -> None:
+    timed([tool("storescu"), "-aec", "DCMQRSCP", "127.0.0.1", str(port), "+sd", str(folder)])
+
+
+def scenarios(port: int, out: Path) -> dict[str, tuple[list[str], list[str], int]]:
+    """name -> (command, the same asking for nothing that exists, responses or instances expected)."""
+    base = ["-aec", "DCMQRSCP", "127.0.0.1", str(port), "-S"]
+    none = "1.2.3.4.5.6.7.8.9"
+    find = [tool("findscu"), *base]
+    study = ["-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName", "-k", "StudyDate", "-k", "AccessionNumber"]
+    image = ["-k", "QueryRetrieveLevel=IMAGE", "-k", "SOPInstanceUID", "-k", "InstanceNumber"]
+    get = [tool("getscu"), *base, "-od", str(out), "-k", "QueryRetrieveLevel=STUDY"]
+    move = [tool("movescu"), *base, "-aem", "STORESCP", "-k", "QueryRetrieveLevel=STUDY"]
+    return {
+        "C-FIND study level (responses/s)": (
+            [*find, *study, "-k", "StudyInstanceUID"],
+            [*find, *study, "-k", f"StudyInstanceUID={none}"],
+            0,  # filled in: the number of studies
+        ),
+        "C-FIND image level (responses/s)": (
+            [*find, *image, "-k", f"StudyInstanceUID={BIG_STUDY}", "-k", "SeriesInstanceUID"],
+            [*find, *image, "-k", f"StudyInstanceUID={none}", "-k", "SeriesInstanceUID"],
+            0,
+        ),
+        "C-GET 500-instance study (instances/s)": (
+            [*get, "-k", f"StudyInstanceUID={BIG_STUDY}"],
+            [*get, "-k", f"StudyInstanceUID={none}"],
+            0,
+        ),
+        "C-MOVE 500-instance study (instances/s)": (
+            [*move, "-k", f"StudyInstanceUID={BIG_STUDY}"],
+            [*move, "-k", f"StudyInstanceUID={none}"],
+            0,
+        ),
+    }
+
+
+def measure(port: int, workdir: Path, rounds: int, counts: list[int]) -> list[float]:
+    out = workdir / "got"
+    results = []
+    for (command, nothing, _), count in zip(scenarios(port, out).values(), counts, strict=True):
+        start_up = min(timed(nothing) for _ in range(3))
+        best = float("inf")
+        for _ in range(rounds):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            best = min(best, timed(command))
+        results.append(count / max(best - start_up, 1e-6))
+    return results
+
+
+def index_build(root: Path, files: int) -> float:
+    """Seconds for `aiodicom qrscp` to index an archive folder of ``files`` instances from the files."""
+    source = make_instances(root, files)
+    archive = root / "index-archive"
+    shutil.rmtree(archive, ignore_errors=True)
+    study = archive / "1.2.3" / "1.2.3.1"
+    study.mkdir(parents=True)
+    for path in source.iterdir():
+        os.link(path, study / path.name)
+    started = time.perf_counter()
+    with aiodicom_qrscp(root / "index-run", free_port(), archive):
+        pass  # listening: the index was built before the port opened
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--index-files", type=int, default=10000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="aiodicom-qr-", dir="/dev/shm"))
+    try:
+        folder = make_instances(root, args.instances)
+        studies = 1 + (args.instances - args.instances // 2 + 9) // 10
+        big = args.instances // 2
+        counts = [studies, big, big, big]
+        figures: dict[str, list[float]] = {}
+        for name, server in (("dcmqrscp", dcmqrscp), ("aiodicom qrscp", aiodicom_qrscp)):
+            workdir = root / name.replace(" ", "-")
+            workdir.mkdir()
+            dest_port = free_port()
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as dest:
+                receiver = subprocess.Popen(
+                    [tool("storescp"), "--aetitle", "STORESCP", "-od", dest, str(dest_port)],
+                    env=DCMTK_ENV,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    wait_for_port(dest_port)
+                    with server(workdir, dest_port) as port:
+                        load(port, folder)
+                        figures[name] = measure(port, workdir, args.rounds, counts)
+                finally:
+                    receiver.terminate()
+                    receiver.wait(10)
+        print(f"{args.instances} instances on tmpfs, DCMTK clients, best of {args.rounds}, start-up taken out")
+        print(f"  {'scenario':<42} {'dcmqrscp':>10} {'aiodicom':>10} {'ratio':>7}")
+        for k, name in enumerate(scenarios(0, root)):
+            ours, theirs = figures["aiodicom qrscp"][k], figures["dcmqrscp"][k]
+            print(f"  {name:<42} {theirs:10.0f} {ours:10.0f} {ours / theirs:6.2f}x")
+        if args.index_files:
+            seconds = index_build(root, args.index_files)
+            print(f"  index built from {args.index_files} files (tmpfs): {seconds:.1f} s")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
