@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -374,13 +375,18 @@ STORESCU_PROPOSE = {
 
 
 def _dcmqrscp_load(port: int, data: QrData) -> None:
+    _storescu_load(port, "DCMQRSCP", data)
+
+
+def _storescu_load(port: int, called_ae: str, data: QrData) -> None:
     """Send every file with DCMTK storescu, one association per file proposing its own transfer syntax in a
-    context of its own (``-R`` and the ``STORESCU_PROPOSE`` option), so that dcmqrscp stores it unchanged."""
+    context of its own (``-R`` and the ``STORESCU_PROPOSE`` option), so that the archive stores it
+    unchanged."""
     exe = require_tool("storescu")
     for inst in data.all_instances():
         propose = STORESCU_PROPOSE.get(inst.transfer_syntax_uid, "-x=")
         result = subprocess.run(
-            [exe, "-R", propose, "-aet", "QR-LOADER", "-aec", "DCMQRSCP", HOST, str(port), str(inst.path)],
+            [exe, "-R", propose, "-aet", "QR-LOADER", "-aec", called_ae, HOST, str(port), str(inst.path)],
             env=DCMTK_ENV,
             capture_output=True,
             text=True,
@@ -388,7 +394,7 @@ def _dcmqrscp_load(port: int, data: QrData) -> None:
             check=False,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"storescu {inst.path} to dcmqrscp failed: {result.stdout}{result.stderr}")
+            raise RuntimeError(f"storescu {inst.path} to {called_ae} failed: {result.stdout}{result.stderr}")
 
 
 @pytest.fixture(scope="session")
@@ -419,9 +425,52 @@ def dcmqrscp_qr(tmp_path_factory: pytest.TempPathFactory, qr_data: QrData) -> It
         yield pacs
 
 
-@pytest.fixture(params=["orthanc", "dcmqrscp"])
+# ------------------------------------------------------------------------------- aiodicom qrscp
+
+
+@contextmanager
+def start_aiodicom_qr(workdir: Path, data: QrData | None, *extra: str) -> Iterator[Pacs]:
+    """Start ``aiodicom qrscp`` (the built-in archive) in ``workdir``, store ``data`` with DCMTK storescu
+    (one association per file, its own syntax: kept as sent), stop it on exit."""
+    port = free_port()
+    dest_ports = {ae: free_port() for ae in MOVE_DESTINATIONS}
+    remote = [f"--remote-ae={ae}@{HOST}:{p}" for ae, p in dest_ports.items()]
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / "qrscp.log").open("wb")
+    command = [sys.executable, "-m", "aiodicom", "qrscp", "--port", str(port), "--host", HOST]
+    command += ["--ae-title", "AIODICOM-QR", "--out-dir", str(workdir / "archive"), "--no-fsync"]
+    proc = subprocess.Popen([*command, *remote, *extra], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc, timeout=30)
+        if data is not None:
+            _storescu_load(port, "AIODICOM-QR", data)
+        yield Pacs(
+            name="aiodicom",
+            ae_title="AIODICOM-QR",
+            dicom_port=port,
+            dest_ports=dest_ports,
+            data=data if data is not None else QrData(workdir, ()),
+            stored=tuple(data.all_instances()) if data is not None else (),
+        )
+    finally:
+        stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def aiodicom_qr(tmp_path_factory: pytest.TempPathFactory, qr_data: QrData) -> Iterator[Pacs]:
+    """aiodicom's own archive (``aiodicom qrscp``, session scope, shared: do not store into it) holding
+    studies A and B, every instance in the syntax it was sent in; C-GET and C-MOVE send each in its stored
+    syntax (converted only for a receiver that does not accept it). ``dest_ports`` are its --remote-ae
+    table. Its log is ``<tmp>/qrscp.log``."""
+    with start_aiodicom_qr(tmp_path_factory.mktemp("aiodicom-qr"), qr_data) as pacs:
+        yield pacs
+
+
+@pytest.fixture(params=["orthanc", "dcmqrscp", "aiodicom"])
 def qr_pacs(request: pytest.FixtureRequest) -> Pacs:
-    """Each PACS in turn (``orthanc_qr`` then ``dcmqrscp_qr``): for tests both must pass."""
+    """Each PACS in turn (``orthanc_qr``, ``dcmqrscp_qr``, then aiodicom's ``aiodicom_qr``): for tests all
+    must pass."""
     pacs: Pacs = request.getfixturevalue(f"{request.param}_qr")
     return pacs
 
@@ -585,3 +634,24 @@ def worklist_scp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorklistS
         yield WorklistScp(port, "WLMSCP", root, items)
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def aiodicom_worklist_scp(
+    worklist_scp: WorklistScp, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorklistScp]:
+    """``aiodicom qrscp --worklist`` (session scope) serving the same 3 items as ``worklist_scp`` (the same
+    .wl files), AE title "WLMSCP" like wlmscpfs's, with an empty archive beside them."""
+    folder = worklist_scp.directory / worklist_scp.ae_title
+    workdir = tmp_path_factory.mktemp("aiodicom-worklist")
+    with start_aiodicom_qr(workdir, None, "--worklist", str(folder), "--ae-title", "WLMSCP") as pacs:
+        yield WorklistScp(pacs.dicom_port, "WLMSCP", worklist_scp.directory, worklist_scp.items)
+
+
+@pytest.fixture(params=["wlmscpfs", "aiodicom"])
+def worklist_peer(request: pytest.FixtureRequest) -> WorklistScp:
+    """Each worklist server in turn: DCMTK ``wlmscpfs`` (``worklist_scp``), then ``aiodicom qrscp
+    --worklist`` (``aiodicom_worklist_scp``) with the same items: for tests both must pass."""
+    name = "worklist_scp" if request.param == "wlmscpfs" else "aiodicom_worklist_scp"
+    peer: WorklistScp = request.getfixturevalue(name)
+    return peer

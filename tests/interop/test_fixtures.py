@@ -195,7 +195,8 @@ def test_move_every_syntax_to_storescp(
     assert complete == (qr_pacs.name == "orthanc")
 
 
-def test_worklist(worklist_scp: WorklistScp, tmp_path: Path) -> None:
+def test_worklist(worklist_peer: WorklistScp, tmp_path: Path) -> None:
+    worklist_scp = worklist_peer
     ae, port = worklist_scp.ae_title, worklist_scp.port
     sps = "ScheduledProcedureStepSequence[0]"
     keys = [

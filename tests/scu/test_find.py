@@ -113,7 +113,8 @@ async def test_cancel_after_n_results_then_the_association_ends_cleanly(
     assert len(again.matches) == len(qr_data.a.series)
 
 
-async def test_modality_worklist(worklist_scp: WorklistScp) -> None:
+async def test_modality_worklist(worklist_peer: WorklistScp) -> None:
+    worklist_scp = worklist_peer
     scu = FindScu(worklist_scp.address)
     query = QueryBuilder.modality_worklist().modality("CT").include_all_return_attributes()
     result = await scu.find(query)
