@@ -109,6 +109,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from aiodicom.archive import (
+        Archive as Archive,
+    )
     from aiodicom.dataset.tags import (
         CustomTag as CustomTag,
         combine_tags as combine_tags,
@@ -147,9 +150,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from aiodicom.net.client import (
         connect as connect,
-    )
-    from aiodicom.archive import (
-        Archive as Archive,
     )
     from aiodicom.net.identity import (
         IdentityKind as IdentityKind,

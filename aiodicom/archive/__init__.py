@@ -24,6 +24,7 @@ from typing import Any, Self
 
 from pydicom import Dataset
 
+from aiodicom.dataset.identifier import Identifier
 from aiodicom.services.query import QueryModel
 
 from .index import INDEX_NAME, ArchiveIndex, InstanceRecord
@@ -88,14 +89,18 @@ class Archive:
         """Forget an instance (its file is left alone)."""
         return await self.index.remove(sop_instance_uid)
 
-    def find(self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT) -> AsyncIterator[Dataset]:
+    def find(
+        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT, *, raw: bool = False
+    ) -> AsyncIterator[Dataset | Identifier]:
         """C-FIND: response identifiers for ``query`` in ``model`` (patient root, study root, or modality
-        worklist when the archive has a worklist folder). QueryError carries the status for a bad query."""
+        worklist when the archive has a worklist folder). QueryError carries the status for a bad query.
+        Datasets, or with ``raw`` :class:`~aiodicom.dataset.identifier.Identifier` objects where they can
+        be (what the C-FIND service sends without building a Dataset)."""
         if QueryModel.parse(model) is QueryModel.MODALITY_WORKLIST:
             if self.worklist is None:
                 raise QueryError("this archive has no worklist", 0xA900)
             return self.worklist.find(query)
-        return self.index.find(query, model)
+        return self.index.find(query, model, raw=raw)
 
     def instances(
         self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT

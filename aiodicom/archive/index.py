@@ -37,11 +37,12 @@ from pydicom import Dataset, dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
+from aiodicom.dataset.identifier import Identifier
 from aiodicom.dataset.values import raw_text, tag_string
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
 from .keys import COMPUTED, LEVEL_KEYS, check_query, level_of, unsupported_keys
-from .matching import build_response, keyword_of, match, query_keys
+from .matching import build_identifier, build_response, keyword_of, match, query_keys
 
 __all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord"]
 
@@ -502,13 +503,14 @@ class ArchiveIndex:
         return await self._run(work)
 
     async def find(
-        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT
-    ) -> AsyncIterator[Dataset]:
+        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT, *, raw: bool = False
+    ) -> AsyncIterator[Dataset | Identifier]:
         """The response identifiers of a C-FIND ``query`` at its level: each requested key with the matching
         entity's value, counts and ModalitiesInStudy/SOPClassesInStudy computed, QueryRetrieveLevel and the
         unique keys of the levels above. QueryError (0xA900) for a query the model cannot answer. Keys the
         index does not keep (:func:`~aiodicom.archive.keys.unsupported_keys`) are neither matched nor
-        returned."""
+        returned. With ``raw``, an answer is an :class:`~aiodicom.dataset.identifier.Identifier` where it
+        can be (no sequence key): what the C-FIND service encodes without building a Dataset."""
         model, level = check_query(query, model)
         unsupported = set(unsupported_keys(query, model))
         asked = _without(query, unsupported) if unsupported else query
@@ -517,7 +519,11 @@ class ArchiveIndex:
         async for candidate in self._candidates(asked, model, level, computed):
             if match(asked, candidate, pn_ignore_case=self.pn_ignore_case):
                 extra = {UNIQUE_KEYS[a]: candidate.get(UNIQUE_KEYS[a], "") for a in above}
-                yield build_response(asked, candidate, extra=extra, pn_ignore_case=self.pn_ignore_case)
+                fast = build_identifier(asked, candidate, extra=extra) if raw else None
+                if fast is not None:
+                    yield fast
+                else:
+                    yield build_response(asked, candidate, extra=extra, pn_ignore_case=self.pn_ignore_case)
 
     async def instances(
         self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT

@@ -48,6 +48,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 
+from aiodicom.dataset.identifier import Identifier
 from aiodicom.dataset.rewrite import element_from_text
 from aiodicom.dataset.values import tag_string
 from aiodicom.errors import QueryRejected
@@ -375,6 +376,32 @@ def build_response(
     if _non_ascii(response):
         response.SpecificCharacterSet = "ISO_IR 192"
     return response
+
+
+def build_identifier(
+    query: Dataset, candidate: Candidate, *, extra: Mapping[str, Any] | None = None
+) -> Identifier | None:
+    """What :func:`build_response` answers, as an :class:`~aiodicom.dataset.identifier.Identifier` (no
+    Dataset built: a C-FIND answers hundreds a second), or None when the query has a sequence key (then
+    :func:`build_response` answers it)."""
+    out = Identifier()
+    for elem in query_keys(query):
+        if elem.VR == "SQ":
+            return None
+        tag = int(elem.tag)
+        values = _values(_candidate_value(candidate, tag))
+        out.set(tag, vr_of(elem), "\\".join(values) if values else None)
+    for keyword, value in (extra or {}).items():
+        extra_tag = tag_for_keyword(keyword)
+        if extra_tag is not None and extra_tag not in out:
+            values = _values(value)
+            vr = str(dictionary_VR(extra_tag)).split(" or ")[0]
+            out.set(extra_tag, vr, "\\".join(values) if values else None)
+    if "QueryRetrieveLevel" in query:
+        out.set(0x00080052, "CS", str(query.QueryRetrieveLevel))
+    if not out.is_ascii():
+        out.set(0x00080005, "CS", "ISO_IR 192")
+    return out if out.encodable() else None
 
 
 def _fill(response: Dataset, query: Dataset, candidate: Candidate, pn_ignore_case: bool) -> None:

@@ -139,10 +139,10 @@ class QueryRetrieveScp(StoreScp):
 
         # 0xFF01 tells the requestor that some optional keys were not matched nor returned
         partial = bool(unsupported_keys(query, context.model))
-        async for identifier in self.archive.find(query, context.model):
+        async for identifier in self.archive.find(query, context.model, raw=True):
             yield (identifier, 0xFF01) if partial else identifier
 
-    async def _archive_worklist(self, query: Dataset, context: QueryContext) -> AsyncIterator[Dataset]:
+    async def _archive_worklist(self, query: Dataset, context: QueryContext) -> AsyncIterator[Any]:
         assert self.archive is not None
         async for identifier in self.archive.find(query, QueryModel.MODALITY_WORKLIST):
             yield identifier

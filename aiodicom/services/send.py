@@ -242,6 +242,7 @@ def retry_delays(retries: int, backoff: float, budget: float = RETRY_BUDGET) -> 
         left -= delay
     return delays
 
+
 #: Files up to this size are read whole while the file before them is being answered.
 PREFETCH_LIMIT = 1 << 20
 

@@ -23,6 +23,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from aiodicom.dataset import syntax_encoding
+from aiodicom.dataset.identifier import Identifier, encode_identifier_elements
 from aiodicom.dataset.prefix import LeadingElements
 from aiodicom.dimse import Command
 from aiodicom.errors import QueryRejected
@@ -233,10 +234,14 @@ def _touch(ds: Dataset) -> None:
             _ = elem.value
 
 
-def encode_response(identifier: Dataset | dict[str, Any], transfer_syntax: str) -> bytes:
-    """A response identifier (a Dataset, or a dict in the form :mod:`~aiodicom.services.query` takes) in
-    ``transfer_syntax`` (deflated when the syntax is)."""
-    if isinstance(identifier, Dataset):
+def encode_response(identifier: Dataset | dict[str, Any] | Identifier, transfer_syntax: str) -> bytes:
+    """A response identifier (a Dataset, a dict in the form :mod:`~aiodicom.services.query` takes, or an
+    :class:`~aiodicom.dataset.identifier.Identifier`) in ``transfer_syntax`` (deflated when the syntax
+    is)."""
+    if isinstance(identifier, Identifier):
+        implicit, little, deflated = syntax_encoding(transfer_syntax)
+        data = encode_identifier_elements(identifier, implicit=implicit, little=little)
+    elif isinstance(identifier, Dataset):
         implicit, little, deflated = syntax_encoding(transfer_syntax)
         fp = DicomBytesIO()
         fp.is_implicit_VR = implicit

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydicom import Dataset
 
+from aiodicom.dataset.identifier import Identifier
 from aiodicom.dimse import Command, Status
 from aiodicom.errors import QueryRejected
 from aiodicom.net.association import Association, DimseMessage
@@ -34,11 +35,14 @@ from aiodicom.services.serve_common import (
 log = logging.getLogger("aiodicom.services.serve_find")
 
 _PENDING = (Status.PENDING, Status.PENDING_WARNING)
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_QUERY_RETRIEVE_LEVEL = 0x00080052
+_RETRIEVE_AE_TITLE = 0x00080054
 
 
 def _prepare(
     item: Any, query: Dataset, model: QueryModel, ae_title: str
-) -> tuple[Dataset | dict[str, Any], int]:
+) -> tuple[Dataset | dict[str, Any] | Identifier, int]:
     """A yielded match and its pending status, with the attributes every response carries filled in."""
     status = int(Status.PENDING)
     if isinstance(item, tuple):
@@ -58,6 +62,20 @@ def _prepare(
             if "RetrieveAETitle" not in ds:
                 ds.RetrieveAETitle = ae_title
         return ds, status
+    if isinstance(item, Identifier):
+        fast = Identifier(dict(item.elements))  # a copy: what we fill in is not written into the handler's
+        if _SPECIFIC_CHARACTER_SET not in fast:
+            if not fast.is_ascii():
+                fast.set(_SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192")
+            elif "SpecificCharacterSet" in query and query.SpecificCharacterSet:
+                charset = query.SpecificCharacterSet
+                fast.set(
+                    _SPECIFIC_CHARACTER_SET, "CS", charset if isinstance(charset, str) else "\\".join(charset)
+                )
+        if model is not QueryModel.MODALITY_WORKLIST:
+            fast.set(_QUERY_RETRIEVE_LEVEL, "CS", str(query.QueryRetrieveLevel))
+            fast.setdefault(_RETRIEVE_AE_TITLE, "AE", ae_title)
+        return fast, status
     if isinstance(item, dict):
         match = dict(item)
         charset = query.get("SpecificCharacterSet") or ""
@@ -69,7 +87,7 @@ def _prepare(
             match["QueryRetrieveLevel"] = str(query.QueryRetrieveLevel)
             match.setdefault("RetrieveAETitle", ae_title)
         return match, status
-    raise ValueError(f"a C-FIND handler yields Datasets or dicts, not {type(item).__name__}")
+    raise ValueError(f"a C-FIND handler yields Datasets, dicts or Identifiers, not {type(item).__name__}")
 
 
 def _non_ascii(ds: Dataset) -> bool:

@@ -41,7 +41,7 @@ def _accepted(scp: StoreScp, rq: AAssociateRQ) -> dict[str, tuple[bool, bool]]:
 
 
 def test_registering_a_handler_accepts_its_sop_classes_only(tmp_path: Path) -> None:
-    scp = QueryRetrieveScp(port=0, out_dir=tmp_path)
+    scp = QueryRetrieveScp(port=0, out_dir=tmp_path, archive=False)
     rq = _request([STUDY_FIND, STUDY_GET, PATIENT_MOVE, WORKLIST, CT])
     assert set(_accepted(scp, rq)) == {CT}
     scp.on_find(lambda q, c: [])
@@ -76,7 +76,7 @@ def test_query_classes_are_taken_uncompressed_whatever_the_transfer_syntax_mode(
 
 
 def test_registration_rules(tmp_path: Path) -> None:
-    scp = QueryRetrieveScp(port=0, out_dir=tmp_path, remote_aes={"DEST": "AE@127.0.0.1:104"})
+    scp = QueryRetrieveScp(port=0, out_dir=tmp_path, archive=False, remote_aes={"DEST": "AE@127.0.0.1:104"})
     assert scp.ae_title == "QR-SCP"
     assert (scp.remote_aes["DEST"].host, scp.remote_aes["DEST"].port) == ("127.0.0.1", 104)
     assert scp.remote_aes["DEST"].ae_title == "AE"
@@ -105,3 +105,23 @@ async def test_a_handler_registered_while_serving_serves_the_next_association(tm
         assert [m["StudyInstanceUID"] for m in result.matches] == ["1.2.3"]
         async with connect(f"127.0.0.1:{scp.port}", contexts=[CT]) as assoc:  # storage still served
             assert assoc.context_for(CT)
+
+
+def test_with_out_dir_it_is_an_archive_unless_told_not_to(tmp_path: Path) -> None:
+    scp = QueryRetrieveScp(port=0, out_dir=tmp_path / "a")
+    assert scp.archive is not None and scp.archive.out_dir == (tmp_path / "a").resolve()
+    assert all(scp.query_handler(s) is not None for s in ("find", "get", "move"))
+    assert scp.query_handler("worklist") is None  # no worklist folder given
+    items = tmp_path / "wl"
+    items.mkdir()
+    assert QueryRetrieveScp(port=0, out_dir=tmp_path / "b", worklist=items).query_handler("worklist")
+    plain = QueryRetrieveScp(port=0, out_dir=tmp_path / "c", archive=False)
+    assert plain.archive is None and all(plain.query_handler(s) is None for s in ("find", "get", "move"))
+    worklist_only = QueryRetrieveScp(port=0, out_dir=tmp_path / "d", archive=False, worklist=items)
+    assert worklist_only.query_handler("worklist") and worklist_only.query_handler("find") is None
+    with pytest.raises(ValueError, match="worklist folder"):
+        QueryRetrieveScp(port=0, out_dir=tmp_path / "e", worklist=tmp_path / "missing")
+    with pytest.raises(ValueError, match="workers"):
+        QueryRetrieveScp(port=0, out_dir=tmp_path / "f", workers=2)
+    with pytest.raises(ValueError, match="filesystem"):
+        QueryRetrieveScp(port=0, out_dir=tmp_path / "g", storage_backend="s3", s3_config={"bucket": "b"})

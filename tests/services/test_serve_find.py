@@ -27,7 +27,7 @@ PATIENT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, **handlers: Any) -> AsyncIterator[QueryRetrieveScp]:
-    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", **handlers)
+    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", archive=False, **handlers)
     async with scp:
         yield scp
 

@@ -26,7 +26,7 @@ from tests.services.serving import Catalog
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, **handlers: Any) -> AsyncIterator[QueryRetrieveScp]:
-    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", **handlers)
+    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", archive=False, **handlers)
     async with scp:
         yield scp
 

@@ -27,7 +27,7 @@ STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, **options: Any) -> AsyncIterator[QueryRetrieveScp]:
-    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", **options)
+    scp = QueryRetrieveScp(port=0, host="127.0.0.1", out_dir=tmp_path / "in", archive=False, **options)
     async with scp:
         yield scp
 
