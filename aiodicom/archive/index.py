@@ -42,7 +42,7 @@ from aiodicom.dataset.values import raw_text, tag_string
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
 from .keys import COMPUTED, LEVEL_KEYS, check_query, level_of, unsupported_keys
-from .matching import build_identifier, build_response, keyword_of, match, query_keys
+from .matching import build_identifier, build_response, keyword_of, match, prepare, query_keys
 
 __all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord"]
 
@@ -516,10 +516,11 @@ class ArchiveIndex:
         asked = _without(query, unsupported) if unsupported else query
         computed = [kw for kw in COMPUTED[level] if kw in asked]
         above = MODEL_LEVELS[model][: MODEL_LEVELS[model].index(level)]
+        prepared = prepare(asked)  # read once, matched against every row
         async for candidate in self._candidates(asked, model, level, computed):
-            if match(asked, candidate, pn_ignore_case=self.pn_ignore_case):
+            if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
                 extra = {UNIQUE_KEYS[a]: candidate.get(UNIQUE_KEYS[a], "") for a in above}
-                fast = build_identifier(asked, candidate, extra=extra) if raw else None
+                fast = build_identifier(prepared, candidate, extra=extra) if raw else None
                 if fast is not None:
                     yield fast
                 else:
@@ -534,8 +535,9 @@ class ArchiveIndex:
         model, level = check_query(query, model, retrieve=True)
         skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
         asked = _without(query, skip)
+        prepared = prepare(asked)
         async for candidate in self._candidates(asked, model, "IMAGE", [], upto=level):
-            if match(asked, candidate, pn_ignore_case=self.pn_ignore_case):
+            if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
                 yield candidate["__record__"]
 
     async def _candidates(
@@ -623,10 +625,15 @@ def _page(
     rows = conn.execute(sql, [last, *params]).fetchall()
     depth = _ORDER.index(level) + 1
     page = []
+    parents: dict[str, dict[str, Any]] = {}  # the rows of a page share a few patients, studies, series
     for row in rows:
         candidate: dict[str, Any] = {"__id__": row[0]}
-        for text in row[1 : 1 + depth]:
-            candidate.update(_loads(text))
+        for text in row[1 : depth]:
+            attributes = parents.get(text)
+            if attributes is None:
+                attributes = parents[text] = _loads(text)
+            candidate.update(attributes)
+        candidate.update(_loads(row[depth]))
         ids = row[-depth:]
         if level == "IMAGE":
             path, sop_class, uid, syntax, size = row[1 + depth : 6 + depth]

@@ -39,6 +39,7 @@ import contextlib
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -163,25 +164,58 @@ def _items(value: Any) -> list[Candidate]:
 # -------------------------------------------------------------------------------------- matching
 
 
-def match(
-    query: Dataset, candidate: Candidate, *, pn_ignore_case: bool = False, skip: Iterable[str] = ()
-) -> bool:
-    """Whether ``candidate`` matches every key of ``query`` (keywords in ``skip`` are left out)."""
-    skipped = frozenset(skip)
+@dataclass(frozen=True, slots=True)
+class PreparedQuery:
+    """A query's keys read once (a query is matched against every row of a table): each key's tag, VR and
+    element, the keys that are conditions (not universal), and its QueryRetrieveLevel."""
+
+    query: Dataset
+    keys: tuple[tuple[int, str, DataElement, str], ...]  # tag, VR, element, keyword
+    conditions: tuple[tuple[int, str, DataElement, str, str], ...]  # ... and the text (empty for SQ)
+    level: str | None
+
+
+def prepare(query: Dataset | PreparedQuery) -> PreparedQuery:
+    """``query`` read once for :func:`match` and :func:`build_identifier`."""
+    if isinstance(query, PreparedQuery):
+        return query
+    keys: list[tuple[int, str, DataElement, str]] = []
+    conditions: list[tuple[int, str, DataElement, str, str]] = []
     for elem in query_keys(query):
-        tag = int(elem.tag)
-        if skipped and keyword_of(tag) in skipped:
-            continue
-        if elem.VR == "SQ":
-            if not _match_sequence(elem, _candidate_value(candidate, tag), pn_ignore_case):
-                return False
+        tag, vr = int(elem.tag), vr_of(elem)
+        keyword = keyword_of(tag)
+        keys.append((tag, vr, elem, keyword))
+        if vr == "SQ":
+            if any(_has_condition(item) for item in elem.value or []):
+                conditions.append((tag, vr, elem, keyword, ""))
             continue
         text = _text_of(elem)
-        if text.strip(" \x00") == "":
-            continue  # universal matching
-        if not match_value(
-            text, vr_of(elem), _candidate_value(candidate, tag), pn_ignore_case=pn_ignore_case
-        ):
+        if text.strip(" \x00"):
+            conditions.append((tag, vr, elem, keyword, text))
+    level = str(query.QueryRetrieveLevel) if "QueryRetrieveLevel" in query else None
+    return PreparedQuery(query, tuple(keys), tuple(conditions), level)
+
+
+def match(
+    query: Dataset | PreparedQuery,
+    candidate: Candidate,
+    *,
+    pn_ignore_case: bool = False,
+    skip: Iterable[str] = (),
+) -> bool:
+    """Whether ``candidate`` matches every key of ``query`` (keywords in ``skip`` are left out); a query
+    matched against many candidates is best :func:`prepare`\\ d once."""
+    skipped = frozenset(skip)
+    row = candidate if isinstance(candidate, dict) else None  # an index row: values by keyword
+    for tag, vr, elem, keyword, text in prepare(query).conditions:
+        if skipped and keyword in skipped:
+            continue
+        value = row.get(keyword) if row is not None else _candidate_value(candidate, tag)
+        if vr == "SQ":
+            if not _match_sequence(elem, value, pn_ignore_case):
+                return False
+            continue
+        if not match_value(text, vr, value, pn_ignore_case=pn_ignore_case):
             return False
     return True
 
@@ -379,26 +413,33 @@ def build_response(
 
 
 def build_identifier(
-    query: Dataset, candidate: Candidate, *, extra: Mapping[str, Any] | None = None
+    query: Dataset | PreparedQuery, candidate: Candidate, *, extra: Mapping[str, Any] | None = None
 ) -> Identifier | None:
     """What :func:`build_response` answers, as an :class:`~aiodicom.dataset.identifier.Identifier` (no
     Dataset built: a C-FIND answers hundreds a second), or None when the query has a sequence key (then
     :func:`build_response` answers it)."""
+    prepared = prepare(query)
+    row = candidate if isinstance(candidate, dict) else None  # an index row: values by keyword
     out = Identifier()
-    for elem in query_keys(query):
-        if elem.VR == "SQ":
+    for tag, vr, _, keyword in prepared.keys:
+        if vr == "SQ":
             return None
-        tag = int(elem.tag)
-        values = _values(_candidate_value(candidate, tag))
-        out.set(tag, vr_of(elem), "\\".join(values) if values else None)
+        value = row.get(keyword) if row is not None else _candidate_value(candidate, tag)
+        if value is None or value == "":
+            out.set(tag, vr, None)
+        elif isinstance(value, str):
+            out.set(tag, vr, value)
+        else:
+            values = _values(value)
+            out.set(tag, vr, "\\".join(values) if values else None)
     for keyword, value in (extra or {}).items():
         extra_tag = tag_for_keyword(keyword)
         if extra_tag is not None and extra_tag not in out:
             values = _values(value)
             vr = str(dictionary_VR(extra_tag)).split(" or ")[0]
             out.set(extra_tag, vr, "\\".join(values) if values else None)
-    if "QueryRetrieveLevel" in query:
-        out.set(0x00080052, "CS", str(query.QueryRetrieveLevel))
+    if prepared.level is not None:
+        out.set(0x00080052, "CS", prepared.level)
     if not out.is_ascii():
         out.set(0x00080005, "CS", "ISO_IR 192")
     return out if out.encodable() else None
