@@ -45,7 +45,7 @@ from aiodicom.errors import (
     UsageError,
 )
 from aiodicom.net.options import AssociationOptions
-from aiodicom.net.sending import DataSource, send_data_set
+from aiodicom.net.sending import DRAIN_EVERY, DataSource, send_data_set
 from aiodicom.net.transport import DicomProtocol, wait_while_talking
 from aiodicom.ul.connection import (
     AssociationRequestRefused,
@@ -511,7 +511,14 @@ class Association:
         if context_id not in self.accepted:
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
         async with self._send_lock:
-            self.write_pdvs(fragment(context_id, True, encode_command(command), self._max_value))
+            buffers = fragment(context_id, True, encode_command(command), self._max_value)
+            if isinstance(dataset, bytes | bytearray | memoryview) and len(dataset) <= DRAIN_EVERY:
+                # a small data set goes out with its command in one write: one system call, one segment
+                buffers += fragment(context_id, False, dataset, self._max_value)
+                self.write_pdvs(buffers)
+                await self.drain()
+                return
+            self.write_pdvs(buffers)
             if dataset is not None:
                 await send_data_set(self, context_id, dataset, self._max_value)
 
