@@ -628,7 +628,7 @@ def _page(
     parents: dict[str, dict[str, Any]] = {}  # the rows of a page share a few patients, studies, series
     for row in rows:
         candidate: dict[str, Any] = {"__id__": row[0]}
-        for text in row[1 : depth]:
+        for text in row[1:depth]:
             attributes = parents.get(text)
             if attributes is None:
                 attributes = parents[text] = _loads(text)

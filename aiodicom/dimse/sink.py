@@ -43,3 +43,13 @@ class MemorySink:
 
     async def abort(self) -> None:
         self._data = bytearray()
+
+
+class DiscardSink:
+    """Swallows the rest of a data set (after its sink failed, or for a message that is refused)."""
+
+    def write(self, data: memoryview) -> None:
+        pass
+
+    async def abort(self) -> None:
+        pass

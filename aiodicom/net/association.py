@@ -32,7 +32,7 @@ from aiodicom.dimse import (
     max_pdv_value,
 )
 from aiodicom.dimse.refusal import wrong_context
-from aiodicom.dimse.sink import DatasetSink, MemorySink
+from aiodicom.dimse.sink import DatasetSink, DiscardSink, MemorySink
 from aiodicom.errors import (
     AbortReason,
     AbortSource,
@@ -100,16 +100,6 @@ class DimseMessage:
         if isinstance(self.dataset, MemorySink):
             return self.dataset.data
         raise UsageError("this message's data set was not received into memory")
-
-
-class _Discard:
-    """Swallows the rest of a data set after its sink failed."""
-
-    def write(self, data: memoryview) -> None:
-        pass
-
-    async def abort(self) -> None:
-        pass
 
 
 class Association:
@@ -373,13 +363,13 @@ class Association:
         self._sink_command = (context_id, command)
         self._sink_error = refusal
         if refusal is not None:  # refused before its data set: the bytes are read and dropped
-            self._sink = _Discard()
+            self._sink = DiscardSink()
             return
         try:
             self._sink = self.sink_factory(context_id, command)
         except Exception as exc:  # the service could not open storage: answer it, discard the bytes
             self._sink_error = exc
-            self._sink = _Discard()
+            self._sink = DiscardSink()
 
     def _on_chunk(self, data: memoryview | bytes, is_last: bool) -> None:
         assert self._sink is not None and self._sink_command is not None
@@ -390,7 +380,7 @@ class Association:
             pending = None
         if is_last:
             context_id, command = self._sink_command
-            sink = None if isinstance(self._sink, _Discard) else self._sink
+            sink = None if isinstance(self._sink, DiscardSink) else self._sink
             message = DimseMessage(context_id, command, sink, self._sink_error)
             self._sink = self._sink_command = None
             if pending is not None:  # the last write must finish before the message is handed over
@@ -402,10 +392,10 @@ class Association:
 
     def _sink_failed(self, exc: Exception) -> None:
         log.warning("data set storage failed: %s", exc)
-        if self._sink is not None and not isinstance(self._sink, _Discard):
+        if self._sink is not None and not isinstance(self._sink, DiscardSink):
             self._spawn(self._sink.abort())
         self._sink_error = exc
-        self._sink = _Discard()
+        self._sink = DiscardSink()
 
     def _wait_for_sink(self, pending: Awaitable[None], then: DimseMessage | None = None) -> None:
         # Stop reading (and parsing the PDVs already received) until the sink has taken the bytes.
@@ -512,15 +502,12 @@ class Association:
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
         async with self._send_lock:
             buffers = fragment(context_id, True, encode_command(command), self._max_value)
-            if isinstance(dataset, bytes | bytearray | memoryview) and len(dataset) <= DRAIN_EVERY:
-                # a small data set goes out with its command in one write: one system call, one segment
-                buffers += fragment(context_id, False, dataset, self._max_value)
-                self.write_pdvs(buffers)
-                await self.drain()
-                return
+            small = isinstance(dataset, bytes | bytearray | memoryview) and len(dataset) <= DRAIN_EVERY
+            if small:  # a small data set goes out with its command in one write: one system call
+                buffers += fragment(context_id, False, dataset, self._max_value)  # type: ignore[arg-type]
             self.write_pdvs(buffers)
             if dataset is not None:
-                await send_data_set(self, context_id, dataset, self._max_value)
+                await (self.drain() if small else send_data_set(self, context_id, dataset, self._max_value))
 
     def write_pdvs(self, buffers: list[bytes | memoryview]) -> None:
         """Write P-DATA-TF buffers as they are (a :class:`~aiodicom.net.sending.PdvWriter`)."""

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aiodicom.dataset.codecs import FALLBACK_ORDER, encoder_installed, lossless_fallback, syntax_label
+from aiodicom.dataset.codecs import lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, read_small_file, unreadable
 from aiodicom.dataset.tags import uid_name
 from aiodicom.dimse import is_success, is_warning, status_name
@@ -39,24 +39,16 @@ from aiodicom.net.address import Address
 from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
 from aiodicom.net.options import AssociationOptions
+from aiodicom.services.contexts import Plan, plan_contexts, rejection_reason
 from aiodicom.services.transcode import Transcoder
-from aiodicom.uids import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
-    UNCOMPRESSED_TRANSFER_SYNTAXES,
-)
-from aiodicom.ul.items import PresentationContextResult
 
 if TYPE_CHECKING:
     from aiodicom.storage.s3 import S3Bucket
 
 log = logging.getLogger("aiodicom.send")
 
-_MAX_CONTEXTS = 128
 #: Files up to this size are converted in memory; larger ones through a temporary file.
 _CONVERT_IN_MEMORY = 8 << 20
-_UNCOMPRESSED_AND_DEFLATED = frozenset((*UNCOMPRESSED_TRANSFER_SYNTAXES, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN))
 #: The events of a send, in the order they can come.
 EVENTS = ("transfer_started", "file_sending", "file_sent", "file_error", "transfer_completed")
 
@@ -188,10 +180,6 @@ class QueuedFile:
     error: str | None = None
 
 
-#: A group of files sent over the same associations: the contexts proposed, and the files.
-Plan = tuple[list[tuple[str, list[str]]], list["QueuedFile"]]
-
-
 @dataclass(frozen=True, kw_only=True)
 class SendSettings:
     """How a batch is sent: where, how (the association options), how many associations at once, the pause
@@ -314,7 +302,7 @@ class SendBatch:
             else:
                 ready.append(item)
         try:
-            for plan in _plans(ready, self.settings.transfer_syntax, self.settings.never_transcode):
+            for plan in plan_contexts(ready, self.settings.transfer_syntax, self.settings.never_transcode):
                 await self.send_plan(plan)
         finally:
             self.result.duration_seconds = time.perf_counter() - self.started
@@ -461,7 +449,7 @@ class SendBatch:
         ]
         forced = self.settings.transfer_syntax
         if not accepted:
-            raise NoAcceptableContext(await _rejection(assoc, header.sop_class_uid, forced))
+            raise NoAcceptableContext(await rejection_reason(assoc, header.sop_class_uid, forced))
 
         def what() -> str:  # for an error only: naming UIDs costs more than sending a small file
             offered = ", ".join(syntax_label(ts) for ts in dict.fromkeys(accepted))
@@ -610,47 +598,6 @@ async def _read_s3_headers(bucket: S3Bucket, items: list[QueuedFile], parallel: 
     return [item for item in items if not (item.listed and id(item) in not_dicom)]
 
 
-def _plans(
-    items: list[QueuedFile], forced: str | None, never_transcode: bool = False
-) -> list[tuple[list[tuple[str, list[str]]], list[QueuedFile]]]:
-    """Group files into associations of at most 128 presentation contexts.
-
-    Each (SOP class, transfer syntax) of the batch is a context of its own (acceptors choose by their own
-    preference within one context); each SOP class also gets an uncompressed fallback context and, unless
-    nothing may be converted, one with the lossless compressions this side can encode (for a peer that
-    takes only those).
-    """
-    by_class: dict[str, list[QueuedFile]] = {}
-    for item in items:
-        assert item.header is not None
-        by_class.setdefault(item.header.sop_class_uid, []).append(item)
-    compressions = [] if forced or never_transcode else _lossless_compressions()
-    plans: list[Plan] = []
-    contexts: list[tuple[str, list[str]]] = []
-    members: list[QueuedFile] = []
-    for sop_class, group in by_class.items():
-        syntaxes = [forced] if forced else list(dict.fromkeys(i.header.transfer_syntax_uid for i in group))  # type: ignore[union-attr]
-        wanted = [(sop_class, [ts]) for ts in syntaxes]
-        if not forced:
-            for fallback in ((EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN), compressions):
-                extra = [ts for ts in fallback if ts not in syntaxes]
-                if extra:
-                    wanted.append((sop_class, extra))
-        if len(contexts) + len(wanted) > _MAX_CONTEXTS and contexts:
-            plans.append((contexts, members))
-            contexts, members = [], []
-        contexts.extend(wanted)
-        members.extend(group)
-    if contexts:
-        plans.append((contexts, members))
-    return plans
-
-
-def _lossless_compressions() -> list[str]:
-    """The lossless compressed syntaxes this side can encode, in the order it prefers them."""
-    return [ts for ts in FALLBACK_ORDER if ts not in _UNCOMPRESSED_AND_DEFLATED and encoder_installed(ts)]
-
-
 async def _download(bucket: S3Bucket, key: str) -> str:
     """The object ``key`` in a temporary file (the caller removes it)."""
     import anyio.to_thread  # here, not at the top: only S3 sources need it
@@ -685,23 +632,3 @@ def _drop_prepared(task: asyncio.Task[Outgoing]) -> None:
     if temporary is not None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-
-
-async def _rejection(assoc: Association, sop_class: str, forced: str | None = None) -> str:
-    """Why no context was accepted for ``sop_class``, in the peer's words (PS3.8 Table 9-18)."""
-    ac = await assoc.wait_established()
-    proposed = {
-        pc.context_id for pc in assoc.request.presentation_contexts if pc.abstract_syntax == sop_class
-    }
-    results = {pc.result for pc in ac.presentation_contexts if pc.context_id in proposed}
-    what = f"SOP class {uid_name(sop_class)} ({sop_class})"
-    if not proposed:
-        return f"{what} was not proposed on this association"
-    if results == {PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}:
-        return f"the peer rejected {what}: abstract syntax not supported"
-    if results == {PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED}:
-        if forced:
-            return f"the peer accepts {what} only in other syntaxes, not {syntax_label(forced)} (forced)"
-        return f"the peer accepts {what} in none of the transfer syntaxes proposed"
-    reasons = ", ".join(PresentationContextResult.NAMES.get(r, str(r)) for r in sorted(results))
-    return f"the peer rejected {what} ({reasons or 'no answer for its contexts'})"

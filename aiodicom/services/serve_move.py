@@ -23,9 +23,10 @@ from aiodicom.dimse import Status
 from aiodicom.errors import DicomError, NoAcceptableContext, QueryRejected
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.client import open_association
+from aiodicom.services.contexts import plan_contexts
 from aiodicom.services.query import QueryModel
 from aiodicom.services.remote import AeResolver, RemoteAe, resolve_destination
-from aiodicom.services.send import QueuedFile, _plans
+from aiodicom.services.send import QueuedFile
 from aiodicom.services.serve_common import HandlerStream, QueryContext, QueryHandler
 from aiodicom.services.serve_retrieve import (
     Failed,
@@ -64,10 +65,10 @@ class _Destination:
         for item in items:
             assert item.header is not None
             self.seen.setdefault(f"{item.header.sop_class_uid} {item.header.transfer_syntax_uid}", item)
-        plans = _plans(list(self.seen.values()), None, self.run.settings.never_transcode)
+        plans = plan_contexts(list(self.seen.values()), None, self.run.settings.never_transcode)
         contexts = plans[0][0]
         if len(plans) > 1:  # too much seen for one association: what waits now comes first
-            contexts = _plans(items, None, self.run.settings.never_transcode)[0][0]
+            contexts = plan_contexts(items, None, self.run.settings.never_transcode)[0][0]
         options = self.run.settings.options.replace(called_ae_title=self.called, tls=self.remote.tls)
         address = f"{self.remote.host}:{self.remote.port}"
         if ":" in self.remote.host:
