@@ -23,14 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 
-from aiodicom.dataset.files import read_header, unreadable
+from aiodicom.dataset.files import read_header, read_small_file, unreadable
 from aiodicom.dimse import Command, CommandField, Status, is_failure, is_warning
 from aiodicom.errors import AssociationAborted, QueryRejected
 from aiodicom.net.address import Address
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import AssociationOptions
 from aiodicom.services.query import QueryModel
-from aiodicom.services.send import Outgoing, QueuedFile, SendBatch, SendSettings, _read_s3_headers
+from aiodicom.services.send import (
+    PREFETCH_LIMIT,
+    Outgoing,
+    QueuedFile,
+    SendBatch,
+    SendSettings,
+    _read_s3_headers,
+)
 from aiodicom.services.serve_common import (
     HandlerStream,
     QueryContext,
@@ -102,7 +109,10 @@ async def open_item(item: Any, settings: RetrieveSettings) -> QueuedFile:
         elif isinstance(item, bytes | bytearray | memoryview):
             queued = QueuedFile(name, data=bytes(item))
         elif isinstance(item, str | os.PathLike):
-            queued = QueuedFile(name, path=os.fspath(item))
+            # a small file is read once, here: its header comes from the bytes that are then sent
+            whole = read_small_file(item, PREFETCH_LIMIT)
+            path = os.fspath(item)
+            queued = QueuedFile(name, data=whole) if whole is not None else QueuedFile(name, path=path)
         else:
             raise Failed(
                 f"a retrieve handler yields paths, bytes, Datasets or StoredKeys, not {type(item).__name__}"
