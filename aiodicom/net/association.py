@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import itertools
 import logging
-import os
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiodicom.dataset.files import InstanceHeader, open_instance
 from aiodicom.dimse import (
     DEFAULT_MAX_SEND_PDU,
     Command,
@@ -44,6 +41,7 @@ from aiodicom.errors import (
     ProtocolError,
     UsageError,
 )
+from aiodicom.net.calls import ServiceCalls
 from aiodicom.net.options import AssociationOptions
 from aiodicom.net.sending import DRAIN_EVERY, DataSource, send_data_set
 from aiodicom.net.transport import DicomProtocol, wait_while_talking
@@ -57,7 +55,6 @@ from aiodicom.ul.connection import (
 )
 from aiodicom.ul.fsm import State
 from aiodicom.ul.negotiation import (
-    VERIFICATION_SOP_CLASS,
     AcceptedContext,
     accepted_contexts,
     negotiated_max_pdu,
@@ -102,7 +99,7 @@ class DimseMessage:
         raise UsageError("this message's data set was not received into memory")
 
 
-class Association:
+class Association(ServiceCalls):
     """One association, requestor or acceptor. Made by :func:`aiodicom.connect` or by a server."""
 
     def __init__(
@@ -143,6 +140,7 @@ class Association:
         self._message_waiter: asyncio.Future[None] | None = None
         self._queue_paused = False
         self._send_lock = asyncio.Lock()
+        self._deferred: list[bytes | memoryview] = []  # see send_soon
         self._max_value = DEFAULT_MAX_SEND_PDU - 6
         self._tasks: set[asyncio.Task[None]] = set()
         for future in (self._established, self._requested, self._released):
@@ -509,11 +507,27 @@ class Association:
             if dataset is not None:
                 await (self.drain() if small else send_data_set(self, context_id, dataset, self._max_value))
 
+    async def send_soon(self, context_id: int, command: Command) -> None:
+        """Send a command without a data set with the next message, or at the latest once the loop runs
+        again: a pending response followed by the next sub-operation costs one system call, not two."""
+        if self._send_lock.locked() or context_id not in self.accepted:
+            await self.send(context_id, command)  # not between two fragments of another message
+            return
+        if not self._deferred:
+            asyncio.get_running_loop().call_soon(self._flush_deferred)
+        self._deferred += fragment(context_id, True, encode_command(command), self._max_value)
+
+    def _flush_deferred(self) -> None:
+        if self._deferred and self._error is None and self.protocol is not None:
+            self.write_pdvs([])
+
     def write_pdvs(self, buffers: list[bytes | memoryview]) -> None:
         """Write P-DATA-TF buffers as they are (a :class:`~aiodicom.net.sending.PdvWriter`)."""
         if self._error is not None:
             raise self._error
         assert self.protocol is not None
+        if self._deferred:
+            buffers, self._deferred = self._deferred + buffers, []
         self.protocol.write(self._conn.send_data(buffers))  # the table decides; the buffers pass through
 
     async def drain(self) -> None:
@@ -523,79 +537,6 @@ class Association:
             await self.protocol.drain()
         except ConnectionError as exc:
             raise self._error or AssociationAborted("the connection closed while sending") from exc
-
-    # ----------------------------------------------------------------------------------- services
-
-    async def c_echo(self, timeout: float | None = None) -> int:
-        """Send a C-ECHO-RQ on the Verification context; returns the response status."""
-        ctx = self.context_for(VERIFICATION_SOP_CLASS)
-        message_id = self.next_message_id()
-        await self.send(ctx.context_id, Command.c_echo_rq(message_id))
-        response = await self.receive_response(message_id, CommandField.C_ECHO_RSP, timeout)
-        return response.command.status or 0
-
-    async def c_store(
-        self,
-        source: str | os.PathLike[str] | bytes | AsyncIterable[bytes],
-        *,
-        priority: int = 0,
-        move_originator_ae_title: str | None = None,
-        move_originator_message_id: int | None = None,
-        timeout: float | None = None,
-        header: InstanceHeader | None = None,
-    ) -> int:
-        """Send one instance (a file path, or the bytes of a file) with C-STORE; returns the response status.
-
-        The data set goes out as it is in the file, PDV by PDV, on a context accepted for its SOP class and
-        transfer syntax (:class:`NoAcceptableContext` otherwise). ``source`` may also be an async iterable
-        of the data set's bytes (from its first byte after the file meta), with its ``header`` given.
-        :meth:`c_store_response` gives the whole response (the peer's Error Comment with the status).
-        """
-        response = await self.c_store_response(
-            source,
-            priority=priority,
-            move_originator_ae_title=move_originator_ae_title,
-            move_originator_message_id=move_originator_message_id,
-            timeout=timeout,
-            header=header,
-        )
-        return response.status if response.status is not None else 0xC000
-
-    async def c_store_response(
-        self,
-        source: str | os.PathLike[str] | bytes | AsyncIterable[bytes],
-        *,
-        priority: int = 0,
-        move_originator_ae_title: str | None = None,
-        move_originator_message_id: int | None = None,
-        timeout: float | None = None,
-        header: InstanceHeader | None = None,
-    ) -> Command:
-        """:meth:`c_store`, answering with the C-STORE-RSP command. A response that does not come within
-        ``timeout`` (of silence) aborts the association (a late one would answer the wrong request) and
-        raises TimeoutError."""
-        header, dataset = open_instance(source, header)
-        try:
-            ctx = self.context_for(header.sop_class_uid, header.transfer_syntax_uid)
-            message_id = self.next_message_id()
-            command = Command.c_store_rq(
-                message_id,
-                header.sop_class_uid,
-                header.sop_instance_uid,
-                priority,
-                move_originator_ae_title,
-                move_originator_message_id,
-            )
-            await self.send(ctx.context_id, command, dataset)
-        finally:
-            if isinstance(dataset, io.IOBase):
-                dataset.close()
-        try:
-            response = await self.receive_response(message_id, CommandField.C_STORE_RSP, timeout)
-        except TimeoutError:
-            self.abort(f"no C-STORE response within {timeout:g} s")
-            raise
-        return response.command
 
     # ------------------------------------------------------------------------------ release/abort
 

@@ -220,7 +220,7 @@ class Retrieve:
             self.log.warning("%s sub-operation failed: %s", self.kind, error)
         if self.check_cancel():
             return
-        await self.assoc.send(self.message.context_id, self._response(Status.PENDING, remaining=True))
+        await self.assoc.send_soon(self.message.context_id, self._response(Status.PENDING, remaining=True))
 
     async def outgoing(self, assoc: Association, item: QueuedFile) -> Outgoing:
         return await self.batch.outgoing(assoc, item)
