@@ -10,7 +10,6 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
 from aiodicom.dataset.values import tag_string
-
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryLevel, QueryModel
 
 from .matching import NOT_MATCHED, QueryError, keyword_of, query_keys

@@ -82,7 +82,7 @@ async def study_uids(pacs: Pacs) -> list[str]:
 
 
 async def assert_still_serving(pacs: Pacs, qr_data: QrData) -> None:
-    """A C-ECHO and a C-FIND still work, and the index still holds studies A and B (nothing gained or lost)."""
+    """A C-ECHO and a C-FIND still work, and the index holds studies A and B (nothing gained or lost)."""
     echo = await EchoScu(pacs.address).echo()
     assert echo.status == 0x0000
     assert await study_uids(pacs) == sorted(s.study_instance_uid for s in qr_data.studies)
@@ -141,7 +141,7 @@ class OrthancPeer:
 
     def instances(self) -> dict[str, Dataset]:
         """Every instance Orthanc holds, downloaded (``/instances/{id}/file``), by SOP Instance UID."""
-        held = {}
+        held: dict[str, Dataset] = {}
         for orthanc_id in self.call("GET", "/instances"):
             ds = pydicom.dcmread(io.BytesIO(self.call("GET", f"/instances/{orthanc_id}/file")))
             held[str(ds.SOPInstanceUID)] = ds
@@ -180,9 +180,15 @@ def test_orthanc_queries_the_archive_and_retrieves_a_study(
     assert not set(held) & {i.sop_instance_uid for i in study.instances}
     query_id, answers = orthanc_peer.query(
         "Study",
-        {"PatientID": study.patient_id, "StudyInstanceUID": "", "StudyDate": "", "ModalitiesInStudy": "",
-         "NumberOfStudyRelatedInstances": "", "PatientName": ""},
-    )  # fmt: skip
+        {
+            "PatientID": study.patient_id,
+            "StudyInstanceUID": "",
+            "StudyDate": "",
+            "ModalitiesInStudy": "",
+            "NumberOfStudyRelatedInstances": "",
+            "PatientName": "",
+        },
+    )
     assert len(answers) == 1
     answer = answers[0]
     assert answer["StudyInstanceUID"] == study.study_instance_uid and answer["PatientID"] == study.patient_id
@@ -207,9 +213,15 @@ def test_orthanc_series_queries_and_a_series_retrieve(orthanc_peer: OrthancPeer,
     a, b = qr_data.a, qr_data.b
     _, answers = orthanc_peer.query(
         "Series",
-        {"StudyInstanceUID": a.study_instance_uid, "Modality": "MR", "SeriesInstanceUID": "",
-         "SeriesNumber": "", "SeriesDescription": "", "NumberOfSeriesRelatedInstances": ""},
-    )  # fmt: skip
+        {
+            "StudyInstanceUID": a.study_instance_uid,
+            "Modality": "MR",
+            "SeriesInstanceUID": "",
+            "SeriesNumber": "",
+            "SeriesDescription": "",
+            "NumberOfSeriesRelatedInstances": "",
+        },
+    )
     mr = {s.series_instance_uid: s for s in a.series if s.modality == "MR"}
     assert {x["SeriesInstanceUID"] for x in answers} == set(mr) and len(answers) == len(mr)
     for answer in answers:
@@ -232,30 +244,50 @@ def test_orthanc_series_queries_and_a_series_retrieve(orthanc_peer: OrthancPeer,
     assert not set(held) - {i.sop_instance_uid for s in qr_data.studies for i in s.instances}
 
 
-# The queries of tests/scu/test_find.py::test_modality_worklist and tests/interop/test_fixtures.py::test_worklist,
-# as Orthanc's find-worklist bodies, and the PatientIDs each must find.
+# The queries of tests/scu/test_find.py::test_modality_worklist and
+# tests/interop/test_fixtures.py::test_worklist, as Orthanc's find-worklist bodies, and the PatientIDs found.
 _SPS_ALL = {"Modality": "", "ScheduledStationAETitle": "", "ScheduledProcedureStepStartDate": ""}
 WORKLIST_QUERIES: tuple[tuple[dict[str, Any], set[str]], ...] = (
     (
-        {"PatientName": "", "PatientID": "", "AccessionNumber": "", "ScheduledProcedureStepSequence": [_SPS_ALL]},
+        {
+            "PatientName": "",
+            "PatientID": "",
+            "AccessionNumber": "",
+            "ScheduledProcedureStepSequence": [_SPS_ALL],
+        },
         {"QR-PAT-1", "QR-PAT-2", "QR-PAT-3"},
     ),
     (
-        {"PatientName": "", "PatientID": "", "AccessionNumber": "",
-         "ScheduledProcedureStepSequence": [{**_SPS_ALL, "Modality": "CT"}]},
+        {
+            "PatientName": "",
+            "PatientID": "",
+            "AccessionNumber": "",
+            "ScheduledProcedureStepSequence": [{**_SPS_ALL, "Modality": "CT"}],
+        },
         {"QR-PAT-1", "QR-PAT-3"},
     ),
     (
-        {"PatientName": "", "PatientID": "", "AccessionNumber": "",
-         "ScheduledProcedureStepSequence": [{**_SPS_ALL, "ScheduledProcedureStepStartDate": "20240116"}]},
+        {
+            "PatientName": "",
+            "PatientID": "",
+            "AccessionNumber": "",
+            "ScheduledProcedureStepSequence": [{**_SPS_ALL, "ScheduledProcedureStepStartDate": "20240116"}],
+        },
         {"QR-PAT-2", "QR-PAT-3"},
     ),
     (
-        {"PatientID": "", "ScheduledProcedureStepSequence": [
-            {"ScheduledStationAETitle": "MR-SCANNER", "ScheduledProcedureStepStartDate": "20240116-20240116"}]},
+        {
+            "PatientID": "",
+            "ScheduledProcedureStepSequence": [
+                {
+                    "ScheduledStationAETitle": "MR-SCANNER",
+                    "ScheduledProcedureStepStartDate": "20240116-20240116",
+                }
+            ],
+        },
         {"QR-PAT-2"},
     ),
-)  # fmt: skip
+)
 
 
 def test_orthanc_find_worklist_same_answers_as_wlmscpfs(
@@ -300,13 +332,13 @@ def _ae(*contexts: Any) -> Any:
     return ae
 
 
-def pn_find(pacs: Pacs, model: str, keys: dict[str, Any]) -> tuple[list[Dataset], int]:
-    """pynetdicom's C-FIND: the matches and the final status."""
+def pn_find(called: tuple[str, int], model: str, keys: dict[str, Any]) -> tuple[list[Dataset], int]:
+    """pynetdicom's C-FIND to ``called`` (AE title, port on 127.0.0.1): the matches and the final status."""
     ae = _ae(model)
     query = Dataset()
     for keyword, value in keys.items():
         setattr(query, keyword, value)
-    assoc = ae.associate(HOST, pacs.dicom_port, ae_title=pacs.ae_title)
+    assoc = ae.associate(HOST, called[1], ae_title=called[0])
     assert assoc.is_established
     matches, final = [], -1
     try:
@@ -381,14 +413,15 @@ def pn_move(pacs: Pacs, keys: dict[str, Any], destination: str) -> tuple[list[Da
         setattr(query, keyword, value)
     assoc = ae.associate(HOST, pacs.dicom_port, ae_title=pacs.ae_title)
     assert assoc.is_established
-    responses, identifier = [], None
+    responses, final = [], None
     try:
         for status, identifier in assoc.send_c_move(query, destination, STUDY_MOVE, msg_id=3):
             assert status is not None, "no response"
             responses.append(status)
+            final = identifier
     finally:
         assoc.release()
-    return responses, identifier
+    return responses, final
 
 
 async def test_pynetdicom_find_patient_and_study_root_at_every_level(
@@ -398,53 +431,75 @@ async def test_pynetdicom_find_patient_and_study_root_at_every_level(
     pacs = aiodicom_qr
 
     async def find(model: str, **keys: Any) -> list[Dataset]:
-        matches, final = await asyncio.to_thread(pn_find, pacs, model, keys)
+        matches, final = await asyncio.to_thread(pn_find, (pacs.ae_title, pacs.dicom_port), model, keys)
         assert final == 0x0000, keys
         assert all(m.QueryRetrieveLevel == keys["QueryRetrieveLevel"] for m in matches)
         return matches
 
     patients = await find(PATIENT_FIND, QueryRetrieveLevel="PATIENT", PatientID="", PatientName="QR^*")
     assert sorted((m.PatientID, str(m.PatientName)) for m in patients) == [
-        (a.patient_id, a.patient_name), (b.patient_id, b.patient_name)
-    ]  # fmt: skip
+        (a.patient_id, a.patient_name),
+        (b.patient_id, b.patient_name),
+    ]
     studies = await find(
         PATIENT_FIND, QueryRetrieveLevel="STUDY", PatientID=b.patient_id, StudyInstanceUID=""
     )
     assert [m.StudyInstanceUID for m in studies] == [b.study_instance_uid]
     series = await find(
-        PATIENT_FIND, QueryRetrieveLevel="SERIES", PatientID=a.patient_id,
-        StudyInstanceUID=a.study_instance_uid, SeriesInstanceUID="", Modality="",
-    )  # fmt: skip
+        PATIENT_FIND,
+        QueryRetrieveLevel="SERIES",
+        PatientID=a.patient_id,
+        StudyInstanceUID=a.study_instance_uid,
+        SeriesInstanceUID="",
+        Modality="",
+    )
     assert sorted((m.SeriesInstanceUID, m.Modality) for m in series) == sorted(
         (s.series_instance_uid, s.modality) for s in a.series
     )
     ct = a.series[0]
     images = await find(
-        PATIENT_FIND, QueryRetrieveLevel="IMAGE", PatientID=a.patient_id, StudyInstanceUID=a.study_instance_uid,
-        SeriesInstanceUID=ct.series_instance_uid, SOPInstanceUID="", SOPClassUID="",
-    )  # fmt: skip
+        PATIENT_FIND,
+        QueryRetrieveLevel="IMAGE",
+        PatientID=a.patient_id,
+        StudyInstanceUID=a.study_instance_uid,
+        SeriesInstanceUID=ct.series_instance_uid,
+        SOPInstanceUID="",
+        SOPClassUID="",
+    )
     assert sorted((m.SOPInstanceUID, m.SOPClassUID) for m in images) == sorted(
         (i.sop_instance_uid, i.sop_class_uid) for i in ct.instances
     )
     january = await find(
-        STUDY_FIND, QueryRetrieveLevel="STUDY", StudyDate="20240101-20240131", StudyInstanceUID="",
-        ModalitiesInStudy="", NumberOfStudyRelatedInstances="",
-    )  # fmt: skip
+        STUDY_FIND,
+        QueryRetrieveLevel="STUDY",
+        StudyDate="20240101-20240131",
+        StudyInstanceUID="",
+        ModalitiesInStudy="",
+        NumberOfStudyRelatedInstances="",
+    )
     assert [m.StudyInstanceUID for m in january] == [a.study_instance_uid]
     assert set(january[0].ModalitiesInStudy) == a.modalities
     assert int(january[0].NumberOfStudyRelatedInstances) == len(a.instances)
     mr = await find(
-        STUDY_FIND, QueryRetrieveLevel="SERIES", StudyInstanceUID=a.study_instance_uid, Modality="MR",
-        SeriesInstanceUID="", NumberOfSeriesRelatedInstances="",
-    )  # fmt: skip
+        STUDY_FIND,
+        QueryRetrieveLevel="SERIES",
+        StudyInstanceUID=a.study_instance_uid,
+        Modality="MR",
+        SeriesInstanceUID="",
+        NumberOfSeriesRelatedInstances="",
+    )
     assert sorted((m.SeriesInstanceUID, int(m.NumberOfSeriesRelatedInstances)) for m in mr) == sorted(
         (s.series_instance_uid, len(s.instances)) for s in a.series if s.modality == "MR"
     )
     listed = [b.instances[0].sop_instance_uid, b.instances[2].sop_instance_uid]
     picked = await find(
-        STUDY_FIND, QueryRetrieveLevel="IMAGE", StudyInstanceUID=b.study_instance_uid,
-        SeriesInstanceUID=b.series[0].series_instance_uid, SOPInstanceUID=listed, InstanceNumber="",
-    )  # fmt: skip
+        STUDY_FIND,
+        QueryRetrieveLevel="IMAGE",
+        StudyInstanceUID=b.study_instance_uid,
+        SeriesInstanceUID=b.series[0].series_instance_uid,
+        SOPInstanceUID=listed,
+        InstanceNumber="",
+    )
     assert sorted((m.SOPInstanceUID, int(m.InstanceNumber)) for m in picked) == sorted(
         (i.sop_instance_uid, i.instance_number) for i in b.instances if i.sop_instance_uid in listed
     )
@@ -456,8 +511,11 @@ async def test_pynetdicom_get_of_series_byte_for_byte(aiodicom_qr: Pacs, qr_data
     by_source = {s.instances[0].source: s for s in qr_data.a.series}
     for source in ("CT_small.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm", "image_dfl.dcm"):
         series = by_source[source]
-        keys = {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": series.study_instance_uid,
-                "SeriesInstanceUID": series.series_instance_uid}  # fmt: skip
+        keys = {
+            "QueryRetrieveLevel": "SERIES",
+            "StudyInstanceUID": series.study_instance_uid,
+            "SeriesInstanceUID": series.series_instance_uid,
+        }
         received, responses = await asyncio.to_thread(pn_get, aiodicom_qr, keys, series.instances)
         final = responses[-1]
         assert int(final.Status) == 0x0000, source
@@ -520,17 +578,18 @@ async def test_pynetdicom_cancel_mid_get_of_study_a(aiodicom_qr: Pacs, qr_data: 
 
 
 async def test_pynetdicom_modality_worklist(worklist_peer: WorklistScp) -> None:
-    """pynetdicom's Modality Worklist C-FIND: the same items from wlmscpfs and from aiodicom qrscp --worklist."""
+    """pynetdicom's Modality Worklist C-FIND: the same items from wlmscpfs and aiodicom qrscp --worklist."""
     step = Dataset()
     step.Modality, step.ScheduledStationAETitle, step.ScheduledProcedureStepStartDate = "CT", "", ""
-    pacs = Pacs("worklist", worklist_peer.ae_title, worklist_peer.port, {}, QrData(Path("."), ()), ())
     keys = {
         "PatientID": "",
         "PatientName": "",
         "AccessionNumber": "",
         "ScheduledProcedureStepSequence": [step],
     }
-    matches, final = await asyncio.to_thread(pn_find, pacs, WORKLIST_FIND, keys)
+    matches, final = await asyncio.to_thread(
+        pn_find, (worklist_peer.ae_title, worklist_peer.port), WORKLIST_FIND, keys
+    )
     assert final == 0x0000
     expected = sorted((i.patient_id, i.accession_number) for i in worklist_peer.items if i.modality == "CT")
     assert sorted((m.PatientID, m.AccessionNumber) for m in matches) == expected
@@ -625,10 +684,19 @@ async def study_answers(pacs: Pacs) -> list[tuple[str, ...]]:
     result = await FindScu(pacs.address).find(query)
     assert result.status == 0x0000
     return sorted(
-        tuple(str(m.get(k, "")) for k in ("StudyInstanceUID", "PatientID", "StudyDate", "ModalitiesInStudy",
-                                           "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"))
+        tuple(
+            str(m.get(k, ""))
+            for k in (
+                "StudyInstanceUID",
+                "PatientID",
+                "StudyDate",
+                "ModalitiesInStudy",
+                "NumberOfStudyRelatedSeries",
+                "NumberOfStudyRelatedInstances",
+            )
+        )
         for m in result.matches
-    )  # fmt: skip
+    )
 
 
 async def test_the_index_across_stores_restarts_and_files_changed_behind_its_back(
@@ -657,8 +725,9 @@ async def test_the_index_across_stores_restarts_and_files_changed_behind_its_bac
         answers = await study_answers(pacs)
     assert [row[0] for row in answers] == sorted([a.study_instance_uid, b.study_instance_uid])
     assert {row[0]: row[5] for row in answers} == {
-        a.study_instance_uid: str(len(a.instances)), b.study_instance_uid: str(len(b.instances))
-    }  # fmt: skip
+        a.study_instance_uid: str(len(a.instances)),
+        b.study_instance_uid: str(len(b.instances)),
+    }
     out_dir = workdir / "archive"
     with start_aiodicom_qr(workdir, None) as pacs:  # restarted: the index is kept
         assert await image_uids(pacs) == everything
@@ -685,9 +754,13 @@ async def test_the_index_across_stores_restarts_and_files_changed_behind_its_bac
             [*(u for u in everything if u != gone.sop_instance_uid), str(extra.SOPInstanceUID)]
         )
         assert await study_answers(pacs) == answers  # the counts are the same: one gone, one come
-        result = await FindScu(pacs.address).find(
-            {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": b.study_instance_uid,
-             "SeriesInstanceUID": b.series[0].series_instance_uid, "SOPInstanceUID": str(extra.SOPInstanceUID),
-             "InstanceNumber": ""}
-        )  # fmt: skip
-        assert [m["InstanceNumber"] for m in result.matches] == ["9"]
+        found = await FindScu(pacs.address).find(
+            {
+                "QueryRetrieveLevel": "IMAGE",
+                "StudyInstanceUID": b.study_instance_uid,
+                "SeriesInstanceUID": b.series[0].series_instance_uid,
+                "SOPInstanceUID": str(extra.SOPInstanceUID),
+                "InstanceNumber": "",
+            }
+        )
+        assert [m["InstanceNumber"] for m in found.matches] == ["9"]
