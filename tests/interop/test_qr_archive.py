@@ -247,46 +247,19 @@ def test_orthanc_series_queries_and_a_series_retrieve(orthanc_peer: OrthancPeer,
 # The queries of tests/scu/test_find.py::test_modality_worklist and
 # tests/interop/test_fixtures.py::test_worklist, as Orthanc's find-worklist bodies, and the PatientIDs found.
 _SPS_ALL = {"Modality": "", "ScheduledStationAETitle": "", "ScheduledProcedureStepStartDate": ""}
+_ITEM = {"PatientName": "", "PatientID": "", "AccessionNumber": ""}
+_MR_ON_16 = {"ScheduledStationAETitle": "MR-SCANNER", "ScheduledProcedureStepStartDate": "20240116-20240116"}
 WORKLIST_QUERIES: tuple[tuple[dict[str, Any], set[str]], ...] = (
+    ({**_ITEM, "ScheduledProcedureStepSequence": [_SPS_ALL]}, {"QR-PAT-1", "QR-PAT-2", "QR-PAT-3"}),
+    ({**_ITEM, "ScheduledProcedureStepSequence": [{**_SPS_ALL, "Modality": "CT"}]}, {"QR-PAT-1", "QR-PAT-3"}),
     (
         {
-            "PatientName": "",
-            "PatientID": "",
-            "AccessionNumber": "",
-            "ScheduledProcedureStepSequence": [_SPS_ALL],
-        },
-        {"QR-PAT-1", "QR-PAT-2", "QR-PAT-3"},
-    ),
-    (
-        {
-            "PatientName": "",
-            "PatientID": "",
-            "AccessionNumber": "",
-            "ScheduledProcedureStepSequence": [{**_SPS_ALL, "Modality": "CT"}],
-        },
-        {"QR-PAT-1", "QR-PAT-3"},
-    ),
-    (
-        {
-            "PatientName": "",
-            "PatientID": "",
-            "AccessionNumber": "",
+            **_ITEM,
             "ScheduledProcedureStepSequence": [{**_SPS_ALL, "ScheduledProcedureStepStartDate": "20240116"}],
         },
         {"QR-PAT-2", "QR-PAT-3"},
     ),
-    (
-        {
-            "PatientID": "",
-            "ScheduledProcedureStepSequence": [
-                {
-                    "ScheduledStationAETitle": "MR-SCANNER",
-                    "ScheduledProcedureStepStartDate": "20240116-20240116",
-                }
-            ],
-        },
-        {"QR-PAT-2"},
-    ),
+    ({"PatientID": "", "ScheduledProcedureStepSequence": [_MR_ON_16]}, {"QR-PAT-2"}),
 )
 
 
@@ -332,12 +305,16 @@ def _ae(*contexts: Any) -> Any:
     return ae
 
 
-def pn_find(called: tuple[str, int], model: str, keys: dict[str, Any]) -> tuple[list[Dataset], int]:
-    """pynetdicom's C-FIND to ``called`` (AE title, port on 127.0.0.1): the matches and the final status."""
-    ae = _ae(model)
+def _dataset(keys: dict[str, Any]) -> Dataset:
     query = Dataset()
     for keyword, value in keys.items():
         setattr(query, keyword, value)
+    return query
+
+
+def pn_find(called: tuple[str, int], model: str, keys: dict[str, Any]) -> tuple[list[Dataset], int]:
+    """pynetdicom's C-FIND to ``called`` (AE title, port on 127.0.0.1): the matches and the final status."""
+    ae, query = _ae(model), _dataset(keys)
     assoc = ae.associate(HOST, called[1], ae_title=called[0])
     assert assoc.is_established
     matches, final = [], -1
@@ -379,17 +356,10 @@ def pn_get(
         return 0x0000
 
     roles = [build_role(sop, scp_role=True) for sop in sorted({sop for sop, _ in pairs})]
-    assoc = ae.associate(
-        HOST,
-        pacs.dicom_port,
-        ae_title=pacs.ae_title,
-        ext_neg=roles,
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
+    handlers = [(evt.EVT_C_STORE, on_store)]
+    assoc = ae.associate(HOST, pacs.dicom_port, ae_title=pacs.ae_title, ext_neg=roles, evt_handlers=handlers)
     assert assoc.is_established
-    query = Dataset()
-    for keyword, value in keys.items():
-        setattr(query, keyword, value)
+    query = _dataset(keys)
     responses = []
     try:
         for status, _ in assoc.send_c_get(query, STUDY_GET, msg_id=5):
@@ -407,10 +377,7 @@ def pn_get(
 def pn_move(pacs: Pacs, keys: dict[str, Any], destination: str) -> tuple[list[Dataset], Dataset | None]:
     """pynetdicom's C-MOVE (study root): every response's status, and the final response's identifier (its
     Failed SOP Instance UID List), if any."""
-    ae = _ae(STUDY_MOVE)
-    query = Dataset()
-    for keyword, value in keys.items():
-        setattr(query, keyword, value)
+    ae, query = _ae(STUDY_MOVE), _dataset(keys)
     assoc = ae.associate(HOST, pacs.dicom_port, ae_title=pacs.ae_title)
     assert assoc.is_established
     responses, final = [], None
