@@ -669,7 +669,8 @@ async def study_answers(pacs: Pacs) -> list[tuple[str, ...]]:
 async def test_the_index_across_stores_restarts_and_files_changed_behind_its_back(
     tmp_path: Path, qr_data: QrData
 ) -> None:
-    """Instances stored into a running archive are found right after their C-STORE-RSP; a restart keeps
+    """Instances stored into a running archive are found right after their C-STORE-RSP (the storing
+    association still open); a restart keeps
     them; a deleted .index.sqlite is rebuilt from the files with the same answers; a file added (and one
     removed) under out_dir while the archive is stopped is found (and gone) after the next start."""
     a, b = qr_data.a, qr_data.b
@@ -677,13 +678,17 @@ async def test_the_index_across_stores_restarts_and_files_changed_behind_its_bac
     with start_aiodicom_qr(workdir, None) as pacs:
         assert await image_uids(pacs) == []
         stored: list[str] = []
-        for inst in b.instances:  # one association each: the C-FIND follows each C-STORE-RSP
-            scu = StoreScu(pacs.address)
-            scu.add_file(inst.path)
-            result = await scu.send()
-            assert result.successful == 1
-            stored.append(inst.sop_instance_uid)
-            assert await image_uids(pacs) == sorted(stored)
+        ct, explicit = b.instances[0].sop_class_uid, b.instances[0].transfer_syntax_uid
+        async with connect(pacs.address, contexts=[(ct, [explicit])]) as assoc:
+            context_id = assoc.context_for(ct).context_id
+            for number, inst in enumerate(b.instances, 1):
+                request = Command.c_store_rq(number, ct, inst.sop_instance_uid)
+                await assoc.send(context_id, request, body(inst.path.read_bytes()))
+                answer = await assoc.receive_response(number, CommandField.C_STORE_RSP, 30)
+                assert answer.command.status == 0x0000
+                stored.append(inst.sop_instance_uid)
+                # found at once, on another association, while this one stays open
+                assert await image_uids(pacs) == sorted(stored)
         scu = StoreScu(pacs.address, concurrency=2)
         scu.add_folder(a.paths[0].parent.parent)
         assert (await scu.send()).successful == len(a.instances)
