@@ -206,10 +206,12 @@ def test_orthanc_queries_the_archive_and_retrieves_a_study(
         assert_same_dataset(held[inst.sop_instance_uid], inst, stored_path(orthanc_peer.archive, inst))
 
 
-def test_orthanc_series_queries_and_a_series_retrieve(orthanc_peer: OrthancPeer, qr_data: QrData) -> None:
+def test_orthanc_series_instance_and_patient_queries_and_a_series_retrieve(
+    orthanc_peer: OrthancPeer, qr_data: QrData
+) -> None:
     """Series level: Orthanc 1.10 adds an empty PatientID and AccessionNumber (study keys) to every SERIES
-    query, which the archive answers (it refused them with 0xA900 before); Modality is matched; the
-    retrieve of one answer brings exactly that series."""
+    and IMAGE query, which the archive answers (it refused them with 0xA900 before); Modality is matched;
+    instance and patient (patient root) levels; the retrieve of one series answer brings that series."""
     a, b = qr_data.a, qr_data.b
     _, answers = orthanc_peer.query(
         "Series",
@@ -234,6 +236,17 @@ def test_orthanc_series_queries_and_a_series_retrieve(orthanc_peer: OrthancPeer,
         "Series", {"StudyInstanceUID": b.study_instance_uid, "Modality": "CT"}
     )
     assert [x["SeriesInstanceUID"] for x in answers] == [b.series[0].series_instance_uid]
+    _, images = orthanc_peer.query(
+        "Instance",
+        {"SeriesInstanceUID": b.series[0].series_instance_uid, "SOPInstanceUID": "", "InstanceNumber": ""},
+    )  # Orthanc adds an empty PatientID and AccessionNumber
+    assert sorted((x["SOPInstanceUID"], x["InstanceNumber"]) for x in images) == sorted(
+        (i.sop_instance_uid, str(i.instance_number)) for i in b.instances
+    )
+    _, patients = orthanc_peer.query("Patient", {"PatientID": "QR-PAT-*", "PatientName": ""})  # patient root
+    assert sorted((x["PatientID"], x["PatientName"]) for x in patients) == sorted(
+        (s.patient_id, s.patient_name) for s in qr_data.studies
+    )
     assert not set(orthanc_peer.instances()) & {i.sop_instance_uid for i in b.instances}
     orthanc_peer.call(
         "POST", f"/queries/{query_id}/answers/0/retrieve", {"TargetAet": "ORTHANC", "Synchronous": True}
