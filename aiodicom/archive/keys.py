@@ -7,7 +7,9 @@ each level, plus the common optional ones; the patient keys of study root are ma
 from __future__ import annotations
 
 from pydicom import Dataset
+from pydicom.dataelem import DataElement
 
+from aiodicom.dataset.values import tag_string
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryLevel, QueryModel
 
 from .matching import NOT_MATCHED, QueryError, keyword_of, query_keys
@@ -124,9 +126,12 @@ def level_of(keyword: str, model: QueryModel) -> str | None:
 def check_query(query: Dataset, model: QueryModel | str, *, retrieve: bool = False) -> tuple[QueryModel, str]:
     """The model and level of a hierarchical query/retrieve identifier; QueryError (0xA900) when the model
     cannot answer it: another model, a missing or unknown level, a level the model does not have, or a key
-    of a level above that is not that level's unique key (dcmqrscp refuses these too). Keys of the levels
-    below are refused for a retrieve (``retrieve=True``: they would retrieve more than asked); in a C-FIND
-    they are left out (not matched, not returned, as dcmqrscp does), see :func:`unsupported_keys`."""
+    of a level above, other than that level's unique key, with a value to match (dcmqrscp refuses these
+    too). Such a key with no value (universal matching) only asks for the value to be returned: it is
+    accepted, as Orthanc 1.10 sends an empty PatientID and AccessionNumber in every SERIES and IMAGE
+    query. Keys of the levels below are refused for a retrieve (``retrieve=True``: they would retrieve
+    more than asked); in a C-FIND they are left out (not matched, not returned, as dcmqrscp does), see
+    :func:`unsupported_keys`."""
     try:
         model = QueryModel.parse(model)
     except ValueError as exc:
@@ -152,11 +157,19 @@ def check_query(query: Dataset, model: QueryModel | str, *, retrieve: bool = Fal
         where = levels.index(at)
         if where > depth and retrieve:
             raise QueryError(f"{keyword} is a {at} key: not allowed in a {level} query ({model.value})")
-        if where < depth and UNIQUE_KEYS[at] != keyword:
+        if where < depth and UNIQUE_KEYS[at] != keyword and not _universal(elem):
             raise QueryError(
                 f"{keyword} is a {at} key: above a {level} query only its unique key may be given"
             )
     return model, level
+
+
+def _universal(elem: DataElement) -> bool:
+    """Whether a key asks for nothing but its value (empty, or only ``*``): matches every entity."""
+    if elem.VR == "SQ":
+        return False
+    text = tag_string(elem)
+    return text is not None and text.strip(" \x00*") == ""
 
 
 def unsupported_keys(query: Dataset, model: QueryModel | str) -> list[str]:

@@ -234,6 +234,29 @@ async def test_a_query_the_model_cannot_answer(out_dir: Path, query: dict[str, A
         assert (await archive.stats())["instances"] == 14  # nothing else changes
 
 
+async def test_empty_keys_of_the_levels_above_are_returned(out_dir: Path, qr_data: QrData) -> None:
+    """Orthanc 1.10 sends an empty PatientID and AccessionNumber (study keys) in every SERIES and IMAGE
+    query: universal keys above the level are answered with the entity's values (and were refused with
+    0xA900); one with a value to match is still refused."""
+    b = qr_data.b
+    series = b.series[0]
+    async with Archive(out_dir) as archive:
+        query = {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": b.study_instance_uid, "Modality": "CT"}
+        got = await found(archive, {**query, "PatientID": "", "AccessionNumber": "", "SeriesInstanceUID": ""})
+        assert [(r.SeriesInstanceUID, r.PatientID, r.AccessionNumber) for r in got] == [
+            (series.series_instance_uid, b.patient_id, b.accession_number)
+        ]
+        image = {"QueryRetrieveLevel": "IMAGE", "SeriesInstanceUID": series.series_instance_uid}
+        got = await found(archive, {**image, "AccessionNumber": "", "Modality": "", "SOPInstanceUID": ""})
+        assert sorted(str(r.SOPInstanceUID) for r in got) == sorted(
+            i.sop_instance_uid for i in series.instances
+        )
+        assert {(r.AccessionNumber, r.Modality) for r in got} == {(b.accession_number, "CT")}
+        with pytest.raises(QueryError) as caught:
+            await found(archive, {**query, "AccessionNumber": b.accession_number, "SeriesInstanceUID": ""})
+        assert caught.value.status == 0xA900
+
+
 async def test_pages_of_rows(out_dir: Path, qr_data: QrData, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows are read a page at a time: a page smaller than the result still yields every match once."""
     monkeypatch.setattr(index_module, "_PAGE", 2)

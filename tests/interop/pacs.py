@@ -64,6 +64,8 @@ class Pacs:
     #: True when C-GET/C-MOVE sends each instance in its stored syntax (Orthanc); False for dcmqrscp, which
     #: sends over the first accepted context of the SOP class and cannot decompress (see ``retrieved_as``).
     retrieves_as_stored: bool = True
+    #: aiodicom's archive only: the ``--out-dir`` the instances are stored in (None for the others).
+    out_dir: Path | None = None
 
     @property
     def address(self) -> str:
@@ -126,14 +128,25 @@ def _orthanc_upload(http_port: int, path: Path) -> None:
 
 
 @contextmanager
-def start_orthanc(workdir: Path, data: QrData | None) -> Iterator[Pacs]:
-    """Start Orthanc in ``workdir`` (own storage and index), upload ``data`` over REST, stop it on exit."""
+def start_orthanc(
+    workdir: Path,
+    data: QrData | None,
+    extra_modalities: dict[str, tuple[str, str, int]] | None = None,
+    dicom_port: int | None = None,
+) -> Iterator[Pacs]:
+    """Start Orthanc in ``workdir`` (own storage and index), upload ``data`` over REST, stop it on exit.
+
+    ``extra_modalities`` are added to ``DicomModalities`` as ``{id: (ae_title, host, port)}`` (e.g. a PACS
+    Orthanc queries with ``/modalities/{id}/query``); ``dicom_port`` is Orthanc's own DICOM port (a free
+    one when None: give one to register Orthanc in that PACS before it starts)."""
     exe = _orthanc_exe()
-    dicom_port, http_port = free_port(), free_port()
+    dicom_port, http_port = dicom_port or free_port(), free_port()
     dest_ports = {ae: free_port() for ae in MOVE_DESTINATIONS}
     modalities = {ae: [ae, HOST, port] for ae, port in dest_ports.items()}
     for ae in CALLING_AE_TITLES:
         modalities.setdefault(ae, [ae, HOST, free_port()])
+    for key, (ae, host, port) in (extra_modalities or {}).items():
+        modalities[key] = [ae, host, port]
     config = {
         "Name": "aiodicom-qr",
         "DicomAet": "ORTHANC",
@@ -451,6 +464,7 @@ def start_aiodicom_qr(workdir: Path, data: QrData | None, *extra: str) -> Iterat
             dest_ports=dest_ports,
             data=data if data is not None else QrData(workdir, ()),
             stored=tuple(data.all_instances()) if data is not None else (),
+            out_dir=workdir / "archive",
         )
     finally:
         stop(proc)
