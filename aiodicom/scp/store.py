@@ -294,6 +294,8 @@ class StoreScp(QueryServices):
             implementation_class_uid=self.implementation_class_uid,
             implementation_version_name=self.implementation_version_name,
         )
+        if type(self)._committed is not StoreScp._committed:
+            self.service.committed = self._committed
         self._handlers: dict[int, ServiceHandler] = {
             CommandField.C_STORE_RQ: self._store,
             CommandField.C_ECHO_RQ: handle_echo,
@@ -415,15 +417,14 @@ class StoreScp(QueryServices):
         )
 
     async def _committed(self, instance: StoredInstance) -> None:
-        """Called with each instance stored, before its events and before the association's next message
-        is read (a subclass indexes it here: :class:`~aiodicom.scp.qr.QueryRetrieveScp`)."""
+        """Awaited with each instance stored, before its C-STORE response (a subclass indexes it here:
+        :class:`~aiodicom.scp.qr.QueryRetrieveScp`); a subclass that overrides it is called."""
 
     async def _store(self, assoc: Association, message: DimseMessage) -> None:
         """Answer one C-STORE (the service does), then tell what happened: stored, or why not."""
         outcome = await self.service.handle(assoc, message)
         if outcome.instance is not None:
             instance = outcome.instance
-            await self._committed(instance)
             self.log.info("%s from %s", instance.message, assoc.calling_ae_title)
             self._events.emit("file_stored", instance)
             self.studies.add(instance)

@@ -183,6 +183,8 @@ class StoreService:
         self.max_inflated_size = max_inflated_size
         self.implementation_class_uid = implementation_class_uid
         self.implementation_version_name = implementation_version_name
+        #: Awaited with each instance stored, before its response (a server's index), when set.
+        self.committed: Callable[[StoredInstance], Awaitable[None]] | None = None
         self._unchecked_syntaxes: set[str] = set()
 
     def sink_factory(self, assoc: Association) -> Callable[[int, Command], DatasetSink]:
@@ -283,6 +285,8 @@ class StoreService:
             except BaseException:  # cancelled (a stop's deadline): nothing of it remains either
                 await incoming.abort()
                 raise
+        if self.committed is not None and outcome.instance is not None:
+            await self.committed(outcome.instance)  # before the response: what is answered is indexed
         await assoc.send(message.context_id, Command.c_store_rsp(command, outcome.status, outcome.comment))
         return outcome
 
