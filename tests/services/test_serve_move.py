@@ -88,6 +88,9 @@ async def test_move_into_an_aiodicom_receiver_byte_for_byte(tmp_path: Path, qr_d
         destination == "DEST" and context.move_destination == "DEST" and context.calling_ae_title == "MOVER"
     )
     assert len(received) == len(study.instances) + 3
+    # each sub-operation says who asked for it: the move's requestor and its message ID
+    assert all(r.move_originator_ae_title == "MOVER" for r in received)
+    assert {r.move_originator_message_id for r in received[-3:]} == {11}
 
 
 async def test_unknown_destination_and_the_resolver(tmp_path: Path, qr_data: QrData) -> None:
