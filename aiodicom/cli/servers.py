@@ -167,6 +167,16 @@ def storescp(
             "--workers", min=1, help="Processes that receive, sharing the port and --out-dir (1: this one)."
         ),
     ] = 1,
+    max_ops_performed: Annotated[
+        int,
+        typer.Option(
+            "--max-ops-performed",
+            min=0,
+            max=65535,
+            help="Asynchronous operations window granted to a sender that proposes one: C-STOREs it may send "
+            "before the first is answered (0: as many as it proposes; 1: one at a time).",
+        ),
+    ] = 1,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -206,6 +216,7 @@ def storescp(
             verbose=verbose,
             tls=tls_context,
             workers=workers,
+            max_ops_performed=max_ops_performed,
             **idle,
             **access,
         )
