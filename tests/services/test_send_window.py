@@ -19,8 +19,9 @@ from aiodicom.ul import encode_pdu
 from aiodicom.ul.items import AsyncOperationsWindow, PresentationContextAC, UserInformation
 from aiodicom.ul.pdu import AAssociateAC, AAssociateRQ, AReleaseRP, AReleaseRQ
 from tests.interop.faultproxy import FaultProxy
+from tests.interop.peers import Peer
 from tests.interop.rawpeer import IMPLEMENTATION_UID, RawAcceptor, RawPeer
-from tests.scp.part10 import part10, small_ct
+from tests.scp.part10 import EXPLICIT_LE, part10, small_ct
 
 TIMEOUT = 20.0
 
@@ -77,14 +78,16 @@ def requests_before_first_response(proxy: FaultProxy, uids: set[str]) -> int:
 async def test_every_instance_stored_once_through_latency(tmp_path: Path, latency: float) -> None:
     files = write_files(tmp_path / "send", 30)
     out = tmp_path / "out"
-    async with StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False, max_ops_performed=8) as scp:
-        async with FaultProxy(scp.port, latency=latency, record=True) as proxy:
-            scu = StoreScu(f"STORE-SCP@127.0.0.1:{proxy.port}", max_ops_invoked=8)
-            for path in files.values():
-                scu.add_file(path)
-            events = Events()
-            async with asyncio.timeout(TIMEOUT):
-                result = await scu.send(**events.callbacks())  # type: ignore[arg-type]
+    async with (
+        StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False, max_ops_performed=8) as scp,
+        FaultProxy(scp.port, latency=latency, record=True) as proxy,
+    ):
+        scu = StoreScu(f"STORE-SCP@127.0.0.1:{proxy.port}", max_ops_invoked=8)
+        for path in files.values():
+            scu.add_file(path)
+        events = Events()
+        async with asyncio.timeout(TIMEOUT):
+            result = await scu.send(**events.callbacks())  # type: ignore[arg-type]
     assert (result.successful, result.failed) == (30, 0)
     assert stored_uids(out) == Counter(list(files))  # every instance once, nothing else
     assert {f.sop_instance_uid for f in result.files} == set(files)
@@ -112,12 +115,14 @@ async def test_no_window_without_max_ops_invoked(tmp_path: Path) -> None:
 
 async def test_a_receiver_granting_one_gets_one_at_a_time(tmp_path: Path) -> None:
     files = write_files(tmp_path / "send", 6)
-    async with StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp:  # default: 1
-        async with FaultProxy(scp.port, latency=0.005, record=True) as proxy:
-            scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=8)
-            for path in files.values():
-                scu.add_file(path)
-            result = await asyncio.wait_for(scu.send(), TIMEOUT)
+    async with (
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False) as scp,  # grants 1
+        FaultProxy(scp.port, latency=0.005, record=True) as proxy,
+    ):
+        scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=8)
+        for path in files.values():
+            scu.add_file(path)
+        result = await asyncio.wait_for(scu.send(), TIMEOUT)
     assert result.successful == 6
     assert requests_before_first_response(proxy, set(files)) == 1
 
@@ -218,14 +223,16 @@ async def test_abort_mid_window_loses_and_doubles_nothing(tmp_path: Path) -> Non
     the ones answered count as sent, and the rest go on a new association."""
     files = write_files(tmp_path / "send", 40, rows=64)  # about 8.6 KB each
     out = tmp_path / "out"
-    async with StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False, max_ops_performed=8) as scp:
-        async with FaultProxy(scp.port, latency=0.005) as proxy:
-            proxy.blackout_after(15 * 8700, 0.3)
-            scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=8, retry_backoff=0.2)
-            for path in files.values():
-                scu.add_file(path)
-            events = Events()
-            result = await asyncio.wait_for(scu.send(**events.callbacks()), TIMEOUT)  # type: ignore[arg-type]
+    async with (
+        StoreScp(0, host="127.0.0.1", out_dir=out, fsync=False, max_ops_performed=8) as scp,
+        FaultProxy(scp.port, latency=0.005) as proxy,
+    ):
+        proxy.blackout_after(15 * 8700, 0.3)
+        scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=8, retry_backoff=0.2)
+        for path in files.values():
+            scu.add_file(path)
+        events = Events()
+        result = await asyncio.wait_for(scu.send(**events.callbacks()), TIMEOUT)  # type: ignore[arg-type]
     assert proxy.cuts == 1
     names = Counter(str(p) for p in files.values())
     assert Counter(f.file for f in result.files) == names  # one outcome per file
@@ -269,3 +276,68 @@ async def test_max_ops_invoked_is_checked(tmp_path: Path) -> None:
         StoreScu("127.0.0.1:104", max_ops_invoked=70000)
     with pytest.raises(ValueError, match="max_ops_performed"):
         StoreScp(0, out_dir=tmp_path, max_ops_performed=-1)
+
+
+WINDOW_SUB_ITEM = b"\x53\x00\x00\x04"
+
+
+def answered_window(proxy: FaultProxy) -> bytes | None:
+    """The window sub-item of the first A-ASSOCIATE-AC through ``proxy`` (its 4 values), None without."""
+    ac = next(data for up, data in proxy.timeline if not up)
+    assert ac[0] == 0x02, "expected an A-ASSOCIATE-AC"
+    at = ac.find(WINDOW_SUB_ITEM, 74)
+    return None if at < 0 else ac[at + 4 : at + 8]
+
+
+@pytest.mark.interop
+async def test_dcmtk_storescp_grants_no_window_and_still_receives(
+    tmp_path: Path, dcmtk_storescp: Peer
+) -> None:
+    files = write_files(tmp_path / "send", 10)
+    async with FaultProxy(dcmtk_storescp.port, record=True) as proxy:
+        scu = StoreScu(f"STORESCP@127.0.0.1:{proxy.port}", max_ops_invoked=8)
+        for path in files.values():
+            scu.add_file(path)
+        result = await asyncio.wait_for(scu.send(), TIMEOUT)
+    assert (result.successful, result.failed) == (10, 0)
+    assert WINDOW_SUB_ITEM in proxy.timeline[0][1]  # proposed
+    assert answered_window(proxy) is None  # DCMTK answers none: one at a time
+    assert requests_before_first_response(proxy, set(files)) == 1
+    stored = {p.name for p in dcmtk_storescp.out_dir.rglob("*") if p.is_file()}
+    assert len(stored) == 10
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("with_handler", [False, True], ids=["no-handler", "EVT_ASYNC_OPS"])
+async def test_pynetdicom_grants_no_window(tmp_path: Path, with_handler: bool) -> None:
+    """pynetdicom omits the sub-item, or answers 1, 1 when an EVT_ASYNC_OPS handler is bound: it never
+    performs operations asynchronously, and gets them one at a time."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+
+    received: list[str] = []
+
+    def on_store(event: object) -> int:
+        received.append(str(event.request.AffectedSOPInstanceUID))  # type: ignore[attr-defined]
+        return 0
+
+    ae = AE(ae_title="PYNETDICOM")
+    ae.add_supported_context(CTImageStorage, EXPLICIT_LE)
+    handlers = [(evt.EVT_C_STORE, on_store)]
+    if with_handler:
+        handlers.append((evt.EVT_ASYNC_OPS, lambda event: (8, 1)))
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    try:
+        port = server.server_address[1]
+        files = write_files(tmp_path / "send", 6)
+        async with FaultProxy(port, record=True) as proxy:
+            scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=8)
+            for path in files.values():
+                scu.add_file(path)
+            result = await asyncio.wait_for(scu.send(), TIMEOUT)
+    finally:
+        server.shutdown()
+    assert (result.successful, result.failed) == (6, 0)
+    assert sorted(received) == sorted(files)
+    assert answered_window(proxy) == (b"\x00\x01\x00\x01" if with_handler else None)
+    assert requests_before_first_response(proxy, set(files)) == 1
