@@ -21,14 +21,20 @@ class FaultProxy:
     """
 
     def __init__(
-        self, target: int, *, latency: float = 0.0, max_in_transit: int = 16 << 20, record: bool = False
+        self,
+        target: int,
+        *,
+        latency: float = 0.0,
+        max_in_transit: int = 16 << 20,
+        record: bool = False,
+        port: int = 0,
     ) -> None:
         self.target = target
         self.record = record
         self.timeline: list[tuple[bool, bytes]] = []
         self.latency = latency
         self.max_in_transit = max_in_transit
-        self.port = 0
+        self.port = port  # 0: a free one
         self.upstream_bytes = 0
         self.downstream_bytes = 0
         self.cuts = 0
@@ -39,7 +45,7 @@ class FaultProxy:
         self.blackout_started = asyncio.Event()
 
     async def __aenter__(self) -> FaultProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
