@@ -77,6 +77,7 @@ async def send_windowed(
             began = time.perf_counter()
             try:
                 out = await prepared
+                del prepared  # the task holds the file's bytes too
                 try:
                     response = await window.c_store(out.source, header=out.header)
                 finally:

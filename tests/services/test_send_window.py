@@ -341,3 +341,31 @@ async def test_pynetdicom_grants_no_window(tmp_path: Path, with_handler: bool) -
     assert sorted(received) == sorted(files)
     assert answered_window(proxy) == (b"\x00\x01\x00\x01" if with_handler else None)
     assert requests_before_first_response(proxy, set(files)) == 1
+
+
+async def test_silence_while_files_are_in_flight_times_out_each_once(tmp_path: Path) -> None:
+    """A receiver that takes the window's worth and never answers: after dimse_timeout of silence the
+    association is aborted and each file in flight fails once, with the timeout as its reason."""
+    files = write_files(tmp_path / "send", 3)
+
+    async def script(peer: RawPeer) -> None:
+        rq = await peer.read_pdu()
+        assert isinstance(rq, AAssociateRQ)
+        await peer.send(encode_pdu(window_ac(rq, AsyncOperationsWindow(4, 1))))
+        for _ in range(3):
+            await peer.receive_message()
+        await peer.wait_closed(timeout=TIMEOUT)
+
+    async with RawAcceptor(script) as acceptor:
+        scu = StoreScu(f"127.0.0.1:{acceptor.port}", max_ops_invoked=4, dimse_timeout=0.5, retries=0)
+        for path in files.values():
+            scu.add_file(path)
+        events = Events()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        result = await asyncio.wait_for(scu.send(**events.callbacks()), TIMEOUT)  # type: ignore[arg-type]
+        assert 0.45 <= loop.time() - began < TIMEOUT / 2
+    assert not acceptor.errors, acceptor.errors
+    assert result.failed == 3 and result.successful == 0
+    assert all("within 0.5 s (dimse_timeout)" in (f.error or "") for f in result.files), result.files
+    assert events.files("error") == Counter(str(p) for p in files.values())
