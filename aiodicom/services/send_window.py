@@ -45,11 +45,15 @@ async def send_windowed(
     others = settings.concurrency - 1
     answers: set[asyncio.Task[None]] = set()
     stop: list[BaseException] = []  # a file that fails with fail_first set ends the batch
+    room = asyncio.Event()  # a file in flight was counted: another may go (after its outcome is known)
 
     def answered(task: asyncio.Task[None]) -> None:
         answers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            stop.append(task.exception())  # type: ignore[arg-type]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            if not stop and assoc.is_open:  # nothing more is sent; what is in flight is not waited for
+                assoc.abort(f"stopped at the first failure: {exc}")
+            stop.append(exc)
+        room.set()
 
     first = True
     try:
@@ -59,6 +63,9 @@ async def send_windowed(
                 ahead.append((item, asyncio.ensure_future(batch.outgoing(assoc, item))))
             if not ahead:
                 break
+            while len(answers) >= window.size and assoc.is_open and not stop:
+                room.clear()
+                await room.wait()
             try:
                 await window.wait_for_room()
             except DicomError:
@@ -94,6 +101,13 @@ async def send_windowed(
             del out
             answers.add(task)
             task.add_done_callback(answered)
+    except BaseException:
+        # stopped (cancelled, or fail_first): the responses outstanding can no longer be counted
+        if answers and assoc.is_open:
+            assoc.abort("sending stopped with files in flight")
+        for task in answers:
+            task.cancel()
+        raise
     finally:
         if answers:
             await asyncio.gather(*answers, return_exceptions=True)

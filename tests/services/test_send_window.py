@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiodicom.dimse import Command, CommandField
+from aiodicom.errors import DimseError
 from aiodicom.scp.store import StoreScp
 from aiodicom.scu.store import StoreScu
 from aiodicom.ul import encode_pdu
@@ -369,3 +370,27 @@ async def test_silence_while_files_are_in_flight_times_out_each_once(tmp_path: P
     assert result.failed == 3 and result.successful == 0
     assert all("within 0.5 s (dimse_timeout)" in (f.error or "") for f in result.files), result.files
     assert events.files("error") == Counter(str(p) for p in files.values())
+
+
+async def test_fail_first_stops_the_batch_at_the_first_failure_in_the_window(tmp_path: Path) -> None:
+    files = write_files(tmp_path / "send", 8)
+
+    async def script(peer: RawPeer) -> None:
+        rq = await peer.read_pdu()
+        assert isinstance(rq, AAssociateRQ)
+        await peer.send(encode_pdu(window_ac(rq, AsyncOperationsWindow(4, 1))))
+        first = await peer.receive_message()
+        await peer.send_command(first.context_id, store_rsp(first.command, 0xA700))
+        await peer.wait_closed(timeout=TIMEOUT)
+
+    async with RawAcceptor(script) as acceptor:
+        scu = StoreScu(f"127.0.0.1:{acceptor.port}", max_ops_invoked=4, fail_first=True, retries=0)
+        for path in files.values():
+            scu.add_file(path)
+        events = Events()
+        with pytest.raises(ExceptionGroup) as raised:  # as without a window: from the sending task
+            await asyncio.wait_for(scu.send(**events.callbacks()), TIMEOUT)  # type: ignore[arg-type]
+    assert raised.group_contains(DimseError, match=r"0000\.dcm: Refused: Out of Resources \(0xA700\)")
+    assert not acceptor.errors, acceptor.errors
+    assert len(events.seen["sending"]) == 4  # nothing more went out after the failure
+    assert len(events.seen["error"]) == 4 and not events.seen["sent"]
