@@ -408,9 +408,7 @@ class SendBatch:
     async def send_one(
         self, assoc: Association, item: QueuedFile, prepared: Awaitable[Outgoing] | None = None
     ) -> None:
-        header = item.header
-        assert header is not None
-        await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
+        await self.sending(item)
         began = time.perf_counter()
         timeout = self.settings.options.dimse_timeout
         try:
@@ -428,6 +426,13 @@ class SendBatch:
             await self.fail(item, str(exc))
             return
         await self.answered(item, out.syntax, out.sop_instance_uid, response, began)
+
+    async def sending(self, item: QueuedFile) -> None:
+        """Tell that ``item`` goes out now (the ``file_sending`` event)."""
+        assert item.header is not None
+        await self.emit(
+            "file_sending", FileSending(item.name, item.header.sop_instance_uid, item.header.sop_class_uid)
+        )
 
     async def answered(
         self, item: QueuedFile, syntax: str, sent_uid: str, response: Command, began: float
@@ -447,16 +452,8 @@ class SendBatch:
         self.result.files.append(
             FileOutcome(item.name, sent_uid, status, None, syntax, header.sop_instance_uid)
         )
-        event = FileSent(
-            item.name,
-            sent_uid,
-            header.sop_class_uid,
-            syntax,
-            status,
-            time.perf_counter() - began,
-            header.transfer_syntax_uid,
-            header.sop_instance_uid,
-        )
+        elapsed, own = time.perf_counter() - began, (header.transfer_syntax_uid, header.sop_instance_uid)
+        event = FileSent(item.name, sent_uid, header.sop_class_uid, syntax, status, elapsed, *own)
         self.log.info("%s", event.message)
         await self.emit("file_sent", event)
 

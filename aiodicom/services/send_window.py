@@ -38,8 +38,6 @@ async def send_windowed(
 ) -> None:
     """Send files from ``ahead`` and ``queue`` on ``assoc`` with its window, until none is left or the
     association ends; return once every file sent is answered or failed."""
-    from aiodicom.services.send import FileSending  # here: that module imports this one
-
     settings = batch.settings
     window = OperationsWindow(assoc, timeout=settings.options.dimse_timeout)
     others = settings.concurrency - 1
@@ -76,11 +74,7 @@ async def send_windowed(
                 await asyncio.sleep(settings.throttle_delay_ms / 1000)
             first = False
             item, prepared = ahead.popleft()
-            header = item.header
-            assert header is not None
-            await batch.emit(
-                "file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid)
-            )
+            await batch.sending(item)
             began = time.perf_counter()
             try:
                 out = await prepared
