@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -394,3 +395,42 @@ async def test_fail_first_stops_the_batch_at_the_first_failure_in_the_window(tmp
     assert not acceptor.errors, acceptor.errors
     assert len(events.seen["sending"]) == 4  # nothing more went out after the failure
     assert len(events.seen["error"]) == 4 and not events.seen["sent"]
+
+
+async def test_files_held_in_memory_do_not_grow_with_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The small files read ahead stay as many as without a window: a file's bytes are let go once it has
+    gone out, though its response is still awaited (here a window of 16 over 20 ms each way)."""
+    import aiodicom.services.send as send_module
+    alive, most = [0], [0]
+
+    class Tracked(bytes):
+        def __del__(self) -> None:
+            alive[0] -= 1
+
+    read = send_module.read_small_file
+
+    def tracked_read(path: str, limit: int) -> bytes | None:
+        data = read(path, limit)
+        if data is None:
+            return None
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        return Tracked(data)
+
+    monkeypatch.setattr(send_module, "read_small_file", tracked_read)
+    files = write_files(tmp_path / "send", 40)
+    async with (
+        StoreScp(0, host="127.0.0.1", out_dir=tmp_path / "out", fsync=False, max_ops_performed=16) as scp,
+        FaultProxy(scp.port, latency=0.02, record=True) as proxy,
+    ):
+        scu = StoreScu(f"127.0.0.1:{proxy.port}", max_ops_invoked=16)
+        for path in files.values():
+            scu.add_file(path)
+        result = await asyncio.wait_for(scu.send(), TIMEOUT)
+    assert result.successful == 40
+    assert requests_before_first_response(proxy, set(files)) > 8  # the window was wide open
+    lookahead = 1 + (os.cpu_count() or 1)  # the files prepared ahead (1 + conversion workers), as without
+    assert most[0] <= lookahead + 2, (most[0], lookahead)
+    assert alive[0] == 0  # nothing kept after the send
