@@ -45,4 +45,4 @@ def test_max_ops_out_of_range_exits_2() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
-    assert "--max-ops" in proc.stderr
+    assert "Invalid value for '--max-ops'" in proc.stderr
