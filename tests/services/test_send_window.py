@@ -403,6 +403,7 @@ async def test_files_held_in_memory_do_not_grow_with_the_window(
     """The small files read ahead stay as many as without a window: a file's bytes are let go once it has
     gone out, though its response is still awaited (here a window of 16 over 20 ms each way)."""
     import aiodicom.services.send as send_module
+
     alive, most = [0], [0]
 
     class Tracked(bytes):
