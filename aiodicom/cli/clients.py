@@ -115,6 +115,16 @@ def store(
     throttle_ms: Annotated[
         int, typer.Option("--throttle-ms", min=0, help="Wait between files, per association.")
     ] = 0,
+    max_ops: Annotated[
+        int | None,
+        typer.Option(
+            "--max-ops",
+            min=1,
+            max=65535,
+            help="Propose an asynchronous operations window: up to N C-STOREs unanswered per association "
+            "(the peer may grant fewer; default: one at a time).",
+        ),
+    ] = None,
     transfer_syntax: Annotated[
         str | None,
         typer.Option(
@@ -181,6 +191,7 @@ def store(
             max_pdu_length=max_pdu,
             concurrency=concurrency,
             throttle_delay_ms=throttle_ms,
+            max_ops_invoked=max_ops,
             transfer_syntax=transfer_syntax,
             allow_lossy=allow_lossy,
             never_transcode=never_transcode,

@@ -172,6 +172,16 @@ def storescp(
             "--workers", min=1, help="Processes that receive, sharing the port and --out-dir (1: this one)."
         ),
     ] = 1,
+    max_ops_performed: Annotated[
+        int,
+        typer.Option(
+            "--max-ops-performed",
+            min=0,
+            max=65535,
+            help="Asynchronous operations window granted to a sender that proposes one: C-STOREs it may send "
+            "before the first is answered (0: as many as it proposes; 1: one at a time).",
+        ),
+    ] = 1,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -186,6 +196,7 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
     from aiodicom.scp.store import StoreScp
 
     defaults = {"s3_bucket": None, "s3_endpoint": None, "s3_prefix": "", "s3_region": None, "workers": 1}
+    defaults["max_ops_performed"] = 1
     p = SimpleNamespace(**{**defaults, **params})
 
     setup_logging(p.verbose)
@@ -227,6 +238,7 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
             verbose=p.verbose,
             tls=tls_context,
             workers=p.workers,
+            max_ops_performed=p.max_ops_performed,
             **idle,
             **access,
         )

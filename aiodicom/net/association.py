@@ -58,6 +58,7 @@ from aiodicom.ul.negotiation import (
     AcceptedContext,
     accepted_contexts,
     negotiated_max_pdu,
+    negotiated_window,
 )
 from aiodicom.ul.pdu import (
     AAbort,
@@ -124,6 +125,9 @@ class Association(ServiceCalls):
         self.max_send_pdu_length = options.max_send_pdu_length
         self.accepted: dict[int, AcceptedContext] = {}
         self.peer_max_pdu_length = 0
+        #: The asynchronous operations window negotiated (PS3.7 D.3.3.3): the requests a requestor may have
+        #: outstanding at once, or those an acceptor granted; 1 without one (synchronous).
+        self.max_ops_invoked = 1
         self.sink_factory: SinkFactory = lambda context_id, command: MemorySink()
         self._established: asyncio.Future[AAssociateAC] = self._loop.create_future()
         self._requested: asyncio.Future[AAssociateRQ] = self._loop.create_future()
@@ -255,6 +259,8 @@ class Association(ServiceCalls):
             raise self._error or AssociationAborted("the association ended before it was accepted")
         self.accepted = accepted
         self._set_peer_max(negotiated_max_pdu(self.request.user_information))
+        window = ac.user_information.async_ops_window
+        self.max_ops_invoked = 1 if window is None else window.max_invoked
         self._send_pdu(ac)
 
     def reject(self, rj: AAssociateRJ) -> None:
@@ -294,6 +300,9 @@ class Association(ServiceCalls):
             if isinstance(event, AAssociateAC):
                 self.accepted = accepted_contexts(self.request, event)
                 self._set_peer_max(negotiated_max_pdu(event.user_information))
+                self.max_ops_invoked = negotiated_window(
+                    self.request.user_information.async_ops_window, event.user_information.async_ops_window
+                )
                 _resolve(self._established, event)
             elif isinstance(event, AAssociateRJ):
                 self._fail(AssociationRejected(event.result, event.source, event.reason))

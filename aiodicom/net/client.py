@@ -16,7 +16,13 @@ from aiodicom.net.association import Association
 from aiodicom.net.identity import IdentityNotConfirmed, resolve_identity
 from aiodicom.net.options import AssociationOptions, OptionKeywords
 from aiodicom.net.tls import describe_tls_error, tls_failure_kind
-from aiodicom.ul.items import PresentationContextResult, PresentationContextRQ, RoleSelection, UserIdentityRQ
+from aiodicom.ul.items import (
+    AsyncOperationsWindow,
+    PresentationContextResult,
+    PresentationContextRQ,
+    RoleSelection,
+    UserIdentityRQ,
+)
 from aiodicom.ul.negotiation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -94,7 +100,9 @@ async def open_association(
     :class:`~aiodicom.net.options.OptionKeywords` (``calling_ae_title``, ``called_ae_title``,
     ``max_pdu_length``, ``max_send_pdu_length``, ``strict``, ``connect_timeout``, ``acse_timeout``,
     ``user_identity``, ``implementation_class_uid``, ``implementation_version_name``, ``tls``,
-    ``tls_handshake_timeout``) override it. With ``tls`` (an ``ssl.SSLContext``) the connection is TLS,
+    ``tls_handshake_timeout``, ``max_ops_invoked``) override it. With ``max_ops_invoked`` an asynchronous
+    operations window is proposed; :attr:`Association.max_ops_invoked` is then the one negotiated.
+    With ``tls`` (an ``ssl.SSLContext``) the connection is TLS,
     the peer's address given as the server name (checked only if the context checks hostnames). The
     user identity is sent in the request; when it asks for a positive response and the peer's
     A-ASSOCIATE-AC has none, the association is released and :class:`IdentityNotConfirmed` raised. With
@@ -117,6 +125,9 @@ async def open_association(
         user_information(
             opts.max_pdu_length,
             role_selections=role_selections,
+            async_ops_window=None
+            if opts.max_ops_invoked is None
+            else AsyncOperationsWindow(opts.max_ops_invoked, 1),
             user_identity=identity.to_item() if identity is not None else None,
             implementation_class_uid=opts.implementation_class_uid,
             implementation_version_name=opts.implementation_version_name,

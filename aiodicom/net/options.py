@@ -67,6 +67,10 @@ class AssociationOptions:
     - ``tls``: an ``ssl.SSLContext`` (see :mod:`aiodicom.net.tls` for builders with DCMTK's profiles): a
       requestor's connections and an acceptor's are TLS (PS3.15 Annex B); None: plain TCP.
       ``tls_handshake_timeout`` bounds the handshake (an acceptor's also bounds the wait for a turn).
+    - ``max_ops_invoked``: a requestor's asynchronous operations window (PS3.7 D.3.3.3): how many requests
+      it proposes to have outstanding at once, 1-65535 (None: no proposal, one at a time); the window
+      used is what the acceptor grants, at most this. ``max_ops_performed``: how many an acceptor grants
+      (the requests it takes before answering the first; 0: as many as proposed; default 1).
 
     Values are checked at construction: a bad AE title, UID or timeout is a ValueError.
     """
@@ -86,6 +90,8 @@ class AssociationOptions:
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME
     tls: ssl.SSLContext | None = None
     tls_handshake_timeout: float = 10.0
+    max_ops_invoked: int | None = None
+    max_ops_performed: int = 1
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -108,6 +114,11 @@ class AssociationOptions:
             )
         if self.tls_handshake_timeout <= 0:
             raise ValueError(f"tls_handshake_timeout must be more than 0 ({self.tls_handshake_timeout})")
+        invoked, performed = self.max_ops_invoked, self.max_ops_performed
+        if invoked is not None and (isinstance(invoked, bool) or not 1 <= invoked <= 0xFFFF):
+            raise ValueError(f"max_ops_invoked {invoked!r}: None (no window) or 1 to 65535")
+        if isinstance(performed, bool) or not 0 <= performed <= 0xFFFF:
+            raise ValueError(f"max_ops_performed {performed!r}: 0 (as many as proposed) to 65535")
         if self.user_identity is not None and not isinstance(self.user_identity, UserIdentity):
             raise TypeError(f"user_identity is a UserIdentity, not {type(self.user_identity).__name__}")
 
@@ -134,6 +145,7 @@ class OptionKeywords(TypedDict, total=False):
     implementation_version_name: str
     tls: ssl.SSLContext | None
     tls_handshake_timeout: float
+    max_ops_invoked: int | None
 
 
 _T = TypeVar("_T")

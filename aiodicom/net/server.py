@@ -442,6 +442,7 @@ class DicomServer:
             implementation_class_uid=self.implementation_class_uid,
             implementation_version_name=self.implementation_version_name,
             user_identity_response=identity_response,
+            max_ops_performed=self.options.max_ops_performed,
         )
         for proposed, answer in zip(rq.presentation_contexts, ac.presentation_contexts, strict=True):
             self.log.debug(

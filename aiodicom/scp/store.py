@@ -146,6 +146,12 @@ class StoreScp(QueryServices):
     connection TLS; ``tls_handshake_timeout`` and ``max_tls_handshakes`` are as for
     :class:`~aiodicom.net.server.DicomServer`.
 
+    ``max_ops_performed`` (default 1) is the asynchronous operations window granted to a sender that
+    proposes one (PS3.7 D.3.3.3): how many C-STOREs it may send before the first is answered (0: as many
+    as it proposed). They are received as they come (each into its own temporary file) and answered in
+    their order of arrival, each once it is stored whole; reading pauses while four wait, so memory stays
+    bounded whatever the window.
+
     ``workers=N`` (N > 1) receives in N processes that share the listening socket and ``out_dir``
     (:mod:`aiodicom.scp.workers`): hooks run in the process that received the instance, events and
     study completion here, and the limits hold for the whole server. What cannot go to another process
@@ -198,6 +204,7 @@ class StoreScp(QueryServices):
         tls: TlsContext | Keep | None = KEEP,
         tls_handshake_timeout: float | Keep = KEEP,
         max_tls_handshakes: int = 32,
+        max_ops_performed: int | Keep = KEEP,
         transcode_on_receipt: str | None = None,
         allow_lossy: bool = False,
         keep_original_on_transcode_failure: bool = False,
@@ -248,7 +255,9 @@ class StoreScp(QueryServices):
             self._serve_association,
             port=port,
             host=host,
-            options=options or AssociationOptions(ae_title="STORE-SCP"),
+            options=(options or AssociationOptions(ae_title="STORE-SCP")).replace(
+                max_ops_performed=max_ops_performed
+            ),
             ae_title=ae_title,
             policy=policy,
             max_pdu_length=max_pdu_length,

@@ -98,11 +98,19 @@ class StoreScu(Scu):
     full server's (2, 3, 2)) or because the connection failed is tried again ``retries`` times (default 3),
     after ``retry_backoff`` seconds, doubling, with jitter, at most 10 s of waiting in all; a permanent
     rejection is never retried. ``retries=0`` gives up at once.
+
+    ``max_ops_invoked`` (1-65535; default None: not proposed) proposes an asynchronous operations window
+    (PS3.7 D.3.3.3): up to that many C-STOREs unanswered on one association, each response matched to its
+    file by Message ID. The window used is what the peer grants, at most this; a peer that grants none (or
+    1) gets one file at a time, as without. ``concurrency`` still sets the number of associations and
+    ``throttle_delay_ms`` the pause before each C-STORE. When an association ends with files unanswered,
+    each of them fails (the peer may or may not have stored it) and the rest go on a new association.
     """
 
     default_calling_ae_title = "STORE-SCU"
     kind = "store"
     max_send_pdu_length: Option[int | None] = Option("max_send_pdu_length")
+    max_ops_invoked: Option[int | None] = Option("max_ops_invoked")
 
     def __init__(
         self,
@@ -118,6 +126,7 @@ class StoreScu(Scu):
         s3_config: object = None,
         verbose: bool = False,
         max_send_pdu_length: int | Keep | None = KEEP,
+        max_ops_invoked: int | Keep | None = KEEP,
         connect_timeout: float | Keep = KEEP,
         acse_timeout: float | Keep = KEEP,
         dimse_timeout: float | Keep | None = KEEP,
@@ -176,7 +185,9 @@ class StoreScu(Scu):
             implementation_version_name=implementation_version_name,
             tls=tls,
         )
-        self.options = self.options.replace(max_send_pdu_length=max_send_pdu_length)
+        self.options = self.options.replace(
+            max_send_pdu_length=max_send_pdu_length, max_ops_invoked=max_ops_invoked
+        )
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if throttle_delay_ms < 0:

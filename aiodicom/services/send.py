@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from aiodicom.dataset.codecs import lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, read_small_file, unreadable
 from aiodicom.dataset.tags import uid_name
-from aiodicom.dimse import is_success, is_warning, status_name
+from aiodicom.dimse import Command, is_success, is_warning, status_name
 from aiodicom.errors import (
     AssociationAborted,
     AssociationRejected,
@@ -40,6 +40,7 @@ from aiodicom.net.association import Association
 from aiodicom.net.client import open_association
 from aiodicom.net.options import AssociationOptions
 from aiodicom.services.contexts import Plan, plan_contexts, rejection_reason
+from aiodicom.services.send_window import put_back as _put_back, send_windowed
 from aiodicom.services.transcode import Transcoder
 
 if TYPE_CHECKING:
@@ -380,6 +381,9 @@ class SendBatch:
                     ahead.append((item, asyncio.ensure_future(self.outgoing(assoc, item))))
                 if not ahead:  # the other workers took the rest while this one connected
                     break
+                if assoc.max_ops_invoked > 1:  # a window: several files in flight until the queue is empty
+                    await send_windowed(self, assoc, queue, ahead, lookahead)
+                    continue
                 item, prepared = ahead.popleft()
                 await self.send_one(assoc, item, prepared)
                 if self.settings.throttle_delay_ms and (ahead or not queue.empty()):
@@ -392,9 +396,7 @@ class SendBatch:
     async def send_one(
         self, assoc: Association, item: QueuedFile, prepared: Awaitable[Outgoing] | None = None
     ) -> None:
-        header = item.header
-        assert header is not None
-        await self.emit("file_sending", FileSending(item.name, header.sop_instance_uid, header.sop_class_uid))
+        await self.sending(item)
         began = time.perf_counter()
         timeout = self.settings.options.dimse_timeout
         try:
@@ -411,32 +413,37 @@ class SendBatch:
         except (DicomError, OSError, ValueError) as exc:
             await self.fail(item, str(exc))
             return
+        await self.answered(item, out.syntax, out.sop_instance_uid, response, began)
+
+    async def sending(self, item: QueuedFile) -> None:
+        """Tell that ``item`` goes out now (the ``file_sending`` event)."""
+        assert item.header is not None
+        await self.emit(
+            "file_sending", FileSending(item.name, item.header.sop_instance_uid, item.header.sop_class_uid)
+        )
+
+    async def answered(
+        self, item: QueuedFile, syntax: str, sent_uid: str, response: Command, began: float
+    ) -> None:
+        """Count the peer's answer to ``item`` (sent in ``syntax`` as ``sent_uid``): sent, or failed."""
+        header = item.header
+        assert header is not None
         status = response.status if response.status is not None else 0xC000
         comment = (response.error_comment or "").strip()
         described = f"{status_name(status)} (0x{status:04X})" + (f": {comment}" if comment else "")
-        if is_success(status) or is_warning(status):
-            self.result.successful += 1
-            if is_warning(status):
-                self.result.warnings.append((item.name, out.sop_instance_uid, status, described))
-            self.result.files.append(
-                FileOutcome(
-                    item.name, out.sop_instance_uid, status, None, out.syntax, header.sop_instance_uid
-                )
-            )
-            event = FileSent(
-                item.name,
-                out.sop_instance_uid,
-                header.sop_class_uid,
-                out.syntax,
-                status,
-                time.perf_counter() - began,
-                header.transfer_syntax_uid,
-                header.sop_instance_uid,
-            )
-            self.log.info("%s", event.message)
-            await self.emit("file_sent", event)
-        else:
+        if not (is_success(status) or is_warning(status)):
             await self.fail(item, described, status)
+            return
+        self.result.successful += 1
+        if is_warning(status):
+            self.result.warnings.append((item.name, sent_uid, status, described))
+        self.result.files.append(
+            FileOutcome(item.name, sent_uid, status, None, syntax, header.sop_instance_uid)
+        )
+        elapsed, own = time.perf_counter() - began, (header.transfer_syntax_uid, header.sop_instance_uid)
+        event = FileSent(item.name, sent_uid, header.sop_class_uid, syntax, status, elapsed, *own)
+        self.log.info("%s", event.message)
+        await self.emit("file_sent", event)
 
     async def outgoing(self, assoc: Association, item: QueuedFile) -> Outgoing:
         """What to send for ``item``: the file as it is when the peer accepted its syntax (and none was
@@ -612,23 +619,3 @@ async def _download(bucket: S3Bucket, key: str) -> str:
             os.unlink(path)
         raise
     return path
-
-
-def _put_back(
-    ahead: collections.deque[tuple[QueuedFile, asyncio.Task[Outgoing]]], queue: asyncio.Queue[QueuedFile]
-) -> None:
-    """Files prepared for an association that ended go back to the queue; what was converted for them is
-    dropped when the conversion ends (not cancelled: a worker would still write its temporary file)."""
-    while ahead:
-        item, task = ahead.popleft()
-        task.add_done_callback(_drop_prepared)
-        queue.put_nowait(item)
-
-
-def _drop_prepared(task: asyncio.Task[Outgoing]) -> None:
-    if task.cancelled() or task.exception() is not None:
-        return
-    temporary = task.result().temporary
-    if temporary is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)

@@ -44,7 +44,9 @@ __all__ = [
     "accept",
     "accepted_contexts",
     "check_request",
+    "grant_window",
     "negotiated_max_pdu",
+    "negotiated_window",
     "propose_contexts",
     "user_information",
 ]
@@ -167,11 +169,14 @@ def accept(
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
     user_identity_response: bytes | None = None,
+    max_ops_performed: int = 1,
 ) -> tuple[AAssociateAC, dict[int, AcceptedContext]]:
     """The acceptor's A-ASSOCIATE-AC for ``rq`` and the contexts it accepted, by context ID.
 
-    ``user_identity_response`` (bytes, possibly empty) is sent as the user identity server response
-    (PS3.7 D.3.3.7.2): give it only when the identity was accepted and a positive response was requested.
+    ``max_ops_performed``: how many operations we perform asynchronously (0: any number); the window
+    granted is :func:`grant_window`'s. ``user_identity_response`` (bytes, possibly empty) is sent as the
+    user identity server response (PS3.7 D.3.3.7.2): give it only when the identity was accepted and a
+    positive response was requested.
 
     Role selection is answered per SOP class; a SOP class for which the requestor would be left with no
     role has every context of its abstract syntax rejected (user rejection). When the answers would not
@@ -187,7 +192,7 @@ def accept(
         else policy.choose(pc)
         for pc in rq.presentation_contexts
     )
-    window = AsyncOperationsWindow(1, 1) if rq.user_information.async_ops_window is not None else None
+    window = grant_window(rq.user_information.async_ops_window, max_ops_performed)
     identity = None if user_identity_response is None else UserIdentityAC(user_identity_response)
 
     def info(roles: Sequence[RoleSelection]) -> UserInformation:
@@ -212,6 +217,42 @@ def accept(
     replied = {r.sop_class_uid: r for r in role_answers}
     abstract = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts}
     return ac, _accepted(answers, abstract, replied, proposed_roles)
+
+
+def _window_limit(offered: int, ours: int) -> int:
+    """The smaller of two window sizes where 0 is unlimited."""
+    if offered == 0 or ours == 0:
+        return max(offered, ours)
+    return min(offered, ours)
+
+
+def grant_window(
+    proposed: AsyncOperationsWindow | None, max_ops_performed: int
+) -> AsyncOperationsWindow | None:
+    """The acceptor's asynchronous operations window (PS3.7 D.3.3.3): None when none was proposed (the
+    sub-item is then omitted); otherwise the operations the requestor may invoke at once, at most what it
+    offered and what we perform (0 on both sides: unlimited), and 1 for those it performs: this acceptor
+    invokes nothing asynchronously on the requestor. Granting 1, 1 still answers the sub-item (Figure D.3-6).
+    """
+    if proposed is None:
+        return None
+    return AsyncOperationsWindow(_window_limit(proposed.max_invoked, max_ops_performed), 1)
+
+
+def negotiated_window(proposed: AsyncOperationsWindow | None, granted: AsyncOperationsWindow | None) -> int:
+    """The requestor's window: how many operations it may have outstanding at once (at least 1).
+
+    No sub-item proposed or none answered is 1 (synchronous, the default). What the acceptor granted is
+    capped at what we proposed, a grant of 0 (unlimited) included; a proposal of 0 with a grant of 0 would
+    be unbounded and is kept at 1 here: a sender proposes a number.
+    """
+    if proposed is None or granted is None:
+        return 1
+    if granted.max_invoked == 0:
+        return max(proposed.max_invoked, 1)
+    if proposed.max_invoked == 0:
+        return granted.max_invoked
+    return max(min(proposed.max_invoked, granted.max_invoked), 1)
 
 
 def _encoded_length(info: UserInformation) -> int:
