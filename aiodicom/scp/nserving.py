@@ -48,8 +48,10 @@ class NServices(DicomServer):
     workers: int
 
     def init_n_services(self) -> None:
-        """Set up (from the server's constructor)."""
-        self._n_handlers: dict[tuple[int, str], NHandler] = {}
+        """Set up (from the server's constructor; again is a no-op: QueryRetrieveScp sets up its query
+        services a second time, after StoreScp registered MPPS)."""
+        if not hasattr(self, "_n_handlers"):
+            self._n_handlers: dict[tuple[int, str], NHandler] = {}
 
     # ---------------------------------------------------------------------------------- registration
 
