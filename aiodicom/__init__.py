@@ -50,6 +50,14 @@ _EXPORTS: dict[str, str] = {
     "InvalidCommand": "aiodicom.errors",
     "ListenError": "aiodicom.errors",
     "MoveScu": "aiodicom.scu.move",
+    "MppsEvent": "aiodicom.services.mpps",
+    "MppsRefused": "aiodicom.scu.mpps",
+    "MppsResult": "aiodicom.scu.mpps",
+    "MppsScu": "aiodicom.scu.mpps",
+    "NRequest": "aiodicom.services.nservices",
+    "NResponse": "aiodicom.services.nservices",
+    "NResult": "aiodicom.services.nservices",
+    "NServiceError": "aiodicom.errors",
     "NoAcceptableContext": "aiodicom.errors",
     "PeerUnreachable": "aiodicom.errors",
     "ProtocolError": "aiodicom.errors",
@@ -133,6 +141,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         InvalidCommand as InvalidCommand,
         ListenError as ListenError,
         NoAcceptableContext as NoAcceptableContext,
+        NServiceError as NServiceError,
         PeerUnreachable as PeerUnreachable,
         ProtocolError as ProtocolError,
         QueryRejected as QueryRejected,
@@ -187,6 +196,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from aiodicom.scu.move import (
         MoveScu as MoveScu,
     )
+    from aiodicom.scu.mpps import (
+        MppsRefused as MppsRefused,
+        MppsResult as MppsResult,
+        MppsScu as MppsScu,
+    )
     from aiodicom.scu.store import (
         FileError as FileError,
         FileSending as FileSending,
@@ -199,6 +213,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from aiodicom.services.find import (
         FindCompleted as FindCompleted,
         FindResult as FindResult,
+    )
+    from aiodicom.services.mpps import (
+        MppsEvent as MppsEvent,
+    )
+    from aiodicom.services.nservices import (
+        NRequest as NRequest,
+        NResponse as NResponse,
+        NResult as NResult,
     )
     from aiodicom.services.query import (
         QueryBuilder as QueryBuilder,

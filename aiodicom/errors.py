@@ -193,3 +193,28 @@ def describe_rejection(result: int, source: int, reason: int) -> str:
     who = _RJ_SOURCES.get(source, f"source {source}")
     why = _RJ_REASONS.get(source, {}).get(reason, f"reason {reason}")
     return f"association rejected {kind} by the {who}: {why}"
+
+
+class NServiceError(DicomError):
+    """Raised by an N-service handler (N-ACTION, N-CREATE, N-SET, N-GET, N-DELETE, N-EVENT-REPORT) to answer
+    the request with a failure ``status`` (PS3.7 Annex C: 0x0110 processing failure, the default; 0x0106
+    invalid attribute value, 0x0111 duplicate SOP instance, 0x0112 no such SOP instance...) and ``comment``
+    (the Error Comment, cut to 64 characters). ``error_id`` is the Error ID (0000,0903) a service class
+    defines (PS3.4 F.7.2.2: 0xA710 for an MPPS no longer IN PROGRESS); ``offending_elements`` (0000,0901)
+    and ``attribute_identifier_list`` (0000,1005) name the attributes at fault."""
+
+    def __init__(
+        self,
+        status: int = 0x0110,
+        comment: str = "",
+        *,
+        error_id: int | None = None,
+        offending_elements: tuple[int, ...] | None = None,
+        attribute_identifier_list: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(comment or f"refused with status 0x{status:04X}")
+        self.status = status
+        self.comment = comment
+        self.error_id = error_id
+        self.offending_elements = offending_elements
+        self.attribute_identifier_list = attribute_identifier_list

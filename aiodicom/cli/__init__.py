@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["access", "app", "clients", "demo", "main", "qr", "servers"]
+__all__ = ["access", "app", "clients", "demo", "main", "mpps", "qr", "servers"]
 
-_VERB_MODULES = ("access", "clients", "demo", "qr", "servers")
+_VERB_MODULES = ("access", "clients", "demo", "mpps", "qr", "servers")
 
 #: verb -> the module that registers it (tests/cli/test_startup.py checks it against the app).
 VERBS: dict[str, str] = {
@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "get": "qr",
     "hash-password": "access",
     "move": "qr",
+    "mpps": "mpps",
     "qrscp": "servers",
     "store": "clients",
     "storescp": "servers",

@@ -182,6 +182,10 @@ def storescp(
             "before the first is answered (0: as many as it proposes; 1: one at a time).",
         ),
     ] = 1,
+    mpps_dir: Annotated[
+        str | None,
+        typer.Option("--mpps-dir", help="Serve MPPS (N-CREATE/N-SET), one JSON file per instance here."),
+    ] = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -195,8 +199,15 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
     storescp options by name; ``make(port, **options)`` makes the server (default: StoreScp)."""
     from aiodicom.scp.store import StoreScp
 
-    defaults = {"s3_bucket": None, "s3_endpoint": None, "s3_prefix": "", "s3_region": None, "workers": 1}
-    defaults["max_ops_performed"] = 1
+    defaults = {
+        "s3_bucket": None,
+        "s3_endpoint": None,
+        "s3_prefix": "",
+        "s3_region": None,
+        "workers": 1,
+        "mpps_dir": None,
+        "max_ops_performed": 1,
+    }
     p = SimpleNamespace(**{**defaults, **params})
 
     setup_logging(p.verbose)
@@ -239,6 +250,7 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
             tls=tls_context,
             workers=p.workers,
             max_ops_performed=p.max_ops_performed,
+            mpps_dir=p.mpps_dir,
             **idle,
             **access,
         )
@@ -279,6 +291,9 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
         )
     )
     scp.on_error(lambda e: typer.echo(f"error: {e.message}", err=True))
+    if p.mpps_dir is not None:
+        scp.on_mpps_create(lambda e: show("mpps", f"MPPS {e.sop_instance_uid} {e.status}", _mpps(e)))
+        scp.on_mpps_set(lambda e: show("mpps", f"MPPS {e.sop_instance_uid} {e.status}", _mpps(e)))
     if p.as_json:  # without --json the log line says it
         scp.on_tls_failure(
             lambda e: show(
@@ -299,6 +314,15 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
         await serve_until_stopped(scp)
 
     run_async(serve)
+
+
+def _mpps(event: Any) -> dict[str, Any]:
+    return {
+        "sop_instance_uid": event.sop_instance_uid,
+        "status": event.status,
+        "previous_status": event.previous_status,
+        "calling_ae_title": event.request.calling_ae_title,
+    }
 
 
 RemoteAeOpt = Annotated[

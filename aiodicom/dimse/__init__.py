@@ -3,6 +3,7 @@
 from aiodicom.dimse.assemble import CommandReceived, DatasetChunk, MessageAssembler
 from aiodicom.dimse.commands import (
     DATASET_PRESENT,
+    N_REQUESTS,
     NO_DATASET,
     Command,
     CommandField,
@@ -13,6 +14,7 @@ from aiodicom.dimse.commands import (
 )
 from aiodicom.dimse.fragment import DEFAULT_MAX_SEND_PDU, fragment, max_pdv_value
 from aiodicom.dimse.status import (
+    N_SERVICE_STATUSES,
     SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
     Status,
     StatusCategory,
@@ -28,6 +30,8 @@ __all__ = [
     "DATASET_PRESENT",
     "DEFAULT_MAX_SEND_PDU",
     "NO_DATASET",
+    "N_REQUESTS",
+    "N_SERVICE_STATUSES",
     "SUB_OPERATIONS_COMPLETE_WITH_FAILURES",
     "Command",
     "CommandField",

@@ -14,9 +14,10 @@ def wrong_context(command: Command, abstract_syntax: str) -> DimseError | None:
     (a C-STORE on the Verification context): it is answered 0x0122, SOP class not supported."""
     if not command.is_request or command.command_field == CommandField.C_CANCEL_RQ:
         return None
-    if command.affected_sop_class_uid == abstract_syntax:
+    sop_class = command.sop_class_uid  # the affected one; an N-GET/SET/ACTION/DELETE names the requested
+    if sop_class == abstract_syntax:
         return None
     return DimseError(
-        f"{command.name} for SOP class {command.affected_sop_class_uid!r} on a context of {abstract_syntax}",
+        f"{command.name} for SOP class {sop_class!r} on a context of {abstract_syntax}",
         Status.SOP_CLASS_NOT_SUPPORTED,
     )

@@ -1,4 +1,5 @@
-"""DIMSE status codes: categories and readable names (PS3.7 Annex C, PS3.4 B.2.3, C.4.1-C.4.3).
+"""DIMSE status codes: categories and readable names (PS3.7 Annex C, PS3.4 B.2.3, C.4.1-C.4.3), and the
+statuses each N-service may answer (PS3.7 10.1).
 
 Warnings are 0x0001, 0x0107, 0x0116 and 0xB000-0xBFFF; 0xFF00/0xFF01 are pending, 0xFE00 cancel, 0x0000
 success, and every other value a failure (PS3.7 C.1).
@@ -18,7 +19,8 @@ class StatusCategory(Enum):
 
 
 class Status(IntEnum):
-    """Named status codes of the composite services; aliases share a value with another service's name."""
+    """Named status codes of the composite and normalized services; aliases share a value with another
+    service's name."""
 
     SUCCESS = 0x0000
     # warnings
@@ -30,15 +32,21 @@ class Status(IntEnum):
     ELEMENTS_DISCARDED = 0xB006
     DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING = 0xB007
     # failures
+    NO_SUCH_ATTRIBUTE = 0x0105
     INVALID_ATTRIBUTE_VALUE = 0x0106
     PROCESSING_FAILURE = 0x0110
+    DUPLICATE_SOP_INSTANCE = 0x0111
     NO_SUCH_SOP_INSTANCE = 0x0112
+    NO_SUCH_EVENT_TYPE = 0x0113
+    NO_SUCH_ARGUMENT = 0x0114
+    INVALID_ARGUMENT_VALUE = 0x0115
     INVALID_OBJECT_INSTANCE = 0x0117
     NO_SUCH_SOP_CLASS = 0x0118
     CLASS_INSTANCE_CONFLICT = 0x0119
     MISSING_ATTRIBUTE = 0x0120
     MISSING_ATTRIBUTE_VALUE = 0x0121
     SOP_CLASS_NOT_SUPPORTED = 0x0122
+    NO_SUCH_ACTION = 0x0123
     NOT_AUTHORIZED = 0x0124
     DUPLICATE_INVOCATION = 0x0210
     UNRECOGNIZED_OPERATION = 0x0211
@@ -94,6 +102,18 @@ _NAMES: dict[int, str] = {
     0xFE00: "Cancel",
     0xFF00: "Pending",
     0xFF01: "Pending: Optional Keys not supported",
+}
+
+# The statuses of PS3.7 Annex C that each N-service's response may carry (PS3.7 10.1.1.1.8, 10.1.2.1.9,
+# 10.1.3.1.9, 10.1.4.1.10, 10.1.5.1.6, 10.1.6.1.7); a service class adds its own (PS3.4).
+_N_COMMON = frozenset((0x0000, 0x0110, 0x0124, 0x0210, 0x0211, 0x0212, 0x0213))
+N_SERVICE_STATUSES: dict[str, frozenset[int]] = {
+    "N-EVENT-REPORT": (_N_COMMON - {0x0124}) | {0x0112, 0x0113, 0x0114, 0x0115, 0x0117, 0x0118, 0x0119},
+    "N-GET": _N_COMMON | {0x0107, 0x0112, 0x0117, 0x0118, 0x0119, 0x0122},
+    "N-SET": _N_COMMON | {0x0105, 0x0106, 0x0107, 0x0112, 0x0116, 0x0117, 0x0118, 0x0119, 0x0121, 0x0122},
+    "N-ACTION": _N_COMMON | {0x0112, 0x0114, 0x0115, 0x0117, 0x0118, 0x0119, 0x0122, 0x0123},
+    "N-CREATE": _N_COMMON | {0x0105, 0x0106, 0x0107, 0x0111, 0x0116, 0x0117, 0x0118, 0x0120, 0x0121, 0x0122},
+    "N-DELETE": _N_COMMON | {0x0112, 0x0117, 0x0118, 0x0119, 0x0122},
 }
 
 # Wording that depends on the service (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)

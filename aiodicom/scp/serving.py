@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiodicom.dimse import CommandField, Status
 from aiodicom.net.association import Association, DimseMessage
-from aiodicom.net.server import DicomServer
+from aiodicom.scp.nserving import NServices
 from aiodicom.services.dispatch import ServiceHandler, failure_response
 from aiodicom.services.remote import (
     QR_SERVICE_CLASSES,
@@ -67,18 +67,26 @@ class ServicePolicy(ContextPolicy):
         return ContextPolicy.choose(self, proposed)
 
 
-def with_services(base: ContextPolicy, services: frozenset[str]) -> ContextPolicy:
+def with_services(
+    base: ContextPolicy,
+    services: frozenset[str],
+    n_classes: frozenset[str] = frozenset(),
+    n_scp_roles: frozenset[str] = frozenset(),
+) -> ContextPolicy:
     """``base`` accepting the SOP classes of ``services`` too, and with ``get`` the requestor's SCP role
-    for the storage classes ``base`` accepts (any class when it accepts any)."""
-    if not services:
+    for the storage classes ``base`` accepts (any class when it accepts any); also the SOP classes of
+    N-service handlers ``n_classes``, with the SCP role granted for ``n_scp_roles`` (N-EVENT-REPORT)."""
+    if not services and not n_classes:
         return base
-    classes = frozenset().union(*(service_classes(s) for s in services))
+    classes = frozenset().union(*(service_classes(s) for s in services)) | n_classes
     abstract = None if base.abstract_syntaxes is None else base.abstract_syntaxes | classes
     scp_roles = base.scp_role_classes
     if "get" in services:
         scp_roles = (
             None if base.abstract_syntaxes is None else base.abstract_syntaxes - frozenset(QR_SERVICE_CLASSES)
         )
+    if scp_roles is not None:
+        scp_roles = scp_roles | n_scp_roles
     return ServicePolicy(
         abstract_syntaxes=abstract,
         transfer_syntaxes=base.transfer_syntaxes,
@@ -89,8 +97,9 @@ def with_services(base: ContextPolicy, services: frozenset[str]) -> ContextPolic
     )
 
 
-class QueryServices(DicomServer):
-    """The query/retrieve handlers of a server (a base of StoreScp); see the module's docstring."""
+class QueryServices(NServices):
+    """The query/retrieve handlers of a server (a base of StoreScp), and its N-service handlers
+    (:class:`~aiodicom.scp.nserving.NServices`); see the module's docstring."""
 
     _handlers: dict[int, ServiceHandler]
     workers: int
@@ -106,6 +115,7 @@ class QueryServices(DicomServer):
         """Set up (from the server's constructor, once its policy is made)."""
         self._base_policy = self.policy
         self._query_handlers: dict[str, QueryHandler] = {}
+        self.init_n_services()
         self._remote_aes: dict[str, RemoteAe] = remote_ae_table(remote_aes)
         self._resolve_ae: AeResolver | None = resolve_ae
         #: Whether an instance whose transfer syntax the peer did not take may be converted (lossless).
@@ -164,7 +174,7 @@ class QueryServices(DicomServer):
                 "receive C-STOREs only"
             )
         self._query_handlers[service] = handler
-        self.policy = with_services(self._base_policy, frozenset(self._query_handlers))
+        self._update_policy()
         served: dict[int, ServiceHandler] = {
             CommandField.C_FIND_RQ: self._serve_find,
             CommandField.C_GET_RQ: self._serve_get,
@@ -173,6 +183,14 @@ class QueryServices(DicomServer):
         command = _COMMANDS[service]
         self._handlers[command] = served[command]
         return handler
+
+    def _update_policy(self) -> None:
+        self.policy = with_services(
+            self._base_policy,
+            frozenset(self._query_handlers),
+            self.n_sop_classes,
+            self.n_event_report_classes,
+        )
 
     def query_handler(self, service: str) -> QueryHandler | None:
         """The handler registered for ``find``, ``worklist``, ``get`` or ``move`` (None: none)."""

@@ -30,6 +30,7 @@ from aiodicom.net.access import (
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.tls import TlsContext, TlsFailure
+from aiodicom.scp.mpps import MppsServices
 from aiodicom.scp.serving import QueryServices
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
@@ -110,7 +111,7 @@ _ABSTRACT_MODES = ("all_storage", "all", "custom")
 _TRANSFER_MODES = ("all", "uncompressed_only", "custom")
 
 
-class StoreScp(QueryServices):
+class StoreScp(MppsServices, QueryServices):
     """A C-STORE SCP that streams every instance to ``{out_dir}/{Study}/{Series}/{SOP}.dcm``.
 
     Instances are written PDV by PDV to a temporary file and renamed into place only when complete, checked
@@ -210,6 +211,8 @@ class StoreScp(QueryServices):
         keep_original_on_transcode_failure: bool = False,
         max_transcode_workers: int | None = None,
         workers: int = 1,
+        mpps_dir: str | os.PathLike[str] | None = None,
+        mpps_store: Any = None,
     ) -> None:
         if args:
             given = deprecated_positional("StoreScp", _POSITIONAL, args)
@@ -231,6 +234,8 @@ class StoreScp(QueryServices):
             verbose = given.get("verbose", verbose)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
+        if workers > 1 and (mpps_dir is not None or mpps_store is not None):
+            raise ValueError("MPPS (mpps_dir, mpps_store) is served in one process: give workers=1")
         if workers > 1 and os.name != "posix":
             raise ValueError("workers > 1 needs a POSIX system (it shares the listening socket)")
         # iterables are read once, here: worker processes are made with the same arguments
@@ -312,6 +317,7 @@ class StoreScp(QueryServices):
         self.init_query_services()  # on_find, on_get, on_move, on_worklist (aiodicom.scp.serving)
         #: The number of processes that receive (1: this one).
         self.workers = workers
+        self.init_mpps(mpps_dir, mpps_store, fsync=fsync)  # aiodicom.scp.mpps
         #: What this server was made with, to make the same in worker processes.
         self.arguments: dict[str, Any] = arguments
         self._pool: WorkerPool | None = None

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from aiodicom.dimse import Command, CommandField, Status
-from aiodicom.dimse.commands import echoable_uid
+from aiodicom.dimse.commands import N_REQUESTS, echoable_uid
 from aiodicom.errors import AssociationAborted, DimseError
 from aiodicom.net.association import Association, DimseMessage
 
@@ -18,6 +18,8 @@ ServiceHandler = Callable[[Association, DimseMessage], Awaitable[object]]
 
 def failure_response(request: Command, status: int, error_comment: str | None = None) -> Command:
     """A response to any request, with no data set: the same SOP class and instance, the given status."""
+    if request.command_field in N_REQUESTS:
+        return Command.n_rsp(request, status, error_comment=error_comment)
     return Command(
         command_field=request.command_field | 0x8000,
         message_id_being_responded_to=request.message_id,

@@ -354,6 +354,11 @@ commands = st.builds(
     error_comment=st.none() | texts,
     error_id=st.none() | u16,
     offending_elements=st.none() | st.lists(st.integers(0, 0xFFFFFFFF), max_size=4).map(tuple),
+    requested_sop_class_uid=st.none() | uids,
+    requested_sop_instance_uid=st.none() | uids,
+    event_type_id=st.none() | u16,
+    action_type_id=st.none() | u16,
+    attribute_identifier_list=st.none() | st.lists(st.integers(0, 0xFFFFFFFF), max_size=4).map(tuple),
     extra=extras,
 )
 
