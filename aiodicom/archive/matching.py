@@ -412,6 +412,13 @@ def build_response(
     return response
 
 
+@lru_cache(maxsize=256)
+def _tag_and_vr(keyword: str) -> tuple[int, str]:
+    """A keyword's tag and (first) VR; (0, "") when it is no keyword."""
+    tag = tag_for_keyword(keyword)
+    return (0, "") if tag is None else (tag, str(dictionary_VR(tag)).split(" or ")[0])
+
+
 def build_identifier(
     query: Dataset | PreparedQuery, candidate: Candidate, *, extra: Mapping[str, Any] | None = None
 ) -> Identifier | None:
@@ -433,10 +440,9 @@ def build_identifier(
             values = _values(value)
             out.set(tag, vr, "\\".join(values) if values else None)
     for keyword, value in (extra or {}).items():
-        extra_tag = tag_for_keyword(keyword)
-        if extra_tag is not None and extra_tag not in out:
+        extra_tag, vr = _tag_and_vr(keyword)
+        if extra_tag and extra_tag not in out:
             values = _values(value)
-            vr = str(dictionary_VR(extra_tag)).split(" or ")[0]
             out.set(extra_tag, vr, "\\".join(values) if values else None)
     if prepared.level is not None:
         out.set(0x00080052, "CS", prepared.level)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: The string value representations written here; UI is padded with NUL, the others with a space.
 TEXT_VRS = frozenset(
@@ -27,22 +27,39 @@ _CODECS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 192": "utf-8", "ISO_IR 100"
 _SPECIFIC_CHARACTER_SET = 0x00080005
 
 
-@dataclass(slots=True)
 class Identifier:
     """An identifier as ``tag -> (VR, value)``: the value is the DICOM string (values joined with ``\\``)
     or None for an empty (zero-length) element. Written in tag order."""
 
-    elements: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    __slots__ = ("_ascii", "_encodable", "elements")
+
+    def __init__(self, elements: dict[int, tuple[str, str | None]] | None = None) -> None:
+        self.elements: dict[int, tuple[str, str | None]] = {}
+        self._ascii = True  # kept as elements are set: checked once per answer, twice on its way out
+        self._encodable = True
+        for tag, (vr, value) in (elements or {}).items():
+            self.set(tag, vr, value)
 
     def set(self, tag: int, vr: str, value: str | None) -> None:
         self.elements[tag] = (vr, value)
+        if value is not None and not value.isascii():
+            self._ascii = False
+        if vr not in TEXT_VRS and vr not in NUMBER_VRS:
+            self._encodable = False
 
     def setdefault(self, tag: int, vr: str, value: str | None) -> None:
-        self.elements.setdefault(tag, (vr, value))
+        if tag not in self.elements:
+            self.set(tag, vr, value)
 
     def get(self, tag: int) -> str | None:
         entry = self.elements.get(tag)
         return None if entry is None else entry[1]
+
+    def copy(self) -> Identifier:
+        other = Identifier()
+        other.elements = dict(self.elements)
+        other._ascii, other._encodable = self._ascii, self._encodable
+        return other
 
     def __contains__(self, tag: object) -> bool:
         return tag in self.elements
@@ -56,11 +73,12 @@ class Identifier:
             yield tag, vr, value
 
     def is_ascii(self) -> bool:
-        return all(value is None or value.isascii() for _, value in self.elements.values())
+        """Whether every value is ASCII (a value replaced by an ASCII one may leave this False)."""
+        return self._ascii
 
     def encodable(self) -> bool:
         """Whether :func:`encode_identifier_elements` can write every element (else build a Dataset)."""
-        return all(vr in TEXT_VRS or vr in NUMBER_VRS for vr, _ in self.elements.values())
+        return self._encodable
 
 
 def encode_identifier_elements(identifier: Identifier, *, implicit: bool, little: bool) -> bytes:
@@ -71,9 +89,9 @@ def encode_identifier_elements(identifier: Identifier, *, implicit: bool, little
     if codec is None:
         raise ValueError(f"Specific Character Set {charset!r} is not written here")
     order = "<" if little else ">"
-    tag_header = struct.Struct(order + "HH")
-    implicit_length = struct.Struct(order + "I")
-    short_length = struct.Struct(order + "H")
+    length_of = (_U32_LE if little else _U32_BE) if implicit else None
+    short = _U16_LE if little else _U16_BE
+    long = _U32_LE if little else _U32_BE
     out = bytearray()
     for tag, vr, text in identifier:
         if vr in TEXT_VRS:
@@ -84,17 +102,29 @@ def encode_identifier_elements(identifier: Identifier, *, implicit: bool, little
             value = b"" if not text else _numbers(order, NUMBER_VRS[vr], text)
         else:
             raise ValueError(f"VR {vr} is not written here")
-        out += tag_header.pack(tag >> 16, tag & 0xFFFF)
-        if implicit:
-            out += implicit_length.pack(len(value))
+        out += _header(tag, vr, implicit, little)
+        if length_of is not None:
+            out += length_of.pack(len(value))
         elif vr in _LONG:
-            out += vr.encode("ascii") + b"\x00\x00" + implicit_length.pack(len(value))
+            out += long.pack(len(value))
         else:
             if len(value) > 0xFFFF:
                 raise ValueError(f"a {vr} value of {len(value)} bytes does not fit an explicit VR header")
-            out += vr.encode("ascii") + short_length.pack(len(value))
+            out += short.pack(len(value))
         out += value
     return bytes(out)
+
+
+_U16_LE, _U16_BE, _U32_LE, _U32_BE = (struct.Struct(f) for f in ("<H", ">H", "<I", ">I"))
+
+
+@lru_cache(maxsize=4096)
+def _header(tag: int, vr: str, implicit: bool, little: bool) -> bytes:
+    """An element's tag (and VR, with the reserved bytes of a long one), before its length."""
+    head = struct.pack("<HH" if little else ">HH", tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return head
+    return head + vr.encode("ascii") + (b"\x00\x00" if vr in _LONG else b"")
 
 
 def _numbers(order: str, code: str, text: str) -> bytes:

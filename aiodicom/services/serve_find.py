@@ -41,7 +41,7 @@ _RETRIEVE_AE_TITLE = 0x00080054
 
 
 def _prepare(
-    item: Any, query: Dataset, model: QueryModel, ae_title: str
+    item: Any, query: Dataset, model: QueryModel, ae_title: str, asked: tuple[str, str] | None = None
 ) -> tuple[Dataset | dict[str, Any] | Identifier, int]:
     """A yielded match and its pending status, with the attributes every response carries filled in."""
     status = int(Status.PENDING)
@@ -63,31 +63,35 @@ def _prepare(
                 ds.RetrieveAETitle = ae_title
         return ds, status
     if isinstance(item, Identifier):
-        fast = Identifier(dict(item.elements))  # a copy: what we fill in is not written into the handler's
+        charset, level = asked or asked_of(query)
+        fast = item.copy()  # what is filled in here is not written into the handler's
         if _SPECIFIC_CHARACTER_SET not in fast:
             if not fast.is_ascii():
                 fast.set(_SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192")
-            elif "SpecificCharacterSet" in query and query.SpecificCharacterSet:
-                charset = query.SpecificCharacterSet
-                fast.set(
-                    _SPECIFIC_CHARACTER_SET, "CS", charset if isinstance(charset, str) else "\\".join(charset)
-                )
+            elif charset:
+                fast.set(_SPECIFIC_CHARACTER_SET, "CS", charset)
         if model is not QueryModel.MODALITY_WORKLIST:
-            fast.set(_QUERY_RETRIEVE_LEVEL, "CS", str(query.QueryRetrieveLevel))
+            fast.set(_QUERY_RETRIEVE_LEVEL, "CS", level)
             fast.setdefault(_RETRIEVE_AE_TITLE, "AE", ae_title)
         return fast, status
     if isinstance(item, dict):
         match = dict(item)
-        charset = query.get("SpecificCharacterSet") or ""
-        asked = charset if isinstance(charset, str) else "\\".join(charset)
+        wanted, _ = asked or asked_of(query)
         ascii_only = not any(isinstance(v, str) and not v.isascii() for v in match.values())
-        if "SpecificCharacterSet" not in match and asked and ascii_only:
-            match = {"SpecificCharacterSet": asked, **match}  # non-ASCII text goes as UTF-8 (ISO_IR 192)
+        if "SpecificCharacterSet" not in match and wanted and ascii_only:
+            match = {"SpecificCharacterSet": wanted, **match}  # non-ASCII text goes as UTF-8 (ISO_IR 192)
         if model is not QueryModel.MODALITY_WORKLIST:
             match["QueryRetrieveLevel"] = str(query.QueryRetrieveLevel)
             match.setdefault("RetrieveAETitle", ae_title)
         return match, status
     raise ValueError(f"a C-FIND handler yields Datasets, dicts or Identifiers, not {type(item).__name__}")
+
+
+def asked_of(query: Dataset) -> tuple[str, str]:
+    """The query's Specific Character Set and level as text: read once per query, not per answer."""
+    charset = query.get("SpecificCharacterSet") or ""
+    level = str(query.get("QueryRetrieveLevel", "") or "")
+    return (charset if isinstance(charset, str) else "\\".join(charset)), level
 
 
 def _non_ascii(ds: Dataset) -> bool:
@@ -127,8 +131,9 @@ async def serve_find(
             context = query_context(assoc, request, model, level, ae_title)
             stream = HandlerStream(handler, query, context)
             await stream.start()
+            asked = asked_of(query)
             async for item in stream:
-                identifier, pending = _prepare(item, query, model, ae_title)
+                identifier, pending = _prepare(item, query, model, ae_title, asked)
                 data = encode_response(identifier, syntax)
                 await assoc.send(context_id, Command.c_find_rsp(request, pending, has_dataset=True), data)
                 count += 1
