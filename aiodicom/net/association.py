@@ -74,6 +74,8 @@ log = logging.getLogger("aiodicom.association")
 #: Complete messages queued before reading from the peer pauses.
 _QUEUE_HIGH_WATER = 4
 
+#: Bytes of data sets held by send_soon before they are written.
+_DEFER_LIMIT = 8 * 1024
 _MESSAGE_IDS = itertools.count()
 
 SinkFactory = Callable[[int, Command], DatasetSink]
@@ -145,6 +147,7 @@ class Association(ServiceCalls):
         self._queue_paused = False
         self._send_lock = asyncio.Lock()
         self._deferred: list[bytes | memoryview] = []  # see send_soon
+        self._deferred_bytes = 0
         self._max_value = DEFAULT_MAX_SEND_PDU - 6
         self._tasks: set[asyncio.Task[None]] = set()
         for future in (self._established, self._requested, self._released):
@@ -516,15 +519,23 @@ class Association(ServiceCalls):
             if dataset is not None:
                 await (self.drain() if small else send_data_set(self, context_id, dataset, self._max_value))
 
-    async def send_soon(self, context_id: int, command: Command) -> None:
-        """Send a command without a data set with the next message, or at the latest once the loop runs
-        again: a pending response followed by the next sub-operation costs one system call, not two."""
-        if self._send_lock.locked() or context_id not in self.accepted:
-            await self.send(context_id, command)  # not between two fragments of another message
+    async def send_soon(self, context_id: int, command: Command, dataset: bytes | None = None) -> None:
+        """Send a message (a command, and a small data set) with the next one, or at the latest once the
+        loop runs again: a pending response and the next sub-operation, or C-FIND matches yielded
+        together, go out in one system call. Held messages are written once they pass 8 KiB, so that
+        the peer works on them while the next are made."""
+        if self._send_lock.locked() or context_id not in self.accepted or len(dataset or b"") > _DEFER_LIMIT:
+            await self.send(context_id, command, dataset)  # not between two fragments of another message
             return
         if not self._deferred:
             asyncio.get_running_loop().call_soon(self._flush_deferred)
         self._deferred += fragment(context_id, True, encode_command(command), self._max_value)
+        if dataset is not None:
+            self._deferred += fragment(context_id, False, dataset, self._max_value)
+            self._deferred_bytes += len(dataset)
+        if self._deferred_bytes >= _DEFER_LIMIT:
+            self.write_pdvs([])
+            await self.drain()
 
     def _flush_deferred(self) -> None:
         if self._deferred and self._error is None and self.protocol is not None:
@@ -536,7 +547,7 @@ class Association(ServiceCalls):
             raise self._error
         assert self.protocol is not None
         if self._deferred:
-            buffers, self._deferred = self._deferred + buffers, []
+            buffers, self._deferred, self._deferred_bytes = self._deferred + buffers, [], 0
         self.protocol.write(self._conn.send_data(buffers))  # the table decides; the buffers pass through
 
     async def drain(self) -> None:

@@ -135,7 +135,10 @@ async def serve_find(
             async for item in stream:
                 identifier, pending = _prepare(item, query, model, ae_title, asked)
                 data = encode_response(identifier, syntax)
-                await assoc.send(context_id, Command.c_find_rsp(request, pending, has_dataset=True), data)
+                # matches yielded together go out together (a page of the archive's: one system call)
+                await assoc.send_soon(
+                    context_id, Command.c_find_rsp(request, pending, has_dataset=True), data
+                )
                 count += 1
                 if assoc.take_cancel(request.message_id or 0):
                     status = Status.CANCEL
