@@ -71,7 +71,9 @@ def print_commit(result: Any, error: str | None) -> None:
 @app.command()
 def commit(
     addr: Annotated[str, typer.Argument(help="host:port, AE@host:port or \\[v6]:port")],
-    files: Annotated[list[str], typer.Argument(help="The instances to commit: files or folders (recursive).")],
+    files: Annotated[
+        list[str], typer.Argument(help="The instances to commit: files or folders (recursive).")
+    ],
     calling_ae: Annotated[
         str, typer.Option("--calling-ae", "-aet", help="Our AE title (the peer reports to it).")
     ] = "COMMIT-SCU",

@@ -199,8 +199,8 @@ def storescp(
         bool,
         typer.Option(
             "--storage-commitment",
-            help="Serve Storage Commitment: report what was stored and synced, to the requestor's --remote-ae "
-            "when its association is closed.",
+            help="Serve Storage Commitment: report what was stored and synced (to the requestor's "
+            "--remote-ae when its association is closed).",
         ),
     ] = False,
     remote_ae: RemoteAeOpt = None,

@@ -93,10 +93,10 @@ class CommitmentServices(NServices):
     async def start(self) -> None:
         if self._commitment is not None:
             await self._commitment.start()  # before the first association: the record is open
-        await super().start()  # type: ignore[misc]
+        await super().start()
 
     async def stop(self, timeout: float | None = None) -> None:
-        await super().stop(timeout)  # type: ignore[misc]
+        await super().stop(timeout)
         if self._commitment is not None:
             await self._commitment.stop()
 

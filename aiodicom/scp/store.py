@@ -36,8 +36,8 @@ from aiodicom.scp.serving import QueryServices
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
-from aiodicom.services.remote import remote_ae_table
 from aiodicom.services.receipt import TranscodeOnReceipt, converting
+from aiodicom.services.remote import remote_ae_table
 from aiodicom.services.store import Hook, StoredInstance, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage

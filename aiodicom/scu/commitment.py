@@ -79,7 +79,9 @@ class ReportWaiters:
         except ValueError as exc:
             raise NServiceError(0x0120, str(exc)) from None
         if request.event_type_id not in (1, 2):
-            raise NServiceError(0x0113, f"Event Type ID {request.event_type_id} is not a storage commitment's")
+            raise NServiceError(
+                0x0113, f"Event Type ID {request.event_type_id} is not a storage commitment's"
+            )
         result.same_association = same_association
         future = self._waiting.pop(result.transaction_uid, None)
         if future is None or future.done():
@@ -218,7 +220,9 @@ class StorageCommitmentScu(Scu):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if not keep_association and receive is None:
-            raise ValueError("keep_association=False needs receive=: the report can only come on a new association")
+            raise ValueError(
+                "keep_association=False needs receive=: the report can only come on a new association"
+            )
         if receive is not None and not isinstance(receive, DicomServer | Mapping):
             raise TypeError(f"receive= is a CommitmentReceiver, a StoreScp or options, not {receive!r}")
         self.receive = receive
@@ -226,7 +230,11 @@ class StorageCommitmentScu(Scu):
         self.keep_association = keep_association
 
     async def commit(
-        self, instances: Iterable[Instance], *, transaction_uid: str | None = None, timeout: float | None = None
+        self,
+        instances: Iterable[Instance],
+        *,
+        transaction_uid: str | None = None,
+        timeout: float | None = None,
     ) -> CommitResult:
         """Ask the peer to commit ``instances`` (file paths, Datasets, ``(SOP class UID, SOP instance
         UID)`` pairs) and return its report. ValueError when there is nothing to commit or an instance
@@ -245,7 +253,9 @@ class StorageCommitmentScu(Scu):
         waiters = _waiters_of(receiver) if receiver is not None else ReportWaiters()
         if receiver is not None and own:
             await receiver.start()
-            self.log.info("receiving storage commitment reports as %s on port %d", receiver.ae_title, receiver.port)
+            self.log.info(
+                "receiving storage commitment reports as %s on port %d", receiver.ae_title, receiver.port
+            )
         future = waiters.expect(transaction)
         try:
             return await self._commit(transaction, references, waiters, future, wait)
@@ -270,7 +280,10 @@ class StorageCommitmentScu(Scu):
 
         async with self.connect([(STORAGE_COMMITMENT_SOP_CLASS, list(SYNTAXES))]) as assoc:
             self.log.info(
-                "asking %s to commit %d instances (transaction %s)", self.address, len(references), transaction
+                "asking %s to commit %d instances (transaction %s)",
+                self.address,
+                len(references),
+                transaction,
             )
             response = await n_action(
                 assoc,
@@ -311,8 +324,11 @@ class StorageCommitmentScu(Scu):
                 await receive_event_report(assoc, here, remaining, ae_title=self.calling_ae_title)
 
         task = asyncio.ensure_future(on_association())
+        either: set[asyncio.Future[Any]] = {task, future}
         try:
-            await asyncio.wait([task, future], timeout=max(0.0, deadline - loop.time()), return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                either, timeout=max(0.0, deadline - loop.time()), return_when="FIRST_COMPLETED"
+            )
         finally:
             if not task.done():
                 task.cancel()

@@ -107,9 +107,10 @@ class StoreScu(Scu):
     each of them fails (the peer may or may not have stored it) and the rest go on a new association.
 
     ``commit=True`` asks the peer, once the files are sent, to commit every instance it answered with
-    success or a warning (Storage Commitment Push Model, :class:`~aiodicom.scu.commitment.StorageCommitmentScu`
-    with ``commit_receive`` and ``commit_timeout`` as its ``receive`` and ``timeout``): the report is the
-    result's ``commit`` (``commit_error`` says why there is none: refused, no report in time).
+    success or a warning (Storage Commitment Push Model:
+    :class:`~aiodicom.scu.commitment.StorageCommitmentScu`, with ``commit_receive`` and
+    ``commit_timeout`` as its ``receive`` and ``timeout``): the report is the result's ``commit``
+    (``commit_error`` says why there is none: refused, no report in time).
     """
 
     default_calling_ae_title = "STORE-SCU"

@@ -111,7 +111,9 @@ class CommitResult:
         return text
 
 
-def reference_of(item: str | os.PathLike[str] | Dataset | tuple[str, str] | CommitReference) -> CommitReference:
+def reference_of(
+    item: str | os.PathLike[str] | Dataset | tuple[str, str] | CommitReference,
+) -> CommitReference:
     """One instance to commit: a file path (its header is read), a Dataset, a ``(SOP class UID, SOP
     instance UID)`` pair or a :class:`CommitReference`. ValueError for anything without both UIDs."""
     if isinstance(item, CommitReference):
@@ -131,9 +133,12 @@ def reference_of(item: str | os.PathLike[str] | Dataset | tuple[str, str] | Comm
             raise ValueError(f"{os.fspath(item)}: not readable as DICOM ({exc})") from exc
         ref = CommitReference(header.sop_class_uid, header.sop_instance_uid)
     else:
-        raise TypeError(f"an instance to commit is a path, a Dataset or a (class, instance) pair, not {item!r}")
+        raise TypeError(
+            f"an instance to commit is a path, a Dataset or a (class, instance) pair, not {item!r}"
+        )
     return CommitReference(
-        validate_uid(ref.sop_class_uid, "SOP Class UID"), validate_uid(ref.sop_instance_uid, "SOP Instance UID")
+        validate_uid(ref.sop_class_uid, "SOP Class UID"),
+        validate_uid(ref.sop_instance_uid, "SOP Instance UID"),
     )
 
 
@@ -174,7 +179,9 @@ def parse_action(ds: Dataset | None) -> tuple[str, list[CommitReference]]:
         try:
             references.append(
                 CommitReference(
-                    validate_uid(str(item.get("ReferencedSOPClassUID", "") or ""), "Referenced SOP Class UID"),
+                    validate_uid(
+                        str(item.get("ReferencedSOPClassUID", "") or ""), "Referenced SOP Class UID"
+                    ),
                     validate_uid(
                         str(item.get("ReferencedSOPInstanceUID", "") or ""), "Referenced SOP Instance UID"
                     ),
@@ -219,7 +226,9 @@ def parse_event(ds: Dataset | None, event_type_id: int | None) -> CommitResult:
     )
     for item in ds.get("ReferencedSOPSequence") or ():
         result.committed.append(
-            CommitReference(str(item.get("ReferencedSOPClassUID", "")), str(item.get("ReferencedSOPInstanceUID", "")))
+            CommitReference(
+                str(item.get("ReferencedSOPClassUID", "")), str(item.get("ReferencedSOPInstanceUID", ""))
+            )
         )
     for item in ds.get("FailedSOPSequence") or ():
         reason = item.get("FailureReason")

@@ -231,14 +231,18 @@ class CommitmentService:
             for at in range(0, len(uids), 500):
                 chunk = uids[at : at + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = db.execute(f"SELECT uid, sop_class, location FROM stored WHERE uid IN ({marks})", chunk)
+                rows = db.execute(
+                    f"SELECT uid, sop_class, location FROM stored WHERE uid IN ({marks})", chunk
+                )
                 for uid, sop_class, location in rows:
                     found[uid] = (sop_class, location)
             return found
 
         return await self._run(read)
 
-    async def check(self, references: list[CommitReference]) -> tuple[list[CommitReference], list[CommitFailure]]:
+    async def check(
+        self, references: list[CommitReference]
+    ) -> tuple[list[CommitReference], list[CommitFailure]]:
         """The verdicts: the references committed, and those failed with their Failure Reason."""
         uids = [r.sop_instance_uid for r in references]
         found = await self._recorded(uids)
@@ -266,7 +270,9 @@ class CommitmentService:
                 if verdict is None:
                     failed.append(CommitFailure(ref.sop_class_uid, ref.sop_instance_uid, PROCESSING_FAILURE))
                 elif not verdict:
-                    failed.append(CommitFailure(ref.sop_class_uid, ref.sop_instance_uid, NO_SUCH_OBJECT_INSTANCE))
+                    failed.append(
+                        CommitFailure(ref.sop_class_uid, ref.sop_instance_uid, NO_SUCH_OBJECT_INSTANCE)
+                    )
                 else:
                     committed.append(ref)
         return committed, failed
@@ -363,15 +369,23 @@ class CommitmentService:
         try:
             committed, failed = await self.check(transaction.references)
         except Exception:
-            self.log.exception("storage commitment transaction %s could not be checked", transaction.transaction_uid)
+            self.log.exception(
+                "storage commitment transaction %s could not be checked", transaction.transaction_uid
+            )
             committed = []
-            failed = [CommitFailure(r.sop_class_uid, r.sop_instance_uid, PROCESSING_FAILURE) for r in transaction.references]
+            failed = [
+                CommitFailure(r.sop_class_uid, r.sop_instance_uid, PROCESSING_FAILURE)
+                for r in transaction.references
+            ]
         transaction.committed, transaction.failed = committed, failed
         await self._run(lambda: self._save(transaction))
 
     def _event(self, transaction: Transaction) -> tuple[int, Any]:
         return event_information(
-            transaction.transaction_uid, transaction.committed or [], transaction.failed, self.options().ae_title
+            transaction.transaction_uid,
+            transaction.committed or [],
+            transaction.failed,
+            self.options().ae_title,
         )
 
     async def _done(self, transaction: Transaction, status: int, how: str) -> None:
@@ -427,7 +441,10 @@ class CommitmentService:
                 assoc.answer_release()
                 return None
             rsp = message.command
-            if rsp.command_field == CommandField.N_EVENT_REPORT_RSP and rsp.message_id_being_responded_to == command.message_id:
+            if (
+                rsp.command_field == CommandField.N_EVENT_REPORT_RSP
+                and rsp.message_id_being_responded_to == command.message_id
+            ):
                 if message.dataset is not None:
                     await message.dataset.abort()
                 return rsp.status if rsp.status is not None else 0xC000

@@ -14,7 +14,9 @@ from tests.scp.part10 import part10, small_ct
 
 
 def test_refusals(tmp_path: Path) -> None:
-    unsynced = run("storescp", "--port", "0", "--out-dir", str(tmp_path / "a"), "--storage-commitment", "--no-fsync")
+    unsynced = run(
+        "storescp", "--port", "0", "--out-dir", str(tmp_path / "a"), "--storage-commitment", "--no-fsync"
+    )
     assert unsynced.returncode == 2 and "fsync" in unsynced.stderr
     bad_remote = run("storescp", "--port", "0", "--out-dir", str(tmp_path), "--remote-ae", "127.0.0.1:104")
     assert bad_remote.returncode == 2 and "give the AE title" in bad_remote.stderr
@@ -48,7 +50,9 @@ def test_store_commit_then_commit(tmp_path: Path) -> None:
         stranger.write_bytes(part10(small_ct()))  # never stored there
         partly = run("commit", address, str(folder), str(stranger), "--receive-port", str(receive))
         assert partly.returncode == 1
-        assert "3 committed, 1 failed" in partly.stdout and "no such object instance (0x0112)" in partly.stderr
+        assert (
+            "3 committed, 1 failed" in partly.stdout and "no such object instance (0x0112)" in partly.stderr
+        )
         every = run("commit", address, str(folder), "--json")
         assert every.returncode == 0 and len(json.loads(every.stdout)["committed"]) == 3
         # the state folder (out_dir/.commitments) is not a study of the archive

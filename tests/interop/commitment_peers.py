@@ -108,7 +108,9 @@ class PynetdicomCommitmentScp:
         ae = AE(ae_title="PYNET-SC")
         ae.add_requested_context(SC_CLASS)
         assoc = ae.associate(
-            *self.report_to, ae_title="COMMIT-SCU", ext_neg=[build_role(SC_CLASS, scu_role=False, scp_role=True)]
+            *self.report_to,
+            ae_title="COMMIT-SCU",
+            ext_neg=[build_role(SC_CLASS, scu_role=False, scp_role=True)],
         )
         if assoc.is_established:
             try:
@@ -128,7 +130,12 @@ class PynetdicomCommitResult:
 
 
 def pynetdicom_commit(
-    port: int, refs: list[tuple[str, str]], transaction: str, *, receive_port: int | None = None, wait: float = 20
+    port: int,
+    refs: list[tuple[str, str]],
+    transaction: str,
+    *,
+    receive_port: int | None = None,
+    wait: float = 20,
 ) -> PynetdicomCommitResult:
     """pynetdicom as the SCU: N-ACTION, then the report on the same association (kept open), or, with
     ``receive_port``, released at once and the report awaited on a server of its own there."""

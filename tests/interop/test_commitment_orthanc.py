@@ -78,7 +78,9 @@ def test_orthanc_commits_what_it_stored(orthanc: Pacs, ports: dict[str, int], tm
     (tmp_path / "unknown").mkdir()
     stranger = tmp_path / "unknown" / "x.dcm"
     stranger.write_bytes(part10(small_ct()))  # never sent to Orthanc
-    partly = run("commit", orthanc.address, str(paths[0]), str(stranger), "--receive-port", str(ports["receive"]))
+    partly = run(
+        "commit", orthanc.address, str(paths[0]), str(stranger), "--receive-port", str(ports["receive"])
+    )
     assert partly.returncode == 1
     uid = read_header(stranger).sop_instance_uid
     assert f"not committed: {uid}: no such object instance (0x0112)" in partly.stderr
@@ -101,7 +103,9 @@ def test_orthanc_asks_our_storescp(orthanc: Pacs, ports: dict[str, int], tmp_pat
             for h in map(read_header, paths)
         ]
         missing = {"SOPClassUID": CT_IMAGE_STORAGE, "SOPInstanceUID": new_uid()}
-        job = rest(orthanc, "POST", "/modalities/ours/storage-commitment", {"DicomInstances": [*instances, missing]})
+        job = rest(
+            orthanc, "POST", "/modalities/ours/storage-commitment", {"DicomInstances": [*instances, missing]}
+        )
         deadline = time.monotonic() + 20
         while True:
             report = rest(orthanc, "GET", f"/storage-commitment/{job['ID']}")

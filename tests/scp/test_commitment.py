@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from aiodicom.scu.store import StoreScu
 from aiodicom.services.commitment import (
     STORAGE_COMMITMENT_INSTANCE,
     STORAGE_COMMITMENT_SOP_CLASS,
+    CommitReference,
     action_information,
 )
 from aiodicom.services.nservices import n_action, new_uid
@@ -84,7 +86,7 @@ async def test_same_association_with_every_failure_reason(tmp_path: Path) -> Non
         # every instance committed: event type 1, no Failed SOP Sequence
         again = await scu.commit(paths)
         assert again.ok and again.event_type_id == 1 and len(again.committed) == 3
-        assert "FailedSOPSequence" not in again.dataset
+        assert again.dataset is not None and "FailedSOPSequence" not in again.dataset
 
 
 async def test_a_deleted_file_is_not_committed(tmp_path: Path) -> None:
@@ -125,16 +127,18 @@ async def test_new_association_when_the_requestor_released(tmp_path: Path) -> No
 async def _ask(port: int, transaction: str, refs: list[tuple[str, str]], ae: str = "MODALITY") -> int:
     """An N-ACTION on an association released at once (the report must come on a new one)."""
     async with connect(
-        f"127.0.0.1:{port}", contexts=[(STORAGE_COMMITMENT_SOP_CLASS, ["1.2.840.10008.1.2.1"])], ae_title=ae
+        f"127.0.0.1:{port}",
+        contexts=[(STORAGE_COMMITMENT_SOP_CLASS, ["1.2.840.10008.1.2.1"])],
+        calling_ae_title=ae,
     ) as assoc:
         info = action_information(transaction, [_ref(c, i) for c, i in refs])
-        rsp = await n_action(assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, 1, info, timeout=10)
+        rsp = await n_action(
+            assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, 1, info, timeout=10
+        )
     return rsp.status
 
 
-def _ref(c: str, i: str) -> object:
-    from aiodicom.services.commitment import CommitReference
-
+def _ref(c: str, i: str) -> CommitReference:
     return CommitReference(c, i)
 
 
@@ -145,7 +149,7 @@ async def test_restart_between_the_action_and_the_report(tmp_path: Path) -> None
     out, port = tmp_path / "out", free_port()
     refs = [(CT_IMAGE_STORAGE, uid_of(p)) for p in paths] + [(CT_IMAGE_STORAGE, new_uid())]
     transaction = new_uid()
-    options = {
+    options: dict[str, Any] = {
         "port": 0,
         "host": "127.0.0.1",
         "out_dir": out,
@@ -172,7 +176,9 @@ async def test_restart_between_the_action_and_the_report(tmp_path: Path) -> None
     assert json_left(out) == []
 
 
-async def test_a_requestor_unreachable_at_first_is_tried_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_requestor_unreachable_at_first_is_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     paths = instances(tmp_path / "in", 1)
     port = free_port()
     async with StoreScp(
@@ -223,7 +229,9 @@ async def test_refusals(tmp_path: Path) -> None:
                 assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, 2, info, timeout=10
             )
             wrong_instance = await n_action(assoc, STORAGE_COMMITMENT_SOP_CLASS, "1.2.3", 1, info, timeout=10)
-            no_info = await n_action(assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, 1, timeout=10)
+            no_info = await n_action(
+                assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, 1, timeout=10
+            )
         assert (wrong_action.status, wrong_instance.status, no_info.status) == (0x0123, 0x0112, 0x0120)
     async with StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "plain") as plain:  # not served
         with pytest.raises(NoAcceptableContext):  # the SOP class is not accepted at all

@@ -90,7 +90,12 @@ async def test_a_report_nobody_awaits_is_answered_and_logged(caplog: pytest.LogC
             ) as assoc:
                 assert assoc.context_for(STORAGE_COMMITMENT_SOP_CLASS).scp_role  # the role was granted
                 rsp = await n_event_report(
-                    assoc, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_INSTANCE, event_type, info, timeout=10
+                    assoc,
+                    STORAGE_COMMITMENT_SOP_CLASS,
+                    STORAGE_COMMITMENT_INSTANCE,
+                    event_type,
+                    info,
+                    timeout=10,
                 )
         assert rsp.status == 0
         assert stranger in caplog.text and "not ours" in caplog.text
@@ -103,7 +108,10 @@ async def test_no_report_in_time(tmp_path: Path) -> None:
         assert scp.commitment is not None
         scp.commitment.retry_delay = 60.0
         scu = StorageCommitmentScu(
-            f"127.0.0.1:{scp.port}", keep_association=False, receive={"port": port, "host": "127.0.0.1"}, timeout=0.5
+            f"127.0.0.1:{scp.port}",
+            keep_association=False,
+            receive={"port": port, "host": "127.0.0.1"},
+            timeout=0.5,
         )
         with pytest.raises(TimeoutError, match="no storage commitment report"):
             await scu.commit([(CT_IMAGE_STORAGE, new_uid())])
@@ -117,7 +125,9 @@ async def test_a_refused_action_raises(tmp_path: Path) -> None:
 
         scp.on_n_action(STORAGE_COMMITMENT_SOP_CLASS, refuse)
         with pytest.raises(CommitmentRefused) as caught:
-            await StorageCommitmentScu(f"127.0.0.1:{scp.port}", timeout=5).commit([(CT_IMAGE_STORAGE, new_uid())])
+            await StorageCommitmentScu(f"127.0.0.1:{scp.port}", timeout=5).commit(
+                [(CT_IMAGE_STORAGE, new_uid())]
+            )
         assert caught.value.status == 0x0124
 
 
