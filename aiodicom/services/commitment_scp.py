@@ -203,7 +203,7 @@ class CommitmentService:
             await self._run(db.close)
         executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True)
+            await asyncio.to_thread(executor.shutdown, wait=True)  # its last task is done: quick
 
     # --------------------------------------------------------------------------------- the record
 

@@ -291,3 +291,36 @@ async def test_pynetdicom_scu_new_association(tmp_path: Path) -> None:
         await scp.commitment.wait_reported(10)
     assert got.action_status == 0 and not got.same_association and got.event_type == 1
     assert got.report is not None and "FailedSOPSequence" not in got.report
+
+
+@pytest.mark.s3
+async def test_on_s3_the_object_must_exist(
+    moto_endpoint: str, bucket: str, s3: Any, s3_env: None, tmp_path: Path
+) -> None:
+    """With S3 the state is in commitment_dir; a reference is committed when its object answers a HEAD."""
+    from aiodicom.storage.s3 import S3Config
+
+    paths = instances(tmp_path / "in", 2)
+    with pytest.raises(ValueError, match="commitment_dir"):
+        StoreScp(
+            0,
+            storage_backend="s3",
+            s3_config=S3Config(bucket, endpoint=moto_endpoint),
+            storage_commitment=True,
+        )
+    async with StoreScp(
+        0,
+        host="127.0.0.1",
+        storage_backend="s3",
+        s3_config=S3Config(bucket, endpoint=moto_endpoint),
+        storage_commitment=True,
+        commitment_dir=tmp_path / "state",
+    ) as scp:
+        await store(scp.port, paths)
+        gone = uid_of(paths[0])
+        key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if gone in o["Key"])
+        s3.delete_object(Bucket=bucket, Key=key)
+        result = await StorageCommitmentScu(f"127.0.0.1:{scp.port}", timeout=20).commit(paths)
+    assert [r.sop_instance_uid for r in result.committed] == [uid_of(paths[1])]
+    assert [(f.sop_instance_uid, f.reason) for f in result.failed] == [(gone, 0x0112)]
+    assert (tmp_path / "state" / "stored.sqlite").exists()
