@@ -332,8 +332,7 @@ class StorageCommitmentScu(Scu):
         finally:
             if not task.done():
                 task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await asyncio.wait({task})  # its end, without its exception (a cancel of ours propagates)
             if task.done() and not task.cancelled() and task.exception() is not None:
                 # the association failed: a report may still come on a new association
                 self.log.info("waiting for the report on the association ended: %s", task.exception())
