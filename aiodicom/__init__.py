@@ -27,6 +27,11 @@ _EXPORTS: dict[str, str] = {
     "AssociationRejected": "aiodicom.errors",
     "AssociationReleased": "aiodicom.errors",
     "ConnectionOpened": "aiodicom.scp.store",
+    "CommitFailure": "aiodicom.services.commitment",
+    "CommitReference": "aiodicom.services.commitment",
+    "CommitResult": "aiodicom.services.commitment",
+    "CommitmentReceiver": "aiodicom.scu.commitment",
+    "CommitmentRefused": "aiodicom.scu.commitment",
     "CustomTag": "aiodicom.dataset.tags",
     "DatasetParseError": "aiodicom.errors",
     "DicomError": "aiodicom.errors",
@@ -74,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "SendResult": "aiodicom.scu.store",
     "SeriesSummary": "aiodicom.services.studies",
     "ServerStarted": "aiodicom.scp.store",
+    "StorageCommitmentScu": "aiodicom.scu.commitment",
     "StorageError": "aiodicom.errors",
     "StoreErrorEvent": "aiodicom.scp.store",
     "StoreRejected": "aiodicom.services.store",
@@ -183,6 +189,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         StoreErrorEvent as StoreErrorEvent,
         StoreScp as StoreScp,
     )
+    from aiodicom.scu.commitment import (
+        CommitmentReceiver as CommitmentReceiver,
+        CommitmentRefused as CommitmentRefused,
+        StorageCommitmentScu as StorageCommitmentScu,
+    )
     from aiodicom.scu.echo import (
         EchoResult as EchoResult,
         EchoScu as EchoScu,
@@ -209,6 +220,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         StoreScu as StoreScu,
         TransferCompleted as TransferCompleted,
         TransferStarted as TransferStarted,
+    )
+    from aiodicom.services.commitment import (
+        CommitFailure as CommitFailure,
+        CommitReference as CommitReference,
+        CommitResult as CommitResult,
     )
     from aiodicom.services.find import (
         FindCompleted as FindCompleted,

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["access", "app", "clients", "demo", "main", "mpps", "qr", "servers"]
+__all__ = ["access", "app", "clients", "commitment", "demo", "main", "mpps", "qr", "servers"]
 
-_VERB_MODULES = ("access", "clients", "demo", "mpps", "qr", "servers")
+_VERB_MODULES = ("access", "clients", "commitment", "demo", "mpps", "qr", "servers")
 
 #: verb -> the module that registers it (tests/cli/test_startup.py checks it against the app).
 VERBS: dict[str, str] = {
+    "commit": "commitment",
     "demo": "demo",
     "echo": "clients",
     "echoscp": "servers",

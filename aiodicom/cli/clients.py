@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aiodicom.cli.commitment import CommitTimeout, ReceivePort, commit_json, print_commit
 from aiodicom.cli.common import (
     CalledAe,
     CallingAe,
@@ -156,6 +157,16 @@ def store(
             "the connection fails, with a growing wait, at most 10 s in all (0: never).",
         ),
     ] = 3,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit",
+            help="Then ask the peer to commit what it stored (Storage Commitment); exits non-zero unless "
+            "every instance sent is committed.",
+        ),
+    ] = False,
+    receive_port: ReceivePort = None,
+    commit_timeout: CommitTimeout = 60.0,
     calling_ae: CallingAe = "STORE-SCU",
     called_ae: CalledAe = None,
     max_pdu: Annotated[int, typer.Option("--max-pdu", help="Maximum PDU length we receive.")] = 262144,
@@ -203,6 +214,9 @@ def store(
             dimse_timeout=dimse_timeout_of(timeout, dimse_timeout),
             user_identity=identity,
             tls=tls_context,
+            commit=commit,
+            commit_receive=None if receive_port is None else {"port": receive_port},
+            commit_timeout=commit_timeout,
         )
         for path in paths:
             if s3_bucket is not None:  # a prefix ending in / (or the whole bucket: ""), else one key
@@ -267,6 +281,7 @@ def store(
                         }
                         for f in result.files
                     ],
+                    **({"commit": commit_json(result.commit, result.commit_error)} if commit else {}),
                 }
             )
         )
@@ -286,8 +301,12 @@ def store(
             f"{rate:.1f}",
         )
         _console().print(table)
+        if commit:
+            print_commit(result.commit, result.commit_error)
     if result.failed:
         raise fail(f"{result.failed} of {result.total_files} files failed", 1)
+    if commit and (result.commit is None or result.commit.failed):
+        raise fail("not every instance sent was committed", 1)
 
 
 def _console(stderr: bool = False) -> Any:

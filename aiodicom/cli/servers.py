@@ -52,6 +52,15 @@ if TYPE_CHECKING:
     from aiodicom.scp.store import StoreScp
 
 
+RemoteAeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--remote-ae",
+        help="A known AE, as AE@host:port (repeat): C-MOVE destinations, and where reports go.",
+    ),
+]
+
+
 @app.command()
 def echoscp(
     port: Annotated[
@@ -186,6 +195,15 @@ def storescp(
         str | None,
         typer.Option("--mpps-dir", help="Serve MPPS (N-CREATE/N-SET), one JSON file per instance here."),
     ] = None,
+    storage_commitment: Annotated[
+        bool,
+        typer.Option(
+            "--storage-commitment",
+            help="Serve Storage Commitment: report what was stored and synced (to the requestor's "
+            "--remote-ae when its association is closed).",
+        ),
+    ] = False,
+    remote_ae: RemoteAeOpt = None,
     verbose: Verbose = False,
     as_json: Json = False,
 ) -> None:
@@ -207,8 +225,11 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
         "workers": 1,
         "mpps_dir": None,
         "max_ops_performed": 1,
+        "storage_commitment": False,
+        "remote_ae": None,
     }
     p = SimpleNamespace(**{**defaults, **params})
+    table = remote_ae_option(p.remote_ae)
 
     setup_logging(p.verbose)
     tls_context = server_tls_from(
@@ -251,6 +272,8 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
             workers=p.workers,
             max_ops_performed=p.max_ops_performed,
             mpps_dir=p.mpps_dir,
+            storage_commitment=p.storage_commitment,
+            remote_aes=table,
             **idle,
             **access,
         )
@@ -316,6 +339,22 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
     run_async(serve)
 
 
+def remote_ae_option(values: list[str] | None) -> dict[str, str]:
+    """``--remote-ae AE@host:port`` (repeated) as a ``remote_aes`` table."""
+    from aiodicom.net.address import parse_address
+
+    table: dict[str, str] = {}
+    for value in values or ():
+        try:
+            address = parse_address(value)
+        except ValueError as exc:
+            raise fail(f"--remote-ae {value}: {exc}", 2) from None
+        if not address.ae_title:
+            raise fail(f"--remote-ae {value}: give the AE title, as AE@host:port", 2)
+        table[address.ae_title] = f"{address.host}:{address.port}"
+    return table
+
+
 def _mpps(event: Any) -> dict[str, Any]:
     return {
         "sop_instance_uid": event.sop_instance_uid,
@@ -325,13 +364,6 @@ def _mpps(event: Any) -> dict[str, Any]:
     }
 
 
-RemoteAeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--remote-ae",
-        help="A known AE, as AE@host:port (repeat): C-MOVE destinations, and where reports go.",
-    ),
-]
 WorklistOpt = Annotated[
     str | None,
     typer.Option("--worklist", help="Serve Modality Worklist from the DICOM or JSON items in this folder."),
@@ -341,24 +373,14 @@ WorklistOpt = Annotated[
 def qrscp(**params: Any) -> None:
     """A PACS in one command: receive instances (C-STORE) into OUT_DIR, index them, and answer C-FIND,
     C-GET and C-MOVE from that index (and Modality Worklist from --worklist), until interrupted."""
-    from aiodicom.net.address import parse_address
     from aiodicom.scp.qr import QueryRetrieveScp
 
-    table: dict[str, str] = {}
-    for value in params.pop("remote_ae") or ():
-        try:
-            address = parse_address(value)
-        except ValueError as exc:
-            raise fail(f"--remote-ae {value}: {exc}", 2) from None
-        if not address.ae_title:
-            raise fail(f"--remote-ae {value}: give the AE title, as AE@host:port", 2)
-        table[address.ae_title] = f"{address.host}:{address.port}"
     worklist = params.pop("worklist")
     if params["out_dir"] is None:
         raise fail("give --out-dir: the archive's folder", 2)
 
     def make(port: int, **options: Any) -> QueryRetrieveScp:
-        return QueryRetrieveScp(port, remote_aes=table, worklist=worklist, **options)
+        return QueryRetrieveScp(port, worklist=worklist, **options)
 
     serve_storage(params, make)
 
@@ -375,7 +397,7 @@ def _qrscp_signature() -> None:
         if parameter.name in ("s3_bucket", "s3_endpoint", "s3_prefix", "s3_region", "workers"):
             continue  # the archive is a folder, served by one process
         parameters.append(parameter)
-    extra = {"remote_ae": RemoteAeOpt, "worklist": WorklistOpt}
+    extra = {"worklist": WorklistOpt}
     at = next(i for i, p in enumerate(parameters) if p.name == "verbose")
     for name, annotation in extra.items():
         parameter = inspect.Parameter(

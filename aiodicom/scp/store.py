@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +30,14 @@ from aiodicom.net.access import (
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.net.options import KEEP, AssociationOptions, Keep, deprecated_positional
 from aiodicom.net.tls import TlsContext, TlsFailure
+from aiodicom.scp.commitment import CommitmentServices
 from aiodicom.scp.mpps import MppsServices
 from aiodicom.scp.serving import QueryServices
 from aiodicom.services.dispatch import ServiceHandler, serve_messages
 from aiodicom.services.echo import handle_echo
 from aiodicom.services.events import EventEmitter, instance_logger
 from aiodicom.services.receipt import TranscodeOnReceipt, converting
+from aiodicom.services.remote import remote_ae_table
 from aiodicom.services.store import Hook, StoredInstance, StoreService
 from aiodicom.services.studies import StudyTracker
 from aiodicom.storage import make_storage
@@ -111,7 +113,7 @@ _ABSTRACT_MODES = ("all_storage", "all", "custom")
 _TRANSFER_MODES = ("all", "uncompressed_only", "custom")
 
 
-class StoreScp(MppsServices, QueryServices):
+class StoreScp(CommitmentServices, MppsServices, QueryServices):
     """A C-STORE SCP that streams every instance to ``{out_dir}/{Study}/{Series}/{SOP}.dcm``.
 
     Instances are written PDV by PDV to a temporary file and renamed into place only when complete, checked
@@ -158,6 +160,13 @@ class StoreScp(MppsServices, QueryServices):
     study completion here, and the limits hold for the whole server. What cannot go to another process
     (a hook that is a lambda or defined in the script being run, a TLS context not made by
     :func:`~aiodicom.net.tls.server_context`) is refused by :meth:`start` with a ValueError.
+
+    ``storage_commitment=True`` serves the Storage Commitment Push Model (docs/storage-commitment.md):
+    each reference is checked against what was stored and synced (so ``fsync=False`` is refused), and
+    the report goes on the N-ACTION's association while it is open, else to the requestor's entry in
+    ``remote_aes`` (``{"MODALITY": "10.0.0.7:104"}``, as for QueryRetrieveScp), tried again with backoff
+    until answered; its state is kept in ``commitment_dir`` (default ``{out_dir}/.commitments``) and
+    survives a restart.
     """
 
     def __init__(
@@ -213,6 +222,9 @@ class StoreScp(MppsServices, QueryServices):
         workers: int = 1,
         mpps_dir: str | os.PathLike[str] | None = None,
         mpps_store: Any = None,
+        storage_commitment: bool = False,
+        remote_aes: Mapping[str, Any] | None = None,
+        commitment_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if args:
             given = deprecated_positional("StoreScp", _POSITIONAL, args)
@@ -248,6 +260,12 @@ class StoreScp(MppsServices, QueryServices):
         backend = normalize_option(storage_backend, ("filesystem", "s3"), "storage_backend")
         keywords = validate_keywords(extract_tags or ())
         custom = normalize_custom_tags(extract_custom_tags, keywords)
+        remote_table = remote_ae_table(remote_aes)
+        if storage_commitment and not fsync:
+            raise ValueError(
+                "storage_commitment=True needs fsync=True: nothing is committed that was not synced "
+                "(drop --no-fsync)"
+            )
         policy = _policy(abstract_syntax_mode, abstract_syntaxes, transfer_syntax_mode, transfer_syntaxes)
         self.transcode_on_receipt = TranscodeOnReceipt.of(
             transcode_on_receipt,
@@ -314,10 +332,12 @@ class StoreScp(MppsServices, QueryServices):
             CommandField.C_STORE_RQ: self._store,
             CommandField.C_ECHO_RQ: handle_echo,
         }
-        self.init_query_services()  # on_find, on_get, on_move, on_worklist (aiodicom.scp.serving)
+        # on_find, on_get, on_move, on_worklist (aiodicom.scp.serving)
+        self.init_query_services(remote_aes=remote_table)
         #: The number of processes that receive (1: this one).
         self.workers = workers
         self.init_mpps(mpps_dir, mpps_store, fsync=fsync)  # aiodicom.scp.mpps
+        self.init_storage_commitment(storage_commitment, fsync=fsync, commitment_dir=commitment_dir)
         #: What this server was made with, to make the same in worker processes.
         self.arguments: dict[str, Any] = arguments
         self._pool: WorkerPool | None = None

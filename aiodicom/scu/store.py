@@ -105,6 +105,12 @@ class StoreScu(Scu):
     1) gets one file at a time, as without. ``concurrency`` still sets the number of associations and
     ``throttle_delay_ms`` the pause before each C-STORE. When an association ends with files unanswered,
     each of them fails (the peer may or may not have stored it) and the rest go on a new association.
+
+    ``commit=True`` asks the peer, once the files are sent, to commit every instance it answered with
+    success or a warning (Storage Commitment Push Model:
+    :class:`~aiodicom.scu.commitment.StorageCommitmentScu`, with ``commit_receive`` and
+    ``commit_timeout`` as its ``receive`` and ``timeout``): the report is the result's ``commit``
+    (``commit_error`` says why there is none: refused, no report in time).
     """
 
     default_calling_ae_title = "STORE-SCU"
@@ -147,6 +153,9 @@ class StoreScu(Scu):
         saml_assertion: str | None = None,
         jwt: str | None = None,
         identity_response_requested: bool | None = None,
+        commit: bool = False,
+        commit_receive: Any = None,
+        commit_timeout: float = 60.0,
     ) -> None:
         if args:
             given = deprecated_positional("StoreScu", _POSITIONAL, args)
@@ -220,6 +229,9 @@ class StoreScu(Scu):
         self._items: list[QueuedFile] = []
         self._s3_prefixes: list[str] = []
         self._events = EventEmitter(EVENTS)
+        if commit_timeout <= 0:
+            raise ValueError("commit_timeout must be positive")
+        self.commit, self.commit_receive, self.commit_timeout = commit, commit_receive, commit_timeout
 
     # ---------------------------------------------------------------------------------------- queue
 
@@ -314,8 +326,12 @@ class StoreScu(Scu):
         }
         callbacks = {name: Callback(fn, f"on_{name}") for name, fn in given.items() if fn is not None}
 
+        sent: list[tuple[str, str]] = []
+
         async def emit(name: str, payload: object) -> None:
             # to the event stream, then to the callback: one that raises is logged, the batch goes on
+            if isinstance(payload, FileSent):
+                sent.append((payload.sop_class_uid, payload.sop_instance_uid))
             self._events.emit(name, payload)
             callback = callbacks.get(name)
             if callback is not None:
@@ -336,7 +352,24 @@ class StoreScu(Scu):
             fail_first=self.fail_first,
         )
         batch = SendBatch(settings, emit, s3=self.s3, connected=self._connected, logger=self.log)
-        return await batch.run(self._items, self._s3_prefixes)
+        result = await batch.run(self._items, self._s3_prefixes)
+        if self.commit and sent:
+            await self._request_commitment(result, sent)
+        return result
+
+    async def _request_commitment(self, result: SendResult, sent: list[tuple[str, str]]) -> None:
+        from aiodicom.errors import DicomError
+        from aiodicom.scu.commitment import StorageCommitmentScu
+
+        scu = StorageCommitmentScu(
+            self.address, options=self.options, receive=self.commit_receive, timeout=self.commit_timeout
+        )
+        scu.log = self.log
+        try:
+            result.commit = await scu.commit(sent)
+        except (DicomError, TimeoutError, OSError) as exc:
+            result.commit_error = str(exc)
+            self.log.error("storage commitment of %d instances failed: %s", len(sent), exc)
 
     def _connected(self, assoc: Association) -> None:
         log_negotiation(assoc, self.address, self.log)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiodicom.dataset.codecs import lossless_fallback, syntax_label
 from aiodicom.dataset.files import InstanceHeader, dicom_bytes, read_header, read_small_file, unreadable
@@ -163,6 +163,10 @@ class SendResult:
     warnings: list[tuple[str, str | None, int, str]] = field(default_factory=list)
     duration_seconds: float = 0.0
     files: list[FileOutcome] = field(default_factory=list)
+    #: With ``StoreScu(commit=True)``: the storage commitment report of what was sent successfully (a
+    #: :class:`~aiodicom.services.commitment.CommitResult`), or why there is none in ``commit_error``.
+    commit: Any = None
+    commit_error: str | None = None
 
 
 # ------------------------------------------------------------------------------------------- items
