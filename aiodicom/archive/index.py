@@ -51,6 +51,7 @@ log = logging.getLogger("aiodicom.archive")
 INDEX_NAME = ".index.sqlite"
 SCHEMA_VERSION = "1"
 _PAGE = 256
+_FIRST_PAGE = 16
 _BATCH = 500
 _T = TypeVar("_T")
 
@@ -543,18 +544,30 @@ class ArchiveIndex:
     async def _candidates(
         self, query: Dataset, model: QueryModel, level: str, computed: list[str], upto: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter, a page at a time."""
+        """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter, a page at a time; the
+        next page is read in the index's thread while this one is answered (a requestor is never left
+        waiting for a page that could have been read)."""
         sql, params = _select(query, model, level, upto or level)
-        last = 0
-        while True:
-            page = await self._run(
-                functools.partial(_page, sql=sql, params=params, last=last, level=level, computed=computed)
+
+        def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
+            read = functools.partial(
+                _page, sql=sql, params=params, last=last, level=level, computed=computed, size=size
             )
-            for candidate in page:
-                yield candidate
-            if len(page) < _PAGE:
-                return
-            last = page[-1]["__id__"]
+            return asyncio.ensure_future(self._run(read))
+
+        # a short first page: the first answers go out at once, the rest follow a full page at a time
+        size = _FIRST_PAGE
+        ahead: asyncio.Future[list[dict[str, Any]]] | None = fetch(0, size)
+        try:
+            while ahead is not None:
+                page = await ahead
+                full, size = len(page) == size, _PAGE
+                ahead = fetch(page[-1]["__id__"], size) if full else None
+                for candidate in page:
+                    yield candidate
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()  # the consumer stopped early (C-CANCEL, an error): the read is not wanted
 
 
 def _without(query: Dataset, keywords: set[str]) -> Dataset:
@@ -616,13 +629,19 @@ def _select(query: Dataset, model: QueryModel, level: str, upto: str) -> tuple[s
             continue  # several values of a non-UID key: matching decides
         sql += f" AND {column} IN ({', '.join('?' * len(values))})"
         params += values
-    return sql + f" ORDER BY {_ID[level]} LIMIT {_PAGE}", params
+    return sql + f" ORDER BY {_ID[level]} LIMIT ?", params
 
 
 def _page(
-    conn: sqlite3.Connection, sql: str, params: list[Any], last: int, level: str, computed: list[str]
+    conn: sqlite3.Connection,
+    sql: str,
+    params: list[Any],
+    last: int,
+    level: str,
+    computed: list[str],
+    size: int = _PAGE,
 ) -> list[dict[str, Any]]:
-    rows = conn.execute(sql, [last, *params]).fetchall()
+    rows = conn.execute(sql, [last, *params, size]).fetchall()
     depth = _ORDER.index(level) + 1
     page = []
     parents: dict[str, dict[str, Any]] = {}  # the rows of a page share a few patients, studies, series
