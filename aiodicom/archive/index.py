@@ -33,18 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydicom import Dataset, dcmread
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.errors import InvalidDicomError
+from pydicom import Dataset
 
 from aiodicom.dataset.identifier import Identifier
-from aiodicom.dataset.values import raw_text, tag_string
+from aiodicom.dataset.values import tag_string
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
-from .keys import COMPUTED, LEVEL_KEYS, check_query, level_of, unsupported_keys
+from .entries import Entry, read_entry, walk_files
+from .keys import COMPUTED, check_query, level_of, unsupported_keys
 from .matching import build_identifier, build_response, keyword_of, match, prepare, query_keys
 
-__all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord"]
+__all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord", "read_entry", "walk_files"]
 
 log = logging.getLogger("aiodicom.archive")
 
@@ -75,22 +74,6 @@ CREATE TABLE IF NOT EXISTS instance (
 CREATE INDEX IF NOT EXISTS instance_series ON instance (series);
 """
 
-#: Every tag the index reads from a file.
-_TAGS = sorted(
-    {int(t) for kws in LEVEL_KEYS.values() for kw in kws if (t := tag_for_keyword(kw)) is not None}
-    | {0x00080005}
-)
-
-
-#: VRs whose values are ASCII whatever the character set: read from the stored bytes, without pydicom's
-#: conversion (a third of the time of indexing a file).
-_ASCII_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"))
-#: (keyword, tag, VR) of what each level's row keeps.
-_FIELDS = {
-    level: [(kw, int(tag), str(dictionary_VR(tag))) for kw in kws if (tag := tag_for_keyword(kw)) is not None]
-    for level, kws in LEVEL_KEYS.items()
-}
-
 
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
@@ -103,73 +86,6 @@ class InstanceRecord:
     size: int
     study_instance_uid: str
     series_instance_uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """What one file contributes to the index."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    transfer_syntax: str
-    levels: dict[str, dict[str, str]]
-
-
-def read_entry(path: str) -> _Entry:
-    """The index entry of the file at ``path`` (its header up to Pixel Data); ValueError when it is not a
-    usable DICOM instance."""
-    stat = os.stat(path)
-    try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not readable as DICOM ({exc})") from exc
-    levels: dict[str, dict[str, str]] = {}
-    for level, fields in _FIELDS.items():
-        values: dict[str, str] = {}
-        for keyword, tag, vr in fields:
-            if ds.get_item(tag) is None:
-                continue
-            if vr in _ASCII_VRS:  # no character set to apply: the stored bytes are the value
-                text: str | None = raw_text(ds, tag).strip(" ")
-            else:
-                try:
-                    text = tag_string(ds[tag])
-                except (ValueError, LookupError, TypeError):
-                    text = None
-            if text is not None:
-                values[keyword] = text
-        levels[level] = values
-    image = levels["IMAGE"]
-    for keyword in ("SOPInstanceUID", "SOPClassUID"):
-        if not image.get(keyword):
-            raise ValueError(f"{path}: no {keyword}")
-    for level in ("STUDY", "SERIES"):
-        if not levels[level].get(UNIQUE_KEYS[level]):
-            raise ValueError(f"{path}: no {UNIQUE_KEYS[level]}")
-    levels["PATIENT"]["PatientID"] = levels["PATIENT"].get("PatientID", "").strip(" \x00")
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
-    return _Entry(path, stat.st_size, stat.st_mtime_ns, syntax, levels)
-
-
-def walk_files(root: Path) -> Iterator[os.DirEntry[str]]:
-    """Every ``*.dcm`` file under ``root``, hidden files and folders (``.incoming``, the index) left out."""
-    stack = [str(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            log.warning("cannot read %s: %s", folder, exc)
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif entry.name.endswith(".dcm") and entry.is_file(follow_symlinks=False):
-                yield entry
 
 
 def _loads(text: str) -> dict[str, Any]:
@@ -271,7 +187,7 @@ class ArchiveIndex:
     # ------------------------------------------------------------------------------------- writes
 
     @staticmethod
-    def _upsert(conn: sqlite3.Connection, entry: _Entry) -> None:
+    def _upsert(conn: sqlite3.Connection, entry: Entry) -> None:
         patient, study, series, image = (entry.levels[k] for k in ("PATIENT", "STUDY", "SERIES", "IMAGE"))
         dump = json.dumps
         conn.execute(
