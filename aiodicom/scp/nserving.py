@@ -154,9 +154,9 @@ class NServices(DicomServer):
         self._update_policy()
         return handler
 
-    def _update_policy(self) -> None:
-        """Recompute the server's policy from its handlers (:class:`QueryServices` does)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by QueryServices, the class that knows every service's SOP classes
+
+        def _update_policy(self) -> None: ...
 
     # -------------------------------------------------------------------------------------- serving
 
