@@ -10,62 +10,24 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
 from aiodicom.dataset.values import tag_string
-from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryLevel, QueryModel
+from aiodicom.services.query import (
+    MODEL_LEVELS,
+    PATIENT_ATTRIBUTES,
+    SERIES_ATTRIBUTES,
+    STUDY_ATTRIBUTES,
+    UNIQUE_KEYS,
+    QueryLevel,
+    QueryModel,
+)
 
 from .matching import NOT_MATCHED, QueryError, keyword_of, query_keys
 
 __all__ = ["COMPUTED", "LEVEL_KEYS", "check_query", "level_of", "unsupported_keys"]
 
-PATIENT = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientBirthTime",
-    "PatientSex",
-    "OtherPatientNames",
-    "EthnicGroup",
-    "PatientComments",
-)
-STUDY = (
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyID",
-    "StudyDescription",
-    "ReferringPhysicianName",
-    "PhysiciansOfRecord",
-    "NameOfPhysiciansReadingStudy",
-    "AdmittingDiagnosesDescription",
-    "PatientAge",
-    "PatientSize",
-    "PatientWeight",
-    "Occupation",
-    "AdditionalPatientHistory",
-    "OtherStudyNumbers",
-)
-SERIES = (
-    "SeriesInstanceUID",
-    "Modality",
-    "SeriesNumber",
-    "SeriesDescription",
-    "SeriesDate",
-    "SeriesTime",
-    "BodyPartExamined",
-    "Laterality",
-    "ProtocolName",
-    "OperatorsName",
-    "PerformingPhysicianName",
-    "StationName",
-    "InstitutionName",
-    "InstitutionalDepartmentName",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "PerformedProcedureStepStartDate",
-    "PerformedProcedureStepStartTime",
-    "PerformedProcedureStepID",
-)
+#: The attributes the index keeps per level above IMAGE: the plain keys of PS3.4 C.6's tables.
+PATIENT = PATIENT_ATTRIBUTES
+STUDY = STUDY_ATTRIBUTES
+SERIES = SERIES_ATTRIBUTES
 IMAGE = (
     "SOPInstanceUID",
     "SOPClassUID",

@@ -128,20 +128,64 @@ MODEL_LEVELS: dict[QueryModel, tuple[str, ...]] = {
     QueryModel.STUDY_ROOT: ("STUDY", "SERIES", "IMAGE"),
 }
 
-#: Where each key lives (PS3.4 C.6.1.1 and C.6.2.1); a key not listed is an instance attribute (IMAGE).
+#: The plain attributes of each level above IMAGE (PS3.4 C.6.1.1 and C.6.2.1), in the order of the tables:
+#: what the built-in archive's index keeps, and with the sequences and computed keys below, where each key
+#: lives (a key not listed is an instance attribute, IMAGE).
+PATIENT_ATTRIBUTES = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "OtherPatientNames",
+    "EthnicGroup",
+    "PatientComments",
+)
+STUDY_ATTRIBUTES = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDescription",
+    "ReferringPhysicianName",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "AdmittingDiagnosesDescription",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "Occupation",
+    "AdditionalPatientHistory",
+    "OtherStudyNumbers",
+)
+SERIES_ATTRIBUTES = (
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "SeriesDate",
+    "SeriesTime",
+    "BodyPartExamined",
+    "Laterality",
+    "ProtocolName",
+    "OperatorsName",
+    "PerformingPhysicianName",
+    "StationName",
+    "InstitutionName",
+    "InstitutionalDepartmentName",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "PerformedProcedureStepID",
+)
 _PATIENT_KEYS = frozenset(
     (
-        "PatientName",
-        "PatientID",
-        "IssuerOfPatientID",
+        *PATIENT_ATTRIBUTES,
         "IssuerOfPatientIDQualifiersSequence",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "PatientSex",
         "OtherPatientIDsSequence",
-        "OtherPatientNames",
-        "EthnicGroup",
-        "PatientComments",
         "NumberOfPatientRelatedStudies",
         "NumberOfPatientRelatedSeries",
         "NumberOfPatientRelatedInstances",
@@ -149,23 +193,8 @@ _PATIENT_KEYS = frozenset(
 )
 _STUDY_KEYS = frozenset(
     (
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
+        *STUDY_ATTRIBUTES,
         "IssuerOfAccessionNumberSequence",
-        "StudyID",
-        "StudyDescription",
-        "ReferringPhysicianName",
-        "PhysiciansOfRecord",
-        "NameOfPhysiciansReadingStudy",
-        "AdmittingDiagnosesDescription",
-        "PatientAge",
-        "PatientSize",
-        "PatientWeight",
-        "Occupation",
-        "AdditionalPatientHistory",
-        "OtherStudyNumbers",
         "ModalitiesInStudy",
         "SOPClassesInStudy",
         "AnatomicRegionsInStudyCodeSequence",
@@ -173,31 +202,7 @@ _STUDY_KEYS = frozenset(
         "NumberOfStudyRelatedInstances",
     )
 )
-_SERIES_KEYS = frozenset(
-    (
-        "SeriesInstanceUID",
-        "Modality",
-        "SeriesNumber",
-        "SeriesDescription",
-        "SeriesDate",
-        "SeriesTime",
-        "BodyPartExamined",
-        "Laterality",
-        "ProtocolName",
-        "OperatorsName",
-        "PerformingPhysicianName",
-        "StationName",
-        "InstitutionName",
-        "InstitutionalDepartmentName",
-        "Manufacturer",
-        "ManufacturerModelName",
-        "PerformedProcedureStepStartDate",
-        "PerformedProcedureStepStartTime",
-        "PerformedProcedureStepID",
-        "RequestAttributesSequence",
-        "NumberOfSeriesRelatedInstances",
-    )
-)
+_SERIES_KEYS = frozenset((*SERIES_ATTRIBUTES, "RequestAttributesSequence", "NumberOfSeriesRelatedInstances"))
 
 
 def key_keyword(key: str) -> str:
