@@ -154,6 +154,22 @@ class IdentityRequest:
     calling_ae_title: str = ""
     called_ae_title: str = ""
 
+    @classmethod
+    def of(cls, rq: AAssociateRQ, peer: Peer) -> IdentityRequest | None:
+        """The identity an A-ASSOCIATE-RQ carries (None: it carries none)."""
+        item = rq.user_information.user_identity_rq
+        if item is None:
+            return None
+        return cls(
+            item.identity_type,
+            item.primary_field,
+            item.secondary_field,
+            item.positive_response_requested,
+            peer,
+            rq.calling_ae_title,
+            rq.called_ae_title,
+        )
+
     @property
     def kind(self) -> IdentityKind | None:
         try:
@@ -338,20 +354,7 @@ class AccessControl:
     async def check_request(self, rq: AAssociateRQ, peer: Peer) -> tuple[AAssociateRJ | None, bytes | None]:
         """The user identity and the ``on_association_request`` hook: an A-ASSOCIATE-RJ to send (or None),
         and the user identity server response to put in the A-ASSOCIATE-AC (None: no response item)."""
-        item = rq.user_information.user_identity_rq
-        identity = (
-            None
-            if item is None
-            else IdentityRequest(
-                item.identity_type,
-                item.primary_field,
-                item.secondary_field,
-                item.positive_response_requested,
-                peer,
-                rq.calling_ae_title,
-                rq.called_ae_title,
-            )
-        )
+        identity = IdentityRequest.of(rq, peer)
         rj, response, verified = await self._check_identity(identity, peer)
         if rj is not None or self.on_association_request is None:
             return rj, response

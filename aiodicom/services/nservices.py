@@ -407,18 +407,7 @@ def _request_of(assoc: Association, message: DimseMessage, ae_title: str) -> NRe
     command = message.command
     host, port = assoc.peer
     rq = assoc.request
-    item = rq.user_information.user_identity_rq
-    identity = None
-    if item is not None:
-        identity = IdentityRequest(
-            item.identity_type,
-            item.primary_field,
-            item.secondary_field,
-            item.positive_response_requested,
-            (host, port),
-            rq.calling_ae_title,
-            rq.called_ae_title,
-        )
+    identity = IdentityRequest.of(rq, (host, port))
     instance = command.sop_instance_uid
     assigned = command.command_field == CommandField.N_CREATE_RQ and not instance
     if assigned:

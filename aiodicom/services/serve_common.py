@@ -83,18 +83,7 @@ def query_context(
 ) -> QueryContext:
     host, port = assoc.peer
     rq = assoc.request
-    item = rq.user_information.user_identity_rq
-    identity = None
-    if item is not None:
-        identity = IdentityRequest(
-            item.identity_type,
-            item.primary_field,
-            item.secondary_field,
-            item.positive_response_requested,
-            (host, port),
-            rq.calling_ae_title,
-            rq.called_ae_title,
-        )
+    identity = IdentityRequest.of(rq, (host, port))
     return QueryContext(
         calling_ae_title=rq.calling_ae_title,
         called_ae_title=rq.called_ae_title,
