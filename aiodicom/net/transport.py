@@ -61,6 +61,7 @@ class DicomProtocol(asyncio.BufferedProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_paused = False
+        self._tls = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._read_pauses = 0
 
@@ -69,6 +70,9 @@ class DicomProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
         set_nodelay(transport)
+        # A TLS transport seals each buffer it is given as its own records: a PDU's 6-byte header would be
+        # a record of its own (a seal, 22 bytes more, and a decrypt at the peer), so buffers are joined.
+        self._tls = transport.get_extra_info("ssl_object") is not None
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = (str(peer[0]), int(peer[1]))
@@ -112,10 +116,13 @@ class DicomProtocol(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------------------------ sending
 
     def write(self, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
-        """Write buffers as they are (no join)."""
+        """Write buffers as they are (no join), or joined into one when the transport is TLS."""
         transport = self.transport
         if buffers and transport is not None and not transport.is_closing():
-            transport.writelines(buffers)
+            if self._tls and len(buffers) > 1:
+                transport.write(b"".join(buffers))
+            else:
+                transport.writelines(buffers)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
