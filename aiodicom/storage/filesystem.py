@@ -36,6 +36,10 @@ __all__ = ["LOCK_NAME", "Duplicates", "FileSink", "FilesystemStorage"]
 log = logging.getLogger("aiodicom.storage")
 
 _WRITE_BUFFER = 1 << 20
+#: Received pieces smaller than this are gathered, and written with the next large one (one system call);
+#: larger ones are written at once, as they arrive, rather than copied into a buffer and written at the end:
+#: the end of an instance is when its sender waits for the answer.
+_GATHER = 64 * 1024
 #: Temporary files are created ahead of need in a worker thread, in batches: refilled to _SPARES when
 #: fewer than _SPARES_LOW are left (one thread hop per batch, not one per instance).
 _SPARES = 16
@@ -57,7 +61,7 @@ class FileSink(InstanceSink):
         super().__init__()
         self.storage = storage
         self._temp = name  # strings, not Paths: this runs once per received instance
-        self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
+        self._file = RawFile(fd)
         self._target: str | None = None
         self._leading: tuple[bytes, int, bool] | None = None
         self._closed = False
@@ -154,7 +158,7 @@ class FileSink(InstanceSink):
                 raise
         os.replace(name, self._temp)
         self._file.close()
-        self._file = open(self._temp, "ab", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._file = RawFile(os.open(self._temp, os.O_WRONLY | os.O_APPEND))
 
     async def abort(self) -> None:
         self._discard()
@@ -162,7 +166,7 @@ class FileSink(InstanceSink):
     def _discard(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
-            self._file.close()
+            self._file.close(write_held=False)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temp)
 
@@ -279,7 +283,66 @@ def _fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def write_temporary(file: BinaryIO, data: bytes | bytearray | memoryview) -> None:
+class RawFile:
+    """A file descriptor written without a buffer of its own: small pieces are gathered (copied) and go out
+    with the next large piece in one ``writev``; a large piece is written as it is, not copied."""
+
+    __slots__ = ("_fd", "_held", "_held_size")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._held: list[bytes] = []
+        self._held_size = 0
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        size = len(data) if not isinstance(data, memoryview) else data.nbytes
+        if size + self._held_size < _GATHER:
+            self._held.append(bytes(data))  # the caller's buffer (a receive buffer) is reused
+            self._held_size += size
+            return size
+        if self._held:
+            parts: list[bytes | bytearray | memoryview] = [*self._held, data]
+            self._held.clear()
+            self._held_size = 0
+            _write_all(self._fd, parts)
+        else:
+            _write_all(self._fd, [data])
+        return size
+
+    def flush(self) -> None:
+        if self._held:
+            parts: list[bytes | bytearray | memoryview] = list(self._held)
+            self._held.clear()
+            self._held_size = 0
+            _write_all(self._fd, parts)
+
+    def close(self, *, write_held: bool = True) -> None:
+        """Write what is held (unless the file is being thrown away) and close the descriptor."""
+        if self._fd < 0:
+            return
+        try:
+            if write_held:
+                self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+            self._held.clear()
+
+
+def _write_all(fd: int, parts: list[bytes | bytearray | memoryview]) -> None:
+    """Write every byte of ``parts`` (a regular file takes it all at once but near a full disk)."""
+    written = os.writev(fd, parts) if len(parts) > 1 else os.write(fd, parts[0])
+    total = sum(len(part) if not isinstance(part, memoryview) else part.nbytes for part in parts)
+    if written < total:
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+def write_temporary(file: BinaryIO | RawFile, data: bytes | bytearray | memoryview) -> None:
     """Write ``data`` to a temporary file; a failure (a full disk) is a StorageError."""
     try:
         file.write(data)
