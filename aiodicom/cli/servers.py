@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, Any
@@ -280,8 +281,12 @@ def serve_storage(params: dict[str, Any], make: Callable[..., StoreScp] | None =
     except ValueError as exc:
         raise fail(str(exc), 2) from None
 
+    out = sys.stdout
+
     def show(kind: str, text: str, payload: dict[str, Any]) -> None:
-        typer.echo(json.dumps({"event": kind, **payload}) if p.as_json else text)
+        # one line per stored instance: a plain write (typer.echo looks at the terminal each time)
+        out.write((json.dumps({"event": kind, **payload}) if p.as_json else text) + "\n")
+        out.flush()
 
     scp.on_file_stored(
         lambda e: show(
