@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from functools import lru_cache
 
 #: The string value representations written here; UI is padded with NUL, the others with a space.
 TEXT_VRS = frozenset(
@@ -89,36 +88,45 @@ def encode_identifier_elements(identifier: Identifier, *, implicit: bool, little
     if codec is None:
         raise ValueError(f"Specific Character Set {charset!r} is not written here")
     order = "<" if little else ">"
-    length_of = (_U32_LE if little else _U32_BE) if implicit else None
-    short = _U16_LE if little else _U16_BE
-    long = _U32_LE if little else _U32_BE
-    out = bytearray()
-    for tag, vr, text in identifier:
+    headers = _HEADERS[implicit, little]
+    short = (_U16_LE if little else _U16_BE).pack
+    long = (_U32_LE if little else _U32_BE).pack
+    parts: list[bytes] = []
+    append = parts.append
+    elements = identifier.elements
+    for tag in sorted(elements):
+        vr, text = elements[tag]
         if vr in TEXT_VRS:
             value = b"" if text is None else text.encode(codec)
-            if len(value) % 2:
+            if len(value) & 1:
                 value += b"\x00" if vr == "UI" else b" "
         elif vr in NUMBER_VRS:
             value = b"" if not text else _numbers(order, NUMBER_VRS[vr], text)
         else:
             raise ValueError(f"VR {vr} is not written here")
-        out += _header(tag, vr, implicit, little)
-        if length_of is not None:
-            out += length_of.pack(len(value))
-        elif vr in _LONG:
-            out += long.pack(len(value))
+        head = headers.get((tag, vr))
+        if head is None:
+            if len(headers) >= 4096:  # the tags come from queries: a peer may name any number
+                headers.clear()
+            head = headers[tag, vr] = _header(tag, vr, implicit, little)
+        append(head)
+        if implicit or vr in _LONG:
+            append(long(len(value)))
+        elif len(value) > 0xFFFF:
+            raise ValueError(f"a {vr} value of {len(value)} bytes does not fit an explicit VR header")
         else:
-            if len(value) > 0xFFFF:
-                raise ValueError(f"a {vr} value of {len(value)} bytes does not fit an explicit VR header")
-            out += short.pack(len(value))
-        out += value
-    return bytes(out)
+            append(short(len(value)))
+        append(value)
+    return b"".join(parts)
 
 
 _U16_LE, _U16_BE, _U32_LE, _U32_BE = (struct.Struct(f) for f in ("<H", ">H", "<I", ">I"))
+#: Element headers (tag, and VR with the reserved bytes of a long one) by encoding, then (tag, VR).
+_HEADERS: dict[tuple[bool, bool], dict[tuple[int, str], bytes]] = {
+    (implicit, little): {} for implicit in (False, True) for little in (False, True)
+}
 
 
-@lru_cache(maxsize=4096)
 def _header(tag: int, vr: str, implicit: bool, little: bool) -> bytes:
     """An element's tag (and VR, with the reserved bytes of a long one), before its length."""
     head = struct.pack("<HH" if little else ">HH", tag >> 16, tag & 0xFFFF)

@@ -502,16 +502,19 @@ class Association(ServiceCalls):
 
     # ----------------------------------------------------------------------------------- sending
 
-    async def send(self, context_id: int, command: Command, dataset: Dataset | None = None) -> None:
+    async def send(self, context_id: int, command: Command | bytes, dataset: Dataset | None = None) -> None:
         """Send a DIMSE message: the command, then the data set fragmented to the peer's maximum PDU.
 
-        A data set is bytes (sent as memoryview slices), a binary file read one PDV at a time, or an async
-        iterable of byte chunks (an object streaming from S3), re-cut into PDVs as they come.
+        The command is a :class:`Command` or its encoded command set (a server answering many matches
+        with one command encodes it once). A data set is bytes (sent as memoryview slices), a binary file
+        read one PDV at a time, or an async iterable of byte chunks (an object streaming from S3), re-cut
+        into PDVs as they come.
         """
         if context_id not in self.accepted:
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
+        encoded = command if isinstance(command, bytes) else encode_command(command)
         async with self._send_lock:
-            buffers = fragment(context_id, True, encode_command(command), self._max_value)
+            buffers = fragment(context_id, True, encoded, self._max_value)
             small = isinstance(dataset, bytes | bytearray | memoryview) and len(dataset) <= DRAIN_EVERY
             if small:  # a small data set goes out with its command in one write: one system call
                 buffers += fragment(context_id, False, dataset, self._max_value)  # type: ignore[arg-type]
@@ -519,7 +522,9 @@ class Association(ServiceCalls):
             if dataset is not None:
                 await (self.drain() if small else send_data_set(self, context_id, dataset, self._max_value))
 
-    async def send_soon(self, context_id: int, command: Command, dataset: bytes | None = None) -> None:
+    async def send_soon(
+        self, context_id: int, command: Command | bytes, dataset: bytes | None = None
+    ) -> None:
         """Send a message (a command, and a small data set) with the next one, or at the latest once the
         loop runs again: a pending response and the next sub-operation, or C-FIND matches yielded
         together, go out in one system call. Held messages are written once they pass 8 KiB, so that
@@ -529,7 +534,8 @@ class Association(ServiceCalls):
             return
         if not self._deferred:
             asyncio.get_running_loop().call_soon(self._flush_deferred)
-        self._deferred += fragment(context_id, True, encode_command(command), self._max_value)
+        encoded = command if isinstance(command, bytes) else encode_command(command)
+        self._deferred += fragment(context_id, True, encoded, self._max_value)
         if dataset is not None:
             self._deferred += fragment(context_id, False, dataset, self._max_value)
             self._deferred_bytes += len(dataset)

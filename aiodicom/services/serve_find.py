@@ -18,7 +18,7 @@ from typing import Any
 from pydicom import Dataset
 
 from aiodicom.dataset.identifier import Identifier
-from aiodicom.dimse import Command, Status
+from aiodicom.dimse import Command, Status, encode_command
 from aiodicom.errors import QueryRejected
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.services.query import QueryModel
@@ -132,13 +132,17 @@ async def serve_find(
             stream = HandlerStream(handler, query, context)
             await stream.start()
             asked = asked_of(query)
+            commands: dict[int, bytes] = {}  # every pending response of a query has the same command
             async for item in stream:
                 identifier, pending = _prepare(item, query, model, ae_title, asked)
                 data = encode_response(identifier, syntax)
+                command = commands.get(pending)
+                if command is None:
+                    command = commands[pending] = encode_command(
+                        Command.c_find_rsp(request, pending, has_dataset=True)
+                    )
                 # matches yielded together go out together (a page of the archive's: one system call)
-                await assoc.send_soon(
-                    context_id, Command.c_find_rsp(request, pending, has_dataset=True), data
-                )
+                await assoc.send_soon(context_id, command, data)
                 count += 1
                 if assoc.take_cancel(request.message_id or 0):
                     status = Status.CANCEL
