@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from aiodicom.dimse import Status
 from aiodicom.errors import DicomError, NoAcceptableContext, QueryRejected
@@ -33,6 +34,7 @@ from aiodicom.services.serve_retrieve import (
     Retrieve,
     RetrieveSettings,
     open_item,
+    opened_ahead,
     removing,
     run_retrieve,
 )
@@ -144,24 +146,29 @@ async def serve_move(
             raise QueryRejected(Status.MOVE_DESTINATION_UNKNOWN, f"move destination {title!r} is unknown")
         found.append(remote)
 
+    async def open_one(item: Any) -> QueuedFile | Failed:
+        try:
+            return await open_item(item, settings)
+        except Failed as exc:
+            return exc
+
     async def body(stream: HandlerStream) -> None:
         remote = found[0]
         dest = _Destination(run, remote, remote.ae_title or title)
         waiting: list[QueuedFile] = []
         try:
-            async for item in stream:
-                try:
-                    queued = await open_item(item, settings)
-                except Failed as exc:
-                    await run.record(None, exc.sop_instance_uid, str(exc))
-                else:
-                    waiting.append(queued)
-                    uncovered = dest.refused is None and not all(dest.covers(w) for w in waiting)
-                    if uncovered and len(waiting) < LOOKAHEAD:
-                        continue  # read ahead, to propose what comes next on one association
-                    await _flush(dest, waiting)
-                if run.check_cancel():
-                    return
+            async with contextlib.aclosing(opened_ahead(stream, open_one)) as opened:
+                async for queued in opened:
+                    if isinstance(queued, Failed):
+                        await run.record(None, queued.sop_instance_uid, str(queued))
+                    else:
+                        waiting.append(queued)
+                        uncovered = dest.refused is None and not all(dest.covers(w) for w in waiting)
+                        if uncovered and len(waiting) < LOOKAHEAD:
+                            continue  # read ahead, to propose what comes next on one association
+                        await _flush(dest, waiting)
+                    if run.check_cancel():
+                        return
             await _flush(dest, waiting)
         finally:
             await dest.close()

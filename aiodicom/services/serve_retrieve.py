@@ -17,9 +17,9 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydicom import Dataset
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from aiodicom.storage.s3 import S3Bucket
 
 log = logging.getLogger("aiodicom.services.serve_retrieve")
+_T = TypeVar("_T")
 
 #: The longest Failed SOP Instance UID List sent (a UI value in explicit VR has a 16-bit length).
 _MAX_FAILED_LIST = 0xFFFE
@@ -315,6 +316,38 @@ def handler_stream(handler: QueryHandler, *args: Any) -> HandlerStream:
     return HandlerStream(handler, *args)
 
 
+async def opened_ahead(
+    stream: AsyncIterable[Any], open_one: Callable[[Any], Awaitable[_T]]
+) -> AsyncGenerator[_T, None]:
+    """The handler's items, each opened by ``open_one``, one ahead: the next is asked of the handler and read
+    while the caller sends the current one and waits for its response, not after. An exception of the
+    handler (or of ``open_one``) comes out in its turn. Close it (``contextlib.aclosing``) before the
+    stream: the read ahead is stopped there."""
+    items = aiter(stream)
+
+    async def next_one() -> tuple[_T] | None:
+        try:
+            item = await anext(items)
+        except StopAsyncIteration:
+            return None
+        return (await open_one(item),)
+
+    task = asyncio.ensure_future(next_one())
+    try:
+        while True:
+            got = await task
+            if got is None:
+                return
+            task = asyncio.ensure_future(next_one())
+            yield got[0]
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.wait({task})  # our own cancellation still comes through
+        if not task.cancelled():
+            task.exception()  # retrieved: nothing more is sent after a cancel, an abort or a failure
+
+
 @contextlib.contextmanager
 def removing(out: Outgoing) -> Any:
     """Remove the temporary file a conversion wrote, once it was sent."""
@@ -332,5 +365,6 @@ __all__ = [
     "Retrieve",
     "RetrieveSettings",
     "open_item",
+    "opened_ahead",
     "run_retrieve",
 ]
