@@ -11,7 +11,7 @@ so the caller builds a Dataset for that answer instead.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 #: The string value representations written here; UI is padded with NUL, the others with a space.
 TEXT_VRS = frozenset(
@@ -83,48 +83,78 @@ class Identifier:
 def encode_identifier_elements(identifier: Identifier, *, implicit: bool, little: bool) -> bytes:
     """The data set bytes of ``identifier``. Text is encoded in its Specific Character Set (the default
     repertoire, ISO_IR 100 or ISO_IR 192; ValueError for another, or for a value that does not fit)."""
-    charset = identifier.get(_SPECIFIC_CHARACTER_SET) or ""
-    codec = _CODECS.get(charset.strip())
+    elements = identifier.elements
+    charset = elements.get(_SPECIFIC_CHARACTER_SET)
+    codec = _CODECS.get((charset[1] or "").strip() if charset is not None else "")
     if codec is None:
-        raise ValueError(f"Specific Character Set {charset!r} is not written here")
+        raise ValueError(f"Specific Character Set {charset[1] if charset else ''!r} is not written here")
+    # The answers to one query have the same elements, set in the same order: their layout (the order
+    # to write them in, each one's header and how its length is written) is worked out once.
+    shape = (implicit, little, *elements)
+    plan = _PLANS.get(shape)
+    if plan is None:
+        plan = _plan(identifier, implicit, little)
+        if len(_PLANS) >= 1024:  # the tags come from queries: a peer may name any number
+            _PLANS.clear()
+        _PLANS[shape] = plan
+    values = list(elements.values())
+    encoded = _write(values, plan, codec, little)
+    if encoded is None:  # the same tags as another identifier's, with other VRs: its own layout
+        encoded = _write(values, _plan(identifier, implicit, little), codec, little)
+        assert encoded is not None
+    return encoded
+
+
+def _write(values: list[tuple[str, str | None]], plan: list[_Step], codec: str, little: bool) -> bytes | None:
+    """The elements ``values`` (in the identifier's order) written as ``plan`` lays them out; None when
+    an element's VR is not the plan's."""
     order = "<" if little else ">"
-    headers = _HEADERS[implicit, little]
     short = (_U16_LE if little else _U16_BE).pack
-    long = (_U32_LE if little else _U32_BE).pack
     parts: list[bytes] = []
     append = parts.append
-    elements = identifier.elements
-    for tag in sorted(elements):
-        vr, text = elements[tag]
-        if vr in TEXT_VRS:
+    for index, vr, head, length_of, pad, code in plan:
+        entry = values[index]
+        if entry[0] != vr:
+            return None
+        text = entry[1]
+        if code is None:
             value = b"" if text is None else text.encode(codec)
             if len(value) & 1:
-                value += b"\x00" if vr == "UI" else b" "
-        elif vr in NUMBER_VRS:
-            value = b"" if not text else _numbers(order, NUMBER_VRS[vr], text)
+                value += pad
         else:
-            raise ValueError(f"VR {vr} is not written here")
-        head = headers.get((tag, vr))
-        if head is None:
-            if len(headers) >= 4096:  # the tags come from queries: a peer may name any number
-                headers.clear()
-            head = headers[tag, vr] = _header(tag, vr, implicit, little)
-        append(head)
-        if implicit or vr in _LONG:
-            append(long(len(value)))
-        elif len(value) > 0xFFFF:
-            raise ValueError(f"a {vr} value of {len(value)} bytes does not fit an explicit VR header")
+            value = b"" if not text else _numbers(order, code, text)
+        if length_of is None:  # an explicit VR header's 2-byte length
+            if len(value) > 0xFFFF:
+                raise ValueError(f"a {vr} value of {len(value)} bytes does not fit an explicit VR header")
+            append(head + short(len(value)))
         else:
-            append(short(len(value)))
+            append(head + length_of(len(value)))
         append(value)
     return b"".join(parts)
 
 
+_Step = tuple[int, str, bytes, "Callable[[int], bytes] | None", bytes, "str | None"]
+_PLANS: dict[tuple[object, ...], list[_Step]] = {}
+
+
+def _plan(identifier: Identifier, implicit: bool, little: bool) -> list[_Step]:
+    """Per element, in tag order: its place in the identifier, VR, header, length writer (None: 2 bytes),
+    pad byte and number code (None: text). ValueError for a VR not written here."""
+    long = (_U32_LE if little else _U32_BE).pack
+    position = {tag: k for k, tag in enumerate(identifier.elements)}
+    plan: list[_Step] = []
+    for tag in sorted(identifier.elements):
+        vr = identifier.elements[tag][0]
+        if vr not in TEXT_VRS and vr not in NUMBER_VRS:
+            raise ValueError(f"VR {vr} is not written here")
+        length_of = long if implicit or vr in _LONG else None
+        pad = b"\x00" if vr == "UI" else b" "
+        head = _header(tag, vr, implicit, little)
+        plan.append((position[tag], vr, head, length_of, pad, NUMBER_VRS.get(vr)))
+    return plan
+
+
 _U16_LE, _U16_BE, _U32_LE, _U32_BE = (struct.Struct(f) for f in ("<H", ">H", "<I", ">I"))
-#: Element headers (tag, and VR with the reserved bytes of a long one) by encoding, then (tag, VR).
-_HEADERS: dict[tuple[bool, bool], dict[tuple[int, str], bytes]] = {
-    (implicit, little): {} for implicit in (False, True) for little in (False, True)
-}
 
 
 def _header(tag: int, vr: str, implicit: bool, little: bool) -> bytes:

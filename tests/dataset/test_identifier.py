@@ -69,3 +69,26 @@ def test_what_it_cannot_write_is_refused() -> None:
     ascii_only.set(0x00100010, "PN", "Müller")  # no character set: the default repertoire is ASCII
     with pytest.raises(UnicodeEncodeError):
         encode_identifier_elements(ascii_only, implicit=True, little=True)
+
+
+@pytest.mark.parametrize(("implicit", "little"), [(False, True), (True, True), (False, False)])
+def test_answers_of_one_shape_and_the_same_tags_with_other_vrs(implicit: bool, little: bool) -> None:
+    """Answers with the same elements in the same order share a layout; the same tags with another VR
+    (a handler's choice) are written with their own VRs, not the first answer's."""
+    first = Identifier({0x00100010: ("PN", "Doe^Jane"), 0x00200013: ("IS", "7"), 0x00280010: ("US", "512")})
+    other = Identifier({0x00100010: ("LO", "Doe^Jane"), 0x00200013: ("IS", "8"), 0x00280010: ("SS", "-2")})
+    for identifier in (first, first, other, first):
+        data = encode_identifier_elements(identifier, implicit=implicit, little=little)
+        ds = read_dataset(io.BytesIO(data), implicit, little)
+        if not implicit:
+            assert [ds[tag].VR for tag in (0x00100010, 0x00200013, 0x00280010)] == [
+                identifier.elements[tag][0] for tag in (0x00100010, 0x00200013, 0x00280010)
+            ]
+        assert str(ds[0x00100010].value) == "Doe^Jane"
+        assert int(ds[0x00200013].value) == int(identifier.get(0x00200013) or 0)
+    assert (
+        read_dataset(
+            io.BytesIO(encode_identifier_elements(other, implicit=False, little=True)), False, True
+        ).Rows
+        == -2
+    )
