@@ -41,7 +41,7 @@ from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
 from .entries import Entry, read_entry, walk_files
 from .keys import COMPUTED, check_query, level_of, unsupported_keys
-from .matching import build_identifier, build_response, keyword_of, match, prepare, query_keys
+from .matching import build_response, identifier_builder, keyword_of, match, prepare, query_keys
 
 __all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord", "read_entry", "walk_files"]
 
@@ -434,13 +434,14 @@ class ArchiveIndex:
         computed = [kw for kw in COMPUTED[level] if kw in asked]
         above = MODEL_LEVELS[model][: MODEL_LEVELS[model].index(level)]
         prepared = prepare(asked)  # read once, matched against every row
+        uniques = [UNIQUE_KEYS[a] for a in above]
+        fast = identifier_builder(prepared, uniques) if raw else None
         async for candidate in self._candidates(asked, model, level, computed):
             if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
-                extra = {UNIQUE_KEYS[a]: candidate.get(UNIQUE_KEYS[a], "") for a in above}
-                fast = build_identifier(prepared, candidate, extra=extra) if raw else None
                 if fast is not None:
-                    yield fast
+                    yield fast(candidate)
                 else:
+                    extra = {keyword: candidate.get(keyword, "") for keyword in uniques}
                     yield build_response(asked, candidate, extra=extra, pn_ignore_case=self.pn_ignore_case)
 
     async def instances(

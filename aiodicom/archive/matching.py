@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -49,7 +49,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 
-from aiodicom.dataset.identifier import Identifier
+from aiodicom.dataset.identifier import NUMBER_VRS, TEXT_VRS, Identifier
 from aiodicom.dataset.rewrite import element_from_text
 from aiodicom.dataset.values import tag_string
 from aiodicom.errors import QueryRejected
@@ -176,7 +176,7 @@ class PreparedQuery:
 
 
 def prepare(query: Dataset | PreparedQuery) -> PreparedQuery:
-    """``query`` read once for :func:`match` and :func:`build_identifier`."""
+    """``query`` read once for :func:`match` and :func:`identifier_builder`."""
     if isinstance(query, PreparedQuery):
         return query
     keys: list[tuple[int, str, DataElement, str]] = []
@@ -419,36 +419,50 @@ def _tag_and_vr(keyword: str) -> tuple[int, str]:
     return (0, "") if tag is None else (tag, str(dictionary_VR(tag)).split(" or ")[0])
 
 
-def build_identifier(
-    query: Dataset | PreparedQuery, candidate: Candidate, *, extra: Mapping[str, Any] | None = None
-) -> Identifier | None:
-    """What :func:`build_response` answers, as an :class:`~aiodicom.dataset.identifier.Identifier` (no
-    Dataset built: a C-FIND answers hundreds a second), or None when the query has a sequence key (then
-    :func:`build_response` answers it)."""
+def identifier_builder(
+    query: Dataset | PreparedQuery, extra_keywords: Sequence[str] = ()
+) -> Callable[[Mapping[str, Any]], Identifier] | None:
+    """What :func:`build_response` answers for an index row (values by keyword), as an
+    :class:`~aiodicom.dataset.identifier.Identifier` (no Dataset built: a C-FIND answers hundreds a
+    second): a function of the row, laid out once per query; ``extra_keywords`` are answered too when the
+    query does not ask for them. None when the query has a key not written that way (a sequence)."""
     prepared = prepare(query)
-    row = candidate if isinstance(candidate, dict) else None  # an index row: values by keyword
-    out = Identifier()
+    steps: list[tuple[int, str, str]] = []
     for tag, vr, _, keyword in prepared.keys:
-        if vr == "SQ":
+        if vr not in TEXT_VRS and vr not in NUMBER_VRS:
             return None
-        value = row.get(keyword) if row is not None else _candidate_value(candidate, tag)
-        if value is None or value == "":
-            out.set(tag, vr, None)
-        elif isinstance(value, str):
-            out.set(tag, vr, value)
-        else:
-            values = _values(value)
-            out.set(tag, vr, "\\".join(values) if values else None)
-    for keyword, value in (extra or {}).items():
+        steps.append((tag, vr, keyword))
+    asked = {tag for tag, _, _ in steps}
+    for keyword in extra_keywords:
         extra_tag, vr = _tag_and_vr(keyword)
-        if extra_tag and extra_tag not in out:
-            values = _values(value)
-            out.set(extra_tag, vr, "\\".join(values) if values else None)
-    if prepared.level is not None:
-        out.set(0x00080052, "CS", prepared.level)
-    if not out.is_ascii():
-        out.set(0x00080005, "CS", "ISO_IR 192")
-    return out if out.encodable() else None
+        if extra_tag and extra_tag not in asked:
+            if vr not in TEXT_VRS and vr not in NUMBER_VRS:
+                return None
+            steps.append((extra_tag, vr, keyword))
+            asked.add(extra_tag)
+    level = prepared.level
+
+    def build(row: Mapping[str, Any]) -> Identifier:
+        elements: dict[int, tuple[str, str | None]] = {}
+        ascii_only = True
+        for tag, vr, keyword in steps:
+            value = row.get(keyword)
+            if value is None or value == "":
+                elements[tag] = (vr, None)
+                continue
+            if not isinstance(value, str):
+                values = _values(value)
+                value = "\\".join(values) if values else None
+            elements[tag] = (vr, value)
+            if ascii_only and value is not None and not value.isascii():
+                ascii_only = False
+        if level is not None:
+            elements[0x00080052] = ("CS", level)
+        if not ascii_only:
+            elements[0x00080005] = ("CS", "ISO_IR 192")
+        return Identifier.trusted(elements, ascii_only)
+
+    return build
 
 
 def _fill(response: Dataset, query: Dataset, candidate: Candidate, pn_ignore_case: bool) -> None:

@@ -39,6 +39,15 @@ class Identifier:
         for tag, (vr, value) in (elements or {}).items():
             self.set(tag, vr, value)
 
+    @classmethod
+    def trusted(cls, elements: dict[int, tuple[str, str | None]], ascii_only: bool) -> Identifier:
+        """An identifier of ``elements`` as they are (taken, not copied), their VRs known to be written
+        here and ``ascii_only`` saying whether every value is ASCII: for a builder that checked both."""
+        out = cls()
+        out.elements = elements
+        out._ascii = ascii_only
+        return out
+
     def set(self, tag: int, vr: str, value: str | None) -> None:
         self.elements[tag] = (vr, value)
         if value is not None and not value.isascii():
