@@ -436,13 +436,19 @@ class ArchiveIndex:
         prepared = prepare(asked)  # read once, matched against every row
         uniques = [UNIQUE_KEYS[a] for a in above]
         fast = identifier_builder(prepared, uniques) if raw else None
-        async for candidate in self._candidates(asked, model, level, computed):
-            if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
+        sql, params, exact = _select(asked, model, level, level)
+        # the UIDs the SQL matched are not matched again; often nothing is left to match
+        rest = [c[3] for c in prepared.conditions if c[3] not in exact]
+        ignore_case = self.pn_ignore_case
+        async for page in self._pages(sql, params, level, computed, records=False):
+            for candidate in page:
+                if rest and not match(prepared, candidate, pn_ignore_case=ignore_case, skip=exact):
+                    continue
                 if fast is not None:
                     yield fast(candidate)
                 else:
                     extra = {keyword: candidate.get(keyword, "") for keyword in uniques}
-                    yield build_response(asked, candidate, extra=extra, pn_ignore_case=self.pn_ignore_case)
+                    yield build_response(asked, candidate, extra=extra, pn_ignore_case=ignore_case)
 
     async def instances(
         self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT
@@ -454,21 +460,30 @@ class ArchiveIndex:
         skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
         asked = _without(query, skip)
         prepared = prepare(asked)
-        async for candidate in self._candidates(asked, model, "IMAGE", [], upto=level):
-            if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
-                yield candidate["__record__"]
+        sql, params, _ = _select(asked, model, "IMAGE", level)
+        async for page in self._pages(sql, params, "IMAGE", [], records=True):
+            for candidate in page:
+                if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
+                    yield candidate["__record__"]
 
-    async def _candidates(
-        self, query: Dataset, model: QueryModel, level: str, computed: list[str], upto: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter, a page at a time; the
-        next page is read in the index's thread while this one is answered (a requestor is never left
-        waiting for a page that could have been read)."""
-        sql, params = _select(query, model, level, upto or level)
+    async def _pages(
+        self, sql: str, params: list[Any], level: str, computed: list[str], *, records: bool
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter (``_select``), a page
+        at a time (with their InstanceRecord when ``records``); the next page is read in the index's thread
+        while this one is answered (a requestor is never left waiting for a page that could have been
+        read)."""
 
         def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
             read = functools.partial(
-                _page, sql=sql, params=params, last=last, level=level, computed=computed, size=size
+                _page,
+                sql=sql,
+                params=params,
+                last=last,
+                level=level,
+                computed=computed,
+                size=size,
+                records=records,
             )
             return asyncio.ensure_future(self._run(read))
 
@@ -480,8 +495,7 @@ class ArchiveIndex:
                 page = await ahead
                 full, size = len(page) == size, _PAGE
                 ahead = fetch(page[-1]["__id__"], size) if full else None
-                for candidate in page:
-                    yield candidate
+                yield page
         finally:
             if ahead is not None and not ahead.done():
                 ahead.cancel()  # the consumer stopped early (C-CANCEL, an error): the read is not wanted
@@ -522,12 +536,17 @@ _PREFILTER = {
 _ORDER = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 
 
-def _select(query: Dataset, model: QueryModel, level: str, upto: str) -> tuple[str, list[Any]]:
+def _select(
+    query: Dataset, model: QueryModel, level: str, upto: str
+) -> tuple[str, list[Any], frozenset[str]]:
+    """The SQL of the rows of ``level`` a query's exact values prefilter, its parameters, and the UID keys
+    it matched in full (a list of UIDs is matched by equality only: matching them again is not needed)."""
     tables, columns = _JOINS[level]
     extra = ", i.path, i.sop_class, i.uid, i.transfer_syntax, i.size" if level == "IMAGE" else ""
     ids = ", ".join(_ID[lv] for lv in _ORDER[: _ORDER.index(level) + 1])
     sql = f"SELECT {_ID[level]}, {', '.join(columns)}{extra}, {ids} FROM {tables} WHERE {_ID[level]} > ?"
     params: list[Any] = []
+    exact: set[str] = set()
     depth = _ORDER.index(upto)
     for elem in query_keys(query):
         keyword = keyword_of(int(elem.tag))
@@ -546,7 +565,9 @@ def _select(query: Dataset, model: QueryModel, level: str, upto: str) -> tuple[s
             continue  # several values of a non-UID key: matching decides
         sql += f" AND {column} IN ({', '.join('?' * len(values))})"
         params += values
-    return sql + f" ORDER BY {_ID[level]} LIMIT ?", params
+        if keyword.endswith("UID"):
+            exact.add(keyword)
+    return sql + f" ORDER BY {_ID[level]} LIMIT ?", params, frozenset(exact)
 
 
 def _page(
@@ -557,6 +578,8 @@ def _page(
     level: str,
     computed: list[str],
     size: int = _PAGE,
+    *,
+    records: bool = True,
 ) -> list[dict[str, Any]]:
     rows = conn.execute(sql, [last, *params, size]).fetchall()
     depth = _ORDER.index(level) + 1
@@ -570,8 +593,7 @@ def _page(
                 attributes = parents[text] = _loads(text)
             candidate.update(attributes)
         candidate.update(_loads(row[depth]))
-        ids = row[-depth:]
-        if level == "IMAGE":
+        if records and level == "IMAGE":
             path, sop_class, uid, syntax, size = row[1 + depth : 6 + depth]
             candidate["__record__"] = InstanceRecord(
                 path,
@@ -583,7 +605,7 @@ def _page(
                 candidate.get("SeriesInstanceUID", ""),
             )
         if computed:
-            candidate.update(_computed(conn, level, ids[-1], computed))
+            candidate.update(_computed(conn, level, row[-1], computed))
         page.append(candidate)
     return page
 
