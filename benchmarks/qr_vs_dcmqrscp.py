@@ -3,7 +3,7 @@
     python benchmarks/qr_vs_dcmqrscp.py [--rounds 5] [--instances 1000] [--index-files 10000]
 
 Both archives are loaded with DCMTK storescu (one association) on tmpfs (/dev/shm), then asked, by DCMTK
-clients, in turn, `--rounds` times (the best time of each is kept): C-FIND at STUDY level for every study
+clients, taking turns, `--rounds` times: C-FIND at STUDY level for every study
 (`findscu`, 51 responses) and at IMAGE level for every instance of the big study (500 responses), each
 query sent 20 times on the association of one findscu run, C-GET of
 the 500-instance study (`getscu`, written to tmpfs) and C-MOVE of it to a DCMTK storescp (writing to
@@ -11,7 +11,7 @@ tmpfs). Every DCMTK process runs with TCP_NODELAY=1. Each client is a new proces
 is the time 20 more queries on the association take (a findscu run of 40 queries less one of 20: start-up,
 association and release drop out, and nothing but answering queries is counted); for C-GET and C-MOVE,
 the time of the same client asking for something that matches nothing is taken out as its start-up. Each
-client's output (findscu prints every response) goes to a file. Best of `--rounds`. Printed:
+client's output (findscu prints every response) goes to a file. Median of `--rounds`. Printed:
 responses (or instances) per second and the ratio to dcmqrscp. Then the index of an archive folder of
 `--index-files` instances is built from the files alone (seconds, `aiodicom qrscp` with no index file).
 """
@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -244,23 +245,25 @@ def scenarios(port: int, out: Path) -> dict[str, tuple[list[str], list[str], int
 
 
 def measure(ports: dict[str, int], root: Path, rounds: int, counts: list[int]) -> dict[str, list[float]]:
-    """Per server and scenario: ``count * units`` over the best time of the scenario's command less the
-    best of its baseline. The servers take turns on every run (the machine's pace drifts over minutes)."""
+    """Per server and scenario: ``count * units`` over the median, across rounds, of the scenario's time less
+    its baseline's, both taken back to back in the round (this machine's pace drifts by tens of percent over
+    minutes: a difference of two best times is at the mercy of one lucky run). The servers take turns."""
     out = root / "got"
-    best: dict[tuple[str, int, int], float] = {}
+    spent: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):
         for k in range(len(counts)):
             for name, port in ports.items():
                 command, baseline, _ = list(scenarios(port, out).values())[k]
-                for which, run in enumerate((command, baseline)):
+                times = []
+                for run in (command, baseline):
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir()
-                    seconds = timed(run)
-                    best[name, k, which] = min(seconds, best.get((name, k, which), float("inf")))
+                    times.append(timed(run))
+                spent.setdefault((name, k), []).append(times[0] - times[1])
     units = [entry[2] for entry in scenarios(0, out).values()]
     return {
         name: [
-            counts[k] * units[k] / max(best[name, k, 0] - best[name, k, 1], 1e-6) for k in range(len(counts))
+            counts[k] * units[k] / max(statistics.median(spent[name, k]), 1e-6) for k in range(len(counts))
         ]
         for name in ports
     }
@@ -312,7 +315,7 @@ def main() -> None:
                 load(ports[name], folder)
             figures = measure(ports, root, args.rounds, counts)
         print(
-            f"{args.instances} instances on tmpfs, DCMTK clients, best of {args.rounds}"
+            f"{args.instances} instances on tmpfs, DCMTK clients, median of {args.rounds}"
             " (the servers taking turns), start-up taken out"
         )
         print(f"  {'scenario':<42} {'dcmqrscp':>10} {'aiodicom':>10} {'ratio':>7}")
