@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -21,8 +22,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@functools.cache
 def tool(name: str) -> str:
-    """DCMTK's program (pynetdicom installs same-named ones: take the one that says it is DCMTK)."""
+    """DCMTK's program (pynetdicom installs same-named ones: take the one that says it is DCMTK).
+
+    Looked up once per name: probing a pynetdicom program on the way takes a Python start (1.7 s here),
+    which a benchmark that called this inside its timed region counted in every run."""
     for directory in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
         path = shutil.which(name, path=directory)
         if path:

@@ -61,11 +61,12 @@ def run(command: list[str], env: dict[str, str], folder: Path, out: Path, port: 
     receiver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
-        time.sleep(0.2)  # let it settle after start-up (imports, spare temporary files)
+        time.sleep(0.2)  # let it settle after start-up (imports)
+        send = [tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), "+sd", str(folder)]
         cpu_start = cpu_seconds(receiver.pid)
         started = time.perf_counter()
         subprocess.run(
-            [tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), "+sd", str(folder)],
+            send,
             env=DCMTK_ENV,
             check=True,
             stdout=subprocess.DEVNULL,

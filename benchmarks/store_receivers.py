@@ -117,10 +117,11 @@ def run(name: str, command: list[str], folder: Path, out: Path, port: int) -> tu
     receiver = subprocess.Popen(command, env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
+        program = tool("storescu")  # looked up before the clock starts
         started = time.perf_counter()
         source = ["+sd", str(folder)] if folder.is_dir() else [str(folder)]
         subprocess.run(
-            [tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), *source],
+            [program, "-aec", "STORE-SCP", "127.0.0.1", str(port), *source],
             env=DCMTK_ENV,
             check=True,
             stdout=subprocess.DEVNULL,

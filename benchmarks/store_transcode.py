@@ -267,9 +267,10 @@ def part_two(megabytes: int, target: str) -> None:
         try:
             wait_for_port(port)
             peak = tree_rss(proc.pid)
+            program = tool("storescu")  # looked up before the clock starts
             started = time.perf_counter()
             sender = subprocess.Popen(
-                [tool("storescu"), "-to", "600", "127.0.0.1", str(port), str(big)],
+                [program, "-to", "600", "127.0.0.1", str(port), str(big)],
                 env=DCMTK_ENV,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -30,22 +30,27 @@ class Identifier:
     """An identifier as ``tag -> (VR, value)``: the value is the DICOM string (values joined with ``\\``)
     or None for an empty (zero-length) element. Written in tag order."""
 
-    __slots__ = ("_ascii", "_encodable", "elements")
+    __slots__ = ("_ascii", "_encodable", "elements", "handed_over")
 
     def __init__(self, elements: dict[int, tuple[str, str | None]] | None = None) -> None:
         self.elements: dict[int, tuple[str, str | None]] = {}
         self._ascii = True  # kept as elements are set: checked once per answer, twice on its way out
         self._encodable = True
+        #: Made for its receiver alone (:meth:`trusted`): the C-FIND service fills in what every answer
+        #: carries in it rather than in a copy.
+        self.handed_over = False
         for tag, (vr, value) in (elements or {}).items():
             self.set(tag, vr, value)
 
     @classmethod
     def trusted(cls, elements: dict[int, tuple[str, str | None]], ascii_only: bool) -> Identifier:
         """An identifier of ``elements`` as they are (taken, not copied), their VRs known to be written
-        here and ``ascii_only`` saying whether every value is ASCII: for a builder that checked both."""
+        here and ``ascii_only`` saying whether every value is ASCII: for a builder that checked both and
+        hands each identifier over to be changed by its receiver (:attr:`handed_over`)."""
         out = cls()
         out.elements = elements
         out._ascii = ascii_only
+        out.handed_over = True
         return out
 
     def set(self, tag: int, vr: str, value: str | None) -> None:

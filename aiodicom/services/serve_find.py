@@ -64,7 +64,8 @@ def _prepare(
         return ds, status
     if isinstance(item, Identifier):
         charset, level = asked or asked_of(query)
-        fast = item.copy()  # what is filled in here is not written into the handler's
+        # what is filled in here is not written into the handler's, unless it was handed over
+        fast = item if item.handed_over else item.copy()
         if _SPECIFIC_CHARACTER_SET not in fast:
             if not fast.is_ascii():
                 fast.set(_SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192")

@@ -14,20 +14,18 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Any
 
 from aiodicom.dataset.files import open_instance
 from aiodicom.dimse import Command, CommandField
 from aiodicom.errors import DicomError, DimseError, NoAcceptableContext
 from aiodicom.net.association import Association, DimseMessage
 from aiodicom.services.query import QueryModel
-from aiodicom.services.send import Outgoing, QueuedFile
+from aiodicom.services.send import Outgoing
 from aiodicom.services.serve_common import HandlerStream, QueryHandler
 from aiodicom.services.serve_retrieve import (
     Failed,
     Retrieve,
     RetrieveSettings,
-    open_item,
     opened_ahead,
     removing,
     run_retrieve,
@@ -53,14 +51,8 @@ async def serve_get(
     run = Retrieve(assoc, message, settings, logger)
     timeout = settings.options.dimse_timeout
 
-    async def open_one(item: Any) -> QueuedFile | Failed:
-        try:
-            return await open_item(item, settings)
-        except Failed as exc:
-            return exc
-
     async def body(stream: HandlerStream) -> None:
-        async with contextlib.aclosing(opened_ahead(stream, open_one)) as opened:
+        async with contextlib.aclosing(opened_ahead(stream, settings)) as opened:
             async for queued in opened:
                 uid: str | None = None
                 try:

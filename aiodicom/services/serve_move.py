@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from aiodicom.dimse import Status
 from aiodicom.errors import DicomError, NoAcceptableContext, QueryRejected
@@ -33,7 +32,6 @@ from aiodicom.services.serve_retrieve import (
     Failed,
     Retrieve,
     RetrieveSettings,
-    open_item,
     opened_ahead,
     removing,
     run_retrieve,
@@ -146,18 +144,12 @@ async def serve_move(
             raise QueryRejected(Status.MOVE_DESTINATION_UNKNOWN, f"move destination {title!r} is unknown")
         found.append(remote)
 
-    async def open_one(item: Any) -> QueuedFile | Failed:
-        try:
-            return await open_item(item, settings)
-        except Failed as exc:
-            return exc
-
     async def body(stream: HandlerStream) -> None:
         remote = found[0]
         dest = _Destination(run, remote, remote.ae_title or title)
         waiting: list[QueuedFile] = []
         try:
-            async with contextlib.aclosing(opened_ahead(stream, open_one)) as opened:
+            async with contextlib.aclosing(opened_ahead(stream, settings)) as opened:
                 async for queued in opened:
                     if isinstance(queued, Failed):
                         await run.record(None, queued.sop_instance_uid, str(queued))

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from aiodicom.storage.s3 import S3Bucket
 
 log = logging.getLogger("aiodicom.services.serve_retrieve")
-_T = TypeVar("_T")
 
 #: The longest Failed SOP Instance UID List sent (a UI value in explicit VR has a 16-bit length).
 _MAX_FAILED_LIST = 0xFFFE
@@ -317,20 +316,23 @@ def handler_stream(handler: QueryHandler, *args: Any) -> HandlerStream:
 
 
 async def opened_ahead(
-    stream: AsyncIterable[Any], open_one: Callable[[Any], Awaitable[_T]]
-) -> AsyncGenerator[_T, None]:
-    """The handler's items, each opened by ``open_one``, one ahead: the next is asked of the handler and read
-    while the caller sends the current one and waits for its response, not after. An exception of the
-    handler (or of ``open_one``) comes out in its turn. Close it (``contextlib.aclosing``) before the
-    stream: the read ahead is stopped there."""
+    stream: AsyncIterable[Any], settings: RetrieveSettings
+) -> AsyncGenerator[QueuedFile | Failed, None]:
+    """The handler's instances opened (:func:`open_item`; one that cannot be is its :class:`Failed`), one
+    ahead: the next is asked of the handler and read while the caller sends the current one and waits for
+    its response, not after. An exception of the handler comes out in its turn. Close it
+    (``contextlib.aclosing``) before the stream: the read ahead is stopped there."""
     items = aiter(stream)
 
-    async def next_one() -> tuple[_T] | None:
+    async def next_one() -> tuple[QueuedFile | Failed] | None:
         try:
             item = await anext(items)
         except StopAsyncIteration:
             return None
-        return (await open_one(item),)
+        try:
+            return (await open_item(item, settings),)
+        except Failed as exc:
+            return (exc,)
 
     task = asyncio.ensure_future(next_one())
     try:
