@@ -12,9 +12,12 @@ never touched.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
@@ -37,7 +40,10 @@ _WRITE_BUFFER = 1 << 20
 #: larger ones are written at once, as they arrive, rather than copied into a buffer and written at the end:
 #: the end of an instance is when its sender waits for the answer.
 _GATHER = 64 * 1024
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+#: Temporary files are created ahead of need in a worker thread, in batches: refilled to _SPARES when
+#: fewer than _SPARES_LOW are left (one thread hop per batch, not one per instance).
+_SPARES = 16
+_SPARES_LOW = 4
 
 
 class Duplicates(StrEnum):
@@ -185,10 +191,12 @@ class FilesystemStorage:
         self.fsync = fsync
         self.duplicates = Duplicates(duplicates.lower() if isinstance(duplicates, str) else duplicates)
         self.limiter = anyio.CapacityLimiter(max_threads)
-        # Temporary files are named by a serial number in the storage's own folder, and made on the event
-        # loop: made ahead of need in a worker thread (as before), each took GIL handovers that cost the
-        # loop more than the file itself (3,000 more futex calls per 1,000 instances).
-        self._serial = 0
+        # Temporary files created ahead of need by a worker thread: creating a file can block for a
+        # while on a busy disk, and the event loop should not wait for it.
+        self._spares: collections.deque[tuple[int, str]] = collections.deque()
+        self._refilling = False
+        self._refill_done: asyncio.Future[None] | None = None
+        self._closed = False
         self.directories: set[str] = set()  # known to exist (a study's instances share a few)
         #: Where every storage sharing ``out_dir`` keeps its temporary folder (nothing else goes there).
         self.incoming = self.out_dir / ".incoming"
@@ -203,23 +211,41 @@ class FilesystemStorage:
         try:
             if not self._folder.held:
                 self._folder.acquire()
-            fd, name = self._create()
+            fd, name = self._spares.popleft() if self._spares else self._create()
         except OSError as exc:
             raise StorageError(f"cannot create a file in {self.out_dir}: {exc.strerror or exc}") from exc
+        if not self._closed:
+            self._refill()
         return FileSink(self, fd, name)
 
     def _create(self) -> tuple[int, str]:
-        # The folder is this storage's own: a serial number names a file as surely as a random name
-        while True:
-            self._serial += 1
-            name = f"{self.temp_dir}/{self._serial}.part"
+        return tempfile.mkstemp(dir=self.temp_dir, suffix=".part")
+
+    def _refill(self) -> None:
+        if self._refilling or len(self._spares) >= _SPARES_LOW:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._refilling = True
+
+        def create() -> None:
             try:
-                return os.open(name, _CREATE_FLAGS, 0o600), name
-            except FileExistsError:
-                continue
+                while len(self._spares) < _SPARES and not self._closed:
+                    self._spares.append(self._create())
+                if self._closed:
+                    self.close()
+            except OSError as exc:
+                log.warning("cannot create temporary files in %s: %s", self.out_dir, exc)
+            finally:
+                self._refilling = False
+
+        self._refill_done = loop.run_in_executor(None, create)
 
     async def start(self) -> None:
         """Remove what dead processes left in ``.incoming``, then make and lock this storage's folder."""
+        self._closed = False
         if not self._folder.held:
             try:
                 await anyio.to_thread.run_sync(self._folder.acquire, limiter=self.limiter)
@@ -227,12 +253,26 @@ class FilesystemStorage:
                 raise StorageError(f"cannot use {self.incoming}: {exc.strerror or exc}") from exc
 
     async def stop(self) -> None:
-        """Remove this storage's folder (with what is left in it) and release its lock."""
+        """Remove the spare temporary files and this storage's folder, and release its lock."""
+        self.close()
+        # A refill still running would leave its spare in .incoming until it noticed the close.
+        if self._refill_done is not None:
+            await asyncio.shield(self._refill_done)
+            self.close()
         self._folder.release()
 
     def location(self, relative_path: str) -> str:
         """Where an instance placed at ``relative_path`` is stored."""
         return str(self.out_dir / relative_path)
+
+    def close(self) -> None:
+        """Remove the temporary files created ahead of need."""
+        self._closed = True
+        while self._spares:
+            fd, name = self._spares.popleft()
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
 
 def _fsync_dir(path: str | Path) -> None:

@@ -109,11 +109,13 @@ def assert_log_clean(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def stray_temporary_files(scp: StoreScp) -> list[Path]:
-    """Files under ``.incoming`` but the lock files (between associations there should be none)."""
+    """Files under ``.incoming`` that are not the storage's spares (created ahead of need) nor lock files."""
     storage = scp.storage
     assert isinstance(storage, FilesystemStorage)
     incoming = storage.out_dir / ".incoming"
-    return [p for p in incoming.rglob("*") if p.is_file() and p.name != LOCK_NAME]
+    files = [p for p in incoming.rglob("*") if p.is_file() and p.name != LOCK_NAME]
+    spares = {Path(name) for _, name in list(storage._spares)}
+    return [p for p in files if p not in spares]
 
 
 def check_still_serves(scp: StoreScp) -> None:

@@ -98,7 +98,7 @@ async def test_pipelined_requests_leave_no_temporary_file(tmp_path: Path) -> Non
         assert [a.status for a in answers] == [0] * len(instances)
         assert [a.message_id_being_responded_to for a in answers] == list(range(1, len(instances) + 1))
         assert partial_files(out) == []  # during the run, not only once stopped
-        assert temporary_files(out) == []  # every instance answered: no temporary file is left
+        assert len(temporary_files(out)) <= 16  # the spares created ahead of need, no more
         await peer.release()
     assert len(stored(out)) == len(instances)
     assert temporary_files(out) == []

@@ -26,7 +26,7 @@ def stray_files(storage: FilesystemStorage) -> list[Path]:
 
 
 def wait_until_empty(storage: FilesystemStorage, timeout: float = 5.0) -> list[Path]:
-    """Temporary files left after stop (waiting a little: a commit in a worker thread may still run)."""
+    """Temporary files left after stop (spare files are removed by a worker thread that may be busy)."""
     deadline = time.monotonic() + timeout
     while (left := stray_files(storage)) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -109,7 +109,7 @@ async def test_a_duplicate_replaces_the_first_copy(tmp_path: Path, policy: str) 
     first = await store(storage, "s/e/i.dcm", b"first")
     second = await store(storage, "s/e/i.dcm", b"second")
     assert first == second and Path(second).read_bytes() == b"second"
-    await storage.stop()
+    storage.close()
     assert wait_until_empty(storage) == []
 
 
@@ -118,7 +118,7 @@ async def test_a_duplicate_is_dropped_with_keep(tmp_path: Path) -> None:
     first = await store(storage, "s/e/i.dcm", b"first")
     assert await store(storage, "s/e/i.dcm", b"second") == first  # answered as stored
     assert Path(first).read_bytes() == b"first"
-    await storage.stop()
+    storage.close()
     assert wait_until_empty(storage) == []
 
 
@@ -132,7 +132,7 @@ async def test_a_duplicate_is_refused_with_reject(tmp_path: Path) -> None:
         await sink.commit()
     assert Path(first).read_bytes() == b"first"
     assert not sink.temp_path.exists()
-    await storage.stop()
+    storage.close()
     assert wait_until_empty(storage) == []
 
 
@@ -168,7 +168,7 @@ async def test_fsync_syncs_the_file_and_its_folder(tmp_path: Path, monkeypatch: 
     location = Path(await store(storage, "s/e/i.dcm", META + REST))
     assert location.read_bytes() == META + REST
     assert syncs.synced == [identity(location), identity(location.parent)]
-    await storage.stop()
+    storage.close()
 
 
 async def test_without_fsync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +182,7 @@ async def test_without_fsync_nothing_is_synced(tmp_path: Path, monkeypatch: pyte
     await sink.commit()
     assert location.read_bytes() == META + REST
     assert syncs.synced == []
-    await storage.stop()
+    storage.close()
 
 
 async def test_a_folder_removed_meanwhile_is_made_again(storage: FilesystemStorage) -> None:
@@ -195,7 +195,7 @@ async def test_a_folder_removed_meanwhile_is_made_again(storage: FilesystemStora
 
 
 async def test_many_sinks_at_once(storage: FilesystemStorage) -> None:
-    sinks = [storage.open() for _ in range(40)]
+    sinks = [storage.open() for _ in range(40)]  # more than the spare files made ahead of need
     assert len({s.temp_path for s in sinks}) == 40
     for k, sink in enumerate(sinks):
         sink.write(b"%d" % k)
@@ -219,4 +219,4 @@ async def test_a_commit_that_fails_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="cannot store"):
         await sink.commit()
     assert not (storage.out_dir / "s/e/i.dcm").exists()
-    await storage.stop()
+    storage.close()
