@@ -39,6 +39,9 @@ _WRITE_BUFFER = 1 << 20
 #: larger ones are written at once, as they arrive, rather than copied into a buffer and written at the end:
 #: the end of an instance is when its sender waits for the answer.
 _GATHER = 64 * 1024
+#: ... and at most this many pieces (``writev`` takes at most IOV_MAX, 1,024 on Linux; a peer may send
+#: PDVs of one byte).
+_GATHER_PIECES = 256
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 #: Temporary files are created ahead of need in a worker thread, in batches: refilled to _SPARES when
 #: fewer than _SPARES_LOW are left (one thread hop per batch, not one per instance). Creating a file on a
@@ -310,7 +313,7 @@ class RawFile:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
-        if size + self._held_size < _GATHER:
+        if size + self._held_size < _GATHER and len(self._held) < _GATHER_PIECES:
             self._held.append(bytes(data))  # the caller's buffer (a receive buffer) is reused
             self._held_size += size
             return size

@@ -220,3 +220,23 @@ async def test_a_commit_that_fails_is_a_storage_error(tmp_path: Path) -> None:
         await sink.commit()
     assert not (storage.out_dir / "s/e/i.dcm").exists()
     storage.close()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1000, 64 * 1024 - 1, 64 * 1024, 300_000])
+async def test_pieces_of_any_size_are_stored_in_order(storage: FilesystemStorage, piece: int) -> None:
+    """A peer may send PDVs of one byte (gathered, never more than writev takes at once) or of hundreds of
+    kilobytes (written as they come); the file holds every byte in order, whatever the mix."""
+    data = bytes(range(256)) * 1200  # 307,200 bytes
+    sink = storage.open()
+    sizes = [piece, 3, piece] * 2
+    offset = 0
+    while offset < len(data):
+        for size in sizes:
+            chunk = memoryview(bytearray(data[offset : offset + size]))  # a buffer that is reused after
+            sink.write(chunk)
+            chunk[:] = b"\xff" * len(chunk)
+            offset += size
+            if offset >= len(data):
+                break
+    await sink.place(f"s/e/piece-{piece}.dcm")
+    assert Path(await sink.commit()).read_bytes() == data
