@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
@@ -84,3 +85,19 @@ def run_on(loop_name: str, coro: object) -> object:
 
         return uvloop.run(coro)  # type: ignore[arg-type]
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def stored_files(out: Path) -> int:
+    """Instances a receiver stored under ``out`` (non-empty files outside its temporary folders)."""
+    return sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size and ".incoming" not in p.parts)
+
+
+@contextlib.contextmanager
+def worktree(repo: Path, rev: str) -> Iterator[Path]:
+    """A detached checkout of ``rev`` of ``repo`` in a temporary folder, removed afterwards."""
+    tree = Path(tempfile.mkdtemp(prefix="aiodicom-before-")) / "tree"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(tree), rev], check=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False)

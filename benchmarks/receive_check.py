@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _peers import DCMTK_ENV, free_port, tool, wait_for_port
+from _peers import DCMTK_ENV, free_port, stored_files, tool, wait_for_port, worktree
 from store_receivers import make_set
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def run(command: list[str], env: dict[str, str], folder: Path, out: Path, port: 
     finally:
         receiver.terminate()
         receiver.wait(30)
-    stored = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size and ".incoming" not in p.parts)
+    stored = stored_files(out)
     expected = sum(1 for _ in folder.iterdir())
     if stored != expected:
         raise RuntimeError(f"{command[0]} stored {stored} of {expected} files")
@@ -93,11 +93,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="where to keep the generated data (default: a temp dir)")
     args = parser.parse_args()
     root = Path(args.data or tempfile.mkdtemp(prefix="aiodicom-bench-"))
-    before = Path(tempfile.mkdtemp(prefix="aiodicom-before-")) / "tree"
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(before), args.before], check=True
-    )
-    try:
+    with worktree(REPO, args.before) as before:
         places = {"shm": Path("/dev/shm") / f"aiodicom-received-{os.getpid()}", "disk": root / "received"}
         print(f"before = {args.before}, after = the working tree; sender DCMTK storescu +sd, no fsync")
         print(
@@ -130,8 +126,6 @@ def main() -> None:
                     f" {cpu['aiodicom after'] / cpu['aiodicom before']:.3f}"
                     f" (medians of {args.rounds})"
                 )
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], check=False)
 
 
 if __name__ == "__main__":

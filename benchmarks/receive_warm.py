@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _peers import DCMTK_ENV, free_port, tool, wait_for_port
+from _peers import DCMTK_ENV, free_port, stored_files, tool, wait_for_port, worktree
 from receive_check import REPO, cpu_seconds, receivers
 from store_receivers import make_set
 
@@ -33,10 +33,6 @@ def clear(out: Path) -> None:
     for path in out.rglob("*"):
         if path.is_file() and ".incoming" not in path.parts:
             path.unlink()
-
-
-def stored(out: Path) -> int:
-    return sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size and ".incoming" not in p.parts)
 
 
 def main() -> None:
@@ -49,16 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.data or tempfile.mkdtemp(prefix="aiodicom-bench-"))
     with contextlib.ExitStack() as stack:
-        before: Path | None = None
-        if args.before:
-            before = Path(tempfile.mkdtemp(prefix="aiodicom-before-")) / "tree"
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(before), args.before],
-                check=True,
-            )
-            stack.callback(
-                subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)]
-            )
+        before = stack.enter_context(worktree(REPO, args.before)) if args.before else None
         print(f"every receiver running; DCMTK storescu +sd sends each set in turns; before = {args.before}")
         print(
             f"  {'set':<8} {'storage':<8} {'receiver':<18} {'files/s':>8} {'vs storescp':>12} {'vs +B':>7}"
@@ -85,8 +72,12 @@ def main() -> None:
                     time.sleep(0.5)
                     walls: dict[str, list[float]] = {name: [] for name in running}
                     cpus: dict[str, list[float]] = {name: [] for name in running}
-                    for _ in range(args.rounds + 1):  # the first round warms up: not counted
-                        for name, (proc, port, out) in running.items():
+                    order = list(running)
+                    for turn in range(args.rounds + 1):  # the first round warms up: not counted
+                        # each round starts with the next receiver: in one check the first of a round ran
+                        # 20 % slower than the same code later in the round
+                        for name in order[turn % len(order) :] + order[: turn % len(order)]:
+                            proc, port, out = running[name]
                             send = [tool("storescu"), "-aec", "STORE-SCP", "127.0.0.1", str(port), "+sd"]
                             cpu = cpu_seconds(proc.pid)
                             started = time.perf_counter()
@@ -99,8 +90,8 @@ def main() -> None:
                             )
                             walls[name].append(time.perf_counter() - started)
                             cpus[name].append(cpu_seconds(proc.pid) - cpu)
-                            if stored(out) != count:
-                                raise RuntimeError(f"{name} stored {stored(out)} of {count} files")
+                            if stored_files(out) != count:
+                                raise RuntimeError(f"{name} stored {stored_files(out)} of {count} files")
                             clear(out)
                 finally:
                     for proc, _, out in running.values():

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _peers import DCMTK_ENV, free_port, tool, wait_for_port
+from _peers import DCMTK_ENV, free_port, stored_files, tool, wait_for_port
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -132,7 +132,7 @@ def run(name: str, command: list[str], folder: Path, out: Path, port: int) -> tu
     finally:
         receiver.terminate()
         receiver.wait(30)
-    stored = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size and ".incoming" not in p.parts)
+    stored = stored_files(out)
     expected = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 1
     if stored != expected:
         raise RuntimeError(f"{name} stored {stored} of {expected} files")
