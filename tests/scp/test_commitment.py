@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,10 @@ from aiodicom.services.commitment import (
     action_information,
 )
 from aiodicom.services.nservices import n_action, new_uid
+from tests.interop.peers import free_port
 from tests.scp.part10 import CT_IMAGE_STORAGE, part10, small_ct
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def instances(folder: Path, count: int) -> list[Path]:

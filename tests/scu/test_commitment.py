@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +24,8 @@ from aiodicom.services.commitment import (
 )
 from aiodicom.services.nservices import n_event_report, new_uid
 from aiodicom.ul.items import RoleSelection
+from tests.interop.peers import free_port
 from tests.scp.part10 import CT_IMAGE_STORAGE, part10, small_ct
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
