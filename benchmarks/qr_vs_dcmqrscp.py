@@ -11,7 +11,8 @@ tmpfs). Every DCMTK process runs with TCP_NODELAY=1. Each client is a new proces
 is the time 20 more queries on the association take (a findscu run of 40 queries less one of 20: start-up,
 association and release drop out, and nothing but answering queries is counted); for C-GET and C-MOVE,
 the time of the same client asking for something that matches nothing is taken out as its start-up. Each
-client's output (findscu prints every response) goes to a file. Median of `--rounds`. Printed:
+client's output (findscu prints every response) goes to a file. Who goes first changes every round.
+Median of `--rounds`. Printed:
 responses (or instances) per second and the ratio to dcmqrscp. Then the index of an archive folder of
 `--index-files` instances is built from the files alone (seconds, `aiodicom qrscp` with no index file).
 """
@@ -247,19 +248,22 @@ def scenarios(port: int, out: Path) -> dict[str, tuple[list[str], list[str], int
 def measure(ports: dict[str, int], root: Path, rounds: int, counts: list[int]) -> dict[str, list[float]]:
     """Per server and scenario: ``count * units`` over the median, across rounds, of the scenario's time less
     its baseline's, both taken back to back in the round (this machine's pace drifts by tens of percent over
-    minutes: a difference of two best times is at the mercy of one lucky run). The servers take turns."""
+    minutes: a difference of two best times is at the mercy of one lucky run). The servers take turns, and
+    who goes first (and whether the scenario or its baseline runs first) changes every round: the first run
+    of a pair was measured up to 20 % slower than the same run second."""
     out = root / "got"
     spent: dict[tuple[str, int], list[float]] = {}
-    for _ in range(rounds):
+    servers = list(ports.items())
+    for r in range(rounds):
         for k in range(len(counts)):
-            for name, port in ports.items():
+            for name, port in servers[r % len(servers) :] + servers[: r % len(servers)]:
                 command, baseline, _ = list(scenarios(port, out).values())[k]
-                times = []
-                for run in (command, baseline):
+                times = {}
+                for run in (command, baseline) if r % 2 == 0 else (baseline, command):
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir()
-                    times.append(timed(run))
-                spent.setdefault((name, k), []).append(times[0] - times[1])
+                    times[id(run)] = timed(run)
+                spent.setdefault((name, k), []).append(times[id(command)] - times[id(baseline)])
     units = [entry[2] for entry in scenarios(0, out).values()]
     return {
         name: [

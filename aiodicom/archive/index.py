@@ -474,9 +474,12 @@ class ArchiveIndex:
         while this one is answered (a requestor is never left waiting for a page that could have been
         read)."""
 
+        parents: dict[tuple[str, int], dict[str, Any]] = {}  # used by one page's read at a time
+
         def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
             read = functools.partial(
                 _page,
+                parents=parents,
                 sql=sql,
                 params=params,
                 last=last,
@@ -487,13 +490,14 @@ class ArchiveIndex:
             )
             return asyncio.ensure_future(self._run(read))
 
-        # a short first page: the first answers go out at once, the rest follow a full page at a time
+        # a short first page: the first answers go out at once; each page after is 4 times the one before
+        # (up to _PAGE), so it is read in less time than the requestor takes to read the one before it
         size = _FIRST_PAGE
         ahead: asyncio.Future[list[dict[str, Any]]] | None = fetch(0, size)
         try:
             while ahead is not None:
                 page = await ahead
-                full, size = len(page) == size, _PAGE
+                full, size = len(page) == size, min(4 * size, _PAGE)
                 ahead = fetch(page[-1]["__id__"], size) if full else None
                 yield page
         finally:
@@ -534,6 +538,7 @@ _PREFILTER = {
     "SOPClassUID": ("IMAGE", "i.sop_class"),
 }
 _ORDER = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+_TABLES = ("patient", "study", "series", "instance")
 
 
 def _select(
@@ -544,7 +549,8 @@ def _select(
     tables, columns = _JOINS[level]
     extra = ", i.path, i.sop_class, i.uid, i.transfer_syntax, i.size" if level == "IMAGE" else ""
     ids = ", ".join(_ID[lv] for lv in _ORDER[: _ORDER.index(level) + 1])
-    sql = f"SELECT {_ID[level]}, {', '.join(columns)}{extra}, {ids} FROM {tables} WHERE {_ID[level]} > ?"
+    # the ancestors' attributes by id (read once per query, see _page), not a copy in every row
+    sql = f"SELECT {_ID[level]}, {columns[-1]}{extra}, {ids} FROM {tables} WHERE {_ID[level]} > ?"
     params: list[Any] = []
     exact: set[str] = set()
     depth = _ORDER.index(upto)
@@ -580,21 +586,27 @@ def _page(
     size: int = _PAGE,
     *,
     records: bool = True,
+    parents: dict[tuple[str, int], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """A page of rows after ``last``; ``parents`` caches the ancestors' attributes (for the pages of one
+    query: their rows share a few patients, studies and series)."""
     rows = conn.execute(sql, [last, *params, size]).fetchall()
     depth = _ORDER.index(level) + 1
+    tables = _TABLES[: depth - 1]
     page = []
-    parents: dict[str, dict[str, Any]] = {}  # the rows of a page share a few patients, studies, series
+    if parents is None:
+        parents = {}
     for row in rows:
         candidate: dict[str, Any] = {"__id__": row[0]}
-        for text in row[1:depth]:
-            attributes = parents.get(text)
+        for table, parent in zip(tables, row[len(row) - depth : -1], strict=True):
+            attributes = parents.get((table, parent))
             if attributes is None:
-                attributes = parents[text] = _loads(text)
+                found = conn.execute(f"SELECT attrs FROM {table} WHERE id=?", (parent,)).fetchone()
+                attributes = parents[table, parent] = _loads(found[0]) if found else {}
             candidate.update(attributes)
-        candidate.update(_loads(row[depth]))
+        candidate.update(_loads(row[1]))
         if records and level == "IMAGE":
-            path, sop_class, uid, syntax, size = row[1 + depth : 6 + depth]
+            path, sop_class, uid, syntax, size = row[2:7]
             candidate["__record__"] = InstanceRecord(
                 path,
                 sop_class,
