@@ -373,6 +373,14 @@ WorklistOpt = Annotated[
     str | None,
     typer.Option("--worklist", help="Serve Modality Worklist from the DICOM or JSON items in this folder."),
 ]
+PendingIntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--pending-interval",
+        min=0.0,
+        help="Seconds between two pending C-GET/C-MOVE responses (default 0.1; 0: one per instance).",
+    ),
+]
 
 
 def qrscp(**params: Any) -> None:
@@ -381,17 +389,19 @@ def qrscp(**params: Any) -> None:
     from aiodicom.scp.qr import QueryRetrieveScp
 
     worklist = params.pop("worklist")
+    pending_interval = params.pop("pending_interval")
     if params["out_dir"] is None:
         raise fail("give --out-dir: the archive's folder", 2)
 
     def make(port: int, **options: Any) -> QueryRetrieveScp:
-        return QueryRetrieveScp(port, worklist=worklist, **options)
+        return QueryRetrieveScp(port, worklist=worklist, pending_interval=pending_interval, **options)
 
     serve_storage(params, make)
 
 
 def _qrscp_signature() -> None:
-    """qrscp takes storescp's options (its AE title defaults to QR-SCP) and --remote-ae, --worklist."""
+    """qrscp takes storescp's options (its AE title defaults to QR-SCP) and --remote-ae, --worklist,
+    --pending-interval."""
     import inspect
 
     signature = inspect.signature(storescp, eval_str=True)  # the options as objects, not text
@@ -402,7 +412,7 @@ def _qrscp_signature() -> None:
         if parameter.name in ("s3_bucket", "s3_endpoint", "s3_prefix", "s3_region", "workers"):
             continue  # the archive is a folder, served by one process
         parameters.append(parameter)
-    extra = {"worklist": WorklistOpt}
+    extra = {"worklist": WorklistOpt, "pending_interval": PendingIntervalOpt}
     at = next(i for i, p in enumerate(parameters) if p.name == "verbose")
     for name, annotation in extra.items():
         parameter = inspect.Parameter(

@@ -47,7 +47,9 @@ class QueryRetrieveScp(StoreScp):
     ``on_resolve_ae=`` may also be given here. ``remote_aes`` is the table of known AEs (C-MOVE
     destinations: ``"host:port"``, ``"AE@host:port"`` or :class:`~aiodicom.services.serve_move.RemoteAe`
     with a called AE title and TLS); ``never_transcode`` forbids converting an instance whose transfer
-    syntax the peer did not take (that sub-operation then fails). See docs/serving-queries.md.
+    syntax the peer did not take (that sub-operation then fails); ``pending_interval`` is the time between
+    two pending C-GET/C-MOVE responses (0.1 s by default: one after the first sub-operation, then at most
+    ten a second; 0 sends one after every sub-operation). See docs/serving-queries.md.
 
     With ``out_dir`` (the filesystem backend) the server is an archive (:class:`~aiodicom.archive.Archive`)
     unless ``archive=False``: what it stores is indexed as it is stored (in ``{out_dir}/.index.sqlite``,
@@ -73,6 +75,7 @@ class QueryRetrieveScp(StoreScp):
         archive: bool = True,
         worklist: str | os.PathLike[str] | None = None,
         pn_ignore_case: bool = False,
+        pending_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         table = remote_ae_table(remote_aes)  # checked before anything is made on disk
@@ -86,7 +89,12 @@ class QueryRetrieveScp(StoreScp):
         if with_archive and kwargs.get("workers", 1) > 1:
             raise ValueError("the built-in archive serves from one process: workers > 1 is not supported")
         super().__init__(port, *args, ae_title=ae_title, options=options, **kwargs)
-        self.init_query_services(remote_aes=table, resolve_ae=on_resolve_ae, never_transcode=never_transcode)
+        self.init_query_services(
+            remote_aes=table,
+            resolve_ae=on_resolve_ae,
+            never_transcode=never_transcode,
+            pending_interval=pending_interval,
+        )
         #: The archive behind the default handlers (None without ``out_dir`` or with ``archive=False``).
         self.archive: Archive | None = None
         if with_archive:

@@ -111,8 +111,11 @@ class QueryServices(NServices):
         remote_aes: Mapping[str, str | RemoteAe | tuple[str, int]] | None = None,
         resolve_ae: AeResolver | None = None,
         never_transcode: bool = False,
+        pending_interval: float | None = None,
     ) -> None:
         """Set up (from the server's constructor, once its policy is made)."""
+        from aiodicom.services.serve_retrieve import DEFAULT_PENDING_INTERVAL
+
         self._base_policy = self.policy
         self._query_handlers: dict[str, QueryHandler] = {}
         self.init_n_services()
@@ -120,6 +123,12 @@ class QueryServices(NServices):
         self._resolve_ae: AeResolver | None = resolve_ae
         #: Whether an instance whose transfer syntax the peer did not take may be converted (lossless).
         self.never_transcode = never_transcode
+        #: Seconds between two pending C-GET/C-MOVE responses (one after the first sub-operation, then at
+        #: most one per interval; 0: one after every sub-operation). Pending responses are optional
+        #: (PS3.4 C.4.2.3, C.4.3.3), and each costs both sides a message per instance.
+        self.pending_interval = DEFAULT_PENDING_INTERVAL if pending_interval is None else pending_interval
+        if self.pending_interval < 0:
+            raise ValueError(f"pending_interval is 0 or more seconds, not {self.pending_interval}")
         self._transcoder: Transcoder | None = None
 
     @property
@@ -212,6 +221,7 @@ class QueryServices(NServices):
             never_transcode=self.never_transcode,
             transcoder=self._transcoder,
             bucket=self._bucket(),
+            pending_interval=self.pending_interval,
         )
 
     def _bucket(self) -> S3Bucket | None:

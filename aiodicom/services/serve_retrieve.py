@@ -4,9 +4,10 @@ sub-operations, the pending and final responses, and the skeleton of one retriev
 Each instance a handler yields (a path, Part 10 bytes, a pydicom Dataset, or a
 :class:`~aiodicom.services.serve_common.StoredKey`) is opened by its header only; what goes out is chosen by
 the sending engine (:meth:`aiodicom.services.send.SendBatch.outgoing`): the file as it is when the peer took
-its transfer syntax, else converted losslessly to one it took (never when ``never_transcode``). After each
-sub-operation a pending response (0xFF00) carries the counts (Remaining only when the handler returned a
-sized collection); the final one is 0x0000, 0xB000 when some failed or warned, 0xA702 when all failed, 0xFE00
+its transfer syntax, else converted losslessly to one it took (never when ``never_transcode``). Pending
+responses (0xFF00) carry the counts (Remaining only when the handler returned a sized collection): one
+after the first sub-operation, then one at most every ``pending_interval`` seconds (0.1 by default; 0:
+after each); the final one is 0x0000, 0xB000 when some failed or warned, 0xA702 when all failed, 0xFE00
 after a C-CANCEL, with the Failed SOP Instance UID List when any failed.
 """
 
@@ -17,6 +18,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,19 +61,26 @@ log = logging.getLogger("aiodicom.services.serve_retrieve")
 
 #: The longest Failed SOP Instance UID List sent (a UI value in explicit VR has a 16-bit length).
 _MAX_FAILED_LIST = 0xFFFE
+#: Ten progress reports a second at most, by default.
+DEFAULT_PENDING_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
 class RetrieveSettings:
     """How a server sends the instances of its C-GETs and C-MOVEs: its association options (C-MOVE
     associations are opened with them), whether an instance may be converted when the peer did not take
-    its transfer syntax, the converter shared between retrieves, and its S3 bucket (for
-    :class:`~aiodicom.services.serve_common.StoredKey` instances)."""
+    its transfer syntax, the converter shared between retrieves, its S3 bucket (for
+    :class:`~aiodicom.services.serve_common.StoredKey` instances), and how often a pending response
+    is sent (see :attr:`pending_interval`)."""
 
     options: AssociationOptions
     never_transcode: bool = False
     transcoder: Transcoder | None = None
     bucket: S3Bucket | None = None
+    #: Seconds between two pending responses: one goes out after the first sub-operation, then after
+    #: the first to end this long after the last one sent (PS3.4 C.4.2.3 and C.4.3.3 make them optional;
+    #: each costs both sides a message per instance). 0: one after every sub-operation.
+    pending_interval: float = DEFAULT_PENDING_INTERVAL
 
 
 class Failed(Exception):
@@ -180,6 +189,7 @@ class Retrieve:
         self.log = logger
         self.counts = Counts()
         self.cancelled = False
+        self._last_pending: float | None = None  # when the last pending response went out
         self.syntax = assoc.accepted[message.context_id].transfer_syntax
         self.kind = "C-GET" if self.request.command_field == CommandField.C_GET_RQ else "C-MOVE"
         host, port = assoc.peer
@@ -214,12 +224,17 @@ class Retrieve:
         return self.cancelled
 
     async def record(self, status: int | None, uid: str | None, error: str | None = None) -> None:
-        """Count one sub-operation and send the pending response (unless cancelled: the final one follows)."""
+        """Count one sub-operation and send a pending response when one is due (not once cancelled: the
+        final one follows)."""
         self.counts.add(status, uid)
         if error is not None:
             self.log.warning("%s sub-operation failed: %s", self.kind, error)
         if self.check_cancel():
             return
+        now = time.monotonic()
+        if self._last_pending is not None and now - self._last_pending < self.settings.pending_interval:
+            return
+        self._last_pending = now
         await self.assoc.send_soon(self.message.context_id, self._response(Status.PENDING, remaining=True))
 
     async def outgoing(self, assoc: Association, item: QueuedFile) -> Outgoing:
@@ -362,6 +377,7 @@ def removing(out: Outgoing) -> Any:
 
 
 __all__ = [
+    "DEFAULT_PENDING_INTERVAL",
     "Counts",
     "Failed",
     "Retrieve",

@@ -62,7 +62,9 @@ async def test_move_into_an_aiodicom_receiver_byte_for_byte(tmp_path: Path, qr_d
     receiver.on_file_stored(received.append)
     async with receiver:
         table = {"DEST": f"RECEIVER@127.0.0.1:{receiver.port}"}
-        async with serving(tmp_path, on_find=catalog.matches, on_move=move, remote_aes=table) as scp:
+        async with serving(
+            tmp_path, on_find=catalog.matches, on_move=move, remote_aes=table, pending_interval=0
+        ) as scp:
             scu = MoveScu(f"QR-SCP@127.0.0.1:{scp.port}", calling_ae_title="MOVER")
             result = await scu.move_study({"PatientID": "QR-PAT-1"}, move_destination="DEST")
             responses = await _raw_move(
@@ -91,6 +93,26 @@ async def test_move_into_an_aiodicom_receiver_byte_for_byte(tmp_path: Path, qr_d
     # each sub-operation says who asked for it: the move's requestor and its message ID
     assert all(r.move_originator_ae_title == "MOVER" for r in received)
     assert {r.move_originator_message_id for r in received[-3:]} == {11}
+
+
+async def test_pending_responses_come_at_most_once_per_interval(tmp_path: Path, qr_data: QrData) -> None:
+    """One pending response after the first sub-operation, then one per ``pending_interval`` at most: with
+    an interval longer than the move, the first and the final response are all; 0 sends one per instance."""
+    paths = [inst.path for inst in qr_data.a.instances + qr_data.b.instances]
+    receiver = StoreScp(port=0, host="127.0.0.1", out_dir=tmp_path / "dest")
+    async with receiver:
+        table = {"DEST": f"127.0.0.1:{receiver.port}"}
+        query = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "1.2"}
+        every = [*range(1, len(paths) + 1), len(paths)]
+        for interval, expected in ((3600.0, [1, len(paths)]), (0.0, every)):
+            options = {"remote_aes": table, "pending_interval": interval}
+            async with serving(tmp_path, on_move=lambda q, d, c: paths, **options) as scp:
+                responses = await _raw_move(scp.port, "DEST", query)
+            assert [r.completed for r in responses] == expected, interval
+            assert [r.status for r in responses] == [0xFF00] * (len(expected) - 1) + [0]
+            assert responses[0].remaining == len(paths) - 1 and responses[-1].remaining is None
+    with pytest.raises(ValueError, match="pending_interval"):
+        QueryRetrieveScp(port=0, out_dir=tmp_path / "x", archive=False, pending_interval=-1)
 
 
 async def test_unknown_destination_and_the_resolver(tmp_path: Path, qr_data: QrData) -> None:
