@@ -5,10 +5,10 @@
 Both archives are loaded with DCMTK storescu (one association) on tmpfs (/dev/shm), then asked, by DCMTK
 clients, taking turns, `--rounds` times: C-FIND at STUDY level for every study
 (`findscu`, 51 responses) and at IMAGE level for every instance of the big study (500 responses), each
-query sent 20 times on the association of one findscu run, C-GET of
+query sent 50 times on the association of one findscu run, C-GET of
 the 500-instance study (`getscu`, written to tmpfs) and C-MOVE of it to a DCMTK storescp (writing to
 tmpfs). Every DCMTK process runs with TCP_NODELAY=1. Each client is a new process: for C-FIND, the figure
-is the time 20 more queries on the association take (a findscu run of 40 queries less one of 20: start-up,
+is the time 50 more queries on the association take (a findscu run of 100 queries less one of 50: start-up,
 association and release drop out, and nothing but answering queries is counted); for C-GET and C-MOVE,
 the time of the same client asking for something that matches nothing is taken out as its start-up. Each
 client's output (findscu prints every response) goes to a file. Who goes first changes every round.
@@ -193,7 +193,7 @@ def query_file(folder: Path, name: str, keys: dict[str, str]) -> Path:
 
 #: Each findscu run sends its query this many times over one association: a study-level query answers only
 #: ~50 matches, fewer than the noise of a process start.
-FIND_REPEATS = 20
+FIND_REPEATS = 50
 
 
 def scenarios(port: int, out: Path) -> dict[str, tuple[list[str], list[str], int]]:

@@ -36,12 +36,12 @@ from typing import Any, TypeVar
 from pydicom import Dataset
 
 from aiodicom.dataset.identifier import Identifier
-from aiodicom.dataset.values import tag_string
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
 from .entries import Entry, read_entry, walk_files
-from .keys import COMPUTED, check_query, level_of, unsupported_keys
-from .matching import build_response, identifier_builder, keyword_of, match, prepare, query_keys
+from .keys import COMPUTED, check_query, unsupported_keys
+from .matching import build_response, identifier_builder, keyword_of, match, prepare
+from .select import _ORDER, _select
 
 __all__ = ["INDEX_NAME", "ArchiveIndex", "InstanceRecord", "read_entry", "walk_files"]
 
@@ -50,7 +50,7 @@ log = logging.getLogger("aiodicom.archive")
 INDEX_NAME = ".index.sqlite"
 SCHEMA_VERSION = "1"
 _PAGE = 256
-_FIRST_PAGE = 16
+_FIRST_PAGE = 4
 _BATCH = 500
 _T = TypeVar("_T")
 
@@ -420,27 +420,35 @@ class ArchiveIndex:
         return await self._run(work)
 
     async def find(
-        self, query: Dataset, model: QueryModel | str = QueryModel.STUDY_ROOT, *, raw: bool = False
+        self,
+        query: Dataset,
+        model: QueryModel | str = QueryModel.STUDY_ROOT,
+        *,
+        raw: bool = False,
+        unsupported: list[str] | None = None,
     ) -> AsyncIterator[Dataset | Identifier]:
         """The response identifiers of a C-FIND ``query`` at its level: each requested key with the matching
         entity's value, counts and ModalitiesInStudy/SOPClassesInStudy computed, QueryRetrieveLevel and the
         unique keys of the levels above. QueryError (0xA900) for a query the model cannot answer. Keys the
         index does not keep (:func:`~aiodicom.archive.keys.unsupported_keys`) are neither matched nor
         returned. With ``raw``, an answer is an :class:`~aiodicom.dataset.identifier.Identifier` where it
-        can be (no sequence key): what the C-FIND service encodes without building a Dataset."""
+        can be (no sequence key): what the C-FIND service encodes without building a Dataset.
+        ``unsupported`` is :func:`~aiodicom.archive.keys.unsupported_keys` of the query when the caller
+        has it already."""
         model, level = check_query(query, model)
-        unsupported = set(unsupported_keys(query, model))
-        asked = _without(query, unsupported) if unsupported else query
+        skipped = set(unsupported_keys(query, model) if unsupported is None else unsupported)
+        asked = _without(query, skipped) if skipped else query
         computed = [kw for kw in COMPUTED[level] if kw in asked]
         above = MODEL_LEVELS[model][: MODEL_LEVELS[model].index(level)]
         prepared = prepare(asked)  # read once, matched against every row
         uniques = [UNIQUE_KEYS[a] for a in above]
         fast = identifier_builder(prepared, uniques) if raw else None
-        sql, params, exact = _select(asked, model, level, level)
+        needed = {key[3] for key in prepared.keys} | set(uniques)
+        sql, params, exact, columns = _select(asked, model, level, level, needed)
         # the UIDs the SQL matched are not matched again; often nothing is left to match
         rest = [c[3] for c in prepared.conditions if c[3] not in exact]
         ignore_case = self.pn_ignore_case
-        async for page in self._pages(sql, params, level, computed, records=False):
+        async for page in self._pages(sql, params, level, computed, records=False, columns=columns):
             for candidate in page:
                 if rest and not match(prepared, candidate, pn_ignore_case=ignore_case, skip=exact):
                     continue
@@ -460,26 +468,34 @@ class ArchiveIndex:
         skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
         asked = _without(query, skip)
         prepared = prepare(asked)
-        sql, params, _ = _select(asked, model, "IMAGE", level)
+        sql, params, _, _ = _select(asked, model, "IMAGE", level)
         async for page in self._pages(sql, params, "IMAGE", [], records=True):
             for candidate in page:
                 if match(prepared, candidate, pn_ignore_case=self.pn_ignore_case):
                     yield candidate["__record__"]
 
     async def _pages(
-        self, sql: str, params: list[Any], level: str, computed: list[str], *, records: bool
+        self,
+        sql: str,
+        params: list[Any],
+        level: str,
+        computed: list[str],
+        *,
+        records: bool,
+        columns: tuple[str, ...] = (),
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter (``_select``), a page
         at a time (with their InstanceRecord when ``records``); the next page is read in the index's thread
         while this one is answered (a requestor is never left waiting for a page that could have been
         read)."""
 
-        parents: dict[tuple[str, int], dict[str, Any]] = {}  # used by one page's read at a time
+        parents: dict[str, dict[str, Any]] = {}  # used by one page's read at a time
 
         def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
             read = functools.partial(
                 _page,
                 parents=parents,
+                columns=columns,
                 sql=sql,
                 params=params,
                 last=last,
@@ -513,69 +529,6 @@ def _without(query: Dataset, keywords: set[str]) -> Dataset:
     return out
 
 
-_JOINS = {
-    "PATIENT": ("patient p", ("p.attrs",)),
-    "STUDY": ("study s JOIN patient p ON p.id=s.patient", ("p.attrs", "s.attrs")),
-    "SERIES": (
-        "series se JOIN study s ON s.id=se.study JOIN patient p ON p.id=s.patient",
-        ("p.attrs", "s.attrs", "se.attrs"),
-    ),
-    "IMAGE": (
-        "instance i JOIN series se ON se.id=i.series JOIN study s ON s.id=se.study "
-        "JOIN patient p ON p.id=s.patient",
-        ("p.attrs", "s.attrs", "se.attrs", "i.attrs"),
-    ),
-}
-_ID = {"PATIENT": "p.id", "STUDY": "s.id", "SERIES": "se.id", "IMAGE": "i.id"}
-#: Columns an exact value (or a list of UIDs) may prefilter: keyword -> (level, column).
-_PREFILTER = {
-    "PatientID": ("PATIENT", "p.patient_id"),
-    "StudyInstanceUID": ("STUDY", "s.uid"),
-    "AccessionNumber": ("STUDY", "s.accession_number"),
-    "SeriesInstanceUID": ("SERIES", "se.uid"),
-    "Modality": ("SERIES", "se.modality"),
-    "SOPInstanceUID": ("IMAGE", "i.uid"),
-    "SOPClassUID": ("IMAGE", "i.sop_class"),
-}
-_ORDER = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-_TABLES = ("patient", "study", "series", "instance")
-
-
-def _select(
-    query: Dataset, model: QueryModel, level: str, upto: str
-) -> tuple[str, list[Any], frozenset[str]]:
-    """The SQL of the rows of ``level`` a query's exact values prefilter, its parameters, and the UID keys
-    it matched in full (a list of UIDs is matched by equality only: matching them again is not needed)."""
-    tables, columns = _JOINS[level]
-    extra = ", i.path, i.sop_class, i.uid, i.transfer_syntax, i.size" if level == "IMAGE" else ""
-    ids = ", ".join(_ID[lv] for lv in _ORDER[: _ORDER.index(level) + 1])
-    # the ancestors' attributes by id (read once per query, see _page), not a copy in every row
-    sql = f"SELECT {_ID[level]}, {columns[-1]}{extra}, {ids} FROM {tables} WHERE {_ID[level]} > ?"
-    params: list[Any] = []
-    exact: set[str] = set()
-    depth = _ORDER.index(upto)
-    for elem in query_keys(query):
-        keyword = keyword_of(int(elem.tag))
-        if keyword not in _PREFILTER or elem.VR == "SQ":
-            continue
-        at, column = _PREFILTER[keyword]
-        if _ORDER.index(at) > depth or (level_of(keyword, model) is None):
-            continue
-        text = (tag_string(elem) or "").strip(" \x00")
-        if not text or "*" in text or "?" in text:
-            continue
-        values = [v.strip(" \x00") for v in text.split("\\")]
-        if len(values) > 500 or not all(values):
-            continue
-        if len(values) > 1 and not keyword.endswith("UID"):
-            continue  # several values of a non-UID key: matching decides
-        sql += f" AND {column} IN ({', '.join('?' * len(values))})"
-        params += values
-        if keyword.endswith("UID"):
-            exact.add(keyword)
-    return sql + f" ORDER BY {_ID[level]} LIMIT ?", params, frozenset(exact)
-
-
 def _page(
     conn: sqlite3.Connection,
     sql: str,
@@ -586,27 +539,32 @@ def _page(
     size: int = _PAGE,
     *,
     records: bool = True,
-    parents: dict[tuple[str, int], dict[str, Any]] | None = None,
+    parents: dict[str, dict[str, Any]] | None = None,
+    columns: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """A page of rows after ``last``; ``parents`` caches the ancestors' attributes (for the pages of one
-    query: their rows share a few patients, studies and series)."""
+    """A page of rows after ``last``; ``parents`` caches the ancestors' attributes by their text (for the
+    pages of one query: their rows share a few patients, studies and series)."""
     rows = conn.execute(sql, [last, *params, size]).fetchall()
     depth = _ORDER.index(level) + 1
-    tables = _TABLES[: depth - 1]
     page = []
     if parents is None:
         parents = {}
+    own_id = -1 - len(columns)  # the row's own id, before the key columns
     for row in rows:
         candidate: dict[str, Any] = {"__id__": row[0]}
-        for table, parent in zip(tables, row[len(row) - depth : -1], strict=True):
-            attributes = parents.get((table, parent))
+        for text in row[1:depth]:
+            if text is None:  # not read: no key of that level is needed
+                continue
+            attributes = parents.get(text)
             if attributes is None:
-                found = conn.execute(f"SELECT attrs FROM {table} WHERE id=?", (parent,)).fetchone()
-                attributes = parents[table, parent] = _loads(found[0]) if found else {}
+                attributes = parents[text] = _loads(text)
             candidate.update(attributes)
-        candidate.update(_loads(row[1]))
+        if row[depth] is not None:
+            candidate.update(_loads(row[depth]))
+        if columns:
+            candidate.update(zip(columns, row[own_id + 1 :], strict=True))
         if records and level == "IMAGE":
-            path, sop_class, uid, syntax, size = row[2:7]
+            path, sop_class, uid, syntax, size = row[1 + depth : 6 + depth]
             candidate["__record__"] = InstanceRecord(
                 path,
                 sop_class,
@@ -617,7 +575,7 @@ def _page(
                 candidate.get("SeriesInstanceUID", ""),
             )
         if computed:
-            candidate.update(_computed(conn, level, row[-1], computed))
+            candidate.update(_computed(conn, level, row[own_id], computed))
         page.append(candidate)
     return page
 

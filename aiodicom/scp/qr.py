@@ -146,8 +146,10 @@ class QueryRetrieveScp(StoreScp):
         from aiodicom.archive import unsupported_keys
 
         # 0xFF01 tells the requestor that some optional keys were not matched nor returned
-        partial = bool(unsupported_keys(query, context.model))
-        async for identifier in self.archive.find(query, context.model, raw=True):
+        unsupported = unsupported_keys(query, context.model)
+        partial = bool(unsupported)
+        found = self.archive.index.find(query, context.model, raw=True, unsupported=unsupported)
+        async for identifier in found:
             yield (identifier, 0xFF01) if partial else identifier
 
     async def _archive_worklist(self, query: Dataset, context: QueryContext) -> AsyncIterator[Any]:

@@ -52,6 +52,8 @@ class QueryModel(StrEnum):
     @classmethod
     def parse(cls, value: str | QueryModel) -> QueryModel:
         """Accepts ``study_root``, ``StudyRoot``, ``STUDY-ROOT``..."""
+        if isinstance(value, QueryModel):
+            return value  # asked on every query: no text to normalise
         return cls(normalize_option(str(value), [m.value for m in cls], "query model"))
 
     @property

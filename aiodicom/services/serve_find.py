@@ -142,8 +142,11 @@ async def serve_find(
                     command = commands[pending] = encode_command(
                         Command.c_find_rsp(request, pending, has_dataset=True)
                     )
-                # matches yielded together go out together (a page of the archive's: one system call)
-                await assoc.send_soon(context_id, command, data)
+                if count:
+                    # matches yielded together go out together (a page of the archive's: one system call)
+                    await assoc.send_soon(context_id, command, data)
+                else:  # the first at once: the requestor works on it while the rest are made
+                    await assoc.send(context_id, command, data)
                 count += 1
                 if assoc.take_cancel(request.message_id or 0):
                     status = Status.CANCEL

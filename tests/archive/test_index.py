@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 
 import aiodicom
 from aiodicom import FindScu
-from aiodicom.archive import INDEX_NAME, Archive, QueryError, index as index_module
+from aiodicom.archive import INDEX_NAME, Archive, QueryError, index as index_module, select as select_module
 from aiodicom.scp.store import StoreScp
 from aiodicom.services.query import decode_identifier, encode_identifier
 from aiodicom.services.store import StoredInstance
@@ -267,6 +267,62 @@ async def test_pages_of_rows(out_dir: Path, qr_data: QrData, monkeypatch: pytest
         ]
         assert sorted(got) == sorted(i.sop_instance_uid for i in qr_data.all_instances())
         assert len(await uids(archive, {"QueryRetrieveLevel": "SERIES", "Modality": "MR"})) == 5
+
+
+async def test_only_the_levels_a_query_needs_are_read(
+    out_dir: Path, qr_data: QrData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query reads the attributes of the levels holding its keys (UIDs and PatientID from their own
+    columns otherwise): the answers are the same as when every level is read, raw or as Datasets."""
+    a = qr_data.a
+    queries: list[tuple[dict[str, Any], str]] = [
+        (
+            {
+                "QueryRetrieveLevel": "IMAGE",
+                "StudyInstanceUID": a.study_instance_uid,
+                "SeriesInstanceUID": "",
+                "SOPInstanceUID": "",
+                "InstanceNumber": "",
+            },
+            "study_root",
+        ),
+        ({"QueryRetrieveLevel": "IMAGE", "SOPInstanceUID": "", "PatientID": ""}, "study_root"),
+        ({"QueryRetrieveLevel": "SERIES", "SeriesInstanceUID": "", "Modality": "MR"}, "study_root"),
+        ({"QueryRetrieveLevel": "SERIES", "SeriesInstanceUID": "", "PatientName": ""}, "study_root"),
+        (
+            {
+                "QueryRetrieveLevel": "STUDY",
+                "StudyInstanceUID": "",
+                "PatientID": "",
+                "NumberOfStudyRelatedInstances": "",
+            },
+            "study_root",
+        ),
+        ({"QueryRetrieveLevel": "STUDY", "PatientID": a.patient_id, "StudyInstanceUID": ""}, "patient_root"),
+        ({"QueryRetrieveLevel": "PATIENT", "PatientID": ""}, "patient_root"),
+    ]
+    every = select_module._columns
+    async with Archive(out_dir) as archive:
+        answers = []
+        for read_all in (False, True):
+            if read_all:
+                monkeypatch.setattr(
+                    select_module, "_columns", lambda level, attrs, needed: every(level, attrs, None)
+                )
+            got = []
+            for query, model in queries:
+                for raw in (False, True):
+                    found_ = archive.index.find(identifier(query), model, raw=raw)
+                    got.append([dict(r.elements) if raw else r for r in [x async for x in found_]])
+            answers.append(got)
+        assert answers[0] == answers[1]
+        assert all(answers[0][::2]), "every query matches something"
+    chosen, columns, _ = every(
+        "IMAGE",
+        ("p.attrs", "s.attrs", "se.attrs", "i.attrs"),
+        {"StudyInstanceUID", "SOPInstanceUID", "InstanceNumber"},
+    )
+    assert chosen == ["NULL", "NULL", "NULL", "i.attrs"] and columns == ("StudyInstanceUID",)
 
 
 def _stats_from_files(out_dir: Path) -> int:
