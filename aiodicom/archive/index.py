@@ -51,6 +51,8 @@ INDEX_NAME = ".index.sqlite"
 SCHEMA_VERSION = "1"
 _PAGE = 256
 _FIRST_PAGE = 4
+#: SQLite steps (thousands) a first page may take on the event loop's thread: about a millisecond.
+_LOOP_BUDGET = 20
 _BATCH = 500
 _T = TypeVar("_T")
 
@@ -102,6 +104,8 @@ class ArchiveIndex:
         self.pn_ignore_case = pn_ignore_case
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        #: A read-only connection of the event loop's thread, for a query's first page (see _on_loop).
+        self._loop_conn: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------------------------------- thread
 
@@ -110,6 +114,31 @@ class ArchiveIndex:
             raise RuntimeError("the archive index is not open: await open() first")
         conn = self._conn
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    def _on_loop(self, fn: Callable[[sqlite3.Connection], _T]) -> _T | None:
+        """``fn`` run here, on the event loop's thread, if it reads what it needs within a small budget of
+        SQLite steps (about a millisecond); None when it could not (too long, the index busy, another
+        thread): the caller runs it in the index's thread. A worker thread's wake-up and answer cost
+        0.25 ms here, more than a query's first page: a requestor waits for that page."""
+        conn = self._loop_conn
+        try:
+            if conn is None:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+                conn.execute("PRAGMA query_only=ON")
+                self._loop_conn = conn
+            steps = [_LOOP_BUDGET]
+
+            def tick() -> bool:
+                steps[0] -= 1
+                return steps[0] < 0  # True interrupts the statement
+
+            conn.set_progress_handler(tick, 1000)
+            try:
+                return fn(conn)
+            finally:
+                conn.set_progress_handler(None, 0)
+        except sqlite3.Error:  # interrupted, busy, or a connection of another thread
+            return None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
@@ -177,6 +206,10 @@ class ArchiveIndex:
     async def close(self) -> None:
         """Close the connection and stop the index's thread."""
         executor, conn = self._executor, self._conn
+        if self._loop_conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._loop_conn.close()
+            self._loop_conn = None
         if executor is None:
             return
         if conn is not None:
@@ -491,25 +524,31 @@ class ArchiveIndex:
 
         parents: dict[str, dict[str, Any]] = {}  # used by one page's read at a time
 
-        def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
-            read = functools.partial(
-                _page,
-                parents=parents,
-                columns=columns,
-                sql=sql,
-                params=params,
-                last=last,
-                level=level,
-                computed=computed,
-                size=size,
-                records=records,
-            )
-            return asyncio.ensure_future(self._run(read))
+        read_page = functools.partial(
+            _page,
+            parents=parents,
+            columns=columns,
+            sql=sql,
+            params=params,
+            level=level,
+            computed=computed,
+            records=records,
+        )
 
-        # a short first page: the first answers go out at once; each page after is 4 times the one before
-        # (up to _PAGE), so it is read in less time than the requestor takes to read the one before it
+        def fetch(last: int, size: int) -> asyncio.Future[list[dict[str, Any]]]:
+            return asyncio.ensure_future(self._run(functools.partial(read_page, last=last, size=size)))
+
+        # a short first page, read here when it is quick: the first answers go out at once; each page
+        # after is 4 times the one before (up to _PAGE), so it is read in the index's thread in less time
+        # than the requestor takes to read the one before it
         size = _FIRST_PAGE
-        ahead: asyncio.Future[list[dict[str, Any]]] | None = fetch(0, size)
+        first = self._on_loop(functools.partial(read_page, last=0, size=size))
+        ahead: asyncio.Future[list[dict[str, Any]]] | None
+        if first is None:
+            ahead = fetch(0, size)
+        else:
+            ahead = asyncio.get_running_loop().create_future()
+            ahead.set_result(first)
         try:
             while ahead is not None:
                 page = await ahead

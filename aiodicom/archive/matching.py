@@ -92,6 +92,7 @@ class QueryError(QueryRejected, ValueError):
         QueryRejected.__init__(self, status, message)
 
 
+@lru_cache(maxsize=4096)  # asked several times per key of every query; tags come from peers: bounded
 def keyword_of(tag: int) -> str:
     """The keyword of ``tag``, or ``GGGGEEEE`` for a private or unknown tag."""
     return keyword_for_tag(tag) or f"{tag:08X}"
@@ -112,7 +113,7 @@ def query_keys(query: Dataset) -> Iterable[DataElement]:
         tag = int(elem.tag)
         if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
             continue
-        if keyword_for_tag(tag) in NOT_MATCHED:
+        if keyword_of(tag) in NOT_MATCHED:
             continue
         yield elem
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,33 @@ async def test_only_the_levels_a_query_needs_are_read(
         {"StudyInstanceUID", "SOPInstanceUID", "InstanceNumber"},
     )
     assert chosen == ["NULL", "NULL", "NULL", "i.attrs"] and columns == ("StudyInstanceUID",)
+
+
+async def test_a_quick_first_page_is_read_on_the_loop(
+    out_dir: Path, qr_data: QrData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query's first page is read on the event loop's thread when it takes few SQLite steps (no thread
+    hop before the first answer); one that takes more is interrupted and read in the index's thread; the
+    answers are the same. The later pages are read in the index's thread."""
+    real = index_module._page
+    where: list[str] = []
+
+    def page(*args: Any, **kwargs: Any) -> Any:
+        where.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "_page", page)
+    query = {"QueryRetrieveLevel": "IMAGE", "SOPInstanceUID": "", "InstanceNumber": ""}
+    async with Archive(out_dir) as archive:
+        quick = [r.SOPInstanceUID for r in await found(archive, query)]
+        assert where[0] == threading.current_thread().name
+        assert where[1:] and all(name.startswith("aiodicom-index") for name in where[1:])
+        where.clear()
+        monkeypatch.setattr(index_module, "_LOOP_BUDGET", 0)
+        slow = [r.SOPInstanceUID for r in await found(archive, query)]
+        assert where[0] == threading.current_thread().name  # tried, interrupted
+        assert all(name.startswith("aiodicom-index") for name in where[1:]) and len(where) >= 2
+    assert quick == slow and len(quick) == len(list(qr_data.all_instances()))
 
 
 def _stats_from_files(out_dir: Path) -> int:
