@@ -12,7 +12,7 @@ from aiodicom.dimse.commands import (
     decode_command,
     encode_command,
 )
-from aiodicom.dimse.fragment import DEFAULT_MAX_SEND_PDU, fragment, max_pdv_value
+from aiodicom.dimse.fragment import DEFAULT_MAX_SEND_PDU, fragment, max_pdv_value, message_pdvs
 from aiodicom.dimse.status import (
     N_SERVICE_STATUSES,
     SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
@@ -51,5 +51,6 @@ __all__ = [
     "is_success",
     "is_warning",
     "max_pdv_value",
+    "message_pdvs",
     "status_name",
 ]

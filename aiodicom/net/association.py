@@ -27,6 +27,7 @@ from aiodicom.dimse import (
     encode_command,
     fragment,
     max_pdv_value,
+    message_pdvs,
 )
 from aiodicom.dimse.refusal import wrong_context
 from aiodicom.dimse.sink import DatasetSink, DiscardSink, MemorySink
@@ -514,10 +515,11 @@ class Association(ServiceCalls):
             raise NoAcceptableContext(f"presentation context {context_id} was not accepted")
         encoded = command if isinstance(command, bytes) else encode_command(command)
         async with self._send_lock:
-            buffers = fragment(context_id, True, encoded, self._max_value)
             small = isinstance(dataset, bytes | bytearray | memoryview) and len(dataset) <= DRAIN_EVERY
-            if small:  # a small data set goes out with its command in one write: one system call
-                buffers += fragment(context_id, False, dataset, self._max_value)  # type: ignore[arg-type]
+            if small:  # a small data set goes out with its command in one write (one PDU when it fits)
+                buffers = message_pdvs(context_id, encoded, dataset, self._max_value)  # type: ignore[arg-type]
+            else:
+                buffers = fragment(context_id, True, encoded, self._max_value)
             self.write_pdvs(buffers)
             if dataset is not None:
                 await (self.drain() if small else send_data_set(self, context_id, dataset, self._max_value))
@@ -535,9 +537,8 @@ class Association(ServiceCalls):
         if not self._deferred:
             asyncio.get_running_loop().call_soon(self._flush_deferred)
         encoded = command if isinstance(command, bytes) else encode_command(command)
-        self._deferred += fragment(context_id, True, encoded, self._max_value)
+        self._deferred += message_pdvs(context_id, encoded, dataset, self._max_value)
         if dataset is not None:
-            self._deferred += fragment(context_id, False, dataset, self._max_value)
             self._deferred_bytes += len(dataset)
         if self._deferred_bytes >= _DEFER_LIMIT:
             self.write_pdvs([])

@@ -121,3 +121,32 @@ def test_same_pdus_as_pynetdicom(max_pdu: int) -> None:
     max_value = max_pdv_value(max_pdu) if max_pdu else len(dataset)
     ours = fragment(3, True, encode_command(command), max_value) + fragment(3, False, dataset, max_value)
     assert b"".join(bytes(b) for b in ours) == theirs
+
+
+@pytest.mark.parametrize(
+    ("command", "data", "max_value", "pdus"),
+    [(90, 150, 16372, 1), (90, 16276, 16372, 1), (90, 16277, 16372, 2), (90, 40000, 16372, 4)],
+)
+def test_a_small_message_is_one_pdata_with_two_pdvs(
+    command: int, data: int, max_value: int, pdus: int
+) -> None:
+    """Command and data set share a P-DATA-TF when both fit the peer's maximum; the bytes decode to the
+    same PDVs (command first, each flagged last) either way."""
+    from aiodicom.dimse import message_pdvs
+    from aiodicom.ul.pdu import decode_pdu
+
+    cmd, ds = bytes(range(command)), bytes(i % 251 for i in range(data))
+    wire = b"".join(bytes(b) for b in message_pdvs(7, cmd, ds, max_value))
+    decoded, offset = [], 0
+    while offset < len(wire):
+        length = int.from_bytes(wire[offset + 2 : offset + 6], "big")
+        assert length <= max_value + 6  # the peer's maximum PDU length
+        decoded.append(decode_pdu(wire[offset : offset + 6 + length]))
+        offset += 6 + length
+    assert len(decoded) == pdus
+    pdvs = [pdv for pdu in decoded for pdv in pdu.pdvs]
+    assert b"".join(bytes(p.data) for p in pdvs if p.is_command) == cmd
+    assert b"".join(bytes(p.data) for p in pdvs if not p.is_command) == ds
+    assert [p.is_last for p in pdvs if p.is_command][-1] and pdvs[-1].is_last and not pdvs[-1].is_command
+    assert all(p.context_id == 7 for p in pdvs)
+    assert message_pdvs(7, cmd, None, max_value) == fragment(7, True, cmd, max_value)
