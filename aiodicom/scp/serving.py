@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # the services load pydicom: imported when a request comes, n
     from aiodicom.storage.s3 import S3Bucket
 
 _SERVICES = ("find", "worklist", "get", "move")
+#: The default of :attr:`QueryServices.pending_interval`: services.serve_retrieve's DEFAULT_PENDING_INTERVAL,
+#: not imported here (that module loads pydicom, which an idle receiver does not).
+PENDING_INTERVAL = 0.1
 _COMMANDS = {
     "find": CommandField.C_FIND_RQ,
     "worklist": CommandField.C_FIND_RQ,
@@ -114,7 +117,6 @@ class QueryServices(NServices):
         pending_interval: float | None = None,
     ) -> None:
         """Set up (from the server's constructor, once its policy is made)."""
-        from aiodicom.services.serve_retrieve import DEFAULT_PENDING_INTERVAL
 
         self._base_policy = self.policy
         self._query_handlers: dict[str, QueryHandler] = {}
@@ -126,7 +128,7 @@ class QueryServices(NServices):
         #: Seconds between two pending C-GET/C-MOVE responses (one after the first sub-operation, then at
         #: most one per interval; 0: one after every sub-operation). Pending responses are optional
         #: (PS3.4 C.4.2.3, C.4.3.3), and each costs both sides a message per instance.
-        self.pending_interval = DEFAULT_PENDING_INTERVAL if pending_interval is None else pending_interval
+        self.pending_interval = PENDING_INTERVAL if pending_interval is None else pending_interval
         if self.pending_interval < 0:
             raise ValueError(f"pending_interval is 0 or more seconds, not {self.pending_interval}")
         self._transcoder: Transcoder | None = None

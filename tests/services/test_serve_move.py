@@ -180,3 +180,14 @@ async def test_dcmtk_movescu_into_dcmtk_storescp(tmp_path: Path, qr_data: QrData
             del source[0xFFFCFFFC]
         assert set(arrived.keys()) == set(source.keys())
         assert all(arrived[e.tag] == e for e in source)
+
+
+def test_the_servers_default_pending_interval_is_the_services() -> None:
+    from aiodicom.scp.serving import PENDING_INTERVAL
+    from aiodicom.services.serve_retrieve import DEFAULT_PENDING_INTERVAL, RetrieveSettings
+
+    assert (
+        PENDING_INTERVAL
+        == DEFAULT_PENDING_INTERVAL
+        == RetrieveSettings.__dataclass_fields__["pending_interval"].default
+    )
