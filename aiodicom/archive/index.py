@@ -39,7 +39,7 @@ from aiodicom.dataset.identifier import Identifier
 from aiodicom.services.query import MODEL_LEVELS, UNIQUE_KEYS, QueryModel
 
 from .entries import Entry, read_entry, walk_files
-from .keys import COMPUTED, check_query, unsupported_keys
+from .keys import COMPUTED, COMPUTED_KEYWORDS, check_query, unsupported_keys
 from .matching import build_response, identifier_builder, keyword_of, match, prepare
 from .select import _ORDER, _select
 
@@ -498,7 +498,7 @@ class ArchiveIndex:
         at the query's level (keys below that level are refused with QueryError, computed keys are not
         matched), in the order they were indexed."""
         model, level = check_query(query, model, retrieve=True)
-        skip = set(unsupported_keys(query, model)) | {kw for kws in COMPUTED.values() for kw in kws}
+        skip = set(unsupported_keys(query, model)) | COMPUTED_KEYWORDS
         asked = _without(query, skip)
         prepared = prepare(asked)
         sql, params, _, _ = _select(asked, model, "IMAGE", level)
@@ -518,9 +518,9 @@ class ArchiveIndex:
         columns: tuple[str, ...] = (),
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Rows of ``level`` (joined with their ancestors) that pass the SQL prefilter (``_select``), a page
-        at a time (with their InstanceRecord when ``records``); the next page is read in the index's thread
-        while this one is answered (a requestor is never left waiting for a page that could have been
-        read)."""
+        at a time (with their InstanceRecord when ``records``); the first on the loop's thread when it is
+        quick (:meth:`_on_loop`), each next one in the index's thread while this one is answered (a
+        requestor is never left waiting for a page that could have been read)."""
 
         parents: dict[str, dict[str, Any]] = {}  # used by one page's read at a time
 

@@ -71,6 +71,8 @@ COMPUTED: dict[str, tuple[str, ...]] = {
     "SERIES": ("NumberOfSeriesRelatedInstances",),
     "IMAGE": (),
 }
+#: Every computed keyword, whatever its level.
+COMPUTED_KEYWORDS = frozenset(kw for kws in COMPUTED.values() for kw in kws)
 _ORDER = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _LEVEL = {kw: level for level in _ORDER for kw in (*LEVEL_KEYS[level], *COMPUTED[level])}
 SUPPORTED = frozenset(_LEVEL) | NOT_MATCHED

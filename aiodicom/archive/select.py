@@ -10,7 +10,7 @@ from pydicom import Dataset
 from aiodicom.dataset.values import tag_string
 from aiodicom.services.query import QueryModel
 
-from .keys import _LEVEL, COMPUTED, level_of
+from .keys import _LEVEL, COMPUTED_KEYWORDS, level_of
 from .matching import keyword_of, query_keys
 
 _JOINS = {
@@ -94,8 +94,7 @@ def _columns(
     with them)."""
     if needed is None or not all(keyword in _LEVEL for keyword in needed):
         return list(attrs), (), ""
-    computed = {kw for kws in COMPUTED.values() for kw in kws}
-    read = {_LEVEL[kw] for kw in needed if kw not in _KEY_COLUMNS and kw not in computed}
+    read = {_LEVEL[kw] for kw in needed if kw not in _KEY_COLUMNS and kw not in COMPUTED_KEYWORDS}
     joined = _ORDER[: _ORDER.index(level) + 1]
     chosen = [column if lv in read else "NULL" for lv, column in zip(joined, attrs, strict=True)]
     own = tuple(
