@@ -9,6 +9,7 @@ be left in ``.incoming``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import struct
 import time
@@ -94,6 +95,20 @@ async def test_500_associations_from_store_scu(scp: StoreScp) -> None:
         peak = max(peak, len(scp.associations))
 
     scp.on_connection(count)
+    crowd = asyncio.Event()
+
+    async def hold(tags: dict[str, str]) -> dict[str, str]:
+        # Each association's instances wait (10 s at most) until half of the associations are open at
+        # once: the point is that many at once, and senders this quick finish early on some runs (a CI run
+        # peaked at 202, its first associations done before the last ones connected).
+        count(None)
+        if peak >= ASSOCIATIONS // 2:
+            crowd.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(crowd.wait(), 10)
+        return tags
+
+    scp.on_before_store(hold)
     started = time.monotonic()
     result = await asyncio.wait_for(scu.send(), 60)
     took = time.monotonic() - started
